@@ -1,0 +1,233 @@
+"""Conditions: compiled once at load time into plain closures, evaluated many times.
+
+A condition is ``{all: [...]}``, ``{any: [...]}``, ``{not: condition}`` or a field test
+``{customer.orders_count: {at_least: 2}}``. Compiling checks every field, operator and value
+and reports problems with the path to the offending node, so the linter can name its line.
+"""
+from __future__ import annotations
+
+import difflib
+import operator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Callable
+
+from plugin.engine.fields import BOOL, DATE, DURATION, FIELDS, LIST, MONEY, NUMBER, TEXT, Context
+from plugin.engine.values import parse_duration, parse_money
+
+Path = tuple  # keys and indexes from the rule down to a node
+
+_ORDERED = (NUMBER, MONEY, DURATION)
+OPERATORS: dict[str, tuple[str, ...]] = {
+    "equals": (NUMBER, MONEY, TEXT, BOOL, DURATION),
+    "not_equals": (NUMBER, MONEY, TEXT, BOOL, DURATION),
+    "greater_than": _ORDERED,
+    "at_least": _ORDERED,
+    "less_than": _ORDERED,
+    "at_most": _ORDERED,
+    "between": _ORDERED,
+    "in": (TEXT, NUMBER),
+    "not_in": (TEXT, NUMBER),
+    "contains": (LIST,),
+    "not_contains": (LIST,),
+    "contains_any": (LIST,),
+    "exists": (NUMBER, MONEY, TEXT, BOOL, LIST, DURATION, DATE),
+}
+_CMP = {
+    "equals": operator.eq,
+    "not_equals": operator.ne,
+    "greater_than": operator.gt,
+    "at_least": operator.ge,
+    "less_than": operator.lt,
+    "at_most": operator.le,
+}
+_EXAMPLE = {NUMBER: "2", MONEY: "'50 USD'", DURATION: "'30d'", TEXT: "'gold'", BOOL: "true", LIST: "'summer'"}
+
+
+class ConditionProblem(Exception):
+    def __init__(self, path: Path, message: str):
+        self.path = path
+        self.message = message
+        super().__init__(message)
+
+
+def did_you_mean(word: str, choices) -> str:
+    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+@dataclass(frozen=True)
+class Leaf:
+    field: str
+    op: str
+    expected: Any
+    get: Callable[[Context], Any]
+    test: Callable[[Context], bool]
+
+    def describe(self) -> str:
+        return f"{self.field} {self.op} {_show(self.expected)}"
+
+
+@dataclass(frozen=True)
+class Group:
+    kind: str  # all | any | not
+    children: tuple
+    test: Callable[[Context], bool]
+
+
+def _show(v) -> str:
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_show(x) for x in v) + "]"
+    if v is None:
+        return "(none)"
+    if hasattr(v, "total_seconds"):
+        secs = int(v.total_seconds())
+        return f"{secs // 86400}d" if secs % 86400 == 0 else f"{secs // 3600}h" if secs % 3600 == 0 else f"{secs // 60}m"
+    return str(v)
+
+
+def _literal(ftype: str, value, path: Path, name: str):
+    """The typed literal for comparing with a field of ``ftype``; raises ConditionProblem."""
+    try:
+        if ftype == MONEY:
+            return parse_money(value)
+        if ftype == DURATION:
+            return parse_duration(value)
+        if ftype == NUMBER:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"{name} compares numbers: write a number such as 2, not {value!r}")
+            return value if isinstance(value, int) else Decimal(str(value))
+        if ftype == BOOL:
+            if not isinstance(value, bool):
+                raise ValueError(f"{name} is yes/no: write true or false, not {value!r}")
+            return value
+        if isinstance(value, (dict, list)):
+            raise ValueError(f"expected a single value, not {type(value).__name__}")
+        return str(value)
+    except ValueError as exc:
+        raise ConditionProblem(path, str(exc)) from None
+
+
+def _compare(get, op, lit, ftype):
+    cmp = _CMP[op]
+    if ftype == MONEY:
+        amount, currency = lit.amount, lit.currency
+
+        def test(c):
+            m = get(c)
+            if m is None or m.currency != currency:
+                return op == "not_equals"
+            return cmp(m.amount, amount)
+        return test
+    if op == "not_equals":
+        return lambda c: get(c) != lit
+
+    def test(c):
+        v = get(c)
+        return v is not None and cmp(v, lit)
+    return test
+
+
+def _leaf(fname: str, op: str, value, path: Path) -> Leaf:
+    f = FIELDS[fname]
+    get = f.get
+    allowed = OPERATORS[op]
+    if f.type not in allowed:
+        hint = " (use contains)" if f.type == LIST and op in ("equals", "in") else ""
+        if f.type == DATE:
+            hint = " (a date field only supports exists; use the matching since_ duration field to compare)"
+        raise ConditionProblem(path, f"operator {op!r} does not apply to {fname}, which is a {f.type} field{hint}")
+    if op == "exists":
+        if not isinstance(value, bool):
+            raise ConditionProblem(path, f"exists takes true or false, not {value!r}")
+        if f.type == LIST:
+            test = (lambda c: bool(get(c))) if value else (lambda c: not get(c))
+        else:
+            test = (lambda c: get(c) is not None) if value else (lambda c: get(c) is None)
+        return Leaf(fname, op, value, get, test)
+    if op == "between":
+        if not isinstance(value, list) or len(value) != 2:
+            raise ConditionProblem(path, f"between takes a list of two values, e.g. [{_EXAMPLE[f.type]}, {_EXAMPLE[f.type]}]")
+        lo, hi = (_literal(f.type, v, path + (i,), op) for i, v in enumerate(value))
+        if f.type == MONEY and lo.currency != hi.currency:
+            raise ConditionProblem(path, f"between: both amounts need the same currency, got {lo} and {hi}")
+        if (lo.amount > hi.amount) if f.type == MONEY else lo > hi:
+            raise ConditionProblem(path, f"between: the lower bound {_show(lo)} is above the upper bound {_show(hi)}")
+        t_lo, t_hi = _compare(get, "at_least", lo, f.type), _compare(get, "at_most", hi, f.type)
+        return Leaf(fname, op, (lo, hi), get, lambda c: t_lo(c) and t_hi(c))
+    if op in ("in", "not_in"):
+        if not isinstance(value, list) or not value:
+            raise ConditionProblem(path, f"{op} takes a non-empty list, e.g. [{_EXAMPLE[f.type]}]")
+        members = frozenset(_literal(f.type, v, path + (i,), op) for i, v in enumerate(value))
+        if op == "in":
+            return Leaf(fname, op, tuple(value), get, lambda c: get(c) in members)
+        return Leaf(fname, op, tuple(value), get, lambda c: get(c) not in members)
+    if op in ("contains", "not_contains"):
+        item = _literal(TEXT, value, path, op)
+        if op == "contains":
+            return Leaf(fname, op, item, get, lambda c: item in (get(c) or ()))
+        return Leaf(fname, op, item, get, lambda c: item not in (get(c) or ()))
+    if op == "contains_any":
+        if not isinstance(value, list) or not value:
+            raise ConditionProblem(path, "contains_any takes a non-empty list, e.g. ['summer', 'beach']")
+        items = frozenset(_literal(TEXT, v, path + (i,), op) for i, v in enumerate(value))
+        return Leaf(fname, op, tuple(items), get, lambda c: not items.isdisjoint(get(c) or ()))
+    lit = _literal(f.type, value, path, op)
+    return Leaf(fname, op, lit, get, _compare(get, op, lit, f.type))
+
+
+def _all(tests):
+    if len(tests) == 1:
+        return tests[0]
+    if len(tests) == 2:
+        a, b = tests
+        return lambda c: a(c) and b(c)
+    return lambda c: all(t(c) for t in tests)
+
+
+def compile_condition(node, path: Path = ()):
+    """Compile a condition tree; raises ConditionProblem naming the bad node's path."""
+    if not isinstance(node, dict) or not node:
+        raise ConditionProblem(path, "a condition is a mapping: all, any, not, or a field with an operator")
+    if len(node) != 1:
+        raise ConditionProblem(path, f"a condition has exactly one key (all, any, not or a field), got {', '.join(map(str, node))}; wrap several in 'all:'")
+    (key, body), = node.items()
+    sub = path + (key,)
+    if key in ("all", "any"):
+        if not isinstance(body, list) or not body:
+            raise ConditionProblem(sub, f"{key} takes a non-empty list of conditions")
+        children = tuple(compile_condition(child, sub + (i,)) for i, child in enumerate(body))
+        tests = [ch.test for ch in children]
+        test = _all(tests) if key == "all" else (lambda c: any(t(c) for t in tests))
+        return Group(key, children, test)
+    if key == "not":
+        child = compile_condition(body, sub)
+        t = child.test
+        return Group("not", (child,), lambda c: not t(c))
+    if key not in FIELDS:
+        raise ConditionProblem(sub, f"unknown field {key!r}{did_you_mean(key, list(FIELDS) + ['all', 'any', 'not'])}")
+    if not isinstance(body, dict) or not body:
+        raise ConditionProblem(sub, f"{key} needs an operator, e.g. {{{next(o for o, t in OPERATORS.items() if FIELDS[key].type in t)}: ...}}")
+    leaves = []
+    for op, value in body.items():
+        if op not in OPERATORS:
+            raise ConditionProblem(sub + (op,), f"unknown operator {op!r}{did_you_mean(op, OPERATORS)}")
+        leaves.append(_leaf(key, op, value, sub + (op,)))
+    if len(leaves) == 1:
+        return leaves[0]
+    return Group("all", tuple(leaves), _all([lf.test for lf in leaves]))
+
+
+def trace(node, ctx: Context, depth: int = 0) -> tuple[bool, list[str]]:
+    """Evaluate with a human-readable line per node: what was tested and the value seen."""
+    pad = "  " * depth
+    if isinstance(node, Leaf):
+        ok = node.test(ctx)
+        actual = node.get(ctx)
+        return ok, [f"{pad}{'PASS' if ok else 'FAIL'} {node.describe()} (saw {_show(actual)})"]
+    results = [trace(ch, ctx, depth + 1) for ch in node.children]
+    ok = node.test(ctx)
+    lines = [f"{pad}{'PASS' if ok else 'FAIL'} {node.kind}:"]
+    for _, sub in results:
+        lines.extend(sub)
+    return ok, lines

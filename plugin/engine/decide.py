@@ -1,0 +1,264 @@
+"""``decide(event, state, rules, now) -> list[Decision]``: the pure heart of Keepwell.
+
+No I/O, no clock, no randomness: the caller passes ``now``, holdout groups are stable hashes.
+For each rule the event triggers, the gates run in a fixed, documented order:
+conditions -> delay (re-check later) -> limits -> consent -> priority -> holdout -> frequency cap.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta, timezone
+
+from plugin.engine.decisions import Decision, Kind, Reason, coupon_code, stable_percent
+from plugin.engine.fields import Context
+from plugin.engine.ruleset import Rule, RuleSet
+from plugin.engine.state import CustomerState
+from plugin.events import Event, Money
+
+#: Occasion reminders go out at this time of day (UTC) on their day.
+OCCASION_HOUR = time(9, 0, tzinfo=timezone.utc)
+
+
+def event_anchor(event: Event) -> str:
+    """What a touch is 'for': the same order or signup always gives the same anchor."""
+    if event.type == "timer":
+        return event.data["anchor"]
+    if event.order is not None:
+        return f"{event.type}:{event.order.id}"
+    if event.type == "customer.created":
+        return "customer.created"
+    if event.type == "referral.converted":
+        return f"referral:{event.data.get('order_id', event.id)}"
+    return f"{event.type}:{event.id}"
+
+
+def decision_key(shop: str, rule_id: str, customer_id: str, anchor: str) -> str:
+    return f"{shop}:{rule_id}:{customer_id}:{anchor}"
+
+
+def decide(event: Event, state: CustomerState, rules: RuleSet, now: datetime) -> list[Decision]:
+    """The decisions ``rules`` make for ``event``, given the customer's state after it."""
+    ctx = Context(event, state, now, rules.settings.referral_prefix)
+    if event.type == "timer":
+        return _on_timer(ctx, rules)
+    out = _schedule_timers(ctx, rules)
+    anchor = event_anchor(event)
+    passed = []
+    for rule in rules.by_event.get(event.type, ()):
+        result = _gate(rule, ctx, anchor, rules, delayed=False)
+        if isinstance(result, Decision):
+            out.append(result)
+        else:
+            passed.append(rule)
+    out.extend(_arbitrate(passed, ctx, anchor, rules))
+    return out
+
+
+def _decision(kind, rule: Rule, ctx: Context, anchor: str, rules: RuleSet, **kw) -> Decision:
+    return Decision(
+        kind=kind,
+        key=decision_key(ctx.event.shop, rule.id, ctx.state.customer_id, anchor),
+        shop=ctx.event.shop,
+        rule_id=rule.id,
+        customer_id=ctx.state.customer_id,
+        at=ctx.now,
+        event_id=ctx.event.id,
+        marketing=rule.marketing,
+        ruleset_version=rules.version,
+        **kw,
+    )
+
+
+def _timer(kind: Reason, rule: Rule, ctx: Context, anchor: str, rules: RuleSet, wake_at: datetime, event=None, detail="") -> Decision:
+    key = decision_key(ctx.event.shop, rule.id, ctx.state.customer_id, anchor)
+    data = {"kind": kind.value, "rule": rule.id, "anchor": anchor, "version": rules.version}
+    if event is not None:
+        data["event"] = event
+    timer = Event(id=f"{key}:{kind.value}", type="timer", shop=ctx.event.shop, customer_id=ctx.state.customer_id,
+                  occurred_at=wake_at, data=data)
+    return _decision(Kind.SCHEDULED, rule, ctx, anchor, rules, reason=kind, wake_at=wake_at, timer=timer, detail=detail)
+
+
+def _gate(rule: Rule, ctx: Context, anchor: str, rules: RuleSet, delayed: bool):
+    """A suppressed/scheduled Decision, or the rule itself when it may touch the customer."""
+    if rule.condition is not None and not rule.condition.test(ctx):
+        if delayed:
+            return _decision(Kind.SUPPRESSED, rule, ctx, anchor, rules, reason=Reason.CANCELLED,
+                             detail="conditions no longer hold when re-checked")
+        return _decision(Kind.SUPPRESSED, rule, ctx, anchor, rules, reason=Reason.CONDITIONS)
+    if rule.delay and not delayed:
+        return _timer(Reason.DELAY, rule, ctx, anchor, rules, ctx.now + rule.delay, event=ctx.event,
+                      detail=f"re-checked after the delay")
+    history = ctx.state.history.get(rule.id)
+    key = decision_key(ctx.event.shop, rule.id, ctx.state.customer_id, anchor)
+    if history is not None and key not in history.keys:
+        if rule.once_per_customer:
+            return _decision(Kind.SUPPRESSED, rule, ctx, anchor, rules, reason=Reason.LIMIT, detail="once per customer")
+        if rule.cooldown and ctx.now < history.last_at + rule.cooldown:
+            return _decision(Kind.SUPPRESSED, rule, ctx, anchor, rules, reason=Reason.LIMIT,
+                             detail=f"cooldown until {(history.last_at + rule.cooldown).isoformat()}")
+    if rule.marketing and not ctx.state.accepts_marketing:
+        return _decision(Kind.SUPPRESSED, rule, ctx, anchor, rules, reason=Reason.CONSENT,
+                         detail="customer has not opted in to marketing")
+    return rule
+
+
+def _arbitrate(passed: list[Rule], ctx: Context, anchor: str, rules: RuleSet) -> list[Decision]:
+    """Touch non-marketing rules; let only the highest-priority marketing rule through."""
+    out = []
+    winner = None
+    for rule in passed:  # rules are ordered by priority, highest first
+        if not rule.marketing:
+            out.append(_touch(rule, ctx, anchor, rules))
+        elif winner is None:
+            winner = rule
+        else:
+            out.append(_decision(Kind.SUPPRESSED, rule, ctx, anchor, rules, reason=Reason.PRIORITY,
+                                 detail=f"outranked by {winner.id}"))
+    if winner is None:
+        return out
+    if winner.holdout and stable_percent(ctx.event.shop, winner.id, ctx.state.customer_id) < winner.holdout:
+        out.append(_decision(Kind.SUPPRESSED, winner, ctx, anchor, rules, reason=Reason.HOLDOUT,
+                             detail=f"in the {winner.holdout}% control group"))
+        return out
+    free_at = _cap_free_at(ctx.state, ctx.now, rules, anchor, winner)
+    if free_at is None:
+        out.append(_touch(winner, ctx, anchor, rules))
+    elif rules.settings.frequency_cap.when_capped == "defer":
+        cap = rules.settings.frequency_cap
+        out.append(_decision(Kind.SUPPRESSED, winner, ctx, anchor, rules, reason=Reason.CAP,
+                             detail=f"{cap.touches} touches per {cap.per.days}d reached; deferred to {free_at.isoformat()}"))
+        original = ctx.event.data["event"] if ctx.event.type == "timer" and "event" in ctx.event.data else ctx.event
+        out.append(_timer(Reason.DEFERRED, winner, ctx, anchor, rules, free_at, event=original))
+    else:
+        cap = rules.settings.frequency_cap
+        out.append(_decision(Kind.SUPPRESSED, winner, ctx, anchor, rules, reason=Reason.CAP,
+                             detail=f"{cap.touches} touches per {cap.per.days}d reached; skipped"))
+    return out
+
+
+def _cap_free_at(state: CustomerState, now: datetime, rules: RuleSet, anchor: str, rule: Rule) -> datetime | None:
+    """None when a marketing touch is allowed now, else when the cap frees a slot."""
+    cap = rules.settings.frequency_cap
+    if cap is None:
+        return None
+    history = state.history.get(rule.id)
+    if history is not None and decision_key(state.shop, rule.id, state.customer_id, anchor) in history.keys:
+        return None  # this very touch was already counted
+    recent = [t for t in state.touches if now - cap.per < t <= now]
+    if len(recent) < cap.touches:
+        return None
+    return recent[-cap.touches] + cap.per
+
+
+def _touch(rule: Rule, ctx: Context, anchor: str, rules: RuleSet) -> Decision:
+    key = decision_key(ctx.event.shop, rule.id, ctx.state.customer_id, anchor)
+    actions = []
+    for i, a in enumerate(rule.actions):
+        kind = a["type"]
+        if kind == "coupon":
+            referral = a["referral"]
+            code = ctx.state.referral_code(rules.settings.referral_prefix) if referral else coupon_code(a["code_prefix"], key)
+            actions.append({
+                "type": "coupon",
+                "key": f"{key}:{i}",
+                "code": code,
+                "title": a["title"] or f"{rule.name} {code}",
+                "discount_type": a["discount_type"],
+                "value": a["value"],
+                "currency": a["currency"],
+                "expires_at": ctx.now + a["expires_in"] if a.get("expires_in") else None,
+                "starts_at": ctx.now,
+                "minimum_subtotal": a.get("minimum_subtotal"),
+                "products": a["products"],
+                "collections": a["collections"],
+                # a personal coupon is single use and only for this customer; a referral code is for friends
+                "customer_id": None if referral else ctx.state.customer_id,
+                "usage_limit": None if referral else 1,
+                "once_per_customer": True,
+            })
+        elif kind == "email":
+            actions.append({"type": "email", "key": f"{key}:{i}", "template": a["template"], "subject": a["subject"],
+                            "customer_id": ctx.state.customer_id, "to": ctx.state.email})
+        elif kind == "signal":
+            actions.append(_signal(a, ctx, key, i))
+        else:
+            actions.append({**a, "key": f"{key}:{i}"})
+    return _decision(Kind.TOUCH, rule, ctx, anchor, rules, actions=tuple(actions))
+
+
+def _signal(a: dict, ctx: Context, key: str, i: int) -> dict:
+    target = ctx.state.referred_by  # set by the fold, never the customer themself
+    order = ctx.order
+    data = {"friend_id": ctx.state.customer_id, "friend_email": ctx.state.email}
+    if order is not None:
+        data["order_id"] = order.id
+        data["order_total"] = {"amount": str(order.total.amount), "currency": order.total.currency}
+    return {"type": "signal", "key": f"{key}:{i}", "event": a["event"], "customer_id": target, "data": data}
+
+
+# --- time-based triggers ----------------------------------------------------------------------
+
+def next_occasion(day: date, now: datetime, before: timedelta) -> tuple[date, datetime]:
+    """The next (date, wake time) of a yearly occasion whose reminder is still ahead of ``now``."""
+    for year in (now.year, now.year + 1, now.year + 2):
+        try:
+            occ = day.replace(year=year)
+        except ValueError:  # 29 February in a common year
+            occ = date(year, 2, 28)
+        wake = datetime.combine(occ, OCCASION_HOUR) - before
+        if wake > now:
+            return occ, wake
+    raise AssertionError("unreachable: a later year always exists")
+
+
+def _same_day_of_year(day: date, occ: date) -> bool:
+    return (day.month, day.day) == (occ.month, occ.day) or ((day.month, day.day) == (2, 29) and (occ.month, occ.day) == (2, 28))
+
+
+def _schedule_timers(ctx: Context, rules: RuleSet) -> list[Decision]:
+    out = []
+    event, state = ctx.event, ctx.state
+    if event.type == "order.paid" and event.order is not None and state.last_order_id == event.order.id:
+        for rule in rules.lapse_rules:
+            anchor = f"lapse:{state.last_order_id}"
+            out.append(_timer(Reason.LAPSE, rule, ctx, anchor, rules, state.last_order_at + rule.trigger.after))
+    if event.customer is not None:
+        out.extend(_occasion_timers(ctx, rules))
+    return out
+
+
+def _occasion_timers(ctx: Context, rules: RuleSet) -> list[Decision]:
+    out = []
+    for rule in rules.occasion_rules:
+        day = getattr(ctx.state, rule.trigger.occasion)
+        if day is None:
+            continue
+        occ, wake = next_occasion(day, ctx.now, rule.trigger.before)
+        out.append(_timer(Reason.OCCASION, rule, ctx, f"{rule.trigger.occasion}:{occ.isoformat()}", rules, wake))
+    return out
+
+
+def _on_timer(ctx: Context, rules: RuleSet) -> list[Decision]:
+    data = ctx.event.data
+    rule = rules.by_id.get(data["rule"])
+    anchor = data["anchor"]
+    if rule is None or not rule.enabled:
+        return []  # the rule was removed or switched off since the timer was set
+    kind = data["kind"]
+    out = []
+    if kind == Reason.LAPSE.value:
+        if f"lapse:{ctx.state.last_order_id}" != anchor:
+            return [_decision(Kind.SUPPRESSED, rule, ctx, anchor, rules, reason=Reason.CANCELLED,
+                              detail="the customer ordered again")]
+    elif kind == Reason.OCCASION.value:
+        day = getattr(ctx.state, rule.trigger.occasion)
+        if day is None or not _same_day_of_year(day, date.fromisoformat(anchor.split(":", 1)[1])):
+            return [_decision(Kind.SUPPRESSED, rule, ctx, anchor, rules, reason=Reason.CANCELLED,
+                              detail=f"the {rule.trigger.occasion} changed")]
+        out.extend(_occasion_timers(ctx, rules))  # and next year's
+    if "event" in data:  # a delayed or deferred touch: re-check against the original event
+        ctx = Context(data["event"], ctx.state, ctx.now, ctx.referral_prefix)
+    result = _gate(rule, ctx, anchor, rules, delayed=True)
+    if isinstance(result, Decision):
+        return out + [result]
+    return out + _arbitrate([rule], ctx, anchor, rules)

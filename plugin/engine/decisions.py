@@ -1,0 +1,121 @@
+"""Decisions: plain, serializable data with deterministic keys."""
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass, replace
+from datetime import datetime
+from decimal import Decimal
+from enum import Enum
+
+from plugin.events import Event, Money, event_from_dict, event_to_dict, parse_time
+
+
+class Kind(str, Enum):
+    TOUCH = "touch"  # act: the actions run, in order
+    SUPPRESSED = "suppressed"  # a rule wanted this customer but did not touch them; reason says why
+    SCHEDULED = "scheduled"  # feed ``timer`` back into decide() at ``wake_at``
+
+
+class Reason(str, Enum):
+    CONDITIONS = "conditions"  # the rule's conditions did not hold
+    CANCELLED = "cancelled"  # conditions re-checked after a delay or timer no longer held
+    LIMIT = "limit"  # once per customer, or the rule's cooldown
+    CONSENT = "consent"  # a marketing touch for a customer who did not opt in
+    HOLDOUT = "holdout"  # the customer is in the rule's control group
+    PRIORITY = "priority"  # a higher-priority rule touched the customer for the same event
+    CAP = "cap"  # the shop-wide frequency cap was reached
+    # scheduled reasons
+    DELAY = "delay"
+    LAPSE = "lapse"
+    OCCASION = "occasion"
+    DEFERRED = "deferred"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    kind: str
+    key: str  # (shop, rule, customer, anchor): the same touch always has the same key
+    shop: str
+    rule_id: str
+    customer_id: str
+    at: datetime
+    event_id: str
+    marketing: bool = False
+    actions: tuple = ()
+    reason: str | None = None
+    detail: str = ""
+    wake_at: datetime | None = None
+    timer: Event | None = None
+    ruleset_version: str = ""
+
+    def to_dict(self) -> dict:
+        d = {
+            "kind": str(self.kind.value if isinstance(self.kind, Enum) else self.kind),
+            "key": self.key,
+            "shop": self.shop,
+            "rule_id": self.rule_id,
+            "customer_id": self.customer_id,
+            "at": self.at.isoformat(),
+            "event_id": self.event_id,
+            "marketing": self.marketing,
+            "actions": [_plain(a) for a in self.actions],
+            "reason": str(self.reason.value) if isinstance(self.reason, Enum) else self.reason,
+            "detail": self.detail,
+            "ruleset_version": self.ruleset_version,
+        }
+        if self.wake_at is not None:
+            d["wake_at"] = self.wake_at.isoformat()
+            d["timer"] = event_to_dict(self.timer)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Decision":
+        return cls(
+            kind=d["kind"],
+            key=d["key"],
+            shop=d["shop"],
+            rule_id=d["rule_id"],
+            customer_id=d["customer_id"],
+            at=parse_time(d["at"]),
+            event_id=d["event_id"],
+            marketing=d.get("marketing", False),
+            actions=tuple(d.get("actions", ())),
+            reason=d.get("reason"),
+            detail=d.get("detail", ""),
+            wake_at=parse_time(d.get("wake_at")),
+            timer=event_from_dict(d["timer"]) if d.get("timer") else None,
+            ruleset_version=d.get("ruleset_version", ""),
+        )
+
+
+def _plain(v):
+    """JSON-ready copy of an action: money and times as strings."""
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    if isinstance(v, Money):
+        return {"amount": str(v.amount), "currency": v.currency}
+    if isinstance(v, Decimal):
+        return str(v)
+    if isinstance(v, datetime):
+        return v.isoformat()
+    if hasattr(v, "total_seconds"):
+        return int(v.total_seconds())
+    return v
+
+
+def coupon_code(prefix: str, key: str) -> str:
+    """A personal coupon code derived from the decision key: a retry asks for the same code."""
+    digest = base64.b32encode(hashlib.sha256(key.encode()).digest()).decode()
+    return f"{prefix}-{digest[:10]}"
+
+
+def stable_percent(*parts: str) -> float:
+    """A stable pseudo-random number in [0, 100) for (shop, rule, customer): holdout groups."""
+    h = hashlib.sha256(":".join(parts).encode()).digest()
+    return int.from_bytes(h[:8], "big") % 10000 / 100
+
+
+__all__ = ["Decision", "Kind", "Reason", "coupon_code", "stable_percent", "replace"]

@@ -1,0 +1,156 @@
+"""The fields a rule condition may read, with their types (checked at load time).
+
+Each getter takes an evaluation ``Context`` (event, customer state, now) and returns the value,
+or None when the value is unknown.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from operator import attrgetter
+from typing import Any, Callable
+
+from plugin.engine.referral import decode_referral_code
+from plugin.engine.state import CustomerState
+from plugin.events import Event, Money, Order
+
+# Field types.
+NUMBER, MONEY, TEXT, BOOL, LIST, DURATION, DATE = "number", "money", "text", "yes/no", "list", "duration", "date"
+
+
+class Context:
+    """What a condition sees: the event, the customer's state, and the evaluation time."""
+
+    __slots__ = ("event", "state", "now", "order", "referral_prefix")
+
+    def __init__(self, event: Event, state: CustomerState, now: datetime, referral_prefix: str = "REF"):
+        self.event = event
+        self.state = state
+        self.now = now
+        self.order = event.order
+        self.referral_prefix = referral_prefix
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    type: str
+    get: Callable[[Context], Any]
+    doc: str
+
+
+def _order(fn):
+    def get(c: Context):
+        o = c.order
+        return None if o is None else fn(o)
+    return get
+
+
+def _since(attr):
+    get_time = attrgetter(attr)
+
+    def get(c: Context):
+        t = get_time(c.state)
+        return None if t is None else c.now - t
+    return get
+
+
+def _items(attr):
+    return _order(lambda o: tuple(dict.fromkeys(v for li in o.line_items for v in _as_tuple(getattr(li, attr)) if v)))
+
+
+def _as_tuple(v):
+    return v if isinstance(v, tuple) else (v,)
+
+
+def _order_time(c: Context):
+    o = c.order
+    if o is None:
+        return None
+    return o.created_at or c.event.occurred_at
+
+
+def _is_first(c: Context):
+    o = c.order
+    if o is None or not c.state.orders:
+        return None if o is None else False
+    return c.state.first_order_id == o.id
+
+
+def _referrer(c: Context):
+    o = c.order
+    if o is None:
+        return None
+    for code in o.discount_codes:
+        cid = decode_referral_code(c.event.shop, code, c.referral_prefix)
+        if cid is not None:
+            return cid
+    return None
+
+
+def _order_status(flag):
+    def get(c: Context):
+        o = c.order
+        if o is None:
+            return None
+        summary = c.state.orders.get(o.id)
+        return bool(summary and getattr(summary, flag))
+    return get
+
+
+def _data(key, cast=None):
+    def get(c: Context):
+        v = c.event.data.get(key)
+        return cast(v) if (cast and v is not None) else v
+    return get
+
+
+def _money_data(v):
+    return v if isinstance(v, Money) else Money.parse(v["amount"], v["currency"])
+
+
+_FIELDS = [
+    Field("event.type", TEXT, lambda c: c.event.type, "The event's type, e.g. order.paid."),
+    Field("order.id", TEXT, _order(lambda o: o.id), "The order's id."),
+    Field("order.total", MONEY, _order(lambda o: o.total), "The order's total, e.g. compare with '50 USD'."),
+    Field("order.subtotal", MONEY, _order(lambda o: o.subtotal), "The order's subtotal before shipping and tax."),
+    Field("order.currency", TEXT, _order(lambda o: o.total.currency), "The order's currency code."),
+    Field("order.discount_codes", LIST, _order(lambda o: o.discount_codes), "Discount codes used on the order (lower case)."),
+    Field("order.product_ids", LIST, _items("product_id"), "Ids of the products in the order."),
+    Field("order.variant_ids", LIST, _items("variant_id"), "Ids of the product variants in the order."),
+    Field("order.skus", LIST, _items("sku"), "SKUs in the order."),
+    Field("order.collections", LIST, _items("collections"), "Collections (or categories) of the products in the order."),
+    Field("order.product_tags", LIST, _items("product_tags"), "Tags of the products in the order."),
+    Field("order.item_count", NUMBER, _order(lambda o: sum(li.quantity for li in o.line_items)), "Number of items in the order."),
+    Field("order.is_first", BOOL, _is_first, "Yes when this is the customer's earliest paid order."),
+    Field("order.referrer_id", TEXT, _referrer, "The customer whose referral code this order used, if any."),
+    Field("order.refunded", BOOL, _order_status("refunded"), "Yes once any part of this order was refunded."),
+    Field("order.cancelled", BOOL, _order_status("cancelled"), "Yes once this order was cancelled."),
+    Field("order.age", DURATION, lambda c: None if c.order is None else c.now - _order_time(c), "Time since the order was placed."),
+    Field("customer.id", TEXT, attrgetter("state.customer_id"), "The customer's id."),
+    Field("customer.email", TEXT, attrgetter("state.email"), "The customer's email address."),
+    Field("customer.first_name", TEXT, attrgetter("state.first_name"), "The customer's first name."),
+    Field("customer.locale", TEXT, attrgetter("state.locale"), "The customer's language, e.g. en, fr, ar."),
+    Field("customer.orders_count", NUMBER, attrgetter("state.orders_count"), "Paid, not cancelled orders so far (this one included)."),
+    Field("customer.total_spent", MONEY, attrgetter("state.total_spent"), "Total paid less refunds and cancellations."),
+    Field("customer.first_order_at", DATE, attrgetter("state.first_order_at"), "When the first paid order was placed."),
+    Field("customer.last_order_at", DATE, attrgetter("state.last_order_at"), "When the latest paid order was placed."),
+    Field("customer.since_first_order", DURATION, _since("first_order_at"), "Time since the first paid order."),
+    Field("customer.since_last_order", DURATION, _since("last_order_at"), "Time since the latest paid order."),
+    Field("customer.since_signup", DURATION, _since("signed_up_at"), "Time since the customer signed up."),
+    Field("customer.products_bought", LIST, attrgetter("state.products_bought"), "Ids of every product ever bought."),
+    Field("customer.collections_bought", LIST, attrgetter("state.collections_bought"), "Every collection ever bought from."),
+    Field("customer.accepts_marketing", BOOL, attrgetter("state.accepts_marketing"), "Yes when the customer opted in to email marketing."),
+    Field("customer.tags", LIST, attrgetter("state.tags"), "The customer's tags."),
+    Field("customer.birthday", DATE, attrgetter("state.birthday"), "The customer's birthday, when known."),
+    Field("customer.anniversary", DATE, attrgetter("state.anniversary"), "The customer's anniversary date, when known."),
+    Field("customer.referral_code", TEXT, lambda c: c.state.referral_code(c.referral_prefix), "The customer's personal referral code."),
+    Field("customer.referred_by", TEXT, attrgetter("state.referred_by"), "The customer who referred this one, if any."),
+    Field("customer.tier", TEXT, attrgetter("state.tier"), "The customer's VIP tier, if any."),
+    Field("customer.rules_fired", LIST, lambda c: tuple(c.state.history), "Ids of the rules that have touched this customer."),
+    Field("referral.friend_id", TEXT, _data("friend_id"), "(referral.converted) The referred friend's customer id."),
+    Field("referral.friend_email", TEXT, _data("friend_email"), "(referral.converted) The referred friend's email."),
+    Field("referral.order_total", MONEY, _data("order_total", _money_data), "(referral.converted) The friend's order total."),
+]
+
+FIELDS: dict[str, Field] = {f.name: f for f in _FIELDS}

@@ -1,0 +1,270 @@
+"""Compile validated rule documents into an immutable RuleSet the engine evaluates.
+
+Compiling is also the semantic check: every problem is reported with the path of the node
+that caused it, so the rule-file linter can point at file, line and rule.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+
+from plugin.engine.conditions import ConditionProblem, compile_condition, did_you_mean
+from plugin.engine.values import parse_discount, parse_duration, parse_money, parse_percent
+from plugin.events import EVENT_TYPES, Money
+
+TRIGGER_EVENTS = tuple(t for t in EVENT_TYPES if t != "timer")
+OCCASIONS = ("birthday", "anniversary")
+SIGNAL_TARGETS = ("referrer",)
+MARKETING_ACTIONS = ("coupon", "email")
+
+
+@dataclass(frozen=True)
+class Trigger:
+    kind: str  # event | lapsed | occasion
+    event: str | None = None
+    after: timedelta | None = None  # lapsed: time since the last paid order
+    occasion: str | None = None
+    before: timedelta = timedelta(0)  # occasion: how long before the date
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    name: str
+    trigger: Trigger
+    condition: object | None
+    actions: tuple[dict, ...]
+    delay: timedelta | None = None
+    priority: int = 0
+    holdout: Decimal = Decimal(0)  # percent of customers held out
+    once_per_customer: bool = False
+    cooldown: timedelta | None = None
+    enabled: bool = True
+    source: str = ""
+
+    @property
+    def marketing(self) -> bool:
+        return any(a["type"] in MARKETING_ACTIONS for a in self.actions)
+
+
+@dataclass(frozen=True)
+class FrequencyCap:
+    touches: int
+    per: timedelta
+    when_capped: str  # skip | defer
+
+
+@dataclass(frozen=True)
+class Settings:
+    frequency_cap: FrequencyCap | None = None
+    referral_prefix: str = "REF"
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    rules: tuple[Rule, ...]
+    settings: Settings = Settings()
+    version: str = ""
+    by_event: dict = field(default_factory=dict)  # event type -> rules, highest priority first
+    by_id: dict = field(default_factory=dict)
+
+    @property
+    def lapse_rules(self):
+        return tuple(r for r in self.rules if r.enabled and r.trigger.kind == "lapsed")
+
+    @property
+    def occasion_rules(self):
+        return tuple(r for r in self.rules if r.enabled and r.trigger.kind == "occasion")
+
+
+class Problems:
+    """Collects (path, message) pairs; ``path`` starts with the document's index."""
+
+    def __init__(self):
+        self.items: list[tuple[tuple, str, str | None]] = []
+
+    def add(self, path, message, rule_id=None):
+        self.items.append((tuple(path), message, rule_id))
+
+
+def _duration(value, path, problems, rule_id, name):
+    try:
+        d = parse_duration(value)
+    except ValueError as exc:
+        problems.add(path, f"{name}: {exc}", rule_id)
+        return None
+    if d <= timedelta(0):
+        problems.add(path, f"{name} must be longer than zero", rule_id)
+        return None
+    return d
+
+
+def _trigger(value, path, problems, rule_id):
+    if isinstance(value, str):
+        if value not in TRIGGER_EVENTS:
+            problems.add(path, f"unknown trigger event {value!r}{did_you_mean(value, TRIGGER_EVENTS)}", rule_id)
+            return None
+        return Trigger("event", event=value)
+    if "lapsed" in value:
+        after = _duration(value["lapsed"], path + ("lapsed",), problems, rule_id, "lapsed")
+        return after and Trigger("lapsed", after=after)
+    occasion = value.get("occasion")
+    if occasion not in OCCASIONS:
+        problems.add(path + ("occasion",), f"unknown occasion {occasion!r}{did_you_mean(occasion, OCCASIONS)}", rule_id)
+        return None
+    before = timedelta(0)
+    if "before" in value:
+        try:
+            before = parse_duration(value["before"])
+        except ValueError as exc:
+            problems.add(path + ("before",), f"before: {exc}", rule_id)
+            return None
+    return Trigger("occasion", occasion=occasion, before=before)
+
+
+def _coupon(spec, path, problems, rule_id):
+    out = {"type": "coupon"}
+    try:
+        out["discount_type"], out["value"], out["currency"] = parse_discount(spec["discount"])
+    except ValueError as exc:
+        problems.add(path + ("discount",), str(exc), rule_id)
+    if "expires_in" in spec:
+        out["expires_in"] = _duration(spec["expires_in"], path + ("expires_in",), problems, rule_id, "expires_in")
+    if "minimum_subtotal" in spec:
+        try:
+            out["minimum_subtotal"] = parse_money(spec["minimum_subtotal"])
+        except ValueError as exc:
+            problems.add(path + ("minimum_subtotal",), f"minimum_subtotal: {exc}", rule_id)
+    out["products"] = tuple(str(p) for p in spec.get("products", ()))
+    out["collections"] = tuple(str(c) for c in spec.get("collections", ()))
+    out["referral"] = spec.get("code") == "referral"
+    out["code_prefix"] = spec.get("code_prefix", rule_id.upper().replace("_", ""))[:12]
+    out["title"] = spec.get("title")
+    return out
+
+
+def _action(item, path, problems, rule_id, templates):
+    (kind, spec), = item.items()
+    sub = path + (kind,)
+    if kind == "coupon":
+        return _coupon(spec, sub, problems, rule_id)
+    if kind == "email":
+        if templates is not None and spec["template"] not in templates:
+            problems.add(sub + ("template",), f"email template {spec['template']!r} not found{did_you_mean(spec['template'], templates)}"
+                         f" (templates are rules/templates/NAME.html and NAME.txt)", rule_id)
+        return {"type": "email", "template": spec["template"], "subject": spec["subject"]}
+    if kind == "tag":
+        return {"type": "tag", "tag": str(spec)}
+    if kind == "tier":
+        return {"type": "tier", "tier": str(spec)}
+    return {"type": "signal", "event": spec["event"], "to": spec["to"]}
+
+
+def _rule(doc, path, problems, templates, source):
+    rule_id = doc["id"]
+    trigger = _trigger(doc["trigger"], path + ("trigger",), problems, rule_id)
+    condition = None
+    if "when" in doc:
+        try:
+            condition = compile_condition(doc["when"], path + ("when",))
+        except ConditionProblem as exc:
+            problems.add(exc.path, exc.message, rule_id)
+    delay = _duration(doc["delay"], path + ("delay",), problems, rule_id, "delay") if "delay" in doc else None
+    holdout = Decimal(0)
+    if "holdout" in doc:
+        raw = doc["holdout"]
+        try:
+            holdout = Decimal(raw) if isinstance(raw, int) else parse_percent(raw)
+            if not 0 <= holdout < 100:
+                raise ValueError(f"holdout {raw!r} must be at least 0% and below 100%")
+        except ValueError as exc:
+            problems.add(path + ("holdout",), str(exc), rule_id)
+    limit = doc.get("limit", {})
+    cooldown = None
+    if "cooldown" in limit:
+        cooldown = _duration(limit["cooldown"], path + ("limit", "cooldown"), problems, rule_id, "cooldown")
+    actions = tuple(_action(a, path + ("actions", i), problems, rule_id, templates) for i, a in enumerate(doc["actions"]))
+    kinds = [a["type"] for a in actions]
+    if "email" in kinds and "coupon" in kinds and kinds.index("email") < kinds.index("coupon"):
+        problems.add(path + ("actions",), "the email comes before the coupon it should show; list the coupon first", rule_id)
+    if "signal" in kinds and any(k in MARKETING_ACTIONS for k in kinds):
+        problems.add(path + ("actions",), "a signal rule only passes the event on; put coupons and emails in the rule that receives it", rule_id)
+    if delay is not None and trigger is not None and trigger.kind != "event":
+        problems.add(path + ("delay",), f"delay only applies to event triggers; a {trigger.kind} trigger already fires at its own time", rule_id)
+    if trigger is None or any(a is None for a in actions):
+        return None
+    return Rule(
+        id=rule_id,
+        name=doc.get("name", rule_id),
+        trigger=trigger,
+        condition=condition,
+        actions=actions,
+        delay=delay,
+        priority=doc.get("priority", 0),
+        holdout=holdout,
+        once_per_customer=limit.get("once_per_customer", False),
+        cooldown=cooldown,
+        enabled=doc.get("enabled", True),
+        source=source,
+    )
+
+
+def _settings(doc, path, problems):
+    cap = None
+    if fc := doc.get("frequency_cap"):
+        per = _duration(fc["per"], path + ("frequency_cap", "per"), problems, None, "per")
+        cap = per and FrequencyCap(fc["touches"], per, fc.get("when_capped", "skip"))
+    return Settings(frequency_cap=cap, referral_prefix=doc.get("referral_prefix", "REF").upper())
+
+
+def compile_ruleset(documents, templates=None, problems: Problems | None = None) -> RuleSet | None:
+    """Compile schema-valid documents ``[(source, data), ...]``; None when problems were found.
+
+    Problem paths start with the document index. ``templates`` is the set of known email
+    template names (None skips that check).
+    """
+    problems = problems if problems is not None else Problems()
+    rules, settings, seen = [], None, {}
+    for n, (source, data) in enumerate(documents):
+        if "settings" in data:
+            if settings is not None:
+                problems.add((n, "settings"), "settings are defined more than once in this rule set; keep one settings block")
+            settings = _settings(data["settings"], (n, "settings"), problems)
+        for i, doc in enumerate(data.get("rules", ())):
+            rid = doc["id"]
+            if rid in seen:
+                problems.add((n, "rules", i, "id"), f"duplicate rule id {rid!r} (first defined in {seen[rid]})", rid)
+                continue
+            seen[rid] = source
+            rule = _rule(doc, (n, "rules", i), problems, templates, source)
+            if rule is not None:
+                rules.append(rule)
+    if problems.items:
+        return None
+    return build_ruleset(rules, settings or Settings(), _version(documents))
+
+
+def build_ruleset(rules, settings: Settings, version: str = "") -> RuleSet:
+    ordered = tuple(sorted(rules, key=lambda r: (-r.priority, r.id)))
+    by_event: dict[str, list[Rule]] = {}
+    for r in ordered:
+        if r.enabled and r.trigger.kind == "event":
+            by_event.setdefault(r.trigger.event, []).append(r)
+    return RuleSet(
+        rules=ordered,
+        settings=settings,
+        version=version,
+        by_event={k: tuple(v) for k, v in by_event.items()},
+        by_id={r.id: r for r in ordered},
+    )
+
+
+def _version(documents) -> str:
+    blob = json.dumps([d for _, d in documents], sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]
+
+
+__all__ = ["Rule", "RuleSet", "Settings", "FrequencyCap", "Trigger", "compile_ruleset", "build_ruleset", "Money"]

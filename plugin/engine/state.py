@@ -1,0 +1,182 @@
+"""Customer state as a pure fold over events: ``apply(state, event) -> state``.
+
+The same fold serves the live worker and the simulator. It is idempotent (orders are keyed
+by id, refunds by refund id) and insensitive to the order in which order events arrive, so
+duplicated or reordered deliveries converge on the same state. State is per customer and
+bounded by the customer's orders, not by the number of events.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from types import MappingProxyType
+
+from plugin.engine.referral import decode_referral_code, referral_code
+from plugin.events import Event, Money
+
+_EMPTY = MappingProxyType({})
+#: Marketing touches older than this are forgotten (no frequency cap spans longer).
+TOUCH_MEMORY = timedelta(days=366)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderSummary:
+    id: str
+    at: datetime
+    total: Decimal = Decimal(0)
+    paid: bool = False
+    cancelled: bool = False
+    refunds: tuple[tuple[str, Decimal], ...] = ()  # (refund id, amount)
+
+    @property
+    def refunded(self) -> bool:
+        return bool(self.refunds)
+
+    @property
+    def net(self) -> Decimal:
+        if not self.paid or self.cancelled:
+            return Decimal(0)
+        return max(Decimal(0), self.total - sum((a for _, a in self.refunds), Decimal(0)))
+
+    @property
+    def counts(self) -> bool:
+        return self.paid and not self.cancelled
+
+
+@dataclass(frozen=True, slots=True)
+class RuleHistory:
+    count: int
+    last_at: datetime
+    keys: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerState:
+    shop: str
+    customer_id: str
+    email: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    locale: str | None = None
+    accepts_marketing: bool = False
+    tags: frozenset[str] = frozenset()
+    birthday: date | None = None
+    anniversary: date | None = None
+    signed_up_at: datetime | None = None
+    currency: str | None = None
+    orders: MappingProxyType = field(default_factory=lambda: _EMPTY)  # order id -> OrderSummary
+    orders_count: int = 0
+    total_spent: Money | None = None
+    first_order_id: str | None = None
+    first_order_at: datetime | None = None
+    last_order_id: str | None = None
+    last_order_at: datetime | None = None
+    products_bought: frozenset[str] = frozenset()
+    collections_bought: frozenset[str] = frozenset()
+    referred_by: str | None = None
+    tier: str | None = None
+    history: MappingProxyType = field(default_factory=lambda: _EMPTY)  # rule id -> RuleHistory
+    touches: tuple[datetime, ...] = field(default=())  # marketing touches, oldest first
+
+    def referral_code(self, prefix: str = "REF") -> str | None:
+        return referral_code(self.shop, self.customer_id, prefix)
+
+
+def new_state(shop: str, customer_id: str) -> CustomerState:
+    return CustomerState(shop=shop, customer_id=customer_id)
+
+
+def _aggregate(state: CustomerState, orders: dict) -> CustomerState:
+    counted = sorted((o for o in orders.values() if o.counts), key=lambda o: (o.at, o.id))
+    currency = state.currency
+    return replace(
+        state,
+        orders=MappingProxyType(orders),
+        orders_count=len(counted),
+        total_spent=Money(sum((o.net for o in counted), Decimal(0)), currency) if currency else None,
+        first_order_id=counted[0].id if counted else None,
+        first_order_at=counted[0].at if counted else None,
+        last_order_id=counted[-1].id if counted else None,
+        last_order_at=counted[-1].at if counted else None,
+    )
+
+
+def _merge_customer(state: CustomerState, event: Event) -> CustomerState:
+    c = event.customer
+    if c is None:
+        return state
+    changes = {}
+    for name in ("email", "first_name", "last_name", "locale", "birthday", "anniversary"):
+        value = getattr(c, name)
+        if value is not None:
+            changes[name] = value
+    if c.accepts_marketing is not None:
+        changes["accepts_marketing"] = c.accepts_marketing
+    if c.tags is not None:
+        changes["tags"] = frozenset(c.tags)
+    if state.signed_up_at is None and event.type == "customer.created":
+        changes["signed_up_at"] = c.created_at or event.occurred_at
+    return replace(state, **changes) if changes else state
+
+
+def apply(state: CustomerState, event: Event, referral_prefix: str = "REF") -> CustomerState:
+    """The customer's state after ``event``. Pure and idempotent."""
+    state = _merge_customer(state, event)
+    o = event.order
+    if o is None or not event.type.startswith("order."):
+        return state
+    orders = dict(state.orders)
+    at = o.created_at or event.occurred_at
+    prev = orders.get(o.id) or OrderSummary(id=o.id, at=at)
+    if event.type == "order.paid":
+        summary = replace(prev, at=at, total=o.total.amount, paid=True)
+        state = replace(
+            state,
+            currency=state.currency or o.total.currency,
+            products_bought=state.products_bought | {li.product_id for li in o.line_items},
+            collections_bought=state.collections_bought.union(*(li.collections for li in o.line_items)),
+        )
+        if state.referred_by is None:
+            for code in o.discount_codes:
+                referrer = decode_referral_code(event.shop, code, referral_prefix)
+                if referrer is not None and referrer != state.customer_id:
+                    state = replace(state, referred_by=referrer)
+                    break
+    elif event.type == "order.refunded":
+        refund_id = str(event.data.get("refund_id", event.id))
+        if any(rid == refund_id for rid, _ in prev.refunds):
+            return state
+        amount = o.refunded.amount if o.refunded is not None else o.total.amount
+        summary = replace(prev, refunds=prev.refunds + ((refund_id, amount),))
+    elif event.type == "order.cancelled":
+        summary = replace(prev, cancelled=True)
+    else:  # order.created: known, not yet paid
+        summary = prev
+    orders[o.id] = summary
+    return _aggregate(state, orders)
+
+
+def record(state: CustomerState, decision) -> CustomerState:
+    """The customer's state after a touch decision was made: history, touches, tags, tier."""
+    if decision.kind != "touch" or decision.customer_id != state.customer_id:
+        return state
+    prev = state.history.get(decision.rule_id)
+    if prev is not None and decision.key in prev.keys:
+        return state
+    history = dict(state.history)
+    history[decision.rule_id] = RuleHistory(
+        count=(prev.count if prev else 0) + 1,
+        last_at=decision.at,
+        keys=(prev.keys if prev else frozenset()) | {decision.key},
+    )
+    changes = {"history": MappingProxyType(history)}
+    if decision.marketing:
+        horizon = decision.at - TOUCH_MEMORY
+        changes["touches"] = tuple(sorted(t for t in state.touches + (decision.at,) if t > horizon))
+    for action in decision.actions:
+        if action["type"] == "tag":
+            changes["tags"] = changes.get("tags", state.tags) | {action["tag"]}
+        elif action["type"] == "tier":
+            changes["tier"] = action["tier"]
+    return replace(state, **changes)

@@ -1,0 +1,287 @@
+"""Load and lint rule files: safe YAML with line numbers, JSON Schema, then semantic checks.
+
+Every problem is reported as ``file:line:col: [rule-id] message``. Loading is safe: standard
+YAML tags only, a size limit, and a cap on nodes so alias-expansion bombs are rejected.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import jsonschema
+import yaml
+from jinja2 import TemplateSyntaxError
+from jinja2.sandbox import SandboxedEnvironment
+
+from plugin.engine.conditions import did_you_mean
+from plugin.engine.ruleset import Problems, RuleSet, compile_ruleset
+from plugin.errors import RuleError
+
+RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
+SCHEMA_PATH = RULES_DIR / "schema.json"
+MAX_BYTES = 256 * 1024
+MAX_NODES = 20_000
+_STANDARD_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp")}
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    file: str
+    line: int
+    col: int
+    rule_id: str | None
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}: [{self.rule_id or '-'}] {self.message}"
+
+
+class _Doc:
+    """One parsed YAML file: its data and the (line, col) of every node by path."""
+
+    def __init__(self, file: str, data, positions: dict):
+        self.file, self.data, self.positions = file, data, positions
+
+    def where(self, path) -> tuple[int, int]:
+        path = tuple(path)
+        while path and path not in self.positions:
+            path = path[:-1]
+        return self.positions.get(path, (1, 1))
+
+    def rule_id(self, path) -> str | None:
+        if len(path) >= 2 and path[0] == "rules" and isinstance(self.data, dict):
+            rules = self.data.get("rules")
+            if isinstance(rules, list) and isinstance(path[1], int) and path[1] < len(rules):
+                rule = rules[path[1]]
+                if isinstance(rule, dict) and isinstance(rule.get("id"), str):
+                    return rule["id"]
+        return None
+
+
+class _YamlProblem(Exception):
+    def __init__(self, line, col, message):
+        self.line, self.col, self.message = line, col, message
+
+
+def _parse(text: str, file: str) -> _Doc:
+    loader = yaml.SafeLoader(text)
+    try:
+        root = loader.get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        raise _YamlProblem(mark.line + 1 if mark else 1, mark.column + 1 if mark else 1,
+                           f"YAML syntax error: {exc.problem or exc}" + (f" ({exc.context})" if exc.context else ""))
+    finally:
+        loader.dispose()
+    if root is None:
+        return _Doc(file, {}, {(): (1, 1)})
+    positions: dict = {}
+    count = 0
+
+    def build(node, path):
+        nonlocal count
+        count += 1
+        if count > MAX_NODES:
+            raise _YamlProblem(node.start_mark.line + 1, node.start_mark.column + 1,
+                               f"too many YAML nodes (over {MAX_NODES}): alias expansion is limited")
+        positions.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
+        if node.tag not in _STANDARD_TAGS:
+            raise _YamlProblem(node.start_mark.line + 1, node.start_mark.column + 1,
+                               f"custom YAML tag {node.tag!r} is not allowed in rule files")
+        if isinstance(node, yaml.MappingNode):
+            out = {}
+            for knode, vnode in node.value:
+                key = loader.construct_object(knode) if isinstance(knode, yaml.ScalarNode) else None
+                if knode.tag == "tag:yaml.org,2002:merge" or key == "<<":
+                    raise _YamlProblem(knode.start_mark.line + 1, knode.start_mark.column + 1,
+                                       "YAML merge keys (<<) are not supported in rule files; repeat the fields")
+                if not isinstance(key, (str, int, bool)) or isinstance(key, bool):
+                    raise _YamlProblem(knode.start_mark.line + 1, knode.start_mark.column + 1, "mapping keys must be plain text")
+                key = str(key)
+                if key in out:
+                    raise _YamlProblem(knode.start_mark.line + 1, knode.start_mark.column + 1, f"duplicate key {key!r}")
+                positions[path + (key,)] = (knode.start_mark.line + 1, knode.start_mark.column + 1)
+                out[key] = build(vnode, path + (key,))
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [build(child, path + (i,)) for i, child in enumerate(node.value)]
+        value = loader.construct_object(node)
+        if hasattr(value, "isoformat"):  # unquoted dates: keep as text, the rule checks parse them
+            return node.value
+        return value
+
+    return _Doc(file, build(root, ()), positions)
+
+
+@lru_cache(maxsize=1)
+def _validator():
+    schema = json.loads(SCHEMA_PATH.read_text())
+    return jsonschema.Draft202012Validator(schema)
+
+
+def _schema_message(err) -> tuple[tuple, str]:
+    path = tuple(err.absolute_path)
+    v = err.validator
+    if v == "additionalProperties":
+        allowed = list(err.schema.get("properties", {}))
+        extras = [k for k in err.instance if k not in allowed] if isinstance(err.instance, dict) else []
+        name = extras[0] if extras else "?"
+        what = "operator" if "exists" in allowed else "action" if "coupon" in allowed else "field"
+        return path + (name,), f"unknown {what} {name!r}{did_you_mean(name, allowed)}; allowed: {', '.join(allowed)}"
+    if v == "required":
+        return path, f"missing required field {err.message.split(chr(39))[1]!r}"
+    if v == "enum":
+        return path, f"{err.instance!r} is not one of {', '.join(map(str, err.validator_value))}{did_you_mean(err.instance, map(str, err.validator_value))}"
+    if v == "pattern":
+        what = err.schema.get("description") or f"must match {err.validator_value}"
+        return path, f"{err.instance!r} is not valid here: {what}"
+    if v in ("oneOf", "anyOf") and err.context:
+        best = jsonschema.exceptions.best_match(err.context)
+        if path and path[-1] == "trigger":
+            return path, (f"bad trigger {err.instance!r}: write an event (e.g. order.paid), "
+                          "{lapsed: 90d}, or {occasion: birthday, before: 7d}")
+        return _schema_message(best)
+    if v == "maxProperties" and isinstance(err.instance, dict):
+        return path, f"expected exactly one key here, got {', '.join(map(str, err.instance))}"
+    if v == "propertyNames":
+        return path, f"{err.instance!r} is not a condition: use all, any, not or a field such as customer.orders_count"
+    return path, err.message
+
+
+def template_names(templates_dir: Path) -> set[str]:
+    """Templates usable in email actions: both NAME.html and NAME.txt exist."""
+    if not templates_dir.is_dir():
+        return set()
+    html = {p.stem for p in templates_dir.glob("*.html")}
+    text = {p.stem for p in templates_dir.glob("*.txt")}
+    return html & text
+
+
+def _check_templates(templates_dir: Path, names: set[str], problems: list[Problem]):
+    env = SandboxedEnvironment()
+    for name in sorted(names):
+        for suffix in (".html", ".txt"):
+            path = templates_dir / f"{name}{suffix}"
+            try:
+                env.parse(path.read_text(encoding="utf-8"))
+            except TemplateSyntaxError as exc:
+                problems.append(Problem(str(path), exc.lineno or 1, 1, None, f"template syntax error: {exc.message}"))
+
+
+def _check_broken_rule(doc: _Doc, index: int, rule, bad_paths, templates, problems: list[Problem]):
+    """Report a schema-invalid rule's other problems too, so one lint run shows them all."""
+    found = Problems()
+    try:
+        compile_ruleset([(doc.file, {"rules": [rule]})], templates, found)
+    except Exception:  # the rule's shape is broken in ways the schema already reported
+        pass
+    for path, message, rule_id in found.items:
+        rest = path[3:]
+        if any(rest[:len(bad)] == bad or bad[:len(rest)] == rest for bad in bad_paths):
+            continue
+        line, col = doc.where(("rules", index) + rest)
+        problems.append(Problem(doc.file, line, col, rule_id, message))
+
+
+def lint(files, templates_dir: Path | None = None) -> tuple[RuleSet | None, list[Problem]]:
+    """Validate rule files as one rule set; the RuleSet when there are no problems."""
+    files = [Path(f) for f in files]
+    templates_dir = templates_dir or (files[0].parent / "templates" if files else RULES_DIR / "templates")
+    problems: list[Problem] = []
+    docs: list[_Doc] = []
+    for path in files:
+        name = str(path)
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            problems.append(Problem(name, 1, 1, None, f"cannot read: {exc.strerror}"))
+            continue
+        if len(raw) > MAX_BYTES:
+            problems.append(Problem(name, 1, 1, None, f"file is {len(raw)} bytes; rule files are limited to {MAX_BYTES}"))
+            continue
+        try:
+            doc = _parse(raw.decode("utf-8"), name)
+        except UnicodeDecodeError as exc:
+            problems.append(Problem(name, 1, 1, None, f"not UTF-8 text: {exc.reason} at byte {exc.start}"))
+            continue
+        except _YamlProblem as exc:
+            problems.append(Problem(name, exc.line, exc.col, None, exc.message))
+            continue
+        if not isinstance(doc.data, dict):
+            problems.append(Problem(name, 1, 1, None, "a rule file is a mapping with 'rules:' (and optionally 'settings:')"))
+            continue
+        docs.append(doc)
+
+    schema_paths: dict[tuple[int, int], list[tuple]] = {}  # (doc, rule index) -> paths with schema errors
+    bad_docs: set[int] = set()
+    for n, doc in enumerate(docs):
+        for err in _validator().iter_errors(doc.data):
+            path, message = _schema_message(err)
+            line, col = doc.where(path)
+            problems.append(Problem(doc.file, line, col, doc.rule_id(path), message))
+            if len(path) >= 2 and path[0] == "rules" and isinstance(path[1], int):
+                schema_paths.setdefault((n, path[1]), []).append(path[2:])
+            elif path[:1] != ("settings",):
+                bad_docs.add(n)
+
+    templates = template_names(templates_dir)
+    first_seen: dict[str, str] = {}
+    good = []  # (doc index, rule index, rule data) compiled together as the rule set
+    for n, doc in enumerate(docs):
+        if n in bad_docs:
+            continue
+        for i, rule in enumerate(doc.data.get("rules") or []):
+            rid = rule.get("id") if isinstance(rule, dict) else None
+            if isinstance(rid, str):
+                if rid in first_seen:
+                    line, col = doc.where(("rules", i, "id"))
+                    problems.append(Problem(doc.file, line, col, rid, f"duplicate rule id {rid!r} (first defined in {first_seen[rid]})"))
+                    continue
+                first_seen[rid] = doc.file
+            if (n, i) in schema_paths:
+                _check_broken_rule(doc, i, rule, schema_paths[(n, i)], templates, problems)
+            else:
+                good.append((n, i, rule))
+
+    # One pseudo-document per file keeps settings; rule paths are mapped back to their file and index.
+    documents, origin = [], []
+    for n, doc in enumerate(docs):
+        data = {"rules": [r for (m, _, r) in good if m == n]}
+        if n not in bad_docs and "settings" in doc.data and not any(p.file == doc.file and p.rule_id is None for p in problems):
+            data["settings"] = doc.data["settings"]
+        documents.append((doc.file, data))
+        origin.append([i for (m, i, _) in good if m == n])
+    semantic = Problems()
+    ruleset = compile_ruleset(documents, templates, semantic)
+    for path, message, rule_id in semantic.items:
+        n, rest = path[0], list(path[1:])
+        if rest[:1] == ["rules"] and len(rest) > 1:
+            rest[1] = origin[n][rest[1]]
+        line, col = docs[n].where(rest)
+        problems.append(Problem(docs[n].file, line, col, rule_id, message))
+    used = {a["template"] for r in (ruleset.rules if ruleset else ()) for a in r.actions if a["type"] == "email"}
+    _check_templates(templates_dir, used, problems)
+    problems.sort()
+    return (ruleset if not problems else None), problems
+
+
+def rule_files(paths) -> list[Path]:
+    """Expand directories into their *.yaml / *.yml files, sorted."""
+    out = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out.extend(sorted(q for q in p.iterdir() if q.suffix in (".yaml", ".yml")))
+        else:
+            out.append(p)
+    return out
+
+
+def load_rules(path=RULES_DIR, templates_dir: Path | None = None) -> RuleSet:
+    """The rule set in ``path`` (a directory or file); raises RuleError listing every problem."""
+    files = rule_files([path])
+    ruleset, problems = lint(files, templates_dir)
+    if problems:
+        raise RuleError(problems)
+    return ruleset
