@@ -15,3 +15,52 @@ class RuleError(KeepwellError):
     def __init__(self, problems):
         self.problems = list(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class WebhookError(KeepwellError):
+    """A webhook was refused; ``status`` is the HTTP status the edge answers with."""
+
+    status = 400
+
+    def __init__(self, reason: str):
+        self.reason = reason
+        super().__init__(reason)
+
+
+class SignatureError(WebhookError):
+    status = 401
+
+
+class PayloadError(WebhookError):
+    status = 400
+
+
+class PayloadTooLarge(WebhookError):
+    status = 413
+
+
+class UnknownShop(WebhookError):
+    status = 404
+
+
+class StoreError(KeepwellError):
+    """A store API call failed. ``retryable`` errors (429, 5xx, timeouts, throttling) are
+    retried with backoff, honouring ``retry_after`` seconds; others fail the decision."""
+
+    def __init__(self, message: str, *, retryable: bool, status: int | None = None,
+                 retry_after: float | None = None, code: str | None = None):
+        self.message = message
+        self.retryable = retryable
+        self.status = status
+        self.retry_after = retry_after
+        self.code = code
+        super().__init__(message)
+
+
+class DeliveryError(KeepwellError):
+    """An email could not be handed to the SMTP server; ``retryable`` when it may work later."""
+
+    def __init__(self, message: str, *, retryable: bool):
+        self.message = message
+        self.retryable = retryable
+        super().__init__(message)

@@ -1,0 +1,1 @@
+"""Platform connectors. Each package exposes the same small interface (see ``base``)."""

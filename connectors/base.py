@@ -1,0 +1,59 @@
+"""The interface every platform connector implements, and the shop record it works on.
+
+Adding a third platform means adding one package that provides these functions; nothing in
+the engine, worker or web edge changes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator, Mapping, Protocol
+
+from plugin.events import Event
+
+
+@dataclass(frozen=True)
+class Shop:
+    """What a connector needs to know about one connected store (secrets already decrypted)."""
+
+    id: str  # Keepwell's shop id
+    platform: str  # shopify | woocommerce
+    domain: str  # NAME.myshopify.com, or the WooCommerce store URL
+    api_url: str  # base URL of the store API (overridable for sandboxes)
+    access_token: str = ""  # Shopify Admin API token
+    consumer_key: str = ""  # WooCommerce REST key
+    consumer_secret: str = ""
+    webhook_secrets: tuple[str, ...] = ()  # current first; old ones still accepted during a rotation
+    settings: Mapping = field(default_factory=dict)  # e.g. WooCommerce consent meta key
+
+
+@dataclass(frozen=True)
+class CouponResult:
+    code: str
+    store_id: str | None  # the store's id for the discount/coupon
+    already_existed: bool = False
+
+
+class Connector(Protocol):
+    platform: str
+
+    def verify(self, shop: Shop, headers: Mapping[str, str], body: bytes) -> None:
+        """Raise SignatureError unless the body is signed by the shop's (or app's) secret."""
+
+    def delivery_key(self, headers: Mapping[str, str], payload: dict) -> str:
+        """A key that is the same for every delivery of one store event (for dedupe)."""
+
+    def parse(self, shop: Shop, topic: str, payload: dict) -> list[Event]:
+        """Canonical events for one webhook payload (possibly none); PayloadError if malformed."""
+
+    def create_coupon(self, shop: Shop, action: dict) -> CouponResult:
+        """Create the personal coupon an engine ``coupon`` action describes; StoreError on failure.
+        The store's "code already exists" for this very code counts as success."""
+
+    def add_tag(self, shop: Shop, customer_id: str, tag: str) -> None:
+        """Tag the customer in the store; StoreError on failure."""
+
+    def register_webhooks(self, shop: Shop, app_url: str) -> list[str]:
+        """Subscribe the topics Keepwell needs; returns the subscribed topics."""
+
+    def changes_since(self, shop: Shop, since) -> Iterator[tuple[str, dict]]:
+        """(topic, payload) for orders and customers modified since ``since`` (reconciliation)."""

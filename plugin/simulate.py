@@ -1,0 +1,207 @@
+"""Replay a store's history through a rule set with a virtual clock.
+
+The simulator is the imperative shell around the pure engine, like the live worker, but its
+clock is the history's own: delays, lapse timers and return windows fire in virtual time.
+Touches are recorded once per decision key (the ledger), exactly as the worker does.
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+import json
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Callable, Iterable, Iterator
+
+from plugin.engine import Kind, Reason, RuleSet, apply, decide, new_state, record
+from plugin.events import Event, event_from_dict
+
+_INITIAL_TIMERS = {Reason.LAPSE.value, Reason.OCCASION.value}
+
+
+@dataclass
+class RuleReport:
+    rule_id: str
+    triggered: int = 0
+    touches: int = 0
+    suppressed: Counter = field(default_factory=Counter)
+    coupons: int = 0
+    face_value: Counter = field(default_factory=Counter)  # currency -> sum of fixed-amount coupons
+    percent_coupons: int = 0
+    percent_total: Decimal = Decimal(0)
+    emails: int = 0
+    customers: set = field(default_factory=set)
+
+    def to_dict(self) -> dict:
+        return {
+            "triggered": self.triggered,
+            "touches": self.touches,
+            "suppressed": dict(sorted(self.suppressed.items())),
+            "coupons": self.coupons,
+            "face_value": {k: str(v) for k, v in sorted(self.face_value.items())},
+            "percent_coupons": self.percent_coupons,
+            "average_percent": str(round(self.percent_total / self.percent_coupons, 1)) if self.percent_coupons else None,
+            "emails": self.emails,
+            "customers_reached": len(self.customers),
+        }
+
+
+@dataclass
+class Report:
+    events: int = 0
+    duplicates: int = 0
+    timers_fired: int = 0
+    timers_pending: int = 0
+    customers: int = 0
+    start: datetime | None = None
+    end: datetime | None = None
+    rules: dict = field(default_factory=dict)
+    ledger: dict = field(default_factory=dict)  # decision key -> touch Decision
+
+    def rule(self, rule_id: str) -> RuleReport:
+        r = self.rules.get(rule_id)
+        if r is None:
+            r = self.rules[rule_id] = RuleReport(rule_id)
+        return r
+
+    def overlaps(self) -> dict[str, int]:
+        """Customers touched by both rules of each pair."""
+        out = {}
+        touched = [(rid, r.customers) for rid, r in sorted(self.rules.items()) if r.customers]
+        for (a, ca), (b, cb) in itertools.combinations(touched, 2):
+            n = len(ca & cb)
+            if n:
+                out[f"{a} & {b}"] = n
+        return out
+
+    def to_dict(self) -> dict:
+        return {
+            "events": self.events,
+            "duplicate_touches_ignored": self.duplicates,
+            "timers_fired": self.timers_fired,
+            "timers_pending": self.timers_pending,
+            "customers": self.customers,
+            "start": self.start.isoformat() if self.start else None,
+            "end": self.end.isoformat() if self.end else None,
+            "rules": {rid: r.to_dict() for rid, r in sorted(self.rules.items())},
+            "overlaps": self.overlaps(),
+        }
+
+
+class Simulator:
+    """Feed time-ordered events; timers fire in virtual time between them."""
+
+    def __init__(self, rules: RuleSet):
+        self.rules = rules
+        self.prefix = rules.settings.referral_prefix
+        self.states: dict = {}
+        self.timers: list = []  # heap of (wake_at, seq, timer event)
+        self.scheduled: set[str] = set()
+        self.seq = itertools.count()
+        self.report = Report()
+        self.clock: datetime | None = None
+
+    def feed(self, event: Event) -> None:
+        self.advance(event.occurred_at)
+        self.report.events += 1
+        self._process(event, event.occurred_at)
+
+    def advance(self, until: datetime) -> None:
+        """Fire every timer due at or before ``until``, in time order."""
+        timers = self.timers
+        while timers and timers[0][0] <= until:
+            wake_at, _, timer = heapq.heappop(timers)
+            self.report.timers_fired += 1
+            self._process(timer, wake_at)
+        if self.clock is None or until > self.clock:
+            self.clock = until
+        if self.report.start is None:
+            self.report.start = until
+        self.report.end = self.clock
+
+    def finish(self, until: datetime | None = None) -> Report:
+        if until is not None:
+            self.advance(until)
+        self.report.timers_pending = len(self.timers)
+        self.report.customers = len(self.states)
+        return self.report
+
+    def _process(self, event: Event, now: datetime) -> None:
+        skey = (event.shop, event.customer_id)
+        state = self.states.get(skey)
+        if state is None:
+            state = new_state(event.shop, event.customer_id)
+        state = apply(state, event, self.prefix)
+        from_delay = event.type == "timer" and event.data["kind"] not in _INITIAL_TIMERS
+        signals = []
+        report = self.report
+        for d in decide(event, state, self.rules, now):
+            r = report.rule(d.rule_id)
+            if d.kind == Kind.SCHEDULED:
+                if d.reason == Reason.DELAY:
+                    r.triggered += 1
+                if d.timer.id not in self.scheduled:
+                    self.scheduled.add(d.timer.id)
+                    heapq.heappush(self.timers, (d.wake_at, next(self.seq), d.timer))
+                continue
+            if not from_delay:
+                r.triggered += 1
+            if d.kind == Kind.SUPPRESSED:
+                r.suppressed[d.reason.value if hasattr(d.reason, "value") else d.reason] += 1
+                continue
+            if d.key in report.ledger:
+                report.duplicates += 1
+                continue
+            report.ledger[d.key] = d
+            state = record(state, d)
+            r.touches += 1
+            r.customers.add(skey)
+            for a in d.actions:
+                kind = a["type"]
+                if kind == "coupon":
+                    r.coupons += 1
+                    if a["discount_type"] == "percent":
+                        r.percent_coupons += 1
+                        r.percent_total += a["value"]
+                    else:
+                        r.face_value[a["currency"]] += a["value"]
+                elif kind == "email":
+                    r.emails += 1
+                elif kind == "signal" and a["customer_id"]:
+                    signals.append(Event(id=a["key"], type=a["event"], shop=event.shop, customer_id=a["customer_id"],
+                                         occurred_at=now, data=a["data"]))
+        self.states[skey] = state
+        for signal in signals:
+            self._process(signal, now)
+
+
+def read_events(lines: Iterable[str]) -> Iterator[Event]:
+    """Parse JSON Lines of canonical events (blank lines and # comments skipped)."""
+    for n, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            yield event_from_dict(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"line {n}: not JSON: {exc.msg}") from None
+        except ValueError as exc:
+            raise ValueError(f"line {n}: {exc}") from None
+
+
+def time_ordered(events: Iterable[Event]) -> list[Event]:
+    """Events sorted by time (stable: simultaneous events keep their file order)."""
+    return sorted(events, key=lambda e: e.occurred_at)
+
+
+def simulate(events: Iterable[Event], rules: RuleSet, until: datetime | None = None,
+             progress: Callable[[int], None] | None = None) -> Report:
+    """Replay time-ordered ``events`` through ``rules``; timers fire up to ``until`` (default: the last event)."""
+    sim = Simulator(rules)
+    for n, event in enumerate(events, 1):
+        sim.feed(event)
+        if progress is not None and n % 1000 == 0:
+            progress(1000)
+    return sim.finish(until)
