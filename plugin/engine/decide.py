@@ -173,6 +173,7 @@ def _touch(rule: Rule, ctx: Context, anchor: str, rules: RuleSet) -> Decision:
                 "collections": a["collections"],
                 # a personal coupon is single use and only for this customer; a referral code is for friends
                 "customer_id": None if referral else ctx.state.customer_id,
+                "email": None if referral else ctx.state.email,
                 "usage_limit": None if referral else 1,
                 "once_per_customer": True,
             })
