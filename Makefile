@@ -1,0 +1,27 @@
+# The two set-up commands: `make demo` (the main job on embedded defaults) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test bench lint
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Keepwell needs Python 3.11 or newer")'
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[test,bench]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/keepwell rules lint rules
+	$(VENV)/bin/keepwell simulate --sample 2000 --seed 7
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/keepwell rules lint rules
+
+bench: $(STAMP)
+	$(VENV)/bin/python bench/conditions.py
+	$(VENV)/bin/python bench/simulate.py

@@ -1,0 +1,94 @@
+"""``keepwell explain``: why did (or didn't) this customer get this touch?
+
+Replays the history up to the chosen event through the simulator (so the customer's state and
+rule history are exactly what the live worker would have held), then shows, rule by rule, the
+trigger, each condition with the value it saw, and the engine's verdict.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+from plugin.engine import Kind, RuleSet, apply, decide, new_state
+from plugin.engine.conditions import trace
+from plugin.engine.fields import Context
+from plugin.events import Event
+from plugin.simulate import Simulator
+
+
+def _matches_trigger(rule, event: Event) -> bool:
+    if event.type == "timer":
+        return event.data.get("rule") == rule.id
+    return rule.trigger.kind == "event" and rule.trigger.event == event.type
+
+
+def explain(events: Iterable[Event], rules: RuleSet, customer_id: str, event_id: str | None = None) -> list[str]:
+    """Lines explaining each rule's verdict for ``customer_id`` at ``event_id`` (default: their last event)."""
+    events = list(events)
+    mine = [e for e in events if e.customer_id == customer_id]
+    if not mine:
+        raise LookupError(f"no events for customer {customer_id!r} in this history")
+    target = next((e for e in mine if e.id == event_id), None) if event_id else mine[-1]
+    if target is None:
+        raise LookupError(f"customer {customer_id!r} has no event {event_id!r}")
+    sim = Simulator(rules)
+    for e in events:
+        if e is target:
+            break
+        sim.feed(e)
+    sim.advance(target.occurred_at)
+    now = target.occurred_at
+    state = sim.states.get((target.shop, customer_id)) or new_state(target.shop, customer_id)
+    state = apply(state, target, rules.settings.referral_prefix)
+    decisions = {d.rule_id: d for d in decide(target, state, rules, now) if not (d.kind == Kind.SCHEDULED and d.reason != "delay")}
+    ctx = Context(target, state, now, rules.settings.referral_prefix)
+    lines = [
+        f"customer {customer_id} at {now.isoformat()}: event {target.id} ({target.type})",
+        f"state: {state.orders_count} paid orders, spent {state.total_spent or 0}, "
+        f"marketing consent {'yes' if state.accepts_marketing else 'no'}, tags {sorted(state.tags) or '-'}, "
+        f"rules fired {sorted(state.history) or '-'}",
+        "",
+    ]
+    for rule in rules.rules:
+        if not _matches_trigger(rule, target):
+            lines.append(f"{rule.id}: not triggered (waits for {_trigger_text(rule)})")
+            continue
+        lines.append(f"{rule.id}: triggered by {target.type}")
+        if rule.condition is not None:
+            _, sub = trace(rule.condition, ctx, 1)
+            lines.extend(sub)
+        d = decisions.get(rule.id)
+        lines.append("  => " + _verdict(d))
+        lines.append("")
+    return lines
+
+
+def _trigger_text(rule) -> str:
+    t = rule.trigger
+    if t.kind == "event":
+        return t.event
+    if t.kind == "lapsed":
+        return f"{t.after.days} days without an order"
+    return f"{t.occasion} ({t.before.days} days before)"
+
+
+def _verdict(d) -> str:
+    if d is None:
+        return "no decision"
+    if d.kind == Kind.TOUCH:
+        return "TOUCH: " + ", ".join(action_text(a) for a in d.actions)
+    if d.kind == Kind.SCHEDULED:
+        return f"SCHEDULED: {d.detail} at {d.wake_at.isoformat()}"
+    reason = d.reason.value if hasattr(d.reason, "value") else d.reason
+    return f"SUPPRESSED ({reason}){': ' + d.detail if d.detail else ''}"
+
+
+def action_text(a: dict) -> str:
+    """One action in a few words, e.g. "coupon THANKS-AB12" or "email 'welcome'"."""
+    kind = a["type"]
+    if kind == "coupon":
+        return f"coupon {a['code']}"
+    if kind == "email":
+        return f"email '{a['template']}'"
+    if kind == "signal":
+        return f"{a['event']} for customer {a['customer_id']}"
+    return f"{kind} {a[kind]}"
