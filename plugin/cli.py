@@ -118,7 +118,10 @@ def format_report(report) -> str:
                      f"{r['emails']:>8}  {value or '-'} / {supp or '-'}")
     if d["overlaps"]:
         lines += ["", "customers touched by two rules:"]
-        lines += [f"  {pair}: {n}" for pair, n in sorted(d["overlaps"].items(), key=lambda kv: -kv[1])]
+        top = sorted(d["overlaps"].items(), key=lambda kv: (-kv[1], kv[0]))
+        lines += [f"  {pair}: {n}" for pair, n in top[:10]]
+        if len(top) > 10:
+            lines.append(f"  ... and {len(top) - 10} more pairs (--format json lists all)")
     return "\n".join(lines)
 
 

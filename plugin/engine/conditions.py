@@ -76,8 +76,11 @@ class Group:
 
 
 def _show(v) -> str:
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_show(x) for x in v) + "]"
+    if isinstance(v, (list, tuple, set, frozenset)):
+        items = sorted(v, key=str) if isinstance(v, (set, frozenset)) else v
+        return "[" + ", ".join(_show(x) for x in items) + "]"
+    if isinstance(v, bool):
+        return "true" if v else "false"
     if v is None:
         return "(none)"
     if hasattr(v, "total_seconds"):
