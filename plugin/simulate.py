@@ -113,6 +113,7 @@ class Simulator:
         timers = self.timers
         while timers and timers[0][0] <= until:
             wake_at, _, timer = heapq.heappop(timers)
+            self.scheduled.discard(timer.id)  # only pending timers are remembered: memory stays flat
             self.report.timers_fired += 1
             self._process(timer, wake_at)
         if self.clock is None or until > self.clock:
