@@ -180,3 +180,73 @@ def record(state: CustomerState, decision) -> CustomerState:
         elif action["type"] == "tier":
             changes["tier"] = action["tier"]
     return replace(state, **changes)
+
+
+# --- JSON form (how the worker stores a customer's state) -------------------------------------
+
+def _t(v):
+    return v.isoformat() if v is not None else None
+
+
+def state_to_dict(s: CustomerState) -> dict:
+    """The JSON form of a customer's state (inverse of state_from_dict)."""
+    return {
+        "shop": s.shop,
+        "customer_id": s.customer_id,
+        "email": s.email,
+        "first_name": s.first_name,
+        "last_name": s.last_name,
+        "locale": s.locale,
+        "accepts_marketing": s.accepts_marketing,
+        "tags": sorted(s.tags),
+        "birthday": _t(s.birthday),
+        "anniversary": _t(s.anniversary),
+        "signed_up_at": _t(s.signed_up_at),
+        "currency": s.currency,
+        "orders": [
+            {"id": o.id, "at": o.at.isoformat(), "total": str(o.total), "paid": o.paid, "cancelled": o.cancelled,
+             "refunds": [[rid, str(a)] for rid, a in o.refunds]}
+            for o in s.orders.values()
+        ],
+        "products_bought": sorted(s.products_bought),
+        "collections_bought": sorted(s.collections_bought),
+        "referred_by": s.referred_by,
+        "tier": s.tier,
+        "history": {rid: {"count": h.count, "last_at": h.last_at.isoformat(), "keys": sorted(h.keys)}
+                    for rid, h in s.history.items()},
+        "touches": [t.isoformat() for t in s.touches],
+    }
+
+
+def state_from_dict(d: dict) -> CustomerState:
+    from plugin.events import parse_time
+
+    base = CustomerState(
+        shop=d["shop"],
+        customer_id=d["customer_id"],
+        email=d.get("email"),
+        first_name=d.get("first_name"),
+        last_name=d.get("last_name"),
+        locale=d.get("locale"),
+        accepts_marketing=d.get("accepts_marketing", False),
+        tags=frozenset(d.get("tags", ())),
+        birthday=date.fromisoformat(d["birthday"]) if d.get("birthday") else None,
+        anniversary=date.fromisoformat(d["anniversary"]) if d.get("anniversary") else None,
+        signed_up_at=parse_time(d.get("signed_up_at")),
+        currency=d.get("currency"),
+        products_bought=frozenset(d.get("products_bought", ())),
+        collections_bought=frozenset(d.get("collections_bought", ())),
+        referred_by=d.get("referred_by"),
+        tier=d.get("tier"),
+        history=MappingProxyType({
+            rid: RuleHistory(h["count"], parse_time(h["last_at"]), frozenset(h["keys"]))
+            for rid, h in d.get("history", {}).items()
+        }),
+        touches=tuple(parse_time(t) for t in d.get("touches", ())),
+    )
+    orders = {
+        o["id"]: OrderSummary(id=o["id"], at=parse_time(o["at"]), total=Decimal(o["total"]), paid=o["paid"],
+                              cancelled=o["cancelled"], refunds=tuple((rid, Decimal(a)) for rid, a in o["refunds"]))
+        for o in d.get("orders", ())
+    }
+    return _aggregate(base, orders)
