@@ -1,0 +1,63 @@
+"""All settings, from the environment, with documented defaults (embedded demo values).
+
+| variable | default | meaning |
+|---|---|---|
+| SHOPIFY_API_KEY | "" | the Shopify app's client id |
+| SHOPIFY_API_SECRET | "" | the app's client secret: signs webhooks; "new,old" during a rotation |
+| REDIS_URL | redis://127.0.0.1:6379/0 | queue, dedupe and locks |
+| DATABASE_URL | sqlite:///var/keepwell.db | shops, customer state, ledger, rule sets |
+| SMTP_URL | smtp://127.0.0.1:8025 | smtp://, smtp+starttls://user:pass@host:587, smtps://... |
+| KEEPWELL_SECRET_KEY | a fixed development key | encrypts stored secrets, signs unsubscribe links; "new,old" to rotate |
+| KEEPWELL_APP_URL | http://127.0.0.1:5000 | the public URL stores call |
+| KEEPWELL_MAIL_FROM | Keepwell <noreply@localhost> | sender of emails |
+| KEEPWELL_MAX_WEBHOOK_BYTES | 1048576 | larger webhook bodies are refused with 413 |
+| KEEPWELL_QUEUE | keepwell | RQ queue name (and Redis key prefix) |
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+DEV_SECRET_KEY = "keepwell-development-key-do-not-use-in-production"
+
+
+def _list(value: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+@dataclass(frozen=True)
+class Config:
+    shopify_api_key: str = ""
+    shopify_api_secrets: tuple[str, ...] = ()
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    database_url: str = "sqlite:///var/keepwell.db"
+    smtp_url: str = "smtp://127.0.0.1:8025"
+    secret_keys: tuple[str, ...] = (DEV_SECRET_KEY,)
+    app_url: str = "http://127.0.0.1:5000"
+    mail_from: str = "Keepwell <noreply@localhost>"
+    max_webhook_bytes: int = 1024 * 1024
+    queue: str = "keepwell"
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def secret_key(self) -> str:
+        return self.secret_keys[0]
+
+    @classmethod
+    def from_env(cls, env=None, **overrides) -> "Config":
+        """Read the environment (``env`` defaults to os.environ); keyword overrides win."""
+        env = os.environ if env is None else env
+        values = dict(
+            shopify_api_key=env.get("SHOPIFY_API_KEY", ""),
+            shopify_api_secrets=_list(env.get("SHOPIFY_API_SECRET", "")),
+            redis_url=env.get("REDIS_URL", cls.redis_url),
+            database_url=env.get("DATABASE_URL", cls.database_url),
+            smtp_url=env.get("SMTP_URL", cls.smtp_url),
+            secret_keys=_list(env.get("KEEPWELL_SECRET_KEY", "")) or (DEV_SECRET_KEY,),
+            app_url=env.get("KEEPWELL_APP_URL", cls.app_url).rstrip("/"),
+            mail_from=env.get("KEEPWELL_MAIL_FROM", cls.mail_from),
+            max_webhook_bytes=int(env.get("KEEPWELL_MAX_WEBHOOK_BYTES", cls.max_webhook_bytes)),
+            queue=env.get("KEEPWELL_QUEUE", cls.queue),
+        )
+        values.update(overrides)
+        return cls(**values)
