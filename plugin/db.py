@@ -1,0 +1,194 @@
+"""Storage: SQLAlchemy 2 models and the session factory. Every row is scoped by shop.
+
+SQLite by default (the embedded demo), PostgreSQL through DATABASE_URL; the schema is managed
+by Alembic migrations in plugin/migrations (``keepwell db upgrade``).
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlalchemy import (JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint,
+                        create_engine, event)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware UTC datetimes on every backend (SQLite forgets the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime stored; use aware UTC datetimes")
+        return value.astimezone(timezone.utc) if value is not None else None
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ShopRow(Base):
+    __tablename__ = "shops"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    domain: Mapped[str] = mapped_column(String(255), index=True)
+    api_url: Mapped[str] = mapped_column(String(512))
+    secrets: Mapped[str] = mapped_column(Text)  # encrypted JSON: tokens, keys, webhook secrets
+    settings: Mapped[dict] = mapped_column(JSON, default=dict)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    __table_args__ = (UniqueConstraint("platform", "domain"),)
+
+
+class RuleSetRow(Base):
+    __tablename__ = "rule_sets"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    shop_id: Mapped[str] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    digest: Mapped[str] = mapped_column(String(64))
+    files: Mapped[dict] = mapped_column(JSON)  # file name -> YAML text (templates included)
+    active: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    __table_args__ = (UniqueConstraint("shop_id", "version"),)
+
+
+class CustomerRow(Base):
+    __tablename__ = "customers"
+    shop_id: Mapped[str] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    state: Mapped[dict] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class OrderIndexRow(Base):
+    """Which customer an order belongs to (refund webhooks do not say)."""
+
+    __tablename__ = "orders"
+    shop_id: Mapped[str] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(128))
+
+
+class EventSeenRow(Base):
+    __tablename__ = "events_seen"
+    shop_id: Mapped[str] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DecisionRow(Base):
+    """The decision ledger: one row per decision key, written before any side effect."""
+
+    __tablename__ = "decisions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    shop_id: Mapped[str] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), index=True)
+    key: Mapped[str] = mapped_column(String(512))
+    rule_id: Mapped[str] = mapped_column(String(64), index=True)
+    customer_id: Mapped[str] = mapped_column(String(128), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # touch | suppressed
+    reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16))  # pending | done | failed | suppressed
+    event_id: Mapped[str] = mapped_column(String(255))
+    ruleset_version: Mapped[str] = mapped_column(String(64), default="")
+    decision: Mapped[dict] = mapped_column(JSON)  # the full decision, as data
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    __table_args__ = (UniqueConstraint("shop_id", "key"),)
+
+
+class EffectRow(Base):
+    """One side effect of a touch (a coupon, an email, a tag), executed at most once."""
+
+    __tablename__ = "effects"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    shop_id: Mapped[str] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), index=True)
+    key: Mapped[str] = mapped_column(String(512))
+    decision_key: Mapped[str] = mapped_column(String(512), index=True)
+    customer_id: Mapped[str] = mapped_column(String(128), index=True)
+    type: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | done | failed
+    coupon_code: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    message_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    store_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    __table_args__ = (UniqueConstraint("shop_id", "key"),)
+
+
+class TimerRow(Base):
+    """A scheduled timer (delay, lapse, occasion, deferral): durable beside RQ's scheduler."""
+
+    __tablename__ = "timers"
+    shop_id: Mapped[str] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(512), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(128), index=True)
+    wake_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    event: Mapped[dict] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | fired
+
+
+class UnsubscribeRow(Base):
+    __tablename__ = "unsubscribes"
+    shop_id: Mapped[str] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+_engines: dict[str, Engine] = {}
+
+
+def _sqlite_pragmas(dbapi_conn, _record):
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA journal_mode=WAL")  # readers do not block the writer (web + worker)
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
+
+
+def get_engine(url: str) -> Engine:
+    """One pooled engine per database URL in this process."""
+    eng = _engines.get(url)
+    if eng is None:
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            eng = create_engine(url, connect_args={"timeout": 10})
+            event.listen(eng, "connect", _sqlite_pragmas)
+        else:
+            eng = create_engine(url, pool_pre_ping=True)
+        _engines[url] = eng
+    return eng
+
+
+def sessions(url: str) -> sessionmaker:
+    return sessionmaker(get_engine(url), expire_on_commit=False)
+
+
+def upgrade(url: str) -> None:
+    """Bring the database schema to the newest migration."""
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    command.upgrade(cfg, "head")
