@@ -150,24 +150,28 @@ def _schema_message(err) -> tuple[tuple, str]:
     return path, err.message
 
 
-def template_names(templates_dir: Path) -> set[str]:
-    """Templates usable in email actions: both NAME.html and NAME.txt exist."""
+def read_templates(templates_dir: Path) -> dict[str, str]:
+    """Template file name -> text for every .html/.txt file in ``templates_dir``."""
     if not templates_dir.is_dir():
-        return set()
-    html = {p.stem for p in templates_dir.glob("*.html")}
-    text = {p.stem for p in templates_dir.glob("*.txt")}
+        return {}
+    return {p.name: p.read_text(encoding="utf-8") for p in sorted(templates_dir.iterdir()) if p.suffix in (".html", ".txt")}
+
+
+def template_names(templates: dict[str, str]) -> set[str]:
+    """Templates usable in email actions: both NAME.html and NAME.txt exist."""
+    html = {n[:-5] for n in templates if n.endswith(".html")}
+    text = {n[:-4] for n in templates if n.endswith(".txt")}
     return html & text
 
 
-def _check_templates(templates_dir: Path, names: set[str], problems: list[Problem]):
+def _check_templates(where: str, templates: dict[str, str], names: set[str], problems: list[Problem]):
     env = SandboxedEnvironment()
     for name in sorted(names):
         for suffix in (".html", ".txt"):
-            path = templates_dir / f"{name}{suffix}"
             try:
-                env.parse(path.read_text(encoding="utf-8"))
+                env.parse(templates[name + suffix])
             except TemplateSyntaxError as exc:
-                problems.append(Problem(str(path), exc.lineno or 1, 1, None, f"template syntax error: {exc.message}"))
+                problems.append(Problem(f"{where}/{name}{suffix}", exc.lineno or 1, 1, None, f"template syntax error: {exc.message}"))
 
 
 def _check_broken_rule(doc: _Doc, index: int, rule, bad_paths, templates, problems: list[Problem]):
@@ -189,15 +193,22 @@ def lint(files, templates_dir: Path | None = None) -> tuple[RuleSet | None, list
     """Validate rule files as one rule set; the RuleSet when there are no problems."""
     files = [Path(f) for f in files]
     templates_dir = templates_dir or (files[0].parent / "templates" if files else RULES_DIR / "templates")
+    sources, problems = [], []
+    for path in files:
+        try:
+            sources.append((str(path), path.read_bytes()))
+        except OSError as exc:
+            problems.append(Problem(str(path), 1, 1, None, f"cannot read: {exc.strerror}"))
+    ruleset, found = lint_sources(sources, read_templates(templates_dir), str(templates_dir))
+    problems = sorted(problems + found)
+    return (ruleset if not problems else None), problems
+
+
+def lint_sources(sources, templates: dict[str, str], templates_where: str = "templates"):
+    """Validate ``[(file name, bytes)]`` as one rule set against ``templates`` (file name -> text)."""
     problems: list[Problem] = []
     docs: list[_Doc] = []
-    for path in files:
-        name = str(path)
-        try:
-            raw = path.read_bytes()
-        except OSError as exc:
-            problems.append(Problem(name, 1, 1, None, f"cannot read: {exc.strerror}"))
-            continue
+    for name, raw in sources:
         if len(raw) > MAX_BYTES:
             problems.append(Problem(name, 1, 1, None, f"file is {len(raw)} bytes; rule files are limited to {MAX_BYTES}"))
             continue
@@ -226,7 +237,7 @@ def lint(files, templates_dir: Path | None = None) -> tuple[RuleSet | None, list
             elif path[:1] != ("settings",):
                 bad_docs.add(n)
 
-    templates = template_names(templates_dir)
+    names = template_names(templates)
     first_seen: dict[str, str] = {}
     good = []  # (doc index, rule index, rule data) compiled together as the rule set
     for n, doc in enumerate(docs):
@@ -241,7 +252,7 @@ def lint(files, templates_dir: Path | None = None) -> tuple[RuleSet | None, list
                     continue
                 first_seen[rid] = doc.file
             if (n, i) in schema_paths:
-                _check_broken_rule(doc, i, rule, schema_paths[(n, i)], templates, problems)
+                _check_broken_rule(doc, i, rule, schema_paths[(n, i)], names, problems)
             else:
                 good.append((n, i, rule))
 
@@ -254,7 +265,7 @@ def lint(files, templates_dir: Path | None = None) -> tuple[RuleSet | None, list
         documents.append((doc.file, data))
         origin.append([i for (m, i, _) in good if m == n])
     semantic = Problems()
-    ruleset = compile_ruleset(documents, templates, semantic)
+    ruleset = compile_ruleset(documents, names, semantic)
     for path, message, rule_id in semantic.items:
         n, rest = path[0], list(path[1:])
         if rest[:1] == ["rules"] and len(rest) > 1:
@@ -262,7 +273,7 @@ def lint(files, templates_dir: Path | None = None) -> tuple[RuleSet | None, list
         line, col = docs[n].where(rest)
         problems.append(Problem(docs[n].file, line, col, rule_id, message))
     used = {a["template"] for r in (ruleset.rules if ruleset else ()) for a in r.actions if a["type"] == "email"}
-    _check_templates(templates_dir, used, problems)
+    _check_templates(templates_where, templates, used, problems)
     problems.sort()
     return (ruleset if not problems else None), problems
 
