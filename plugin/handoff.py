@@ -1,0 +1,95 @@
+"""The durable hand-off from the web edge to the workers: a per-shop backlog in Redis.
+
+One Redis round trip per webhook (a Lua script) dedupes the delivery, appends it to the shop's
+backlog and says whether a drain job must be enqueued. One drain job per shop at a time then
+works through the backlog in batches, so a worker is not capped by RQ's per-job bookkeeping.
+Timers and signals enter through the same backlog, which serialises every change to a shop's
+customer state without per-customer locks.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+from redis import Redis
+from rq import Queue, Retry
+
+SEEN_TTL = 7 * 24 * 3600  # Shopify retries for 4 hours; a week leaves room for reconciliation
+DRAIN_TTL = 300  # a crashed drain's flag expires; RQ retries the abandoned job meanwhile
+RETRY = Retry(max=8, interval=[5, 15, 60, 300, 900, 1800, 3600, 7200])
+
+_PUSH = """
+if KEYS[1] ~= '' and redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[2]) == false then return 0 end
+redis.call('RPUSH', KEYS[2], ARGV[1])
+if redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[3]) then return 2 end
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """One unit of work for a shop: a raw webhook body, or a canonical event of our own."""
+
+    platform: str  # shopify | woocommerce | keepwell (timers, signals, reconciliation)
+    topic: str
+    key: str  # delivery key (dedupe), or the event id
+    received_at: float
+    body: str
+
+    def encode(self) -> str:
+        # A header line then the raw body: no re-escaping of the body on the request path.
+        return f"{self.platform}\t{self.topic}\t{self.key}\t{self.received_at}\n{self.body}"
+
+    @classmethod
+    def decode(cls, raw: bytes | str) -> "Envelope":
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        head, _, body = text.partition("\n")
+        platform, topic, key, received_at = head.split("\t")
+        return cls(platform, topic, key, float(received_at), body)
+
+
+class Keys:
+    def __init__(self, prefix: str, shop_id: str):
+        base = f"{prefix}:{{{shop_id}}}"  # hash tag: one cluster slot per shop
+        self.backlog = f"{base}:backlog"
+        self.processing = f"{base}:processing"
+        self.draining = f"{base}:draining"
+        self.seen = f"{base}:seen:"
+
+
+class Handoff:
+    def __init__(self, redis: Redis, prefix: str = "keepwell"):
+        self.redis = redis
+        self.prefix = prefix
+        self.queue = Queue(prefix, connection=redis)
+        self._push = redis.register_script(_PUSH)
+
+    def keys(self, shop_id: str) -> Keys:
+        return Keys(self.prefix, shop_id)
+
+    def push(self, shop_id: str, envelope: Envelope, dedupe: bool = True) -> bool:
+        """Queue ``envelope`` for the shop; False when this delivery was already seen."""
+        k = self.keys(shop_id)
+        status = self._push(keys=[k.seen + envelope.key if dedupe else "", k.backlog, k.draining],
+                            args=[envelope.encode(), SEEN_TTL, DRAIN_TTL])
+        if status == 2:
+            self.enqueue_drain(shop_id)
+        return status != 0
+
+    def push_event(self, shop_id: str, event_dict: dict) -> bool:
+        """Queue a canonical event (timer, signal, reconciliation), deduped by its id."""
+        env = Envelope("keepwell", "event", f"event:{event_dict['id']}", time.time(), json.dumps(event_dict))
+        return self.push(shop_id, env)
+
+    def enqueue_drain(self, shop_id: str):
+        self.queue.enqueue("plugin.jobs.drain", shop_id, retry=RETRY, result_ttl=60, failure_ttl=7 * 24 * 3600,
+                           description=f"drain {shop_id}")
+
+    def ensure_drain(self, shop_id: str) -> bool:
+        """Enqueue a drain if the shop has a backlog and no drain is running; True if enqueued."""
+        k = self.keys(shop_id)
+        if (self.redis.llen(k.backlog) or self.redis.llen(k.processing)) and self.redis.set(k.draining, "1", nx=True, ex=DRAIN_TTL):
+            self.enqueue_drain(shop_id)
+            return True
+        return False

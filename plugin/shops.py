@@ -1,0 +1,127 @@
+"""Connected shops and their versioned rule sets (database side)."""
+from __future__ import annotations
+
+import hashlib
+import secrets as token
+from pathlib import Path
+
+from sqlalchemy import select
+
+from connectors.base import Shop
+from plugin import secrets
+from plugin.config import Config
+from plugin.db import RuleSetRow, ShopRow
+from plugin.engine import RuleSet
+from plugin.errors import RuleError
+from plugin.rulefile import RULES_DIR, lint_sources, read_templates, rule_files
+
+PLATFORMS = ("shopify", "woocommerce")
+
+
+def default_api_url(platform: str, domain: str) -> str:
+    return f"https://{domain}" if platform == "shopify" else domain.rstrip("/")
+
+
+def add_shop(session, config: Config, platform: str, domain: str, *, api_url: str | None = None,
+             access_token: str = "", consumer_key: str = "", consumer_secret: str = "",
+             webhook_secret: str | None = None, settings: dict | None = None) -> tuple[ShopRow, str]:
+    """Register a store (or update it when it is already known); returns (row, webhook secret)."""
+    if platform not in PLATFORMS:
+        raise ValueError(f"unknown platform {platform!r}: use one of {', '.join(PLATFORMS)}")
+    domain = domain.strip().rstrip("/").lower() if platform == "shopify" else domain.strip().rstrip("/")
+    row = session.scalar(select(ShopRow).where(ShopRow.platform == platform, ShopRow.domain == domain))
+    if platform == "woocommerce":
+        webhook_secret = webhook_secret or token.token_urlsafe(32)
+    stored = {"access_token": access_token, "consumer_key": consumer_key, "consumer_secret": consumer_secret,
+              "webhook_secrets": [webhook_secret] if webhook_secret else []}
+    if row is None:
+        row = ShopRow(id=f"{platform[:2]}_{token.token_hex(6)}", platform=platform, domain=domain, settings={})
+        session.add(row)
+    elif not webhook_secret:
+        stored["webhook_secrets"] = secrets.decrypt(config.secret_keys, row.secrets).get("webhook_secrets", [])
+    row.api_url = (api_url or default_api_url(platform, domain)).rstrip("/")
+    row.secrets = secrets.encrypt(config.secret_keys, stored)
+    row.settings = {**(row.settings or {}), **(settings or {})}
+    row.active = True
+    session.flush()
+    if session.scalar(select(RuleSetRow.id).where(RuleSetRow.shop_id == row.id)) is None:
+        install_rules(session, row.id, read_rule_dir(RULES_DIR))
+    return row, (webhook_secret or "")
+
+
+def to_shop(row: ShopRow, config: Config) -> Shop:
+    """The connector's view of a shop, secrets decrypted. Shopify shops without their own
+    webhook secret are signed with the app's secret (old and new during a rotation)."""
+    s = secrets.decrypt(config.secret_keys, row.secrets)
+    webhook_secrets = tuple(s.get("webhook_secrets") or ())
+    if row.platform == "shopify" and not webhook_secrets:
+        webhook_secrets = config.shopify_api_secrets
+    return Shop(id=row.id, platform=row.platform, domain=row.domain, api_url=row.api_url,
+                access_token=s.get("access_token", ""), consumer_key=s.get("consumer_key", ""),
+                consumer_secret=s.get("consumer_secret", ""), webhook_secrets=webhook_secrets,
+                settings=dict(row.settings or {}))
+
+
+def find_shop(session, platform: str, domain: str) -> ShopRow | None:
+    return session.scalar(select(ShopRow).where(ShopRow.platform == platform, ShopRow.domain == domain.lower()))
+
+
+# --- rule sets --------------------------------------------------------------------------------
+
+def read_rule_dir(path: Path) -> dict[str, str]:
+    """A rule folder as stored: rule files by name, templates as templates/NAME."""
+    path = Path(path)
+    files = {p.name: p.read_text(encoding="utf-8") for p in rule_files([path])}
+    files.update({f"templates/{name}": text for name, text in read_templates(path / "templates").items()})
+    return files
+
+
+def _split(files: dict[str, str]):
+    sources = [(name, text.encode("utf-8")) for name, text in sorted(files.items()) if not name.startswith("templates/")]
+    templates = {name.removeprefix("templates/"): text for name, text in files.items() if name.startswith("templates/")}
+    return sources, templates
+
+
+def compile_files(files: dict[str, str]) -> RuleSet:
+    """Lint and compile a stored rule set; RuleError lists the problems."""
+    sources, templates = _split(files)
+    ruleset, problems = lint_sources(sources, templates)
+    if problems:
+        raise RuleError(problems)
+    return ruleset
+
+
+def install_rules(session, shop_id: str, files: dict[str, str]) -> RuleSetRow:
+    """Lint then activate ``files`` as the shop's newest rule set version, atomically.
+    A rejected set raises RuleError and leaves the previous version active."""
+    compile_files(files)
+    digest = hashlib.sha256(repr(sorted(files.items())).encode()).hexdigest()[:16]
+    current = active_rule_row(session, shop_id)
+    if current is not None and current.digest == digest:
+        return current
+    last = session.scalar(select(RuleSetRow.version).where(RuleSetRow.shop_id == shop_id)
+                          .order_by(RuleSetRow.version.desc()).limit(1)) or 0
+    for row in session.scalars(select(RuleSetRow).where(RuleSetRow.shop_id == shop_id, RuleSetRow.active)):
+        row.active = False
+    row = RuleSetRow(shop_id=shop_id, version=last + 1, digest=digest, files=files, active=True)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def active_rule_row(session, shop_id: str) -> RuleSetRow | None:
+    return session.scalar(select(RuleSetRow).where(RuleSetRow.shop_id == shop_id, RuleSetRow.active))
+
+
+_compiled: dict[str, RuleSet] = {}
+
+
+def active_rules(session, shop_id: str) -> tuple[RuleSet, dict[str, str]]:
+    """The shop's active rule set (compiled once per version) and its templates."""
+    row = active_rule_row(session, shop_id)
+    if row is None:
+        raise RuleError([f"shop {shop_id} has no rule set"])
+    ruleset = _compiled.get(row.digest)
+    if ruleset is None:
+        ruleset = _compiled[row.digest] = compile_files(row.files)
+    return ruleset, _split(row.files)[1]
