@@ -1,0 +1,260 @@
+"""The imperative shell around the engine: load state, decide, record, then act.
+
+For each canonical event, one database transaction loads the customer's state, folds the
+event in, asks the pure engine for decisions and writes them to the ledger (with one effect
+row per action) before anything touches the outside world. Effects then run one by one and
+are marked done; a retried job finds them done and skips them (DESIGN.md principle 3).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Callable
+
+from redis import Redis
+from rq import Queue
+from sqlalchemy import select
+from sqlalchemy.orm import sessionmaker
+
+import connectors
+from plugin.config import Config
+from plugin.db import CustomerRow, DecisionRow, EffectRow, EventSeenRow, OrderIndexRow, ShopRow, TimerRow, utcnow
+from plugin.engine import Decision, Kind, Reason, apply, decide, new_state, record
+from plugin.engine.state import state_from_dict, state_to_dict
+from plugin.errors import DeliveryError, PayloadError, StoreError
+from plugin.events import Event, event_from_dict, event_to_dict
+from plugin.handoff import DRAIN_TTL, Envelope, Handoff
+from plugin.shops import active_rules, to_shop
+
+log = logging.getLogger("keepwell.worker")
+
+MAX_EFFECT_ATTEMPTS = 8
+DRAIN_BUDGET_S = 20  # then the drain re-enqueues itself, so other shops get their turn
+MAX_ENVELOPE_ATTEMPTS = 5
+
+
+@dataclass
+class Runtime:
+    """Everything the worker needs, built once per process."""
+
+    config: Config
+    sessions: sessionmaker
+    redis: Redis
+    clock: Callable[[], datetime] = utcnow
+    handoff: Handoff = field(init=False)
+    queue: Queue = field(init=False)
+
+    def __post_init__(self):
+        self.handoff = Handoff(self.redis, self.config.queue)
+        self.queue = self.handoff.queue
+
+
+def _backoff(attempts: int, retry_after: float | None) -> float:
+    return max(retry_after or 0.0, min(3600.0, 5.0 * 3 ** (attempts - 1)))
+
+
+def _job_id(*parts: str) -> str:
+    return hashlib.sha256(":".join(parts).encode()).hexdigest()[:32]
+
+
+# --- draining a shop's backlog -----------------------------------------------------------------
+
+def drain(rt: Runtime, shop_id: str, budget_s: float = DRAIN_BUDGET_S) -> int:
+    """Process the shop's backlog, oldest first; returns the number of envelopes processed."""
+    keys = rt.handoff.keys(shop_id)
+    lock = rt.redis.lock(f"{keys.draining}:lock", timeout=DRAIN_TTL, blocking=False)
+    if not lock.acquire():
+        return 0  # another drain holds the shop; it will see our items
+    done = 0
+    started = time.monotonic()
+    try:
+        while time.monotonic() - started < budget_s:
+            # An item left in `processing` belongs to a drain that died: it goes first, again.
+            raw = rt.redis.lindex(keys.processing, 0) or rt.redis.lmove(keys.backlog, keys.processing, "LEFT", "RIGHT")
+            if raw is None:
+                break
+            _process_safely(rt, shop_id, raw)
+            rt.redis.lpop(keys.processing)
+            rt.redis.expire(keys.draining, DRAIN_TTL)
+            lock.extend(DRAIN_TTL, replace_ttl=True)
+            done += 1
+    finally:
+        lock.release()
+        rt.redis.delete(keys.draining)
+        rt.handoff.ensure_drain(shop_id)
+    return done
+
+
+def _process_safely(rt: Runtime, shop_id: str, raw: bytes) -> None:
+    """Process one envelope; a malformed one is dead-lettered instead of blocking the shop."""
+    keys = rt.handoff.keys(shop_id)
+    try:
+        env = Envelope.decode(raw)
+    except ValueError:
+        log.error("shop %s: undecodable backlog entry dead-lettered", shop_id)
+        rt.redis.rpush(f"{keys.backlog}:dead", raw)
+        return
+    try:
+        process_envelope(rt, shop_id, env)
+    except (PayloadError, json.JSONDecodeError) as exc:
+        log.error("shop %s: %s %s refused: %s", shop_id, env.platform, env.topic, exc)
+        rt.redis.rpush(f"{keys.backlog}:dead", raw)
+    except Exception:
+        attempts = rt.redis.hincrby(f"{keys.backlog}:attempts", env.key, 1)
+        if attempts >= MAX_ENVELOPE_ATTEMPTS:
+            log.exception("shop %s: %s failed %d times; dead-lettered", shop_id, env.key, attempts)
+            rt.redis.rpush(f"{keys.backlog}:dead", raw)
+            rt.redis.hdel(f"{keys.backlog}:attempts", env.key)
+            return
+        raise  # RQ retries the drain with backoff; the entry stays first in line
+
+
+def process_envelope(rt: Runtime, shop_id: str, env: Envelope) -> None:
+    with rt.sessions() as session:
+        row = session.get(ShopRow, shop_id)
+        if row is None or not row.active:
+            log.info("shop %s is not active: %s %s dropped", shop_id, env.platform, env.topic)
+            return
+        shop = to_shop(row, rt.config)
+        if env.platform == "keepwell":
+            events = [event_from_dict(json.loads(env.body))]
+        else:
+            def customer_of_order(order_id: str):
+                idx = session.get(OrderIndexRow, (shop_id, str(order_id)))
+                return idx.customer_id if idx else None
+
+            events = connectors.get(env.platform).parse(shop, env.topic, json.loads(env.body), customer_of_order)
+    for event in events:
+        process_event(rt, shop_id, event)
+
+
+# --- deciding -----------------------------------------------------------------------------------
+
+def process_event(rt: Runtime, shop_id: str, event: Event) -> list[str]:
+    """Fold the event into the customer's state, decide, and record everything in one
+    transaction; then schedule timers and run the new touches. Returns the touch keys."""
+    if event.shop != shop_id:  # the envelope's shop is the truth
+        event = replace(event, shop=shop_id)
+    now = rt.clock()
+    timers: list[Decision] = []
+    with rt.sessions.begin() as session:
+        seen = session.get(EventSeenRow, (shop_id, event.id))
+        if seen is not None:
+            pending = session.scalars(select(DecisionRow.key).where(
+                DecisionRow.shop_id == shop_id, DecisionRow.event_id == event.id, DecisionRow.status == "pending")).all()
+            touches = list(pending)
+        else:
+            ruleset, _ = active_rules(session, shop_id)
+            crow = session.get(CustomerRow, (shop_id, event.customer_id))
+            state = state_from_dict(crow.state) if crow else new_state(shop_id, event.customer_id)
+            state = apply(state, event, ruleset.settings.referral_prefix)
+            touches = []
+            for d in decide(event, state, ruleset, now):
+                if d.kind == Kind.SCHEDULED:
+                    if session.get(TimerRow, (shop_id, d.timer.id)) is None:
+                        session.add(TimerRow(shop_id=shop_id, key=d.timer.id, customer_id=d.customer_id,
+                                             wake_at=d.wake_at, event=event_to_dict(d.timer)))
+                        timers.append(d)
+                    continue
+                if d.kind == Kind.SUPPRESSED and d.reason == Reason.CONDITIONS:
+                    continue  # the rule simply did not apply: not a touch anyone wanted
+                existing = session.scalar(select(DecisionRow).where(DecisionRow.shop_id == shop_id, DecisionRow.key == d.key))
+                if existing is not None and (existing.kind == Kind.TOUCH.value or d.kind == Kind.SUPPRESSED):
+                    continue  # decided before (a duplicate or re-delivered event)
+                if d.kind == Kind.TOUCH:
+                    state = record(state, d)
+                    _write_touch(session, shop_id, d, existing)
+                    touches.append(d.key)
+                else:
+                    session.add(_decision_row(shop_id, d, status="suppressed"))
+            if crow is None:
+                session.add(CustomerRow(shop_id=shop_id, customer_id=event.customer_id, state=state_to_dict(state)))
+            else:
+                crow.state = state_to_dict(state)
+            if event.order is not None and session.get(OrderIndexRow, (shop_id, event.order.id)) is None:
+                session.add(OrderIndexRow(shop_id=shop_id, order_id=event.order.id, customer_id=event.customer_id))
+            session.add(EventSeenRow(shop_id=shop_id, key=event.id))
+    for d in timers:
+        schedule_timer(rt, shop_id, d.timer.id, d.wake_at)
+    for key in touches:
+        execute_decision(rt, shop_id, key)
+    return touches
+
+
+def _decision_row(shop_id: str, d: Decision, status: str) -> DecisionRow:
+    data = d.to_dict()
+    return DecisionRow(shop_id=shop_id, key=d.key, rule_id=d.rule_id, customer_id=d.customer_id, kind=data["kind"],
+                       reason=data["reason"], detail=d.detail, status=status, event_id=d.event_id,
+                       ruleset_version=d.ruleset_version, decision=data)
+
+
+def _write_touch(session, shop_id: str, d: Decision, existing: DecisionRow | None) -> None:
+    if existing is not None:  # e.g. a deferred touch, capped first, now going out
+        session.delete(existing)
+        session.flush()
+    session.add(_decision_row(shop_id, d, status="pending"))
+    for a in _plain_actions(d):
+        session.add(EffectRow(shop_id=shop_id, key=a["key"], decision_key=d.key, customer_id=d.customer_id,
+                              type=a["type"], coupon_code=a.get("code") if a["type"] == "coupon" else None))
+
+
+def _plain_actions(d: Decision) -> list[dict]:
+    return d.to_dict()["actions"]
+
+
+# --- timers -------------------------------------------------------------------------------------
+
+def schedule_timer(rt: Runtime, shop_id: str, key: str, wake_at: datetime) -> None:
+    """Ask RQ's scheduler to fire the timer; the TimerRow is the durable copy (swept by tick)."""
+    rt.queue.enqueue_at(wake_at, "plugin.jobs.fire_timer", shop_id, key, job_id=f"timer-{_job_id(shop_id, key)}",
+                        result_ttl=60)
+
+
+def fire_timer(rt: Runtime, shop_id: str, key: str) -> bool:
+    """Put a due timer's event on the shop's backlog (once)."""
+    with rt.sessions.begin() as session:
+        timer = session.get(TimerRow, (shop_id, key))
+        if timer is None or timer.status != "pending":
+            return False
+        timer.status = "fired"
+        event = dict(timer.event)
+    rt.handoff.push_event(shop_id, event)
+    return True
+
+
+def sweep_timers(rt: Runtime, grace: timedelta = timedelta(minutes=2)) -> int:
+    """Fire timers whose RQ job was lost (Redis flushed, scheduler down): durable timers."""
+    with rt.sessions() as session:
+        due = session.execute(select(TimerRow.shop_id, TimerRow.key).where(
+            TimerRow.status == "pending", TimerRow.wake_at <= rt.clock() - grace)).all()
+    return sum(fire_timer(rt, shop_id, key) for shop_id, key in due)
+
+
+# --- acting -------------------------------------------------------------------------------------
+
+def execute_decision(rt: Runtime, shop_id: str, key: str) -> str:
+    """Run a touch's pending effects in order; returns the decision's status."""
+    from plugin import effects
+
+    lock = rt.redis.lock(f"{rt.config.queue}:{{{shop_id}}}:exec:{_job_id(key)}", timeout=300, blocking=False)
+    if not lock.acquire():
+        return "busy"
+    try:
+        return effects.run(rt, shop_id, key)
+    finally:
+        lock.release()
+
+
+def retry_decision_later(rt: Runtime, shop_id: str, key: str, attempts: int, retry_after: float | None) -> float:
+    delay = _backoff(attempts, retry_after)
+    rt.queue.enqueue_in(timedelta(seconds=delay), "plugin.jobs.execute", shop_id, key,
+                        job_id=f"exec-{_job_id(shop_id, key, str(attempts))}", result_ttl=60)
+    return delay
+
+
+__all__ = ["Runtime", "drain", "process_envelope", "process_event", "fire_timer", "sweep_timers",
+           "execute_decision", "retry_decision_later", "StoreError", "DeliveryError"]
