@@ -73,15 +73,18 @@ def _timer(kind: Reason, rule: Rule, ctx: Context, anchor: str, rules: RuleSet, 
     data = {"kind": kind.value, "rule": rule.id, "anchor": anchor, "version": rules.version}
     if event is not None:
         data["event"] = event
-    timer = Event(id=f"{key}:{kind.value}", type="timer", shop=ctx.event.shop, customer_id=ctx.state.customer_id,
+    # A touch may be deferred more than once: each deferral is its own timer.
+    timer_id = f"{key}:{kind.value}" + (f":{wake_at.isoformat()}" if kind == Reason.DEFERRED else "")
+    timer = Event(id=timer_id, type="timer", shop=ctx.event.shop, customer_id=ctx.state.customer_id,
                   occurred_at=wake_at, data=data)
     return _decision(Kind.SCHEDULED, rule, ctx, anchor, rules, reason=kind, wake_at=wake_at, timer=timer, detail=detail)
 
 
-def _gate(rule: Rule, ctx: Context, anchor: str, rules: RuleSet, delayed: bool):
-    """A suppressed/scheduled Decision, or the rule itself when it may touch the customer."""
+def _gate(rule: Rule, ctx: Context, anchor: str, rules: RuleSet, delayed: bool, recheck: bool = False):
+    """A suppressed/scheduled Decision, or the rule itself when it may touch the customer.
+    ``delayed``: the delay is over; ``recheck``: the conditions held once and are checked again."""
     if rule.condition is not None and not rule.condition.test(ctx):
-        if delayed:
+        if recheck:
             return _decision(Kind.SUPPRESSED, rule, ctx, anchor, rules, reason=Reason.CANCELLED,
                              detail="conditions no longer hold when re-checked")
         return _decision(Kind.SUPPRESSED, rule, ctx, anchor, rules, reason=Reason.CONDITIONS)
@@ -247,19 +250,25 @@ def _on_timer(ctx: Context, rules: RuleSet) -> list[Decision]:
         return []  # the rule was removed or switched off since the timer was set
     kind = data["kind"]
     out = []
-    if kind == Reason.LAPSE.value:
+    # Time-based touches check their anchor still holds, also when they were deferred by the cap.
+    if anchor.startswith("lapse:"):
+        anchor_order = anchor.split(":", 1)[1]
         if f"lapse:{ctx.state.last_order_id}" != anchor:
-            return [_decision(Kind.SUPPRESSED, rule, ctx, anchor, rules, reason=Reason.CANCELLED,
-                              detail="the customer ordered again")]
-    elif kind == Reason.OCCASION.value:
+            summary = ctx.state.orders.get(anchor_order)
+            detail = ("the order the lapse counted from was cancelled" if summary is not None and summary.cancelled
+                      else "the customer ordered again")
+            return [_decision(Kind.SUPPRESSED, rule, ctx, anchor, rules, reason=Reason.CANCELLED, detail=detail)]
+    elif rule.trigger.kind == "occasion" and anchor.startswith(f"{rule.trigger.occasion}:"):
         day = getattr(ctx.state, rule.trigger.occasion)
         if day is None or not _same_day_of_year(day, date.fromisoformat(anchor.split(":", 1)[1])):
             return [_decision(Kind.SUPPRESSED, rule, ctx, anchor, rules, reason=Reason.CANCELLED,
                               detail=f"the {rule.trigger.occasion} changed")]
-        out.extend(_occasion_timers(ctx, rules))  # and next year's
+        if kind == Reason.OCCASION.value:
+            out.extend(_occasion_timers(ctx, rules))  # and next year's
     if "event" in data:  # a delayed or deferred touch: re-check against the original event
         ctx = Context(data["event"], ctx.state, ctx.now, ctx.referral_prefix)
-    result = _gate(rule, ctx, anchor, rules, delayed=True)
+    recheck = kind in (Reason.DELAY.value, Reason.DEFERRED.value)
+    result = _gate(rule, ctx, anchor, rules, delayed=True, recheck=recheck)
     if isinstance(result, Decision):
         return out + [result]
     return out + _arbitrate([rule], ctx, anchor, rules)
