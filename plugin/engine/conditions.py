@@ -124,6 +124,8 @@ def _compare(get, op, lit, ftype):
         return test
     if op == "not_equals":
         return lambda c: get(c) != lit
+    if ftype == BOOL and op == "equals":
+        return (lambda c: get(c) is True) if lit else (lambda c: get(c) is False)
 
     def test(c):
         v = get(c)
@@ -180,12 +182,45 @@ def _leaf(fname: str, op: str, value, path: Path) -> Leaf:
 
 
 def _all(tests):
+    # Fixed-arity closures: a generator per evaluation would cost more than the tests themselves.
+    tests = tuple(tests)
     if len(tests) == 1:
         return tests[0]
     if len(tests) == 2:
         a, b = tests
         return lambda c: a(c) and b(c)
-    return lambda c: all(t(c) for t in tests)
+    if len(tests) == 3:
+        a, b, d = tests
+        return lambda c: a(c) and b(c) and d(c)
+    if len(tests) == 4:
+        a, b, d, e = tests
+        return lambda c: a(c) and b(c) and d(c) and e(c)
+
+    def test(c):
+        for t in tests:
+            if not t(c):
+                return False
+        return True
+    return test
+
+
+def _any(tests):
+    tests = tuple(tests)
+    if len(tests) == 1:
+        return tests[0]
+    if len(tests) == 2:
+        a, b = tests
+        return lambda c: a(c) or b(c)
+    if len(tests) == 3:
+        a, b, d = tests
+        return lambda c: a(c) or b(c) or d(c)
+
+    def test(c):
+        for t in tests:
+            if t(c):
+                return True
+        return False
+    return test
 
 
 def compile_condition(node, path: Path = ()):
@@ -201,7 +236,7 @@ def compile_condition(node, path: Path = ()):
             raise ConditionProblem(sub, f"{key} takes a non-empty list of conditions")
         children = tuple(compile_condition(child, sub + (i,)) for i, child in enumerate(body))
         tests = [ch.test for ch in children]
-        test = _all(tests) if key == "all" else (lambda c: any(t(c) for t in tests))
+        test = _all(tests) if key == "all" else _any(tests)
         return Group(key, children, test)
     if key == "not":
         child = compile_condition(body, sub)

@@ -44,10 +44,10 @@ class Rule:
     cooldown: timedelta | None = None
     enabled: bool = True
     source: str = ""
+    marketing: bool = field(init=False)  # any coupon or email action: needs consent
 
-    @property
-    def marketing(self) -> bool:
-        return any(a["type"] in MARKETING_ACTIONS for a in self.actions)
+    def __post_init__(self):
+        object.__setattr__(self, "marketing", any(a["type"] in MARKETING_ACTIONS for a in self.actions))
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ bounded by the customer's orders, not by the number of events.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from types import MappingProxyType
@@ -83,6 +83,18 @@ class CustomerState:
         return referral_code(self.shop, self.customer_id, prefix)
 
 
+_STATE_FIELDS = tuple(f.name for f in fields(CustomerState))
+_set = object.__setattr__
+
+
+def _evolve(state: CustomerState, changes: dict) -> CustomerState:
+    """``dataclasses.replace`` without its per-call introspection: the fold's hot path."""
+    new = object.__new__(CustomerState)
+    for name in _STATE_FIELDS:
+        _set(new, name, changes[name] if name in changes else getattr(state, name))
+    return new
+
+
 def new_state(shop: str, customer_id: str) -> CustomerState:
     return CustomerState(shop=shop, customer_id=customer_id)
 
@@ -90,16 +102,15 @@ def new_state(shop: str, customer_id: str) -> CustomerState:
 def _aggregate(state: CustomerState, orders: dict) -> CustomerState:
     counted = sorted((o for o in orders.values() if o.counts), key=lambda o: (o.at, o.id))
     currency = state.currency
-    return replace(
-        state,
-        orders=MappingProxyType(orders),
-        orders_count=len(counted),
-        total_spent=Money(sum((o.net for o in counted), Decimal(0)), currency) if currency else None,
-        first_order_id=counted[0].id if counted else None,
-        first_order_at=counted[0].at if counted else None,
-        last_order_id=counted[-1].id if counted else None,
-        last_order_at=counted[-1].at if counted else None,
-    )
+    return _evolve(state, {
+        "orders": MappingProxyType(orders),
+        "orders_count": len(counted),
+        "total_spent": Money(sum((o.net for o in counted), Decimal(0)), currency) if currency else None,
+        "first_order_id": counted[0].id if counted else None,
+        "first_order_at": counted[0].at if counted else None,
+        "last_order_id": counted[-1].id if counted else None,
+        "last_order_at": counted[-1].at if counted else None,
+    })
 
 
 def _merge_customer(state: CustomerState, event: Event) -> CustomerState:
@@ -117,7 +128,7 @@ def _merge_customer(state: CustomerState, event: Event) -> CustomerState:
         changes["tags"] = frozenset(c.tags)
     if state.signed_up_at is None and event.type == "customer.created":
         changes["signed_up_at"] = c.created_at or event.occurred_at
-    return replace(state, **changes) if changes else state
+    return _evolve(state, changes) if changes else state
 
 
 def apply(state: CustomerState, event: Event, referral_prefix: str = "REF") -> CustomerState:
@@ -130,19 +141,19 @@ def apply(state: CustomerState, event: Event, referral_prefix: str = "REF") -> C
     at = o.created_at or event.occurred_at
     prev = orders.get(o.id) or OrderSummary(id=o.id, at=at)
     if event.type == "order.paid":
-        summary = replace(prev, at=at, total=o.total.amount, paid=True)
-        state = replace(
-            state,
-            currency=state.currency or o.total.currency,
-            products_bought=state.products_bought | {li.product_id for li in o.line_items},
-            collections_bought=state.collections_bought.union(*(li.collections for li in o.line_items)),
-        )
+        summary = OrderSummary(o.id, at, o.total.amount, True, prev.cancelled, prev.refunds)
+        changes = {
+            "currency": state.currency or o.total.currency,
+            "products_bought": state.products_bought.union(li.product_id for li in o.line_items),
+            "collections_bought": state.collections_bought.union(*(li.collections for li in o.line_items)),
+        }
         if state.referred_by is None:
             for code in o.discount_codes:
                 referrer = decode_referral_code(event.shop, code, referral_prefix)
                 if referrer is not None and referrer != state.customer_id:
-                    state = replace(state, referred_by=referrer)
+                    changes["referred_by"] = referrer
                     break
+        state = _evolve(state, changes)
     elif event.type == "order.refunded":
         refund_id = str(event.data.get("refund_id", event.id))
         if any(rid == refund_id for rid, _ in prev.refunds):
@@ -179,7 +190,7 @@ def record(state: CustomerState, decision) -> CustomerState:
             changes["tags"] = changes.get("tags", state.tags) | {action["tag"]}
         elif action["type"] == "tier":
             changes["tier"] = action["tier"]
-    return replace(state, **changes)
+    return _evolve(state, changes)
 
 
 # --- JSON form (how the worker stores a customer's state) -------------------------------------
