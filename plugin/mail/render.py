@@ -1,0 +1,79 @@
+"""Render an email's subject, HTML and text from merchant-editable Jinja templates, in a sandbox."""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from plugin.errors import KeepwellError
+from plugin.rulefile import RULES_DIR
+
+TEMPLATES_DIR = RULES_DIR / "templates"
+
+
+class TemplateError(KeepwellError):
+    """An email template failed to render; names the template and line."""
+
+    def __init__(self, template: str, line: int | None, message: str):
+        self.template = template
+        self.line = line
+        self.message = message
+        where = f"{template}, line {line}" if line else template
+        super().__init__(f"email template {where}: {message}")
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """A rendered email: one-line subject, HTML body, plain-text body."""
+
+    subject: str
+    html: str
+    text: str
+
+
+@functools.lru_cache(maxsize=32)
+def _environment(templates_dir: str) -> ImmutableSandboxedEnvironment:
+    return ImmutableSandboxedEnvironment(
+        loader=jinja2.FileSystemLoader(templates_dir),
+        # escape HTML bodies only: the subject and text part are plain text, "O'Brien" stays as is
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        undefined=jinja2.StrictUndefined,  # a typo in a template fails loudly instead of sending a blank
+    )
+
+
+def _template_error(exc: Exception, name: str) -> TemplateError:
+    """Locate ``exc`` in the template that raised it (Jinja rewrites tracebacks into template lines)."""
+    if isinstance(exc, jinja2.TemplateSyntaxError):
+        return TemplateError(exc.name or name, exc.lineno, exc.message or str(exc))
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if "__jinja_exception__" in tb.tb_frame.f_globals:  # a frame standing for a template line
+            filename = tb.tb_frame.f_code.co_filename
+            name = name if filename == "<template>" else Path(filename).name
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return TemplateError(name, line, str(exc) or type(exc).__name__)
+
+
+def render(template: str, subject: str, context: dict, templates_dir: Path | str = TEMPLATES_DIR) -> Rendered:
+    """Render NAME.html, NAME.txt and the subject template in a sandbox; TemplateError on any problem."""
+    env = _environment(str(templates_dir))
+    try:
+        subject_text = env.from_string(subject).render(context)
+    except Exception as exc:  # templates are merchant data: any failure is theirs to fix
+        raise _template_error(exc, f"subject of {template}") from exc
+    # a subject spanning lines would inject headers; collapse all whitespace runs to one space
+    subject_text = " ".join(subject_text.split())
+    context = {**context, "subject": subject_text}
+    parts = []
+    for suffix in (".html", ".txt"):
+        name = f"{template}{suffix}"
+        try:
+            parts.append(env.get_template(name).render(context))
+        except Exception as exc:
+            raise _template_error(exc, name) from exc
+    return Rendered(subject=subject_text, html=parts[0], text=parts[1])
