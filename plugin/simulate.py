@@ -19,6 +19,7 @@ from plugin.engine import Kind, Reason, RuleSet, apply, decide, new_state, recor
 from plugin.events import Event, event_from_dict
 
 _INITIAL_TIMERS = {Reason.LAPSE.value, Reason.OCCASION.value}
+_REASON = {r: r.value for r in Reason}
 
 
 @dataclass
@@ -150,7 +151,7 @@ class Simulator:
             if not from_delay:
                 r.triggered += 1
             if d.kind == Kind.SUPPRESSED:
-                r.suppressed[d.reason.value if hasattr(d.reason, "value") else d.reason] += 1
+                r.suppressed[_REASON.get(d.reason, d.reason)] += 1
                 continue
             if d.key in report.ledger:
                 report.duplicates += 1

@@ -14,6 +14,8 @@ from plugin.engine.ruleset import Rule, RuleSet
 from plugin.engine.state import CustomerState
 from plugin.events import Event, Money
 
+_VALUE = {r: r.value for r in Reason}  # plain strings for timer data, without Enum lookups
+
 #: Occasion reminders go out at this time of day (UTC) on their day.
 OCCASION_HOUR = time(9, 0, tzinfo=timezone.utc)
 
@@ -70,11 +72,11 @@ def _decision(kind, rule: Rule, ctx: Context, anchor: str, rules: RuleSet, **kw)
 
 def _timer(kind: Reason, rule: Rule, ctx: Context, anchor: str, rules: RuleSet, wake_at: datetime, event=None, detail="") -> Decision:
     key = decision_key(ctx.event.shop, rule.id, ctx.state.customer_id, anchor)
-    data = {"kind": kind.value, "rule": rule.id, "anchor": anchor, "version": rules.version}
+    data = {"kind": _VALUE[kind], "rule": rule.id, "anchor": anchor, "version": rules.version}
     if event is not None:
         data["event"] = event
     # A touch may be deferred more than once: each deferral is its own timer.
-    timer_id = f"{key}:{kind.value}" + (f":{wake_at.isoformat()}" if kind == Reason.DEFERRED else "")
+    timer_id = f"{key}:{_VALUE[kind]}" + (f":{wake_at.isoformat()}" if kind == Reason.DEFERRED else "")
     timer = Event(id=timer_id, type="timer", shop=ctx.event.shop, customer_id=ctx.state.customer_id,
                   occurred_at=wake_at, data=data)
     return _decision(Kind.SCHEDULED, rule, ctx, anchor, rules, reason=kind, wake_at=wake_at, timer=timer, detail=detail)
@@ -263,11 +265,11 @@ def _on_timer(ctx: Context, rules: RuleSet) -> list[Decision]:
         if day is None or not _same_day_of_year(day, date.fromisoformat(anchor.split(":", 1)[1])):
             return [_decision(Kind.SUPPRESSED, rule, ctx, anchor, rules, reason=Reason.CANCELLED,
                               detail=f"the {rule.trigger.occasion} changed")]
-        if kind == Reason.OCCASION.value:
+        if kind == Reason.OCCASION:
             out.extend(_occasion_timers(ctx, rules))  # and next year's
     if "event" in data:  # a delayed or deferred touch: re-check against the original event
         ctx = Context(data["event"], ctx.state, ctx.now, ctx.referral_prefix)
-    recheck = kind in (Reason.DELAY.value, Reason.DEFERRED.value)
+    recheck = kind == Reason.DELAY or kind == Reason.DEFERRED
     result = _gate(rule, ctx, anchor, rules, delayed=True, recheck=recheck)
     if isinstance(result, Decision):
         return out + [result]

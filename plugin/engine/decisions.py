@@ -108,8 +108,8 @@ def _plain(v):
 
 def coupon_code(prefix: str, key: str) -> str:
     """A personal coupon code derived from the decision key: a retry asks for the same code."""
-    digest = base64.b32encode(hashlib.sha256(key.encode()).digest()).decode()
-    return f"{prefix}-{digest[:10]}"
+    digest = base64.b32encode(hashlib.sha256(key.encode()).digest()[:10]).decode()  # 80 bits
+    return f"{prefix}-{digest[:12]}"
 
 
 def stable_percent(*parts: str) -> float:

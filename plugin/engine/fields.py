@@ -56,11 +56,10 @@ def _since(attr):
 
 
 def _items(attr):
-    return _order(lambda o: tuple(dict.fromkeys(v for li in o.line_items for v in _as_tuple(getattr(li, attr)) if v)))
-
-
-def _as_tuple(v):
-    return v if isinstance(v, tuple) else (v,)
+    get = attrgetter(attr)
+    if attr in ("collections", "product_tags"):  # several per line item
+        return _order(lambda o: frozenset().union(*map(get, o.line_items)))
+    return _order(lambda o: frozenset(v for v in map(get, o.line_items) if v))
 
 
 def _order_time(c: Context):

@@ -7,6 +7,7 @@ bounded by the customer's orders, not by the number of events.
 """
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -16,6 +17,7 @@ from plugin.engine.referral import decode_referral_code, referral_code
 from plugin.events import Event, Money
 
 _EMPTY = MappingProxyType({})
+_ZERO = Decimal(0)
 #: Marketing touches older than this are forgotten (no frequency cap spans longer).
 TOUCH_MEMORY = timedelta(days=366)
 
@@ -36,8 +38,10 @@ class OrderSummary:
     @property
     def net(self) -> Decimal:
         if not self.paid or self.cancelled:
-            return Decimal(0)
-        return max(Decimal(0), self.total - sum((a for _, a in self.refunds), Decimal(0)))
+            return _ZERO
+        if not self.refunds:
+            return self.total
+        return max(_ZERO, self.total - sum((a for _, a in self.refunds), _ZERO))
 
     @property
     def counts(self) -> bool:
@@ -99,17 +103,28 @@ def new_state(shop: str, customer_id: str) -> CustomerState:
     return CustomerState(shop=shop, customer_id=customer_id)
 
 
-def _aggregate(state: CustomerState, orders: dict) -> CustomerState:
-    counted = sorted((o for o in orders.values() if o.counts), key=lambda o: (o.at, o.id))
-    currency = state.currency
+def _aggregate(state: CustomerState, orders: dict, changes: dict | None = None) -> CustomerState:
+    first = last = None
+    count, total = 0, _ZERO
+    for o in orders.values():
+        if not o.counts:
+            continue
+        count += 1
+        total += o.net
+        if first is None or (o.at, o.id) < (first.at, first.id):
+            first = o
+        if last is None or (o.at, o.id) > (last.at, last.id):
+            last = o
+    currency = (changes or {}).get("currency", state.currency)
     return _evolve(state, {
+        **(changes or {}),
         "orders": MappingProxyType(orders),
-        "orders_count": len(counted),
-        "total_spent": Money(sum((o.net for o in counted), Decimal(0)), currency) if currency else None,
-        "first_order_id": counted[0].id if counted else None,
-        "first_order_at": counted[0].at if counted else None,
-        "last_order_id": counted[-1].id if counted else None,
-        "last_order_at": counted[-1].at if counted else None,
+        "orders_count": count,
+        "total_spent": Money(total, currency) if currency else None,
+        "first_order_id": first.id if first else None,
+        "first_order_at": first.at if first else None,
+        "last_order_id": last.id if last else None,
+        "last_order_at": last.at if last else None,
     })
 
 
@@ -140,6 +155,7 @@ def apply(state: CustomerState, event: Event, referral_prefix: str = "REF") -> C
     orders = dict(state.orders)
     at = o.created_at or event.occurred_at
     prev = orders.get(o.id) or OrderSummary(id=o.id, at=at)
+    changes = None
     if event.type == "order.paid":
         summary = OrderSummary(o.id, at, o.total.amount, True, prev.cancelled, prev.refunds)
         changes = {
@@ -153,7 +169,6 @@ def apply(state: CustomerState, event: Event, referral_prefix: str = "REF") -> C
                 if referrer is not None and referrer != state.customer_id:
                     changes["referred_by"] = referrer
                     break
-        state = _evolve(state, changes)
     elif event.type == "order.refunded":
         refund_id = str(event.data.get("refund_id", event.id))
         if any(rid == refund_id for rid, _ in prev.refunds):
@@ -163,9 +178,11 @@ def apply(state: CustomerState, event: Event, referral_prefix: str = "REF") -> C
     elif event.type == "order.cancelled":
         summary = replace(prev, cancelled=True)
     else:  # order.created: known, not yet paid
+        if o.id in orders:
+            return state
         summary = prev
     orders[o.id] = summary
-    return _aggregate(state, orders)
+    return _aggregate(state, orders, changes)
 
 
 def record(state: CustomerState, decision) -> CustomerState:
@@ -184,7 +201,9 @@ def record(state: CustomerState, decision) -> CustomerState:
     changes = {"history": MappingProxyType(history)}
     if decision.marketing:
         horizon = decision.at - TOUCH_MEMORY
-        changes["touches"] = tuple(sorted(t for t in state.touches + (decision.at,) if t > horizon))
+        touches = [t for t in state.touches if t > horizon]
+        bisect.insort(touches, decision.at)
+        changes["touches"] = tuple(touches)
     for action in decision.actions:
         if action["type"] == "tag":
             changes["tags"] = changes.get("tags", state.tags) | {action["tag"]}
