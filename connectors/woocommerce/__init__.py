@@ -1,0 +1,52 @@
+"""The WooCommerce connector: webhooks in, REST API v3 out (see ``connectors.base``)."""
+from __future__ import annotations
+
+from typing import Iterator, Mapping
+
+from connectors.base import CouponResult, Shop
+from connectors.woocommerce import coupons, delivery, install, reconcile, tags
+from connectors.woocommerce import parse as parsing
+from plugin.events import Event
+
+
+class WooCommerceConnector:
+    """connectors.base.Connector for WooCommerce stores."""
+
+    platform = "woocommerce"
+
+    def verify(self, shop: Shop, headers: Mapping[str, str], body: bytes) -> None:
+        """Raise SignatureError unless X-WC-Webhook-Signature signs the body with a shop secret."""
+        delivery.verify(shop, headers, body)
+
+    def is_ping(self, headers: Mapping[str, str], body: bytes) -> bool:
+        """True for WooCommerce's unsigned creation ping, which must be answered 200 unverified."""
+        return delivery.is_ping(headers, body)
+
+    def delivery_key(self, headers: Mapping[str, str], payload: dict) -> str:
+        """``topic:id:date_modified_gmt`` (WooCommerce has no stable event id)."""
+        return delivery.delivery_key(headers, payload)
+
+    def parse(self, shop: Shop, topic: str, payload: dict, customer_of_order=None) -> list[Event]:
+        """Canonical events for one order/customer payload; PayloadError if malformed."""
+        return parsing.parse(shop, topic, payload, customer_of_order)
+
+    def create_coupon(self, shop: Shop, action: dict) -> CouponResult:
+        """Create the coupon of an engine coupon action; "already exists" counts as success."""
+        return coupons.create_coupon(shop, action)
+
+    def add_tag(self, shop: Shop, customer_id: str, tag: str) -> None:
+        """Tag the customer (in customer meta ``keepwell_tags``); guests are skipped."""
+        tags.add_tag(shop, customer_id, tag)
+
+    def register_webhooks(self, shop: Shop, app_url: str) -> list[str]:
+        """Subscribe order/customer created/updated without duplicating existing webhooks."""
+        return install.register_webhooks(shop, app_url)
+
+    def changes_since(self, shop: Shop, since) -> Iterator[tuple[str, dict]]:
+        """(topic, payload) for orders and customers modified since ``since``."""
+        return reconcile.changes_since(shop, since)
+
+
+connector = WooCommerceConnector()
+
+__all__ = ["WooCommerceConnector", "connector"]

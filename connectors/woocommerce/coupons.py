@@ -1,0 +1,130 @@
+"""Personal coupons through ``POST /wc/v3/coupons``."""
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+from connectors.base import CouponResult, Shop
+from connectors.woocommerce import client
+from plugin.errors import StoreError
+from plugin.events import parse_time
+
+ALREADY_EXISTS = "woocommerce_rest_coupon_code_already_exists"
+KEY_META = "keepwell_key"
+_DISCOUNT_TYPES = {"percent": "percent", "fixed": "fixed_cart"}
+
+
+def create_coupon(shop: Shop, action: dict) -> CouponResult:
+    """Create the coupon an engine ``coupon`` action describes (its JSON form).
+
+    Codes come from the decision key, so a retry asks for the same code; the store's
+    "already exists" answer for it counts as success.
+    """
+    code = str(action["code"])
+    categories = [_category_id(shop, c) for c in action.get("collections") or ()]
+    body = coupon_body(action, categories, _restricted_email(shop, action))
+    try:
+        created = client.call(shop, "POST", "coupons", json=body)
+    except StoreError as exc:
+        if exc.code != ALREADY_EXISTS:
+            raise
+        return CouponResult(code=code, store_id=_existing_id(shop, code), already_existed=True)
+    return CouponResult(code=code, store_id=str(created["id"]) if created.get("id") else None)
+
+
+def coupon_body(action: dict, category_ids: list[int], email: str | None) -> dict:
+    """The ``POST /coupons`` body for a coupon action (pure; ``category_ids`` already resolved)."""
+    kind = action.get("discount_type")
+    if kind not in _DISCOUNT_TYPES:
+        raise _invalid(action, f"discount_type {kind!r} is not one of {', '.join(_DISCOUNT_TYPES)}")
+    body = {
+        "code": str(action["code"]),
+        "discount_type": _DISCOUNT_TYPES[kind],
+        "amount": _amount(action, action.get("value"), "value"),  # WooCommerce wants a string
+        "individual_use": True,
+        "description": action.get("title") or "",
+        "product_ids": [_int(action, p, "products") for p in action.get("products") or ()],
+        "product_categories": category_ids,
+        "meta_data": [{"key": KEY_META, "value": action.get("key", "")}],
+    }
+    if action.get("expires_at"):
+        # *_gmt fields take a UTC time without offset
+        expires = parse_time(action["expires_at"])
+        body["date_expires_gmt"] = expires.strftime("%Y-%m-%dT%H:%M:%S")
+    if action.get("minimum_subtotal"):
+        body["minimum_amount"] = _amount(action, action["minimum_subtotal"].get("amount"), "minimum_subtotal")
+    if email:
+        body["email_restrictions"] = [email.lower()]
+    if action.get("usage_limit") is not None:
+        body["usage_limit"] = int(action["usage_limit"])
+    if action.get("once_per_customer"):
+        body["usage_limit_per_user"] = 1
+    # WooCommerce has no start date: the coupon is valid from creation, which is starts_at.
+    return body
+
+
+def _restricted_email(shop: Shop, action: dict) -> str | None:
+    """The email a personal coupon is locked to (WooCommerce restricts by email, not customer id).
+
+    No customer means a shared referral code. A personal action without an email takes it
+    from the guest id or the store's customer record, so the coupon is never left open.
+    """
+    if action.get("email"):
+        return str(action["email"]).strip()
+    cid = action.get("customer_id")
+    if not cid:
+        return None
+    cid = str(cid)
+    if cid.startswith("guest:"):
+        return cid.split(":", 1)[1]
+    customer = client.call(shop, "GET", f"customers/{cid}")
+    if not customer.get("email"):
+        raise _invalid(action, f"customer {cid} has no email to restrict the coupon to")
+    return customer["email"]
+
+
+def _category_id(shop: Shop, ref) -> int:
+    """A product category id, looking a slug up with ``GET /products/categories?slug=``."""
+    if isinstance(ref, int) or str(ref).isdigit():
+        return int(ref)
+    found = client.call(shop, "GET", "products/categories", params={"slug": str(ref)})
+    for cat in found if isinstance(found, list) else ():
+        if str(cat.get("slug", "")).lower() == str(ref).lower():
+            return int(cat["id"])
+    raise StoreError(f"WooCommerce has no product category with slug {ref!r}", retryable=False,
+                     status=404, code="keepwell_unknown_category")
+
+
+def _existing_id(shop: Shop, code: str) -> str | None:
+    """The store id of the coupon with this code; WooCommerce lower-cases codes, so compare so.
+
+    Only a nicety: the coupon exists either way, so a failed lookup leaves the id unknown.
+    """
+    try:
+        found = client.call(shop, "GET", "coupons", params={"code": code})
+    except StoreError:
+        return None
+    for coupon in found if isinstance(found, list) else ():
+        if str(coupon.get("code", "")).lower() == code.lower():
+            return str(coupon["id"])
+    return None
+
+
+def _amount(action: dict, value, what: str) -> str:
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        raise _invalid(action, f"{what} {value!r} is not a number") from None
+    if not amount.is_finite() or amount < 0:
+        raise _invalid(action, f"{what} {value!r} is not a positive number")
+    return str(amount)
+
+
+def _int(action: dict, value, what: str) -> int:
+    try:
+        return int(str(value))
+    except ValueError:
+        raise _invalid(action, f"{what}: {value!r} is not a WooCommerce id") from None
+
+
+def _invalid(action: dict, problem: str) -> StoreError:
+    return StoreError(f"coupon {action.get('code', '?')}: {problem}", retryable=False, code="keepwell_invalid_action")

@@ -1,0 +1,36 @@
+"""Webhook subscriptions through ``/wc/v3/webhooks``."""
+from __future__ import annotations
+
+from connectors.base import Shop
+from connectors.woocommerce import client
+
+TOPICS = ("order.created", "order.updated", "customer.created", "customer.updated")
+
+
+def delivery_url(shop: Shop, app_url: str) -> str:
+    """Where this shop's WooCommerce deliveries go."""
+    return f"{app_url.rstrip('/')}/webhooks/woocommerce/{shop.id}"
+
+
+def register_webhooks(shop: Shop, app_url: str) -> list[str]:
+    """Subscribe TOPICS, signed with the shop's current secret; returns the topics.
+
+    A webhook that already exists for a topic and URL is updated, never duplicated: it is set
+    active again (WooCommerce disables one after 5 failed deliveries) and given the current
+    secret (which is how a secret rotation reaches the store).
+    """
+    target = delivery_url(shop, app_url)
+    secret = shop.webhook_secrets[0]
+    existing = {}
+    for hook in client.pages(shop, "webhooks"):
+        if hook.get("delivery_url") == target and hook.get("topic") in TOPICS:
+            existing.setdefault(hook["topic"], hook)
+    for topic in TOPICS:
+        hook = existing.get(topic)
+        if hook is None:
+            client.call(shop, "POST", "webhooks", json={
+                "name": f"Keepwell {topic}", "topic": topic, "delivery_url": target,
+                "secret": secret, "status": "active"})
+        else:
+            client.call(shop, "PUT", f"webhooks/{hook['id']}", json={"secret": secret, "status": "active"})
+    return list(TOPICS)

@@ -1,0 +1,241 @@
+"""WooCommerce REST v3 order/customer payloads -> canonical events.
+
+Webhook bodies are the resource as ``GET /wc/v3/{orders,customers}/{id}`` returns it, so the
+same code parses webhooks and reconciliation pages. Pure: no I/O, no clock.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from connectors.base import Shop
+from plugin.errors import EventError, PayloadError
+from plugin.events import Customer, Event, LineItem, Money, Order, parse_time
+
+PAID_STATUSES = ("processing", "completed")
+TAGS_META_KEY = "keepwell_tags"
+_YES = {"yes", "1", "true", "on"}
+_NO = {"no", "0", "", "false", "off"}
+
+
+def parse(shop: Shop, topic: str, payload: dict, customer_of_order=None) -> list[Event]:
+    """Canonical events for one WooCommerce payload (possibly none); PayloadError if malformed.
+
+    ``customer_of_order`` is accepted for parity with connectors whose refund payloads lack a
+    customer; every WooCommerce order names its customer (or guest email), so it is unused.
+    """
+    if not isinstance(payload, dict):
+        raise PayloadError(f"{topic}: payload is {type(payload).__name__}, expected a JSON object")
+    try:
+        if topic in ("order.created", "order.updated"):
+            return _order_events(shop, topic, payload)
+        if topic in ("customer.created", "customer.updated"):
+            return [_customer_event(shop, topic, payload)]
+    except PayloadError:
+        raise
+    except (KeyError, TypeError, ValueError, InvalidOperation, EventError) as exc:
+        raise PayloadError(f"{topic} {payload.get('id', '?')}: {type(exc).__name__}: {exc}") from exc
+    return []  # deleted/restored, coupons, products: nothing a rule triggers on
+
+
+# --- orders ----------------------------------------------------------------------------------
+
+def _order_events(shop: Shop, topic: str, p: dict) -> list[Event]:
+    oid = _id(p, "order")
+    customer = _order_customer(shop, p, oid)
+    if customer is None:
+        return []  # a guest order without an email belongs to nobody we can reach
+    order = _order(p, oid)
+    version = p.get("date_modified_gmt") or p.get("date_created_gmt")
+    modified = _time(p, "date_modified_gmt") or order.created_at
+
+    def event(kind: str, at: datetime, order: Order = order, event_id: str | None = None, data=None) -> Event:
+        return Event(id=event_id or f"wc:{kind}:{oid}:{version}", type=kind, shop=shop.id,
+                     customer_id=customer.id, occurred_at=at, order=order, customer=customer,
+                     data=data or {})
+
+    events = []
+    if topic == "order.created":
+        events.append(event("order.created", order.created_at))
+    status = p.get("status")
+    paid_at = _time(p, "date_paid_gmt")
+    if status in PAID_STATUSES and paid_at is not None:
+        events.append(event("order.paid", paid_at))
+    if status == "cancelled":
+        events.append(event("order.cancelled", modified))
+    for r in p.get("refunds") or ():
+        rid = _id(r, f"order {oid} refund")
+        amount = abs(_decimal(r.get("total"), f"order {oid} refund {rid} total"))
+        # A refund never changes once made, so its id alone names the event: later order
+        # updates that repeat it produce the same event.
+        refunded = replace(order, refunded=Money(amount, order.total.currency))
+        events.append(event("order.refunded", modified, refunded, f"wc:order.refunded:{oid}:{rid}",
+                            {"refund_id": rid}))
+    return events
+
+
+def _order(p: dict, oid: str) -> Order:
+    currency = p.get("currency")
+    if not currency:
+        raise PayloadError(f"order {oid}: missing currency")
+    created = _time(p, "date_created_gmt")
+    if created is None:
+        raise PayloadError(f"order {oid}: missing date_created_gmt")
+    lines = tuple(_line(li, currency, oid) for li in p.get("line_items") or ())
+    return Order(
+        id=oid,
+        total=Money(_decimal(p.get("total"), f"order {oid} total"), currency.upper()),
+        # before shipping and tax, after discounts: what the goods cost the customer
+        subtotal=Money(sum((_decimal(li.get("total"), f"order {oid} line total") for li in p.get("line_items") or ()),
+                           Decimal(0)), currency.upper()),
+        created_at=created,
+        number=str(p["number"]) if p.get("number") not in (None, "") else None,
+        line_items=lines,
+        discount_codes=tuple(str(c["code"]).lower() for c in p.get("coupon_lines") or () if c.get("code")),
+    )
+
+
+def _line(li: dict, currency: str, oid: str) -> LineItem:
+    if "product_id" not in li:  # 0 is legitimate: the product was deleted since
+        raise PayloadError(f"order {oid}: line item {li.get('id', '?')} has no product_id")
+    variation = li.get("variation_id")
+    return LineItem(
+        product_id=str(li["product_id"]),
+        quantity=int(li.get("quantity", 1)),
+        # price is a JSON number (unit price after discounts): via str, never through float maths
+        price=Money(_decimal(li.get("price"), f"order {oid} line {li.get('id', '?')} price"), currency.upper()),
+        variant_id=str(variation) if variation else None,
+        sku=li.get("sku") or None,
+        title=li.get("name") or None,
+    )
+
+
+def _order_customer(shop: Shop, p: dict, oid: str) -> Customer | None:
+    billing = p.get("billing") or {}
+    email = (billing.get("email") or "").strip() or None
+    raw = p.get("customer_id")
+    if raw in (None, ""):
+        raise PayloadError(f"order {oid}: missing customer_id")
+    if str(raw) == "0":  # a guest checkout: the billing email is the only identity
+        if email is None:
+            return None
+        cid = "guest:" + email.lower()
+    else:
+        cid = str(raw)
+    return Customer(
+        id=cid,
+        email=email,
+        first_name=billing.get("first_name") or None,
+        last_name=billing.get("last_name") or None,
+        accepts_marketing=_consent(shop, p),  # a checkout opt-in is stored on the order
+    )
+
+
+# --- customers -------------------------------------------------------------------------------
+
+def _customer_event(shop: Shop, topic: str, p: dict) -> Event:
+    cid = _id(p, "customer")
+    created = _time(p, "date_created_gmt")
+    modified = _time(p, "date_modified_gmt") or created
+    at = created if topic == "customer.created" else modified
+    if at is None:
+        raise PayloadError(f"customer {cid}: missing date_created_gmt")
+    customer = Customer(
+        id=cid,
+        email=(p.get("email") or "").strip() or None,
+        first_name=p.get("first_name") or None,
+        last_name=p.get("last_name") or None,
+        accepts_marketing=_consent(shop, p),
+        tags=_tags(p),
+        birthday=_birthday(shop, p),
+        created_at=created,
+    )
+    version = p.get("date_modified_gmt") or p.get("date_created_gmt")
+    return Event(id=f"wc:{topic}:{cid}:{version}", type=topic, shop=shop.id, customer_id=cid,
+                 occurred_at=at, customer=customer)
+
+
+def _consent(shop: Shop, p: dict) -> bool | None:
+    """Core WooCommerce has no consent field; a merchant-chosen meta key carries it."""
+    key = shop.settings.get("consent_meta_key")
+    if not key:
+        return None
+    found, value = _meta(p, key)
+    if not found:
+        return None
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _YES:
+        return True
+    if text in _NO:
+        return False
+    return None  # an unknown value is not consent, and not an opt-out either
+
+
+def _birthday(shop: Shop, p: dict) -> date | None:
+    key = shop.settings.get("birthday_meta_key")
+    if not key:
+        return None
+    found, value = _meta(p, key)
+    if not found or not value:
+        return None
+    try:
+        return date.fromisoformat(str(value).strip())
+    except ValueError:
+        # typed by the customer into a plugin's form: a bad date must not drop the whole event
+        return None
+
+
+def _tags(p: dict) -> tuple[str, ...] | None:
+    """Tags Keepwell keeps in customer meta (core WooCommerce has no customer tags)."""
+    found, value = _meta(p, TAGS_META_KEY)
+    return split_tags(value) if found else None
+
+
+def split_tags(value: Any) -> tuple[str, ...]:
+    """A stored tag list ("a, b" or ["a", "b"]) as a tuple of non-empty tags."""
+    items = value if isinstance(value, list) else str(value or "").split(",")
+    return tuple(t for t in (str(x).strip() for x in items) if t)
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+def _meta(p: dict, key: str) -> tuple[bool, Any]:
+    """(found, value) of the first meta_data entry named ``key``, as WC_Data::get_meta does."""
+    for m in p.get("meta_data") or ():
+        if isinstance(m, dict) and m.get("key") == key:
+            return True, m.get("value")
+    return False, None
+
+
+def _id(p: dict, what: str) -> str:
+    value = p.get("id")
+    if value in (None, "", 0) or isinstance(value, bool):
+        raise PayloadError(f"{what}: missing id")
+    return str(value)
+
+
+def _time(p: dict, name: str) -> datetime | None:
+    """A WooCommerce ``*_gmt`` field (no offset, UTC) as an aware datetime."""
+    value = p.get(name)
+    if not value:
+        return None
+    try:
+        return parse_time(value)
+    except (TypeError, ValueError):
+        raise PayloadError(f"{name}: {value!r} is not an ISO-8601 time") from None
+
+
+def _decimal(value: Any, what: str) -> Decimal:
+    if value is None or isinstance(value, bool) or value == "":
+        raise PayloadError(f"{what}: missing amount")
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        raise PayloadError(f"{what}: {value!r} is not a number") from None
+    if not amount.is_finite():
+        raise PayloadError(f"{what}: {value!r} is not a number")
+    return amount
