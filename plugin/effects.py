@@ -58,23 +58,24 @@ def run(rt, shop_id: str, key: str) -> str:
                                    customer_id=action["customer_id"], occurred_at=rt.clock(), data=action["data"])
                     rt.handoff.push_event(shop_id, event_to_dict(signal))
                 # a tier lives in Keepwell's customer state; the store gets the rule's tag action
-            except (StoreError, DeliveryError) as exc:
+            except (StoreError, DeliveryError, mail.TemplateError) as exc:
                 eff.attempts += 1
-                eff.error = exc.message
-                if exc.retryable and eff.attempts < MAX_EFFECT_ATTEMPTS:
+                eff.error = message = getattr(exc, "message", str(exc))
+                retryable = getattr(exc, "retryable", False)  # a template error waits for a fixed template
+                if retryable and eff.attempts < MAX_EFFECT_ATTEMPTS:
                     session.commit()
                     delay = retry_decision_later(rt, shop_id, key, eff.attempts,
                                                  getattr(exc, "retry_after", None))
-                    log.warning("shop %s: %s for %s failed (%s); retry in %.0fs", shop_id, eff.type, key, exc.message, delay)
+                    log.warning("shop %s: %s for %s failed (%s); retry in %.0fs", shop_id, eff.type, key, message, delay)
                     return "pending"
                 eff.status = "failed"
                 drow.status = "failed"
-                drow.error = f"{eff.type}: {exc.message}"
+                drow.error = f"{eff.type}: {message}"
                 for later in effects:
                     if later.status == "pending" and later is not eff:
                         later.status = "skipped"
                 session.commit()
-                log.error("shop %s: %s for %s failed for good: %s", shop_id, eff.type, key, exc.message)
+                log.error("shop %s: %s for %s failed for good: %s", shop_id, eff.type, key, message)
                 return "failed"
             eff.attempts += 1
             if eff.status == "pending":

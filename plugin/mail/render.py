@@ -44,6 +44,13 @@ def _environment(templates_dir: str) -> ImmutableSandboxedEnvironment:
     )
 
 
+@functools.lru_cache(maxsize=32)
+def _dict_environment(items: tuple) -> ImmutableSandboxedEnvironment:
+    env = _environment.__wrapped__(".")
+    env.loader = jinja2.DictLoader(dict(items))
+    return env
+
+
 def _template_error(exc: Exception, name: str) -> TemplateError:
     """Locate ``exc`` in the template that raised it (Jinja rewrites tracebacks into template lines)."""
     if isinstance(exc, jinja2.TemplateSyntaxError):
@@ -59,9 +66,11 @@ def _template_error(exc: Exception, name: str) -> TemplateError:
     return TemplateError(name, line, str(exc) or type(exc).__name__)
 
 
-def render(template: str, subject: str, context: dict, templates_dir: Path | str = TEMPLATES_DIR) -> Rendered:
-    """Render NAME.html, NAME.txt and the subject template in a sandbox; TemplateError on any problem."""
-    env = _environment(str(templates_dir))
+def render(template: str, subject: str, context: dict, templates_dir: Path | str = TEMPLATES_DIR,
+           templates: dict[str, str] | None = None) -> Rendered:
+    """Render NAME.html, NAME.txt and the subject template in a sandbox; TemplateError on any problem.
+    ``templates`` (file name -> text, e.g. a shop's stored rule set) takes precedence over the folder."""
+    env = _dict_environment(tuple(sorted(templates.items()))) if templates is not None else _environment(str(templates_dir))
     try:
         subject_text = env.from_string(subject).render(context)
     except Exception as exc:  # templates are merchant data: any failure is theirs to fix
