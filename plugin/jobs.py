@@ -1,0 +1,61 @@
+"""RQ job functions: small, named, idempotent. Each builds its Runtime from the environment."""
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from plugin import pipeline
+from plugin.db import DecisionRow, ShopRow
+from plugin.runtime import runtime
+
+log = logging.getLogger("keepwell.jobs")
+TICK_EVERY = timedelta(seconds=60)
+STALE_PENDING = timedelta(minutes=10)
+
+
+def drain(shop_id: str) -> int:
+    """Work through a shop's backlog of webhooks, timers and signals."""
+    return pipeline.drain(runtime(), shop_id)
+
+
+def fire_timer(shop_id: str, key: str) -> bool:
+    """A delay, lapse, occasion or deferral is due: queue its event for the shop."""
+    return pipeline.fire_timer(runtime(), shop_id, key)
+
+
+def execute(shop_id: str, decision_key: str) -> str:
+    """(Re)try a touch's pending effects."""
+    return pipeline.execute_decision(runtime(), shop_id, decision_key)
+
+
+def reconcile(shop_id: str) -> int:
+    """Feed orders and customers changed since the last sync through the normal path."""
+    from plugin.reconcile import reconcile_shop
+
+    return reconcile_shop(runtime(), shop_id)
+
+
+def tick() -> dict:
+    """Housekeeping every minute: lost timers, stranded decisions, idle backlogs; then re-arm."""
+    rt = runtime()
+    fired = pipeline.sweep_timers(rt)
+    now = rt.clock()
+    with rt.sessions() as session:
+        stale = session.execute(select(DecisionRow.shop_id, DecisionRow.key).where(
+            DecisionRow.status == "pending", DecisionRow.updated_at < now - STALE_PENDING)).all()
+        shops = session.scalars(select(ShopRow.id).where(ShopRow.active)).all()
+    for shop_id, key in stale:
+        pipeline.execute_decision(rt, shop_id, key)
+    drains = sum(rt.handoff.ensure_drain(shop_id) for shop_id in shops)
+    schedule_tick(rt)
+    return {"timers": fired, "retried": len(stale), "drains": drains}
+
+
+def schedule_tick(rt) -> None:
+    """Arm the next tick; one job id per minute, so many workers arm it once."""
+    at = rt.clock() + TICK_EVERY
+    job_id = f"tick-{at.strftime('%Y%m%d%H%M')}"
+    if rt.queue.fetch_job(job_id) is None:
+        rt.queue.enqueue_at(at, "plugin.jobs.tick", job_id=job_id, result_ttl=300)

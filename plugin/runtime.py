@@ -1,0 +1,26 @@
+"""Building the long-lived parts (database sessions, Redis, the worker Runtime) from Config."""
+from __future__ import annotations
+
+from functools import lru_cache
+
+from redis import Redis
+
+from plugin.config import Config
+from plugin.db import sessions
+
+
+@lru_cache(maxsize=8)
+def redis_client(url: str) -> Redis:
+    return Redis.from_url(url)
+
+
+@lru_cache(maxsize=8)
+def _runtime(config: Config):
+    from plugin.pipeline import Runtime
+
+    return Runtime(config=config, sessions=sessions(config.database_url), redis=redis_client(config.redis_url))
+
+
+def runtime(config: Config | None = None):
+    """The process-wide Runtime for ``config`` (default: from the environment)."""
+    return _runtime(config or Config.from_env())
