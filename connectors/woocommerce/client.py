@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any, Iterator
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import requests
 
@@ -58,7 +58,7 @@ def _send(shop: Shop, method: str, path: str, params: dict | None, body: Any):
         query = oauth.signed_params(method, target, query, shop.consumer_key, shop.consumer_secret)
     if query:
         # encoded exactly as signed, so the store re-derives the same base string
-        target += "?" + urlencode(query, quote_via=oauth.quote, safe="")
+        target += "?" + urlencode(query, quote_via=quote, safe="")
     try:
         resp = _session.request(method, target, json=body, auth=auth, timeout=TIMEOUT,
                                 allow_redirects=False, headers={"Accept": "application/json"})

@@ -19,6 +19,9 @@ def register_webhooks(shop: Shop, app_url: str) -> list[str]:
     active again (WooCommerce disables one after 5 failed deliveries) and given the current
     secret (which is how a secret rotation reaches the store).
     """
+    if not shop.webhook_secrets:
+        # without one WooCommerce signs with a secret derived from the user, which we cannot verify
+        raise ValueError(f"shop {shop.id} has no webhook secret to register webhooks with")
     target = delivery_url(shop, app_url)
     secret = shop.webhook_secrets[0]
     existing = {}
