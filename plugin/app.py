@@ -1,0 +1,47 @@
+"""The Flask application factory: ``flask --app plugin.app run`` or
+``gunicorn 'plugin.app:create_app()'``."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from flask import Flask, jsonify
+
+from plugin.config import Config
+from plugin.db import sessions
+from plugin.handoff import Handoff
+from plugin.runtime import redis_client
+from webhooks.shops import ShopCache
+
+
+@dataclass
+class Edge:
+    """What request handlers share: configuration, database sessions, the hand-off, shops."""
+
+    config: Config
+    sessions: object
+    handoff: Handoff
+    shops: ShopCache
+
+
+def create_app(config: Config | None = None) -> Flask:
+    """Build the web app; settings come from the environment unless ``config`` is given."""
+    config = config or Config.from_env()
+    app = Flask("keepwell")
+    app.config["MAX_CONTENT_LENGTH"] = None  # the webhook edge enforces its own limit (413)
+    db = sessions(config.database_url)
+    app.extensions["keepwell"] = Edge(config, db, Handoff(redis_client(config.redis_url), config.queue),
+                                      ShopCache(db, config))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    from plugin.unsubscribe import bp as unsubscribe_bp
+    from webhooks import bp as webhooks_bp
+
+    app.register_blueprint(webhooks_bp)
+    app.register_blueprint(unsubscribe_bp)
+
+    @app.get("/health")
+    def health():
+        return jsonify(status="ok")
+
+    return app

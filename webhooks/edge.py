@@ -1,0 +1,100 @@
+"""Webhook endpoints. A request does: read the body (size-limited), find the shop, verify the
+signature in constant time, parse, dedupe and append to the shop's backlog in one Redis round
+trip, answer. Everything else happens in the worker. Every refusal is logged with its reason.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from flask import Blueprint, current_app, jsonify, request
+
+import connectors
+from plugin.errors import PayloadError, PayloadTooLarge, UnknownShop, WebhookError
+from plugin.handoff import Envelope
+from webhooks.shops import ShopCache
+
+log = logging.getLogger("keepwell.webhooks")
+bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
+
+SHOPIFY_TOPICS = {
+    "orders/create", "orders/paid", "orders/cancelled", "refunds/create", "customers/create",
+    "customers/update", "customers/email_marketing_consent_update",
+}
+WOOCOMMERCE_TOPICS = {"order.created", "order.updated", "customer.created", "customer.updated"}
+
+
+def _edge():
+    return current_app.extensions["keepwell"]
+
+
+def _body() -> bytes:
+    limit = _edge().config.max_webhook_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"body of {request.content_length} bytes is over the {limit}-byte limit")
+    body = request.stream.read(limit + 1)
+    if len(body) > limit:
+        raise PayloadTooLarge(f"body is over the {limit}-byte limit")
+    return body
+
+
+def _json(body: bytes) -> dict:
+    try:
+        payload = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PayloadError(f"body is not JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise PayloadError("body is not a JSON object")
+    return payload
+
+
+def _accept(shop_id: str, platform: str, topic: str, key: str, body: bytes):
+    env = Envelope(platform, topic, key, time.time(), body.decode("utf-8"))
+    if not _edge().handoff.push(shop_id, env):
+        return jsonify(status="duplicate"), 200
+    return jsonify(status="accepted"), 202
+
+
+@bp.errorhandler(WebhookError)
+def _refused(exc: WebhookError):
+    log.warning("refused %s %s from %s: %s (%d)", request.method, request.path, request.remote_addr, exc.reason, exc.status)
+    return jsonify(error=exc.reason), exc.status
+
+
+@bp.post("/shopify")
+def shopify():
+    body = _body()
+    domain = request.headers.get("X-Shopify-Shop-Domain", "").lower()
+    topic = request.headers.get("X-Shopify-Topic", "")
+    shop = _edge().shops.get("shopify", domain)
+    if shop is None:
+        raise UnknownShop(f"unknown or uninstalled shop {domain!r}")
+    connector = connectors.get("shopify")
+    connector.verify(shop, request.headers, body)
+    payload = _json(body)
+    key = connector.delivery_key(request.headers, payload)
+    if topic == "app/uninstalled":
+        _edge().shops.uninstall(shop.id)
+        log.info("shop %s uninstalled the app", shop.id)
+        return jsonify(status="uninstalled"), 200
+    if topic not in SHOPIFY_TOPICS:
+        return jsonify(status="ignored"), 200
+    return _accept(shop.id, "shopify", topic, key, body)
+
+
+@bp.post("/woocommerce/<shop_id>")
+def woocommerce(shop_id: str):
+    body = _body()
+    connector = connectors.get("woocommerce")
+    shop = _edge().shops.by_id("woocommerce", shop_id)
+    if shop is None:
+        raise UnknownShop(f"unknown or disconnected shop {shop_id!r}")
+    if connector.is_ping(request.headers, body):
+        return "", 200  # WooCommerce's unsigned creation ping: only a 200 counts as success
+    connector.verify(shop, request.headers, body)
+    payload = _json(body)
+    topic = request.headers.get("X-WC-Webhook-Topic", "")
+    if topic not in WOOCOMMERCE_TOPICS:
+        return jsonify(status="ignored"), 200
+    return _accept(shop.id, "woocommerce", topic, connector.delivery_key(request.headers, payload), body)

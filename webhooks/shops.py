@@ -1,0 +1,49 @@
+"""A short-lived in-process cache of shops for the edge: no database query per webhook."""
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import select
+
+from connectors.base import Shop
+from plugin.db import ShopRow
+from plugin.shops import to_shop
+
+TTL_S = 30.0
+
+
+class ShopCache:
+    def __init__(self, sessions, config, ttl: float = TTL_S):
+        self.sessions, self.config, self.ttl = sessions, config, ttl
+        self._entries: dict = {}
+
+    def _lookup(self, cache_key, query) -> Shop | None:
+        hit = self._entries.get(cache_key)
+        now = time.monotonic()
+        if hit is not None and now - hit[0] < self.ttl:
+            return hit[1]
+        with self.sessions() as session:
+            row = session.scalar(query)
+            shop = to_shop(row, self.config) if row is not None and row.active else None
+        self._entries[cache_key] = (now, shop)
+        return shop
+
+    def get(self, platform: str, domain: str) -> Shop | None:
+        """The active shop of ``platform`` at ``domain``, or None."""
+        return self._lookup((platform, domain), select(ShopRow).where(ShopRow.platform == platform, ShopRow.domain == domain))
+
+    def by_id(self, platform: str, shop_id: str) -> Shop | None:
+        return self._lookup(("id", shop_id), select(ShopRow).where(ShopRow.platform == platform, ShopRow.id == shop_id))
+
+    def uninstall(self, shop_id: str) -> None:
+        """Stop processing the shop and drop its access token (it is already revoked)."""
+        from plugin import secrets
+
+        with self.sessions.begin() as session:
+            row = session.get(ShopRow, shop_id)
+            if row is not None:
+                stored = secrets.decrypt(self.config.secret_keys, row.secrets)
+                stored["access_token"] = ""
+                row.secrets = secrets.encrypt(self.config.secret_keys, stored)
+                row.active = False
+        self._entries.clear()
