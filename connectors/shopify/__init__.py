@@ -1,0 +1,33 @@
+"""The Shopify connector: webhook verification and parsing, and write-back over the GraphQL Admin API.
+
+``connector`` satisfies ``connectors.base.Connector``; each job lives in its own module.
+"""
+from __future__ import annotations
+
+from connectors.shopify.api import API_VERSION
+from connectors.shopify.coupons import create_coupon
+from connectors.shopify.payloads import parse
+from connectors.shopify.reconcile import changes_since
+from connectors.shopify.signature import delivery_key, verify
+from connectors.shopify.subscriptions import register_webhooks
+from connectors.shopify.tags import add_tag
+
+
+class ShopifyConnector:
+    """Shopify's implementation of the connector interface (stateless: the Shop carries everything)."""
+
+    platform = "shopify"
+    api_version = API_VERSION
+
+    verify = staticmethod(verify)
+    delivery_key = staticmethod(delivery_key)
+    parse = staticmethod(parse)
+    create_coupon = staticmethod(create_coupon)
+    add_tag = staticmethod(add_tag)
+    register_webhooks = staticmethod(register_webhooks)
+    changes_since = staticmethod(changes_since)
+
+
+connector = ShopifyConnector()
+
+__all__ = ["API_VERSION", "ShopifyConnector", "connector"]

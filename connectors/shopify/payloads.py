@@ -1,0 +1,319 @@
+"""Shopify webhook payloads (REST-shaped JSON) -> canonical events.
+
+Choices worth knowing:
+- Ids become strings of the JSON integers; a float id is refused, because Shopify ids exceed
+  2**53 and a float has already lost digits. A resource's own id is read from its
+  ``admin_graphql_api_id`` when present (a string cannot lose digits).
+- Orders without a customer (guest checkouts) give no event: there is nobody to retain.
+- Line items without a product (custom items) are kept with ``product_id=""`` so item counts,
+  SKUs and prices stay true; an empty id names no product.
+- ``buyer_accepts_marketing: true`` means opt-in at checkout; ``false`` says nothing (None),
+  because not ticking the box is not an unsubscribe.
+- ``customer.tags_added`` / ``customer.tags_removed`` are ignored: they list only the changed
+  tags, while ``Customer.tags`` means the customer's whole tag set.
+- Event ids are ``shopify:<topic>:<resource id>:<updated_at in UTC>``, so every delivery of one
+  change has the same id, and so has reconciliation's view of it while the resource is unchanged.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Callable
+
+from connectors.base import Shop
+from connectors.shopify import api
+from plugin.errors import PayloadError
+from plugin.events import Customer, Event, LineItem, Money, Order, parse_time
+
+ORDER_TOPICS = {"orders/create": "order.created", "orders/paid": "order.paid", "orders/cancelled": "order.cancelled"}
+CUSTOMER_TOPICS = {"customers/create": "customer.created", "customers/update": "customer.updated"}
+REFUND_TOPIC = "refunds/create"
+#: The header says ``customers_email_marketing_consent/update``; the GraphQL enum reads like the second form.
+CONSENT_TOPICS = ("customers_email_marketing_consent/update", "customers/email_marketing_consent_update")
+
+#: email_marketing_consent.state -> Customer.accepts_marketing (pending: not decided yet).
+CONSENT_STATES = {"subscribed": True, "not_subscribed": False, "unsubscribed": False, "redacted": False,
+                  "invalid": False, "pending": None}
+
+CustomerOfOrder = Callable[[str], "str | None"]
+
+ORDER_CUSTOMER_QUERY = """
+query KeepwellOrderCustomer($id: ID!) {
+  order(id: $id) {
+    id
+    customer { id }
+  }
+}
+"""
+
+
+def parse(shop: Shop, topic: str, payload: dict,
+          customer_of_order: CustomerOfOrder | None = None) -> list[Event]:
+    """Canonical events for one webhook payload (possibly none); PayloadError if malformed.
+
+    ``customer_of_order(order_id)`` is asked who placed a refunded order before the store is
+    (refund payloads carry no customer).
+    """
+    if not isinstance(payload, dict):
+        raise PayloadError(f"{topic}: payload is not a JSON object")
+    if topic in ORDER_TOPICS:
+        return _order_events(shop, topic, payload)
+    if topic in CUSTOMER_TOPICS:
+        return [_customer_event(shop, topic, payload)]
+    if topic in CONSENT_TOPICS:
+        return [_consent_event(shop, topic, payload)]
+    if topic == REFUND_TOPIC:
+        return _refund_events(shop, payload, customer_of_order)
+    return []  # app/uninstalled, compliance and tag topics are handled elsewhere or not needed
+
+
+# --- orders ------------------------------------------------------------------------------------
+
+def _order_events(shop: Shop, topic: str, p: dict) -> list[Event]:
+    order_id = _resource_id(p, topic)
+    c = p.get("customer")
+    if not c:
+        return []
+    customer_id = _resource_id(c, f"{topic} customer")
+    currency = _required(p, "currency", topic)
+    when = {
+        "orders/create": ("created_at", "processed_at"),
+        "orders/paid": ("processed_at", "created_at"),
+        "orders/cancelled": ("cancelled_at", "updated_at"),
+    }[topic]
+    occurred_at = _first_time(p, when, topic)
+    customer = Customer(
+        id=customer_id,
+        email=c.get("email") or p.get("email") or p.get("contact_email") or None,
+        first_name=c.get("first_name"),
+        last_name=c.get("last_name"),
+        accepts_marketing=True if p.get("buyer_accepts_marketing") is True else None,
+        locale=p.get("customer_locale"),
+        created_at=_time(c, "created_at", topic),
+    )
+    order = Order(
+        id=order_id,
+        total=_money(p, "total_price", currency, topic),
+        subtotal=_money(p, "subtotal_price", currency, topic) if p.get("subtotal_price") is not None else None,
+        created_at=_first_time(p, ("processed_at", "created_at"), topic),
+        number=p.get("name") or _str_or_none(p.get("order_number")),
+        line_items=tuple(_line_item(li, currency, topic) for li in p.get("line_items") or ()),
+        discount_codes=tuple(str(d["code"]).lower() for d in p.get("discount_codes") or () if d.get("code")),
+        landing_site=p.get("landing_site"),
+    )
+    return [Event(
+        id=event_id(topic, order_id, p.get("updated_at") or p.get("created_at")),
+        type=ORDER_TOPICS[topic],
+        shop=shop.id,
+        customer_id=customer_id,
+        occurred_at=occurred_at,
+        order=order,
+        customer=customer,
+    )]
+
+
+def _line_item(li: dict, currency: str, topic: str) -> LineItem:
+    where = f"{topic} line item {li.get('id', '?')}"
+    product = li.get("product_id")
+    return LineItem(
+        product_id="" if product is None else _id(li, "product_id", where),
+        variant_id=None if li.get("variant_id") is None else _id(li, "variant_id", where),
+        quantity=_int(li, "quantity", where),
+        price=_money(li, "price", currency, where),
+        sku=li.get("sku") or None,
+        title=li.get("title") or li.get("name"),
+    )
+
+
+# --- refunds -----------------------------------------------------------------------------------
+
+def _refund_events(shop: Shop, p: dict, customer_of_order: CustomerOfOrder | None) -> list[Event]:
+    topic = REFUND_TOPIC
+    refund_id = _id(p, "id", topic)
+    order_id = _id(p, "order_id", topic)
+    amount, currency = refund_amount(p)
+    customer_id = customer_of_order(order_id) if customer_of_order else None
+    if not customer_id:
+        customer_id = order_customer(shop, order_id)
+    if not customer_id:
+        return []  # a guest order (or one deleted since): no customer to attribute the refund to
+    refunded = Money(amount, currency)
+    return [Event(
+        id=event_id(topic, refund_id, p.get("created_at") or p.get("processed_at")),
+        type="order.refunded",
+        shop=shop.id,
+        customer_id=str(customer_id),
+        occurred_at=_first_time(p, ("processed_at", "created_at"), topic),
+        # The refund payload has no order total; the refunded amount stands in for it.
+        order=Order(id=order_id, total=refunded, refunded=refunded),
+        data={"refund_id": refund_id},
+    )]
+
+
+def refund_amount(p: dict) -> tuple[Decimal, str]:
+    """Money a refund returned: its successful refund transactions, else its line-item subtotals."""
+    topic = REFUND_TOPIC
+    transactions = p.get("transactions") or []
+    currencies = []
+    if transactions:
+        ok = [t for t in transactions if t.get("kind") == "refund" and t.get("status") == "success"]
+        amount = sum((_decimal(t, "amount", f"{topic} transaction") for t in ok), Decimal(0))
+        currencies += [t.get("currency") for t in ok]
+    else:
+        lines = p.get("refund_line_items") or []
+        amount = sum((_decimal(li, "subtotal", f"{topic} refund line item") for li in lines), Decimal(0))
+    # Transactions often carry "currency": null; the *_set money objects always name the shop currency.
+    for li in p.get("refund_line_items") or ():
+        currencies.append(((li.get("subtotal_set") or {}).get("shop_money") or {}).get("currency_code"))
+    for key in ("total_duties_set",):
+        currencies.append(((p.get(key) or {}).get("shop_money") or {}).get("currency_code"))
+    currency = next((c for c in currencies if c and c != "XXX"), None)
+    if currency is None:
+        raise PayloadError(f"{topic} {p.get('id')}: no currency in transactions or refund_line_items")
+    return amount, currency
+
+
+def order_customer(shop: Shop, order_id: str) -> str | None:
+    """The numeric id of the customer who placed ``order_id``, asked of the store; None for a guest."""
+    data = api.execute(shop, ORDER_CUSTOMER_QUERY, {"id": api.gid("Order", order_id)})
+    order = data.get("order") or {}
+    return api.numeric_id((order.get("customer") or {}).get("id"))
+
+
+# --- customers ---------------------------------------------------------------------------------
+
+def _customer_event(shop: Shop, topic: str, p: dict) -> Event:
+    customer_id = _resource_id(p, topic)
+    stamp_key = "created_at" if topic == "customers/create" else "updated_at"
+    occurred_at = _first_time(p, (stamp_key, "updated_at", "created_at"), topic)
+    tags = p.get("tags")
+    consent = p.get("email_marketing_consent")  # absent from webhooks since 2025-01; reconciliation adds it
+    customer = Customer(
+        id=customer_id,
+        email=p.get("email"),
+        first_name=p.get("first_name"),
+        last_name=p.get("last_name"),
+        accepts_marketing=CONSENT_STATES.get(str(consent.get("state")).lower()) if isinstance(consent, dict) else None,
+        tags=None if tags is None else _tags(tags),
+        locale=p.get("locale"),
+        created_at=_time(p, "created_at", topic),
+    )
+    return Event(
+        id=event_id(topic, customer_id, p.get(stamp_key) or p.get("updated_at") or p.get("created_at")),
+        type=CUSTOMER_TOPICS[topic],
+        shop=shop.id,
+        customer_id=customer_id,
+        occurred_at=occurred_at,
+        customer=customer,
+    )
+
+
+def _consent_event(shop: Shop, topic: str, p: dict) -> Event:
+    customer_id = _id(p, "customer_id", topic)
+    consent = p.get("email_marketing_consent")
+    if not isinstance(consent, dict) or not consent.get("state"):
+        raise PayloadError(f"{topic}: missing 'email_marketing_consent.state'")
+    state = str(consent["state"]).lower()
+    updated = consent.get("consent_updated_at")
+    # The official sample has no consent time; then the event is dated when it was received.
+    occurred_at = _time(consent, "consent_updated_at", topic) or datetime.now(timezone.utc)
+    return Event(
+        id=event_id(CONSENT_TOPICS[0], customer_id, updated, state),
+        type="customer.consent_changed",
+        shop=shop.id,
+        customer_id=customer_id,
+        occurred_at=occurred_at,
+        customer=Customer(id=customer_id, email=p.get("email_address"), accepts_marketing=CONSENT_STATES.get(state)),
+    )
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+def event_id(topic: str, resource_id: str, stamp: str | None, *extra: str) -> str:
+    """A deterministic event id; the timestamp is normalised to UTC so equal instants give equal ids."""
+    t = _parse(stamp) if stamp else None
+    parts = ["shopify", topic, resource_id, t.isoformat() if t else "-", *extra]
+    return ":".join(parts)
+
+
+def _resource_id(d: dict, where: str) -> str:
+    """The resource's own id, from ``admin_graphql_api_id`` when present: being a string, it
+    survives any JSON hop that turned the numeric ``id`` into a float (as happened to Shopify's
+    published samples)."""
+    if d.get("admin_graphql_api_id"):
+        return _id(d, "admin_graphql_api_id", where)
+    return _id(d, "id", where)
+
+
+def _id(d: dict, key: str, where: str) -> str:
+    value = d.get(key)
+    if isinstance(value, bool) or value is None or value == "":
+        raise PayloadError(f"{where}: missing '{key}'")
+    if isinstance(value, float):
+        raise PayloadError(f"{where}: '{key}' is a float ({value!r}); Shopify ids must stay exact integers")
+    if isinstance(value, int):
+        return str(value)
+    text = api.numeric_id(str(value))
+    if not text.isdigit():
+        raise PayloadError(f"{where}: '{key}' is not an id: {value!r}")
+    return text
+
+
+def _required(d: dict, key: str, where: str):
+    value = d.get(key)
+    if value in (None, ""):
+        raise PayloadError(f"{where}: missing '{key}'")
+    return value
+
+
+def _decimal(d: dict, key: str, where: str) -> Decimal:
+    value = _required(d, key, where)
+    if isinstance(value, float):
+        value = repr(value)  # subtotals are JSON numbers in refund payloads; repr keeps 89.99 as typed
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        raise PayloadError(f"{where}: '{key}' is not an amount: {value!r}") from None
+
+
+def _money(d: dict, key: str, currency: str, where: str) -> Money:
+    return Money(_decimal(d, key, where), str(currency).upper())
+
+
+def _int(d: dict, key: str, where: str) -> int:
+    value = _required(d, key, where)
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise PayloadError(f"{where}: '{key}' is not a whole number: {value!r}") from None
+
+
+def _parse(value: str) -> datetime:
+    return parse_time(value)
+
+
+def _time(d: dict, key: str, where: str) -> datetime | None:
+    value = d.get(key)
+    if value in (None, ""):
+        return None
+    try:
+        return _parse(str(value))
+    except ValueError:
+        raise PayloadError(f"{where}: '{key}' is not an ISO time: {value!r}") from None
+
+
+def _first_time(d: dict, keys: tuple[str, ...], where: str) -> datetime:
+    for key in keys:
+        t = _time(d, key, where)
+        if t is not None:
+            return t
+    raise PayloadError(f"{where}: missing '{keys[0]}'")
+
+
+def _tags(value) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else value
+    return tuple(t.strip() for t in items if str(t).strip())
+
+
+def _str_or_none(value) -> str | None:
+    return None if value is None else str(value)
