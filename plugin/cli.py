@@ -141,5 +141,133 @@ def explain(history, customer_id, event_id, rules_path):
     click.echo("\n".join(lines))
 
 
+# --- running Keepwell for real -------------------------------------------------------------------
+
+def _config():
+    from plugin.config import Config
+
+    return Config.from_env()
+
+
+@main.group()
+def db():
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade():
+    """Apply every migration to DATABASE_URL (safe to run again)."""
+    from plugin.db import upgrade
+
+    config = _config()
+    upgrade(config.database_url)
+    click.echo(f"database schema is current ({_safe_url(config.database_url)})")
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@main.command()
+@click.option("--burst", is_flag=True, help="Stop when the queue is empty (tests, one-off runs).")
+def worker(burst):
+    """Run an RQ worker with the scheduler: webhooks, timers, retries, housekeeping."""
+    from rq import Worker
+
+    from plugin.db import upgrade
+    from plugin.jobs import schedule_tick
+    from plugin.runtime import runtime
+
+    rt = runtime(_config())
+    upgrade(rt.config.database_url)
+    schedule_tick(rt)
+    # Worker finishes the current job on SIGTERM (warm shutdown); a second signal stops at once.
+    Worker([rt.queue], connection=rt.redis).work(with_scheduler=True, burst=burst)
+
+
+@main.group()
+def shop():
+    """Connect stores by hand (self-hosted)."""
+
+
+@shop.command("add")
+@click.option("--platform", type=click.Choice(["shopify", "woocommerce"]), required=True)
+@click.option("--domain", help="Shopify: NAME.myshopify.com")
+@click.option("--url", "store_url", help="WooCommerce: the store URL, e.g. https://shop.example.com")
+@click.option("--token", default="", help="Shopify custom app Admin API access token.")
+@click.option("--key", "consumer_key", default="", help="WooCommerce REST consumer key (ck_...).")
+@click.option("--secret", "consumer_secret", default="", help="WooCommerce REST consumer secret (cs_...).")
+@click.option("--webhook-secret", default=None, help="Shopify custom app secret that signs its webhooks (default: SHOPIFY_API_SECRET); WooCommerce: generated when omitted.")
+@click.option("--api-url", default=None, help="Store API base URL override (sandbox or local test store).")
+@click.option("--consent-meta-key", default=None, help="WooCommerce: the customer/order meta key that carries marketing opt-in.")
+@click.option("--register-webhooks", is_flag=True, help="Subscribe the webhooks through the store's API (needs a public KEEPWELL_APP_URL).")
+def shop_add(platform, domain, store_url, token, consumer_key, consumer_secret, webhook_secret, api_url,
+             consent_meta_key, register_webhooks):
+    """Register a store; prints its id, webhook URL and secret."""
+    import connectors
+    from plugin.db import sessions, upgrade
+    from plugin.shops import add_shop, to_shop
+
+    config = _config()
+    where = domain if platform == "shopify" else store_url
+    if not where:
+        raise click.UsageError("--domain is required for Shopify" if platform == "shopify" else "--url is required for WooCommerce")
+    if platform == "shopify" and not token:
+        raise click.UsageError("--token (the custom app's Admin API access token) is required for Shopify")
+    if platform == "woocommerce" and not (consumer_key and consumer_secret):
+        raise click.UsageError("--key and --secret (WooCommerce REST API keys) are required for WooCommerce")
+    upgrade(config.database_url)
+    settings = {"consent_meta_key": consent_meta_key} if consent_meta_key else {}
+    with sessions(config.database_url).begin() as session:
+        row, secret = add_shop(session, config, platform, where, api_url=api_url, access_token=token,
+                               consumer_key=consumer_key, consumer_secret=consumer_secret,
+                               webhook_secret=webhook_secret, settings=settings)
+        shop_obj = to_shop(row, config)
+    url = f"{config.app_url}/webhooks/shopify" if platform == "shopify" else f"{config.app_url}/webhooks/woocommerce/{row.id}"
+    click.echo(f"shop id:        {row.id}")
+    click.echo(f"webhook URL:    {url}")
+    if platform == "woocommerce":
+        click.echo(f"webhook secret: {secret}")
+    elif not shop_obj.webhook_secrets:
+        click.echo("warning: no webhook secret: set SHOPIFY_API_SECRET or pass --webhook-secret", err=True)
+    if register_webhooks:
+        if not config.app_url.startswith("https://"):
+            raise click.ClickException(f"KEEPWELL_APP_URL must be a public https URL the store can reach, not {config.app_url}")
+        topics = connectors.get(platform).register_webhooks(shop_obj, config.app_url)
+        click.echo(f"webhooks registered: {', '.join(topics)}")
+
+
+@shop.command("list")
+def shop_list():
+    """Connected stores."""
+    from sqlalchemy import select
+
+    from plugin.db import ShopRow, sessions, upgrade
+
+    config = _config()
+    upgrade(config.database_url)
+    with sessions(config.database_url)() as session:
+        for row in session.scalars(select(ShopRow).order_by(ShopRow.created_at)):
+            click.echo(f"{row.id}  {row.platform:<12} {row.domain:<40} {'active' if row.active else 'inactive'}")
+
+
+@shop.command("remove")
+@click.argument("shop_id")
+def shop_remove(shop_id):
+    """Forget a store and everything Keepwell holds on it."""
+    from plugin.db import ShopRow, sessions, upgrade
+
+    config = _config()
+    upgrade(config.database_url)
+    with sessions(config.database_url).begin() as session:
+        row = session.get(ShopRow, shop_id)
+        if row is None:
+            raise click.ClickException(f"no shop {shop_id!r} (see `keepwell shop list`)")
+        session.delete(row)
+    click.echo(f"removed {shop_id}")
+
+
 if __name__ == "__main__":
     main()
