@@ -42,8 +42,15 @@ class Connector(Protocol):
     def delivery_key(self, headers: Mapping[str, str], payload: dict) -> str:
         """A key that is the same for every delivery of one store event (for dedupe)."""
 
-    def parse(self, shop: Shop, topic: str, payload: dict) -> list[Event]:
-        """Canonical events for one webhook payload (possibly none); PayloadError if malformed."""
+    def is_ping(self, headers: Mapping[str, str], body: bytes) -> bool:
+        """True for the platform's unsigned "is this URL alive" call, answered 200 unverified."""
+
+    def parse(self, shop: Shop, topic: str, payload: dict, customer_of_order=None) -> list[Event]:
+        """Canonical events for one webhook payload (possibly none); PayloadError if malformed.
+        ``customer_of_order(order_id)`` gives the customer of a known order (refunds omit it)."""
+
+    def discount_link(self, shop: Shop, code: str) -> str:
+        """A link that opens the store with ``code`` applied (personal referral links)."""
 
     def create_coupon(self, shop: Shop, action: dict) -> CouponResult:
         """Create the personal coupon an engine ``coupon`` action describes; StoreError on failure.

@@ -1,6 +1,7 @@
 """The WooCommerce connector: webhooks in, REST API v3 out (see ``connectors.base``)."""
 from __future__ import annotations
 
+from urllib.parse import urlencode
 from typing import Iterator, Mapping
 
 from connectors.base import CouponResult, Shop
@@ -41,6 +42,12 @@ class WooCommerceConnector:
     def register_webhooks(self, shop: Shop, app_url: str) -> list[str]:
         """Subscribe order/customer created/updated without duplicating existing webhooks."""
         return install.register_webhooks(shop, app_url)
+
+    def discount_link(self, shop: Shop, code: str) -> str:
+        """Core WooCommerce has no link that applies a coupon; a store whose plugin adds one names
+        its query parameter in the ``coupon_url_param`` setting. Otherwise the email shows the code."""
+        param = shop.settings.get("coupon_url_param")
+        return f"{shop.domain}/?{urlencode({param: code})}" if param else f"{shop.domain}/"
 
     def changes_since(self, shop: Shop, since) -> Iterator[tuple[str, dict]]:
         """(topic, payload) for orders and customers modified since ``since``."""
