@@ -21,6 +21,17 @@ def _runtime(config: Config):
     return Runtime(config=config, sessions=sessions(config.database_url), redis=redis_client(config.redis_url))
 
 
+_installed = None
+
+
+def install(rt) -> None:
+    """Make ``rt`` the Runtime jobs use in this process (tests, embedded demo); None resets."""
+    global _installed
+    _installed = rt
+
+
 def runtime(config: Config | None = None):
-    """The process-wide Runtime for ``config`` (default: from the environment)."""
+    """The process-wide Runtime: the installed one, else one for ``config`` (default: the environment)."""
+    if _installed is not None and config is None:
+        return _installed
     return _runtime(config or Config.from_env())
