@@ -10,6 +10,7 @@ import base64
 import gzip
 import hashlib
 import hmac
+import inspect
 import json
 import re
 from datetime import datetime, timezone
@@ -198,6 +199,12 @@ def test_delivery_key_falls_back_to_the_webhook_id_in_any_case():
 def test_delivery_key_without_either_header_is_a_payload_error():
     with pytest.raises(PayloadError, match="X-Shopify-Event-Id"):
         connector.delivery_key({"X-Shopify-Topic": "orders/paid"}, {})
+
+
+def test_shopify_sends_no_unsigned_ping():
+    _, body = sample("2026-04__orders_paid")
+    assert connector.is_ping({"X-Shopify-Topic": "orders/paid"}, body) is False
+    assert connector.is_ping({}, b"webhook_id=1") is False  # WooCommerce's ping shape means nothing here
 
 
 # --- parse: every official sample ---------------------------------------------------------------
@@ -578,6 +585,12 @@ def test_a_bad_action_is_refused_before_any_call(changes, reason):
     assert err.value.retryable is False
 
 
+def test_discount_link():
+    assert connector.discount_link(SHOP, "REF-7QX2A9") == "https://keepwell-demo.myshopify.com/discount/REF-7QX2A9"
+    odd = Shop(**{**SHOP.__dict__, "domain": "https://keepwell-demo.myshopify.com/"})
+    assert connector.discount_link(odd, "A B/C") == "https://keepwell-demo.myshopify.com/discount/A%20B%2FC"
+
+
 # --- add_tag -----------------------------------------------------------------------------------
 
 def test_add_tag(store):
@@ -817,4 +830,5 @@ def test_the_connector_pins_the_api_version_and_satisfies_the_interface():
     for name in Connector.__dict__:
         if not name.startswith("_") and name != "platform":
             assert callable(getattr(connector, name)), name
+    assert "customer_of_order" in inspect.signature(connector.parse).parameters
     assert payloads.ORDER_CUSTOMER_QUERY  # the refund lookup document lives with parse

@@ -5,10 +5,10 @@
 from __future__ import annotations
 
 from connectors.shopify.api import API_VERSION
-from connectors.shopify.coupons import create_coupon
+from connectors.shopify.coupons import create_coupon, discount_link
 from connectors.shopify.payloads import parse
 from connectors.shopify.reconcile import changes_since
-from connectors.shopify.signature import delivery_key, verify
+from connectors.shopify.signature import delivery_key, is_ping, verify
 from connectors.shopify.subscriptions import register_webhooks
 from connectors.shopify.tags import add_tag
 
@@ -21,7 +21,9 @@ class ShopifyConnector:
 
     verify = staticmethod(verify)
     delivery_key = staticmethod(delivery_key)
+    is_ping = staticmethod(is_ping)
     parse = staticmethod(parse)
+    discount_link = staticmethod(discount_link)
     create_coupon = staticmethod(create_coupon)
     add_tag = staticmethod(add_tag)
     register_webhooks = staticmethod(register_webhooks)

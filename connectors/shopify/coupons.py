@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
+from urllib.parse import quote
 
 from connectors.base import CouponResult, Shop
 from connectors.shopify import api
@@ -51,6 +52,12 @@ def create_coupon(shop: Shop, action: dict) -> CouponResult:
         return CouponResult(code=code, store_id=found.get("id"), already_existed=True)
     raise StoreError(f"Shopify refused coupon {code}: {api.user_error_message(errors)}", retryable=False,
                      code=next((e.get("code") for e in errors if e.get("code")), "USER_ERROR"))
+
+
+def discount_link(shop: Shop, code: str) -> str:
+    """Shopify's shareable discount link: opening it puts ``code`` in the visitor's cart."""
+    domain = shop.domain.removeprefix("https://").removeprefix("http://").rstrip("/")
+    return f"https://{domain}/discount/{quote(code, safe='')}"
 
 
 def code_taken(error: dict) -> bool:

@@ -51,8 +51,8 @@ def parse(shop: Shop, topic: str, payload: dict,
           customer_of_order: CustomerOfOrder | None = None) -> list[Event]:
     """Canonical events for one webhook payload (possibly none); PayloadError if malformed.
 
-    ``customer_of_order(order_id)`` is asked who placed a refunded order before the store is
-    (refund payloads carry no customer).
+    Refund payloads carry no customer: ``customer_of_order(order_id)`` is asked first, then the
+    store (so a refund can raise StoreError when that lookup fails).
     """
     if not isinstance(payload, dict):
         raise PayloadError(f"{topic}: payload is not a JSON object")
@@ -154,23 +154,25 @@ def refund_amount(p: dict) -> tuple[Decimal, str]:
     """Money a refund returned: its successful refund transactions, else its line-item subtotals."""
     topic = REFUND_TOPIC
     transactions = p.get("transactions") or []
-    currencies = []
     if transactions:
         ok = [t for t in transactions if t.get("kind") == "refund" and t.get("status") == "success"]
         amount = sum((_decimal(t, "amount", f"{topic} transaction") for t in ok), Decimal(0))
-        currencies += [t.get("currency") for t in ok]
+        # Transactions are in the currency the buyer paid in; Shopify often sends their "currency"
+        # as null, and then the presentment side of the refund's money objects names it.
+        currencies = [t.get("currency") for t in ok] + _set_currencies(p, "presentment_money")
     else:
         lines = p.get("refund_line_items") or []
         amount = sum((_decimal(li, "subtotal", f"{topic} refund line item") for li in lines), Decimal(0))
-    # Transactions often carry "currency": null; the *_set money objects always name the shop currency.
-    for li in p.get("refund_line_items") or ():
-        currencies.append(((li.get("subtotal_set") or {}).get("shop_money") or {}).get("currency_code"))
-    for key in ("total_duties_set",):
-        currencies.append(((p.get(key) or {}).get("shop_money") or {}).get("currency_code"))
-    currency = next((c for c in currencies if c and c != "XXX"), None)
+        currencies = _set_currencies(p, "shop_money")
+    currency = next((c for c in currencies if c and c != "XXX"), None)  # XXX: Shopify's "no currency"
     if currency is None:
         raise PayloadError(f"{topic} {p.get('id')}: no currency in transactions or refund_line_items")
-    return amount, currency
+    return amount, str(currency).upper()
+
+
+def _set_currencies(p: dict, side: str) -> list:
+    sets = [li.get("subtotal_set") for li in p.get("refund_line_items") or ()] + [p.get("total_duties_set")]
+    return [((s or {}).get(side) or {}).get("currency_code") for s in sets]
 
 
 def order_customer(shop: Shop, order_id: str) -> str | None:
@@ -231,7 +233,7 @@ def _consent_event(shop: Shop, topic: str, p: dict) -> Event:
 
 def event_id(topic: str, resource_id: str, stamp: str | None, *extra: str) -> str:
     """A deterministic event id; the timestamp is normalised to UTC so equal instants give equal ids."""
-    t = _parse(stamp) if stamp else None
+    t = parse_time(stamp) if stamp else None
     parts = ["shopify", topic, resource_id, t.isoformat() if t else "-", *extra]
     return ":".join(parts)
 
@@ -288,16 +290,12 @@ def _int(d: dict, key: str, where: str) -> int:
         raise PayloadError(f"{where}: '{key}' is not a whole number: {value!r}") from None
 
 
-def _parse(value: str) -> datetime:
-    return parse_time(value)
-
-
 def _time(d: dict, key: str, where: str) -> datetime | None:
     value = d.get(key)
     if value in (None, ""):
         return None
     try:
-        return _parse(str(value))
+        return parse_time(str(value))
     except ValueError:
         raise PayloadError(f"{where}: '{key}' is not an ISO time: {value!r}") from None
 

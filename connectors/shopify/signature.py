@@ -49,6 +49,11 @@ def verify(shop: Shop, headers: Mapping[str, str], body: bytes) -> None:
         raise SignatureError(f"{HMAC_HEADER} does not match the body signed with the shop's secret")
 
 
+def is_ping(headers: Mapping[str, str], body: bytes) -> bool:
+    """Always False: Shopify has no unsigned "is this URL alive" call; every delivery is signed."""
+    return False
+
+
 def delivery_key(headers: Mapping[str, str], payload: dict) -> str:
     """X-Shopify-Event-Id (the same on every delivery of one event), else X-Shopify-Webhook-Id."""
     for name in (EVENT_ID_HEADER, WEBHOOK_ID_HEADER):
