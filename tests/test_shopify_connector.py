@@ -390,6 +390,7 @@ def test_a_guest_order_gives_no_event():
     (lambda p: p.update(total_price="lots"), "total_price"),
     (lambda p: [p.pop("processed_at"), p.pop("created_at")], "processed_at"),
     (lambda p: p.update(processed_at="yesterday"), "processed_at"),
+    (lambda p: p.update(updated_at="soon"), "updated_at"),
 ])
 def test_malformed_orders_name_the_field(mutate, field):
     payload = fixture("order_paid.json")

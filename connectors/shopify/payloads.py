@@ -233,7 +233,10 @@ def _consent_event(shop: Shop, topic: str, p: dict) -> Event:
 
 def event_id(topic: str, resource_id: str, stamp: str | None, *extra: str) -> str:
     """A deterministic event id; the timestamp is normalised to UTC so equal instants give equal ids."""
-    t = parse_time(stamp) if stamp else None
+    try:
+        t = parse_time(stamp) if stamp else None
+    except ValueError:
+        raise PayloadError(f"{topic} {resource_id}: 'updated_at' is not an ISO time: {stamp!r}") from None
     parts = ["shopify", topic, resource_id, t.isoformat() if t else "-", *extra]
     return ":".join(parts)
 
