@@ -160,7 +160,7 @@ def apply(state: CustomerState, event: Event, referral_prefix: str = "REF") -> C
         summary = OrderSummary(o.id, at, o.total.amount, True, prev.cancelled, prev.refunds)
         changes = {
             "currency": state.currency or o.total.currency,
-            "products_bought": state.products_bought.union(li.product_id for li in o.line_items),
+            "products_bought": state.products_bought.union(li.product_id for li in o.line_items if li.product_id),
             "collections_bought": state.collections_bought.union(*(li.collections for li in o.line_items)),
         }
         if state.referred_by is None:
