@@ -13,6 +13,7 @@ from plugin.runtime import runtime
 log = logging.getLogger("keepwell.jobs")
 TICK_EVERY = timedelta(seconds=60)
 STALE_PENDING = timedelta(minutes=10)
+RECONCILE_EVERY = timedelta(minutes=15)
 
 
 def drain(shop_id: str) -> int:
@@ -45,12 +46,17 @@ def tick() -> dict:
     with rt.sessions() as session:
         stale = session.execute(select(DecisionRow.shop_id, DecisionRow.key).where(
             DecisionRow.status == "pending", DecisionRow.updated_at < now - STALE_PENDING)).all()
-        shops = session.scalars(select(ShopRow.id).where(ShopRow.active)).all()
+        shops = session.execute(select(ShopRow.id, ShopRow.last_sync_at).where(ShopRow.active)).all()
     for shop_id, key in stale:
         pipeline.execute_decision(rt, shop_id, key)
-    drains = sum(rt.handoff.ensure_drain(shop_id) for shop_id in shops)
+    drains = sum(rt.handoff.ensure_drain(shop_id) for shop_id, _ in shops)
+    due = [shop_id for shop_id, synced in shops if synced is None or synced < now - RECONCILE_EVERY]
+    for shop_id in due:
+        slot = now.strftime("%Y%m%d%H") + str(now.minute // 15)
+        if rt.queue.fetch_job(f"reconcile-{shop_id}-{slot}") is None:
+            rt.queue.enqueue("plugin.jobs.reconcile", shop_id, job_id=f"reconcile-{shop_id}-{slot}", result_ttl=3600)
     schedule_tick(rt)
-    return {"timers": fired, "retried": len(stale), "drains": drains}
+    return {"timers": fired, "retried": len(stale), "drains": drains, "reconciling": len(due)}
 
 
 def schedule_tick(rt) -> None:
