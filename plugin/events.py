@@ -154,7 +154,7 @@ def event_from_dict(d: dict) -> Event:
                     )
                     for li in o.get("line_items", ())
                 ),
-                discount_codes=_tuple(o.get("discount_codes")),
+                discount_codes=tuple(str(c).lower() for c in o.get("discount_codes") or ()),
                 refunded=_money(o.get("refunded")),
                 landing_site=o.get("landing_site"),
             )

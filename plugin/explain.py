@@ -11,6 +11,7 @@ from typing import Iterable
 from plugin.engine import Kind, RuleSet, apply, decide, new_state
 from plugin.engine.conditions import trace
 from plugin.engine.fields import Context
+from plugin.engine.values import format_duration
 from plugin.events import Event
 from plugin.simulate import Simulator
 
@@ -49,6 +50,9 @@ def explain(events: Iterable[Event], rules: RuleSet, customer_id: str, event_id:
         "",
     ]
     for rule in rules.rules:
+        if not rule.enabled:
+            lines.append(f"{rule.id}: disabled")
+            continue
         if not _matches_trigger(rule, target):
             lines.append(f"{rule.id}: not triggered (waits for {_trigger_text(rule)})")
             continue
@@ -67,8 +71,8 @@ def _trigger_text(rule) -> str:
     if t.kind == "event":
         return t.event
     if t.kind == "lapsed":
-        return f"{t.after.days} days without an order"
-    return f"{t.occasion} ({t.before.days} days before)"
+        return f"{format_duration(t.after)} without an order"
+    return f"{t.occasion} ({format_duration(t.before)} before)" if t.before else t.occasion
 
 
 def _verdict(d) -> str:

@@ -93,10 +93,10 @@ def _parse(text: str, file: str) -> _Doc:
         if isinstance(node, yaml.MappingNode):
             out = {}
             for knode, vnode in node.value:
-                key = loader.construct_object(knode) if isinstance(knode, yaml.ScalarNode) else None
-                if knode.tag == "tag:yaml.org,2002:merge" or key == "<<":
+                if knode.tag == "tag:yaml.org,2002:merge" or getattr(knode, "value", None) == "<<":
                     raise _YamlProblem(knode.start_mark.line + 1, knode.start_mark.column + 1,
                                        "YAML merge keys (<<) are not supported in rule files; repeat the fields")
+                key = loader.construct_object(knode) if isinstance(knode, yaml.ScalarNode) else None
                 if not isinstance(key, (str, int, bool)) or isinstance(key, bool):
                     raise _YamlProblem(knode.start_mark.line + 1, knode.start_mark.column + 1, "mapping keys must be plain text")
                 key = str(key)

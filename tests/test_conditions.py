@@ -273,7 +273,7 @@ PROBLEMS = [
      "operator 'in' does not apply to order.total, which is a money field"),
     ({"customer.birthday": {"at_least": "2000-01-01"}}, ("customer.birthday", "at_least"),
      "operator 'at_least' does not apply to customer.birthday, which is a date field "
-     "(a date field only supports exists; use the matching since_ duration field to compare)"),
+     "(a date field only supports exists; compare customer.since_first_order or customer.since_last_order instead)"),
     ({"order.total": {"at_least": "fifty"}}, ("order.total", "at_least"),
      "bad amount 'fifty': write a number and a currency code, e.g. '50 USD' or '49.90 EUR'"),
     ({"order.total": {"at_least": "50"}}, ("order.total", "at_least"),

@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any, Callable
 
 from plugin.engine.fields import BOOL, DATE, DURATION, FIELDS, LIST, MONEY, NUMBER, TEXT, Context
-from plugin.engine.values import parse_duration, parse_money
+from plugin.engine.values import format_duration, parse_duration, parse_money
 
 Path = tuple  # keys and indexes from the rule down to a node
 
@@ -84,8 +84,7 @@ def _show(v) -> str:
     if v is None:
         return "(none)"
     if hasattr(v, "total_seconds"):
-        secs = int(v.total_seconds())
-        return f"{secs // 86400}d" if secs % 86400 == 0 else f"{secs // 3600}h" if secs % 3600 == 0 else f"{secs // 60}m"
+        return format_duration(v)
     return str(v)
 
 
@@ -106,6 +105,8 @@ def _literal(ftype: str, value, path: Path, name: str):
             return value
         if isinstance(value, (dict, list)):
             raise ValueError(f"expected a single value, not {type(value).__name__}")
+        if isinstance(value, bool):  # YAML reads bare yes/no/on/off as true/false
+            raise ValueError(f"{name} compares text but got {str(value).lower()}: put words such as 'no' or 'on' in quotes")
         return str(value)
     except ValueError as exc:
         raise ConditionProblem(path, str(exc)) from None
@@ -140,7 +141,7 @@ def _leaf(fname: str, op: str, value, path: Path) -> Leaf:
     if f.type not in allowed:
         hint = " (use contains)" if f.type == LIST and op in ("equals", "in") else ""
         if f.type == DATE:
-            hint = " (a date field only supports exists; use the matching since_ duration field to compare)"
+            hint = " (a date field only supports exists; compare customer.since_first_order or customer.since_last_order instead)"
         raise ConditionProblem(path, f"operator {op!r} does not apply to {fname}, which is a {f.type} field{hint}")
     if op == "exists":
         if not isinstance(value, bool):
@@ -167,15 +168,16 @@ def _leaf(fname: str, op: str, value, path: Path) -> Leaf:
         if op == "in":
             return Leaf(fname, op, tuple(value), get, lambda c: get(c) in members)
         return Leaf(fname, op, tuple(value), get, lambda c: get(c) not in members)
+    fold = str.lower if fname == "order.discount_codes" else str  # stores lower-case codes
     if op in ("contains", "not_contains"):
-        item = _literal(TEXT, value, path, op)
+        item = fold(_literal(TEXT, value, path, op))
         if op == "contains":
             return Leaf(fname, op, item, get, lambda c: item in (get(c) or ()))
         return Leaf(fname, op, item, get, lambda c: item not in (get(c) or ()))
     if op == "contains_any":
         if not isinstance(value, list) or not value:
             raise ConditionProblem(path, "contains_any takes a non-empty list, e.g. ['summer', 'beach']")
-        items = frozenset(_literal(TEXT, v, path + (i,), op) for i, v in enumerate(value))
+        items = frozenset(fold(_literal(TEXT, v, path + (i,), op)) for i, v in enumerate(value))
         return Leaf(fname, op, tuple(items), get, lambda c: not items.isdisjoint(get(c) or ()))
     lit = _literal(f.type, value, path, op)
     return Leaf(fname, op, lit, get, _compare(get, op, lit, f.type))

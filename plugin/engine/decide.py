@@ -11,6 +11,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from plugin.engine.decisions import Decision, Kind, Reason, coupon_code, stable_percent
 from plugin.engine.fields import Context
 from plugin.engine.ruleset import Rule, RuleSet
+from plugin.engine.values import format_duration
 from plugin.engine.state import CustomerState
 from plugin.events import Event, Money
 
@@ -131,14 +132,18 @@ def _arbitrate(passed: list[Rule], ctx: Context, anchor: str, rules: RuleSet) ->
     elif rules.settings.frequency_cap.when_capped == "defer":
         cap = rules.settings.frequency_cap
         out.append(_decision(Kind.SUPPRESSED, winner, ctx, anchor, rules, reason=Reason.CAP,
-                             detail=f"{cap.touches} touches per {cap.per.days}d reached; deferred to {free_at.isoformat()}"))
+                             detail=f"{_touches(cap.touches)} per {format_duration(cap.per)} reached; deferred to {free_at.isoformat()}"))
         original = ctx.event.data["event"] if ctx.event.type == "timer" and "event" in ctx.event.data else ctx.event
         out.append(_timer(Reason.DEFERRED, winner, ctx, anchor, rules, free_at, event=original))
     else:
         cap = rules.settings.frequency_cap
         out.append(_decision(Kind.SUPPRESSED, winner, ctx, anchor, rules, reason=Reason.CAP,
-                             detail=f"{cap.touches} touches per {cap.per.days}d reached; skipped"))
+                             detail=f"{_touches(cap.touches)} per {format_duration(cap.per)} reached; skipped"))
     return out
+
+
+def _touches(n: int) -> str:
+    return f"{n} touch" if n == 1 else f"{n} touches"
 
 
 def _cap_free_at(state: CustomerState, now: datetime, rules: RuleSet, anchor: str, rule: Rule) -> datetime | None:
@@ -163,6 +168,8 @@ def _touch(rule: Rule, ctx: Context, anchor: str, rules: RuleSet) -> Decision:
         if kind == "coupon":
             referral = a["referral"]
             code = ctx.state.referral_code(rules.settings.referral_prefix) if referral else coupon_code(a["code_prefix"], key)
+            if code is None:
+                continue  # no referral code for this customer (e.g. a guest): nothing to share
             actions.append({
                 "type": "coupon",
                 "key": f"{key}:{i}",

@@ -177,11 +177,11 @@ def _rule(doc, path, problems, templates, source):
     if "holdout" in doc:
         raw = doc["holdout"]
         try:
-            holdout = Decimal(raw) if isinstance(raw, int) else parse_percent(raw)
+            holdout = Decimal(raw) if isinstance(raw, int) else Decimal(str(raw).strip().rstrip("%").strip() or "x")
             if not 0 <= holdout < 100:
                 raise ValueError(f"holdout {raw!r} must be at least 0% and below 100%")
-        except ValueError as exc:
-            problems.add(path + ("holdout",), str(exc), rule_id)
+        except (ValueError, ArithmeticError) as exc:
+            problems.add(path + ("holdout",), str(exc) if isinstance(exc, ValueError) else f"bad holdout {raw!r}: write e.g. '10%'", rule_id)
     limit = doc.get("limit", {})
     cooldown = None
     if "cooldown" in limit:
@@ -194,6 +194,8 @@ def _rule(doc, path, problems, templates, source):
         problems.add(path + ("actions",), "a signal rule only passes the event on; put coupons and emails in the rule that receives it", rule_id)
     if delay is not None and trigger is not None and trigger.kind != "event":
         problems.add(path + ("delay",), f"delay only applies to event triggers; a {trigger.kind} trigger already fires at its own time", rule_id)
+    if holdout and not any(k in MARKETING_ACTIONS for k in kinds):
+        problems.add(path + ("holdout",), "holdout only applies to rules with a coupon or email action", rule_id)
     if trigger is None or any(a is None for a in actions):
         return None
     return Rule(
@@ -216,6 +218,9 @@ def _settings(doc, path, problems):
     cap = None
     if fc := doc.get("frequency_cap"):
         per = _duration(fc["per"], path + ("frequency_cap", "per"), problems, None, "per")
+        if per is not None and per > timedelta(days=366):
+            problems.add(path + ("frequency_cap", "per"), "per can be at most 366d (touches are remembered for a year)")
+            per = None
         cap = per and FrequencyCap(fc["touches"], per, fc.get("when_capped", "skip"))
     return Settings(frequency_cap=cap, referral_prefix=doc.get("referral_prefix", "REF").upper())
 

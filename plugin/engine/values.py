@@ -21,6 +21,15 @@ def parse_duration(text) -> timedelta:
     return timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
 
 
+def format_duration(d: timedelta) -> str:
+    """The shortest exact way to write ``d`` in rule syntax: '30d', '36h', '90m'."""
+    secs = int(d.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if secs % size == 0 and secs >= size:
+            return f"{secs // size}{unit}"
+    return f"{secs}s"
+
+
 def parse_money(text) -> Money:
     """'50 USD' or '49.90 EUR' -> Money; ValueError with a hint otherwise."""
     m = _MONEY.match(str(text))
