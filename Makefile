@@ -17,7 +17,7 @@ demo: $(STAMP)
 	$(VENV)/bin/keepwell simulate --sample 2000 --seed 7
 
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest
+	eval "$$(bash scripts/services.sh)" && $(VENV)/bin/python -m pytest
 
 lint: $(STAMP)
 	$(VENV)/bin/keepwell rules lint rules
