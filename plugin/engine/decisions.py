@@ -1,9 +1,8 @@
 """Decisions: plain, serializable data with deterministic keys."""
 from __future__ import annotations
 
-import base64
 import hashlib
-from dataclasses import dataclass, replace
+from typing import NamedTuple
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
@@ -32,8 +31,9 @@ class Reason(str, Enum):
     DEFERRED = "deferred"
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
+    """One decision (immutable; a NamedTuple because the simulator makes millions of them)."""
+
     kind: str
     key: str  # (shop, rule, customer, anchor): the same touch always has the same key
     shop: str
@@ -106,10 +106,17 @@ def _plain(v):
     return v
 
 
+_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I: codes are typed by people
+
+
 def coupon_code(prefix: str, key: str) -> str:
     """A personal coupon code derived from the decision key: a retry asks for the same code."""
-    digest = base64.b32encode(hashlib.sha256(key.encode()).digest()[:10]).decode()  # 80 bits
-    return f"{prefix}-{digest[:12]}"
+    n = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
+    chars = []
+    for _ in range(12):  # 60 bits
+        n, r = divmod(n, 32)
+        chars.append(_CODE_ALPHABET[r])
+    return f"{prefix}-{''.join(chars)}"
 
 
 def stable_percent(*parts: str) -> float:
@@ -118,4 +125,4 @@ def stable_percent(*parts: str) -> float:
     return int.from_bytes(h[:8], "big") % 10000 / 100
 
 
-__all__ = ["Decision", "Kind", "Reason", "coupon_code", "stable_percent", "replace"]
+__all__ = ["Decision", "Kind", "Reason", "coupon_code", "stable_percent"]

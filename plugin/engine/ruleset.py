@@ -70,14 +70,8 @@ class RuleSet:
     version: str = ""
     by_event: dict = field(default_factory=dict)  # event type -> rules, highest priority first
     by_id: dict = field(default_factory=dict)
-
-    @property
-    def lapse_rules(self):
-        return tuple(r for r in self.rules if r.enabled and r.trigger.kind == "lapsed")
-
-    @property
-    def occasion_rules(self):
-        return tuple(r for r in self.rules if r.enabled and r.trigger.kind == "occasion")
+    lapse_rules: tuple = ()  # enabled rules with a lapsed trigger
+    occasion_rules: tuple = ()  # enabled rules with an occasion trigger
 
 
 class Problems:
@@ -264,6 +258,8 @@ def build_ruleset(rules, settings: Settings, version: str = "") -> RuleSet:
         version=version,
         by_event={k: tuple(v) for k, v in by_event.items()},
         by_id={r.id: r for r in ordered},
+        lapse_rules=tuple(r for r in ordered if r.enabled and r.trigger.kind == "lapsed"),
+        occasion_rules=tuple(r for r in ordered if r.enabled and r.trigger.kind == "occasion"),
     )
 
 
