@@ -25,6 +25,14 @@ def _list(value: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in value.split(",") if v.strip())
 
 
+def _database_url(url: str) -> str:
+    """Hosting platforms hand out postgres:// URLs; SQLAlchemy wants a driver named."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
 @dataclass(frozen=True)
 class Config:
     shopify_api_key: str = ""
@@ -51,7 +59,7 @@ class Config:
             shopify_api_key=env.get("SHOPIFY_API_KEY", ""),
             shopify_api_secrets=_list(env.get("SHOPIFY_API_SECRET", "")),
             redis_url=env.get("REDIS_URL", cls.redis_url),
-            database_url=env.get("DATABASE_URL", cls.database_url),
+            database_url=_database_url(env.get("DATABASE_URL", cls.database_url)),
             smtp_url=env.get("SMTP_URL", cls.smtp_url),
             secret_keys=_list(env.get("KEEPWELL_SECRET_KEY", "")) or (DEV_SECRET_KEY,),
             app_url=env.get("KEEPWELL_APP_URL", cls.app_url).rstrip("/"),
