@@ -41,7 +41,7 @@ def _body() -> bytes:
 
 def _json(body: bytes) -> dict:
     try:
-        payload = json.loads(body)
+        payload = json.loads(body.decode("utf-8"))  # both platforms send UTF-8 JSON
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise PayloadError(f"body is not JSON: {exc}") from None
     if not isinstance(payload, dict):
