@@ -126,6 +126,8 @@ SCENARIOS = [
     scenario("first order -> referral invite 2 days later", "referral_invite",
              [shopper(A), paid(A, "5101", day(0)), paid(A, "5102", day(20))], day(30), [(A, day(2))],
              suppressed={"conditions": 1}),
+    scenario("guest without an account id -> no invite", "referral_invite",
+             [shopper("guest-4471"), paid("guest-4471", "5101", day(0))], day(30), suppressed={"conditions": 1}),
     scenario("friend's first order with the code -> reward after 30 days", "referral_reward",
              [shopper(A), paid(A, "5101", day(0)), shopper(B, at=day(5)),
               paid(B, "5201", day(6), codes=[referral_code(SHOP, A)])], day(60), [(A, day(36))]),
