@@ -35,6 +35,7 @@ class CouponResult:
 
 class Connector(Protocol):
     platform: str
+    topics: frozenset[str]  # webhook topics parse() understands
 
     def verify(self, shop: Shop, headers: Mapping[str, str], body: bytes) -> None:
         """Raise SignatureError unless the body is signed by the shop's (or app's) secret."""

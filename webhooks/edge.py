@@ -18,12 +18,6 @@ from webhooks.shops import ShopCache
 log = logging.getLogger("keepwell.webhooks")
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 
-SHOPIFY_TOPICS = {
-    "orders/create", "orders/paid", "orders/cancelled", "refunds/create", "customers/create",
-    "customers/update", "customers/email_marketing_consent_update",
-}
-WOOCOMMERCE_TOPICS = {"order.created", "order.updated", "customer.created", "customer.updated"}
-
 
 def _edge():
     return current_app.extensions["keepwell"]
@@ -78,7 +72,7 @@ def shopify():
         _edge().shops.uninstall(shop.id)
         log.info("shop %s uninstalled the app", shop.id)
         return jsonify(status="uninstalled"), 200
-    if topic not in SHOPIFY_TOPICS:
+    if topic not in connector.topics:
         return jsonify(status="ignored"), 200
     return _accept(shop.id, "shopify", topic, key, body)
 
@@ -95,6 +89,6 @@ def woocommerce(shop_id: str):
     connector.verify(shop, request.headers, body)
     payload = _json(body)
     topic = request.headers.get("X-WC-Webhook-Topic", "")
-    if topic not in WOOCOMMERCE_TOPICS:
+    if topic not in connector.topics:
         return jsonify(status="ignored"), 200
     return _accept(shop.id, "woocommerce", topic, connector.delivery_key(request.headers, payload), body)

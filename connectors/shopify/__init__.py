@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from connectors.shopify.api import API_VERSION
 from connectors.shopify.coupons import create_coupon, discount_link
+from connectors.shopify import payloads
 from connectors.shopify.payloads import parse
 from connectors.shopify.reconcile import changes_since
 from connectors.shopify.signature import delivery_key, is_ping, verify
@@ -18,6 +19,8 @@ class ShopifyConnector:
 
     platform = "shopify"
     api_version = API_VERSION
+    #: webhook topics parse() turns into events (app/uninstalled is handled by the edge itself)
+    topics = frozenset({*payloads.ORDER_TOPICS, *payloads.CUSTOMER_TOPICS, payloads.REFUND_TOPIC, *payloads.CONSENT_TOPICS})
 
     verify = staticmethod(verify)
     delivery_key = staticmethod(delivery_key)

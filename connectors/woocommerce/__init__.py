@@ -14,6 +14,9 @@ class WooCommerceConnector:
     """connectors.base.Connector for WooCommerce stores."""
 
     platform = "woocommerce"
+    #: webhook topics parse() turns into events
+    topics = frozenset({"order.created", "order.updated", "customer.created", "customer.updated"})
+
 
     def verify(self, shop: Shop, headers: Mapping[str, str], body: bytes) -> None:
         """Raise SignatureError unless X-WC-Webhook-Signature signs the body with a shop secret."""
