@@ -75,9 +75,12 @@ def sample_history(customers, seed, days, shop, output):
 @click.option("--rules", "rules_path", default=RULES_DIR, show_default=True, type=click.Path(exists=True, path_type=Path), help="Rule folder or file.")
 @click.option("--sample", type=int, help="Simulate a generated sample store of this many customers instead of a history file.")
 @click.option("--seed", default=1, show_default=True, help="Seed for --sample.")
+@click.option("--from", "platform", type=click.Choice(["shopify", "woocommerce"]),
+              help="HISTORY is a raw order export of this platform, not canonical events.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def simulate(history, rules_path, sample, seed, fmt):
-    """Replay a store history (JSON Lines of canonical events) through the rules in virtual time."""
+def simulate(history, rules_path, sample, seed, platform, fmt):
+    """Replay a store history (JSON Lines of canonical events, or a raw order export with
+    --from) through the rules in virtual time."""
     from plugin.simulate import simulate as run
 
     if (history is None) == (sample is None):
@@ -88,6 +91,16 @@ def simulate(history, rules_path, sample, seed, fmt):
         from plugin.sample_history import generate
 
         events = [event_from_dict(d) for d in generate(sample, seed=seed)]
+    elif platform is not None:
+        from plugin.errors import KeepwellError
+        from plugin.exports import export_events, read_orders
+        from plugin.simulate import time_ordered
+
+        try:
+            text = click.open_file(str(history), encoding="utf-8").read()
+            events = time_ordered(export_events(platform, read_orders(text)))
+        except (ValueError, KeepwellError) as exc:
+            raise click.ClickException(f"{history}: not a {platform} order export: {exc}")
     else:
         events = _read_history(history)
     show = fmt == "table" and sys.stderr.isatty()
