@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 
 from plugin.engine import apply, decide, new_state, record
-from plugin.engine.ruleset import compile_ruleset
+from plugin.engine.ruleset import Problems, compile_ruleset
 from plugin.engine.state import CustomerState
 from plugin.events import Event, event_from_dict
 from plugin.rulefile import RULES_DIR, load_rules
@@ -29,10 +29,6 @@ PRODUCTS = {
     "8400000024": ("KW-ACC-MUG", "Ceramic Mug", "16.00", ["accessories"]),
 }
 HOUSE_BLEND, ETHIOPIA, DRIPPER, FRENCH_PRESS, GRINDER, SENCHA, MUG = PRODUCTS
-
-
-def days(n: float) -> timedelta:
-    return timedelta(days=n)
 
 
 def day(n: float, hours: float = 0) -> datetime:
@@ -133,8 +129,6 @@ def state_after(events, customer_id: str | None = None, shop: str = SHOP, prefix
 
 def rules_from(rules: list[dict], settings: dict | None = None):
     """A RuleSet compiled from rule documents (raises AssertionError listing problems)."""
-    from plugin.engine.ruleset import Problems
-
     data = {"rules": rules}
     if settings is not None:
         data["settings"] = settings

@@ -30,7 +30,7 @@ def _regular(currency="USD"):
         first_order_at=NOW - timedelta(days=200),
     )
     event = order_paid("7001", "5100000042", NOW, products=(HOUSE_BLEND, DRIPPER), total=f"42.50 {currency}",
-                       currency=currency)
+                       currency=currency, codes=["Spring10"])
     return Context(event, state, NOW)
 
 
@@ -173,6 +173,10 @@ LIST_CASES = [
     ("order.collections", "contains_any", ["tea", "coffee"], "regular", True),
     ("order.product_ids", "contains", 8400000001, "regular", True),  # a YAML number is read as text
     ("order.skus", "contains", "KW-BRW-V60", "regular", True),
+    # discount codes are compared case-insensitively (WooCommerce lower-cases them)
+    ("order.discount_codes", "contains", "SPRING10", "regular", True),
+    ("order.discount_codes", "contains_any", ["Spring10", "SUMMER10"], "regular", True),
+    ("order.discount_codes", "not_contains", "spring10", "regular", False),
 ]
 
 DURATION_CASES = [
@@ -291,6 +295,11 @@ PROBLEMS = [
     ({"customer.accepts_marketing": {"equals": "yes"}}, ("customer.accepts_marketing", "equals"),
      "equals is yes/no: write true or false, not 'yes'"),
     ({"customer.tier": {"equals": ["gold"]}}, ("customer.tier", "equals"), "expected a single value, not list"),
+    # YAML reads a bare no/on/yes as a boolean: in a text test that is a mistake
+    ({"customer.tier": {"equals": True}}, ("customer.tier", "equals"),
+     "equals compares text but got true: put words such as 'no' or 'on' in quotes"),
+    ({"customer.locale": {"in": ["fr", False]}}, ("customer.locale", "in", 1),
+     "in compares text but got false: put words such as 'no' or 'on' in quotes"),
     ({"customer.orders_count": {"between": [5, 2]}}, ("customer.orders_count", "between"),
      "between: the lower bound 5 is above the upper bound 2"),
     ({"order.total": {"between": ["100 USD", "50 USD"]}}, ("order.total", "between"),

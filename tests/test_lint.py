@@ -1,6 +1,5 @@
 """Rule files are linted like code: every problem as ``file:line:col: [rule-id] message``."""
 import time
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -84,6 +83,8 @@ CASES = [
      ["rules.yaml:2:19: [-] 0 is less than the minimum of 1",
       "rules.yaml:2:31: [-] '7 days' is not valid here: A duration: a whole number and a unit (m, h, d, w), e.g. '30d'.",
       "rules.yaml:2:44: [-] 'delay' is not one of skip, defer"]),
+    ("settings: cap window over a year", "settings:\n  frequency_cap: {touches: 2, per: 400d}\n",
+     ["rules.yaml:2:31: [-] per can be at most 366d (touches are remembered for a year)"]),
     # semantic checks
     ("unknown trigger event", rule_file(trigger="order.payed", actions=TAG),
      ["rules.yaml:3:5: [thanks] unknown trigger event 'order.payed' (did you mean 'order.paid'?)"]),
