@@ -183,6 +183,19 @@ def test_merge_keys_are_refused(tmp_path):
     assert problems == ["rules.yaml:6:9: [-] YAML merge keys (<<) are not supported in rule files; repeat the fields"]
 
 
+@pytest.mark.xfail(strict=True, reason="rulefile.py lint checks template files but not email subjects, which are "
+                                       "Jinja templates too (plugin/mail/render.py renders them): a subject with a syntax "
+                                       "error lints clean and fails only when the email is sent")
+def test_a_subject_with_a_template_syntax_error_is_reported(tmp_path):
+    text = rule_file(trigger="order.paid", actions="\n      - email:\n          template: icebreaker\n"
+                                                   "          subject: \"{{ customer.first_name\"")
+    path = tmp_path / "rules.yaml"
+    path.write_text(text)
+    _, problems = lint([path], TEMPLATES)
+    assert [(p.line, p.col, p.rule_id) for p in problems] == [(7, 11, "thanks")]
+    assert "subject" in problems[0].message
+
+
 def test_duplicate_rule_ids_across_files(tmp_path):
     a = tmp_path / "a.yaml"
     b = tmp_path / "b.yaml"
