@@ -28,6 +28,7 @@ from plugin.events import event_from_dict  # noqa: E402
 from plugin.rulefile import load_rules  # noqa: E402
 from plugin.sample_history import generate  # noqa: E402
 from plugin.simulate import Simulator  # noqa: E402
+from plugin.simulate import simulate as run_simulation  # noqa: E402
 
 
 def parse_and_sort(path: Path):
@@ -44,12 +45,10 @@ def floor(path: Path) -> tuple[int, float]:
 
 
 def simulate(path: Path, rules) -> tuple[int, float, dict]:
+    """What `keepwell simulate HISTORY` does: parse, time-order, replay."""
     t = time.perf_counter()
     events = parse_and_sort(path)
-    sim = Simulator(rules)
-    for e in events:
-        sim.feed(e)
-    report = sim.finish()
+    report = run_simulation(events, rules)
     return len(events), time.perf_counter() - t, report
 
 

@@ -6,10 +6,12 @@ Touches are recorded once per decision key (the ledger), exactly as the worker d
 """
 from __future__ import annotations
 
+import gc
 import heapq
 import itertools
 import json
-from collections import Counter, defaultdict
+from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -198,12 +200,26 @@ def time_ordered(events: Iterable[Event]) -> list[Event]:
     return sorted(events, key=lambda e: e.occurred_at)
 
 
+@contextmanager
+def _without_cycle_collection():
+    """Customer states hold no reference cycles, yet with 100k of them alive every cyclic GC
+    pass rescans them all (a third of the run time); plain reference counting frees them."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def simulate(events: Iterable[Event], rules: RuleSet, until: datetime | None = None,
              progress: Callable[[int], None] | None = None) -> Report:
     """Replay time-ordered ``events`` through ``rules``; timers fire up to ``until`` (default: the last event)."""
     sim = Simulator(rules)
-    for n, event in enumerate(events, 1):
-        sim.feed(event)
-        if progress is not None and n % 1000 == 0:
-            progress(1000)
-    return sim.finish(until)
+    with _without_cycle_collection():
+        for n, event in enumerate(events, 1):
+            sim.feed(event)
+            if progress is not None and n % 1000 == 0:
+                progress(1000)
+        return sim.finish(until)
