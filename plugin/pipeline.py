@@ -163,8 +163,8 @@ def process_event(rt: Runtime, shop_id: str, event: Event) -> list[str]:
                 if d.kind == Kind.SUPPRESSED and d.reason == Reason.CONDITIONS:
                     continue  # the rule simply did not apply: not a touch anyone wanted
                 existing = session.scalar(select(DecisionRow).where(DecisionRow.shop_id == shop_id, DecisionRow.key == d.key))
-                if existing is not None and (existing.kind == Kind.TOUCH.value or d.kind == Kind.SUPPRESSED):
-                    continue  # decided before (a duplicate or re-delivered event)
+                if existing is not None and (d.kind == Kind.SUPPRESSED or existing.reason != Reason.CAP.value):
+                    continue  # decided before; only a touch the cap deferred may still go out
                 if d.kind == Kind.TOUCH:
                     state = record(state, d)
                     _write_touch(session, shop_id, d, existing)

@@ -174,6 +174,24 @@ def _check_templates(where: str, templates: dict[str, str], names: set[str], pro
                 problems.append(Problem(f"{where}/{name}{suffix}", exc.lineno or 1, 1, None, f"template syntax error: {exc.message}"))
 
 
+def _check_subjects(docs: list[_Doc], problems: list[Problem]):
+    """Subjects are Jinja templates too: a syntax error must show at lint time, not at send time."""
+    env = SandboxedEnvironment()
+    for doc in docs:
+        for i, rule in enumerate(doc.data.get("rules") or []):
+            actions = rule.get("actions") if isinstance(rule, dict) else None
+            for j, action in enumerate(actions if isinstance(actions, list) else []):
+                email = action.get("email") if isinstance(action, dict) else None
+                subject = email.get("subject") if isinstance(email, dict) else None
+                if not isinstance(subject, str):
+                    continue
+                try:
+                    env.parse(subject)
+                except TemplateSyntaxError as exc:
+                    line, col = doc.where(("rules", i, "actions", j, "email", "subject"))
+                    problems.append(Problem(doc.file, line, col, doc.rule_id(("rules", i)), f"subject: template syntax error: {exc.message}"))
+
+
 def _check_broken_rule(doc: _Doc, index: int, rule, bad_paths, templates, problems: list[Problem]):
     """Report a schema-invalid rule's other problems too, so one lint run shows them all."""
     found = Problems()
@@ -272,6 +290,7 @@ def lint_sources(sources, templates: dict[str, str], templates_where: str = "tem
             rest[1] = origin[n][rest[1]]
         line, col = docs[n].where(rest)
         problems.append(Problem(docs[n].file, line, col, rule_id, message))
+    _check_subjects(docs, problems)
     used = {a["template"] for r in (ruleset.rules if ruleset else ()) for a in r.actions if a["type"] == "email"}
     _check_templates(templates_where, templates, used, problems)
     problems.sort()

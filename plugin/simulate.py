@@ -54,6 +54,7 @@ class RuleReport:
 @dataclass
 class Report:
     events: int = 0
+    duplicate_events: int = 0
     duplicates: int = 0
     timers_fired: int = 0
     timers_pending: int = 0
@@ -82,6 +83,7 @@ class Report:
     def to_dict(self) -> dict:
         return {
             "events": self.events,
+            "duplicate_events_ignored": self.duplicate_events,
             "duplicate_touches_ignored": self.duplicates,
             "timers_fired": self.timers_fired,
             "timers_pending": self.timers_pending,
@@ -102,6 +104,7 @@ class Simulator:
         self.states: dict = {}
         self.timers: list = []  # heap of (wake_at, seq, timer event)
         self.scheduled: set[str] = set()
+        self.seen: set[int] = set()  # hashes of (shop, event id) delivered
         self.seq = itertools.count()
         self.report = Report()
         self.clock: datetime | None = None
@@ -109,6 +112,12 @@ class Simulator:
     def feed(self, event: Event) -> None:
         self.advance(event.occurred_at)
         self.report.events += 1
+        # Like the worker's events_seen table: a re-delivered event changes nothing.
+        seen = hash((event.shop, event.id))
+        if seen in self.seen:
+            self.report.duplicate_events += 1
+            return
+        self.seen.add(seen)
         self._process(event, event.occurred_at)
 
     def advance(self, until: datetime) -> None:

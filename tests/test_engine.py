@@ -258,9 +258,6 @@ def test_cap_detail_names_a_window_shorter_than_a_day():
     assert capped.detail == "1 touch per 12h reached; skipped"
 
 
-@pytest.mark.xfail(strict=True, reason="decide.py _cap_free_at counts only touches with t <= now: a touch recorded "
-                                       "later than now (an event processed out of time order, a worker clock behind "
-                                       "another's) is ignored and a second touch lands inside the same window")
 def test_frequency_cap_sees_a_touch_later_than_now():
     rules = rules_from([rule("note", trigger="customer.updated")],
                        {"frequency_cap": {"touches": 1, "per": "7d", "when_capped": "skip"}})
@@ -394,9 +391,6 @@ def test_february_29_birthday_in_a_common_year():
     assert leap.wake_at == datetime(2028, 2, 22, 9, 0, tzinfo=timezone.utc)
 
 
-@pytest.mark.xfail(strict=True, reason="decide.py next_occasion only tries now.year .. now.year+2 and raises "
-                                       "AssertionError('unreachable') when `before` is over about a year (400d, birthday "
-                                       "1 January, now 31 December 2026); the linter accepts such a `before`")
 def test_an_occasion_reminder_far_ahead_never_crashes_decide():
     problems = Problems()
     data = {"rules": [rule("early", trigger={"occasion": "birthday", "before": "400d"})]}
@@ -609,9 +603,6 @@ def test_fold_is_insensitive_to_the_order_of_order_events():
         assert state_after(perm) == expected
 
 
-@pytest.mark.xfail(strict=True, reason="state.py _aggregate: total_spent adds the net of orders in every currency and "
-                                       "labels the sum with the first paid order's currency, so the result depends on "
-                                       "arrival order (14.50 USD + 14.50 EUR -> 29.00 USD or 29.00 EUR)")
 def test_orders_in_two_currencies_are_not_added_together():
     usd = order_paid("7001", "5101", day(1), currency="USD")
     eur = order_paid("7001", "5102", day(2), currency="EUR")
@@ -620,9 +611,6 @@ def test_orders_in_two_currencies_are_not_added_together():
     assert a.total_spent != Money(Decimal("29.00"), a.total_spent.currency)
 
 
-@pytest.mark.xfail(strict=True, reason="state.py _merge_customer: customer fields are last-delivered-wins, so a stale "
-                                       "redelivered customer.created (accepts_marketing=true, occurred day 0) after an "
-                                       "unsubscribe (day 5) opts the customer back in to marketing")
 def test_a_redelivered_signup_does_not_undo_an_unsubscribe():
     created = customer_created("7001", T0, accepts_marketing=True)
     state = state_after([created, consent_changed("7001", day(5), False), created])

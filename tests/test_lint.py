@@ -183,9 +183,6 @@ def test_merge_keys_are_refused(tmp_path):
     assert problems == ["rules.yaml:6:9: [-] YAML merge keys (<<) are not supported in rule files; repeat the fields"]
 
 
-@pytest.mark.xfail(strict=True, reason="rulefile.py lint checks template files but not email subjects, which are "
-                                       "Jinja templates too (plugin/mail/render.py renders them): a subject with a syntax "
-                                       "error lints clean and fails only when the email is sent")
 def test_a_subject_with_a_template_syntax_error_is_reported(tmp_path):
     text = rule_file(trigger="order.paid", actions="\n      - email:\n          template: icebreaker\n"
                                                    "          subject: \"{{ customer.first_name\"")

@@ -217,10 +217,6 @@ def test_every_shipped_rule_has_a_scenario():
     assert tested >= {r.id for r in shipped_rules().rules} - {"referral_qualified"}
 
 
-@pytest.mark.xfail(strict=True, reason="decide.py: only order.paid schedules lapse timers; when the last order is "
-                                       "cancelled after the previous order's lapse timer already fired (and was cancelled "
-                                       "because of that later order), no timer counts from the previous order again, so "
-                                       "a customer whose only kept order is from day 0 never gets the winback")
 def test_winback_after_the_last_order_is_cancelled():
     events = [shopper(A), paid(A, "5101", day(0)), paid(A, "5102", day(88)), order_cancelled(A, "5102", day(91), "12.00 USD")]
     sim = run(events, until=day(400))

@@ -7,7 +7,7 @@ friend's (or their own) referral code. Runs are derandomized so a failure reprod
 from collections import Counter, defaultdict
 from datetime import date, timedelta
 
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pytest
@@ -104,10 +104,7 @@ def test_duplicates_delivered_right_away_add_no_touches(case):
     assert set(replay(deliveries, until).report.ledger) == set(replay(events, until).report.ledger)
 
 
-@pytest.mark.xfail(strict=True, reason="two bugs, see the two regression tests below: a stale customer.created "
-                                       "redelivered after an unsubscribe opts the customer back in; a redelivered "
-                                       "order.paid re-runs its delayed rules after the customer opted in")
-@settings(fast, phases=[Phase.explicit, Phase.reuse, Phase.generate])  # failing as expected: no time spent shrinking
+@fast
 @given(with_duplicates(adjacent=False))
 def test_duplicates_delivered_later_add_no_touches(case):
     events, deliveries = case
@@ -119,10 +116,6 @@ def _ledger_keys(deliveries, until):
     return set(replay(deliveries, until).report.ledger)
 
 
-@pytest.mark.xfail(strict=True, reason="state.py _merge_customer takes accepts_marketing from whichever customer event "
-                                       "was delivered last: the signup webhook (accepts_marketing=true, day 0) "
-                                       "redelivered after an unsubscribe (day 1) opts the customer back in, and the "
-                                       "referral invite (day 3) and icebreaker (day 15) go out")
 def test_a_redelivered_signup_after_an_unsubscribe_adds_no_touches():
     signup = customer_created("7000000001", T0, True)
     paid = order_paid("7000000001", "5101", day(1), products=(SENCHA,))
@@ -131,10 +124,6 @@ def test_a_redelivered_signup_after_an_unsubscribe_adds_no_touches():
     assert _ledger_keys(history + [signup], day(60)) == _ledger_keys(history, day(60))
 
 
-@pytest.mark.xfail(strict=True, reason="decide.py _gate schedules a fresh delay timer for a redelivered order.paid "
-                                       "(the simulator forgets fired timer ids) and the first verdict, suppressed for "
-                                       "consent, is not remembered: after an opt-in on day 20 the redelivery makes "
-                                       "icebreaker and referral_invite touches that the single delivery never made")
 def test_a_paid_webhook_redelivered_after_an_opt_in_adds_no_touches():
     paid = order_paid("7000000001", "5101", day(0, 1), products=(SENCHA,))
     history = [customer_created("7000000001", T0, False), paid, consent_changed("7000000001", day(20), True)]

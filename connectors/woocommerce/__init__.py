@@ -17,7 +17,6 @@ class WooCommerceConnector:
     #: webhook topics parse() turns into events
     topics = frozenset({"order.created", "order.updated", "customer.created", "customer.updated"})
 
-
     def verify(self, shop: Shop, headers: Mapping[str, str], body: bytes) -> None:
         """Raise SignatureError unless X-WC-Webhook-Signature signs the body with a shop secret."""
         delivery.verify(shop, headers, body)

@@ -71,13 +71,16 @@ def _decision(kind, rule: Rule, ctx: Context, anchor: str, rules: RuleSet, **kw)
     )
 
 
-def _timer(kind: Reason, rule: Rule, ctx: Context, anchor: str, rules: RuleSet, wake_at: datetime, event=None, detail="") -> Decision:
+def _timer(kind: Reason, rule: Rule, ctx: Context, anchor: str, rules: RuleSet, wake_at: datetime, event=None,
+           detail="", suffix: str = "") -> Decision:
     key = decision_key(ctx.event.shop, rule.id, ctx.state.customer_id, anchor)
     data = {"kind": _VALUE[kind], "rule": rule.id, "anchor": anchor, "version": rules.version}
     if event is not None:
         data["event"] = event
     # A touch may be deferred more than once: each deferral is its own timer.
     timer_id = f"{key}:{_VALUE[kind]}" + (f":{wake_at.isoformat()}" if kind == Reason.DEFERRED else "")
+    if suffix:
+        timer_id += f":{suffix}"
     timer = Event(id=timer_id, type="timer", shop=ctx.event.shop, customer_id=ctx.state.customer_id,
                   occurred_at=wake_at, data=data)
     return _decision(Kind.SCHEDULED, rule, ctx, anchor, rules, reason=kind, wake_at=wake_at, timer=timer, detail=detail)
@@ -154,10 +157,15 @@ def _cap_free_at(state: CustomerState, now: datetime, rules: RuleSet, anchor: st
     history = state.history.get(rule.id)
     if history is not None and decision_key(state.shop, rule.id, state.customer_id, anchor) in history.keys:
         return None  # this very touch was already counted
-    recent = [t for t in state.touches if now - cap.per < t <= now]
-    if len(recent) < cap.touches:
+    # Touches may already exist after ``now`` (events processed out of time order): a new touch
+    # must fit every window of length ``per`` around it, so both sides count.
+    def fits(t: datetime) -> bool:
+        return sum(1 for x in state.touches if t - cap.per < x < t + cap.per) < cap.touches
+
+    if fits(now):
         return None
-    return recent[-cap.touches] + cap.per
+    return next(t for t in sorted(x + cap.per for x in state.touches) + [max(state.touches) + cap.per]
+                if t > now and fits(t))
 
 
 def _touch(rule: Rule, ctx: Context, anchor: str, rules: RuleSet) -> Decision:
@@ -213,7 +221,7 @@ def _signal(a: dict, ctx: Context, key: str, i: int) -> dict:
 
 def next_occasion(day: date, now: datetime, before: timedelta) -> tuple[date, datetime]:
     """The next (date, wake time) of a yearly occasion whose reminder is still ahead of ``now``."""
-    for year in (now.year, now.year + 1, now.year + 2):
+    for year in range(now.year, now.year + 2 + before.days // 365 + 1):
         try:
             occ = day.replace(year=year)
         except ValueError:  # 29 February in a common year
@@ -235,6 +243,13 @@ def _schedule_timers(ctx: Context, rules: RuleSet) -> list[Decision]:
         for rule in rules.lapse_rules:
             anchor = f"lapse:{state.last_order_id}"
             out.append(_timer(Reason.LAPSE, rule, ctx, anchor, rules, state.last_order_at + rule.trigger.after))
+    elif event.type == "order.cancelled" and state.last_order_id is not None:
+        # The cancelled order may have been the latest: the lapse now counts from the one before,
+        # whose own timer may already have fired and stood down, so it gets a fresh one.
+        for rule in rules.lapse_rules:
+            anchor = f"lapse:{state.last_order_id}"
+            wake = max(ctx.now, state.last_order_at + rule.trigger.after)
+            out.append(_timer(Reason.LAPSE, rule, ctx, anchor, rules, wake, suffix=f"after-cancel:{event.order.id}"))
     if event.customer is not None:
         out.extend(_occasion_timers(ctx, rules))
     return out

@@ -116,6 +116,9 @@ def _trigger(value, path, problems, rule_id):
         except ValueError as exc:
             problems.add(path + ("before",), f"before: {exc}", rule_id)
             return None
+        if before > timedelta(days=366):
+            problems.add(path + ("before",), "before can be at most 366d: an occasion comes round every year", rule_id)
+            return None
     return Trigger("occasion", occasion=occasion, before=before)
 
 

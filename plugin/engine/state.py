@@ -27,6 +27,7 @@ class OrderSummary:
     id: str
     at: datetime
     total: Decimal = Decimal(0)
+    currency: str | None = None
     paid: bool = False
     cancelled: bool = False
     refunds: tuple[tuple[str, Decimal], ...] = ()  # (refund id, amount)
@@ -68,6 +69,8 @@ class CustomerState:
     birthday: date | None = None
     anniversary: date | None = None
     signed_up_at: datetime | None = None
+    profile_at: datetime | None = None  # time of the newest customer details applied
+    consent_at: datetime | None = None  # time of the newest consent applied
     currency: str | None = None
     orders: MappingProxyType = field(default_factory=lambda: _EMPTY)  # order id -> OrderSummary
     orders_count: int = 0
@@ -105,21 +108,24 @@ def new_state(shop: str, customer_id: str) -> CustomerState:
 
 def _aggregate(state: CustomerState, orders: dict, changes: dict | None = None) -> CustomerState:
     first = last = None
-    count, total = 0, _ZERO
+    count = 0
     for o in orders.values():
         if not o.counts:
             continue
         count += 1
-        total += o.net
         if first is None or (o.at, o.id) < (first.at, first.id):
             first = o
         if last is None or (o.at, o.id) > (last.at, last.id):
             last = o
-    currency = (changes or {}).get("currency", state.currency)
+    # Spend is counted in the currency of the first order; amounts in other currencies are not
+    # added in (a store reports orders in its own currency, so this is the rare exception).
+    currency = first.currency if first else None
+    total = sum((o.net for o in orders.values() if o.counts and o.currency == currency), _ZERO)
     return _evolve(state, {
         **(changes or {}),
         "orders": MappingProxyType(orders),
         "orders_count": count,
+        "currency": currency,
         "total_spent": Money(total, currency) if currency else None,
         "first_order_id": first.id if first else None,
         "first_order_at": first.at if first else None,
@@ -129,17 +135,23 @@ def _aggregate(state: CustomerState, orders: dict, changes: dict | None = None) 
 
 
 def _merge_customer(state: CustomerState, event: Event) -> CustomerState:
+    """Newer details win; an older delivery (a retry of a stale webhook) only fills gaps."""
     c = event.customer
     if c is None:
         return state
+    at = event.occurred_at
+    newer = state.profile_at is None or at >= state.profile_at
     changes = {}
     for name in ("email", "first_name", "last_name", "locale", "birthday", "anniversary"):
         value = getattr(c, name)
-        if value is not None:
+        if value is not None and (newer or getattr(state, name) is None):
             changes[name] = value
-    if c.accepts_marketing is not None:
+    if newer:
+        changes["profile_at"] = at
+    if c.accepts_marketing is not None and (state.consent_at is None or at >= state.consent_at):
         changes["accepts_marketing"] = c.accepts_marketing
-    if c.tags is not None:
+        changes["consent_at"] = at
+    if c.tags is not None and newer:
         changes["tags"] = frozenset(c.tags)
     if state.signed_up_at is None and event.type == "customer.created":
         changes["signed_up_at"] = c.created_at or event.occurred_at
@@ -157,9 +169,8 @@ def apply(state: CustomerState, event: Event, referral_prefix: str = "REF") -> C
     prev = orders.get(o.id) or OrderSummary(id=o.id, at=at)
     changes = None
     if event.type == "order.paid":
-        summary = OrderSummary(o.id, at, o.total.amount, True, prev.cancelled, prev.refunds)
+        summary = OrderSummary(o.id, at, o.total.amount, o.total.currency, True, prev.cancelled, prev.refunds)
         changes = {
-            "currency": state.currency or o.total.currency,
             "products_bought": state.products_bought.union(li.product_id for li in o.line_items if li.product_id),
             "collections_bought": state.collections_bought.union(*(li.collections for li in o.line_items)),
         }
@@ -232,9 +243,11 @@ def state_to_dict(s: CustomerState) -> dict:
         "birthday": _t(s.birthday),
         "anniversary": _t(s.anniversary),
         "signed_up_at": _t(s.signed_up_at),
+        "profile_at": _t(s.profile_at),
+        "consent_at": _t(s.consent_at),
         "currency": s.currency,
         "orders": [
-            {"id": o.id, "at": o.at.isoformat(), "total": str(o.total), "paid": o.paid, "cancelled": o.cancelled,
+            {"id": o.id, "at": o.at.isoformat(), "total": str(o.total), "currency": o.currency, "paid": o.paid, "cancelled": o.cancelled,
              "refunds": [[rid, str(a)] for rid, a in o.refunds]}
             for o in s.orders.values()
         ],
@@ -263,6 +276,8 @@ def state_from_dict(d: dict) -> CustomerState:
         birthday=date.fromisoformat(d["birthday"]) if d.get("birthday") else None,
         anniversary=date.fromisoformat(d["anniversary"]) if d.get("anniversary") else None,
         signed_up_at=parse_time(d.get("signed_up_at")),
+        profile_at=parse_time(d.get("profile_at")),
+        consent_at=parse_time(d.get("consent_at")),
         currency=d.get("currency"),
         products_bought=frozenset(d.get("products_bought", ())),
         collections_bought=frozenset(d.get("collections_bought", ())),
@@ -275,7 +290,8 @@ def state_from_dict(d: dict) -> CustomerState:
         touches=tuple(parse_time(t) for t in d.get("touches", ())),
     )
     orders = {
-        o["id"]: OrderSummary(id=o["id"], at=parse_time(o["at"]), total=Decimal(o["total"]), paid=o["paid"],
+        o["id"]: OrderSummary(id=o["id"], at=parse_time(o["at"]), total=Decimal(o["total"]), currency=o.get("currency"),
+                              paid=o["paid"],
                               cancelled=o["cancelled"], refunds=tuple((rid, Decimal(a)) for rid, a in o["refunds"]))
         for o in d.get("orders", ())
     }
