@@ -62,6 +62,7 @@ class RuleSetRow(Base):
     shop_id: Mapped[str] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), index=True)
     version: Mapped[int] = mapped_column(Integer)
     digest: Mapped[str] = mapped_column(String(64))
+    engine_version: Mapped[str] = mapped_column(String(64), default="", index=True)  # RuleSet.version it compiles to
     files: Mapped[dict] = mapped_column(JSON)  # file name -> YAML text (templates included)
     active: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -145,6 +146,18 @@ class TimerRow(Base):
     wake_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     event: Mapped[dict] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | fired
+
+
+class DataExportRow(Base):
+    """A customer's data, gathered for a privacy request (e.g. Shopify customers/data_request)."""
+
+    __tablename__ = "data_exports"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    shop_id: Mapped[str] = mapped_column(String(64), index=True)  # kept after the shop is gone
+    customer_id: Mapped[str] = mapped_column(String(128))
+    request_id: Mapped[str] = mapped_column(String(64), default="")
+    data: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class UnsubscribeRow(Base):

@@ -94,7 +94,6 @@ def compile_files(files: dict[str, str]) -> RuleSet:
 def install_rules(session, shop_id: str, files: dict[str, str]) -> RuleSetRow:
     """Lint then activate ``files`` as the shop's newest rule set version, atomically.
     A rejected set raises RuleError and leaves the previous version active."""
-    compile_files(files)
     digest = hashlib.sha256(repr(sorted(files.items())).encode()).hexdigest()[:16]
     current = active_rule_row(session, shop_id)
     if current is not None and current.digest == digest:
@@ -103,7 +102,8 @@ def install_rules(session, shop_id: str, files: dict[str, str]) -> RuleSetRow:
                           .order_by(RuleSetRow.version.desc()).limit(1)) or 0
     for row in session.scalars(select(RuleSetRow).where(RuleSetRow.shop_id == shop_id, RuleSetRow.active)):
         row.active = False
-    row = RuleSetRow(shop_id=shop_id, version=last + 1, digest=digest, files=files, active=True)
+    row = RuleSetRow(shop_id=shop_id, version=last + 1, digest=digest, engine_version=compile_files(files).version,
+                     files=files, active=True)
     session.add(row)
     session.flush()
     return row
