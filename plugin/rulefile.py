@@ -143,6 +143,9 @@ def _schema_message(err) -> tuple[tuple, str]:
             return path, (f"bad trigger {err.instance!r}: write an event (e.g. order.paid), "
                           "{lapsed: 90d}, or {occasion: birthday, before: 7d}")
         return _schema_message(best)
+    if v in ("minItems", "maxItems") and path:
+        bound = "at least" if v == "minItems" else "at most"
+        return path, f"{path[-1]} needs {bound} {err.validator_value} entries, got {len(err.instance)}"
     if v == "maxProperties" and isinstance(err.instance, dict):
         return path, f"expected exactly one key here, got {', '.join(map(str, err.instance))}"
     if v == "propertyNames":

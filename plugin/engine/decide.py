@@ -168,10 +168,23 @@ def _cap_free_at(state: CustomerState, now: datetime, rules: RuleSet, anchor: st
                 if t > now and fits(t))
 
 
+def pick_variant(rule: Rule, shop: str, customer_id: str):
+    """The customer's A/B variant of ``rule``: stable, weighted, independent of the holdout draw."""
+    if not rule.variants:
+        return None
+    point = stable_percent(shop, rule.id, customer_id, "variant") / 100 * sum(v.weight for v in rule.variants)
+    for v in rule.variants:
+        point -= v.weight
+        if point < 0:
+            return v
+    return rule.variants[-1]
+
+
 def _touch(rule: Rule, ctx: Context, anchor: str, rules: RuleSet) -> Decision:
     key = decision_key(ctx.event.shop, rule.id, ctx.state.customer_id, anchor)
+    variant = pick_variant(rule, ctx.event.shop, ctx.state.customer_id)
     actions = []
-    for i, a in enumerate(rule.actions):
+    for i, a in enumerate(variant.actions if variant else rule.actions):
         kind = a["type"]
         if kind == "coupon":
             referral = a["referral"]
@@ -204,7 +217,7 @@ def _touch(rule: Rule, ctx: Context, anchor: str, rules: RuleSet) -> Decision:
             actions.append(_signal(a, ctx, key, i))
         else:
             actions.append({**a, "key": f"{key}:{i}"})
-    return _decision(Kind.TOUCH, rule, ctx, anchor, rules, actions=tuple(actions))
+    return _decision(Kind.TOUCH, rule, ctx, anchor, rules, actions=tuple(actions), variant=variant and variant.name)
 
 
 def _signal(a: dict, ctx: Context, key: str, i: int) -> dict:

@@ -48,6 +48,7 @@ class Decision(NamedTuple):
     wake_at: datetime | None = None
     timer: Event | None = None
     ruleset_version: str = ""
+    variant: str | None = None  # the A/B variant the customer was assigned
 
     def to_dict(self) -> dict:
         d = {
@@ -63,6 +64,7 @@ class Decision(NamedTuple):
             "reason": str(self.reason.value) if isinstance(self.reason, Enum) else self.reason,
             "detail": self.detail,
             "ruleset_version": self.ruleset_version,
+            "variant": self.variant,
         }
         if self.wake_at is not None:
             d["wake_at"] = self.wake_at.isoformat()
@@ -86,6 +88,7 @@ class Decision(NamedTuple):
             wake_at=parse_time(d.get("wake_at")),
             timer=event_from_dict(d["timer"]) if d.get("timer") else None,
             ruleset_version=d.get("ruleset_version", ""),
+            variant=d.get("variant"),
         )
 
 

@@ -31,6 +31,13 @@ class Trigger:
 
 
 @dataclass(frozen=True)
+class Variant:
+    name: str
+    weight: int
+    actions: tuple[dict, ...]
+
+
+@dataclass(frozen=True)
 class Rule:
     id: str
     name: str
@@ -44,6 +51,7 @@ class Rule:
     cooldown: timedelta | None = None
     enabled: bool = True
     source: str = ""
+    variants: tuple[Variant, ...] = ()  # A/B variants: each customer gets one, by weight
     marketing: bool = field(init=False)  # any coupon or email action: needs consent
 
     def __post_init__(self):
@@ -193,6 +201,7 @@ def _rule(doc, path, problems, templates, source):
         problems.add(path + ("delay",), f"delay only applies to event triggers; a {trigger.kind} trigger already fires at its own time", rule_id)
     if holdout and not any(k in MARKETING_ACTIONS for k in kinds):
         problems.add(path + ("holdout",), "holdout only applies to rules with a coupon or email action", rule_id)
+    variants = _variants(doc, path, problems, rule_id, templates)
     if trigger is None or any(a is None for a in actions):
         return None
     return Rule(
@@ -208,7 +217,31 @@ def _rule(doc, path, problems, templates, source):
         cooldown=cooldown,
         enabled=doc.get("enabled", True),
         source=source,
+        variants=variants,
     )
+
+
+def _variants(doc, path, problems, rule_id, templates) -> tuple[Variant, ...]:
+    """Each variant is the rule's actions with its coupon and/or email settings replaced."""
+    out, names = [], set()
+    for i, v in enumerate(doc.get("variants", ())):
+        vpath = path + ("variants", i)
+        if v["name"] in names:
+            problems.add(vpath + ("name",), f"duplicate variant name {v['name']!r}", rule_id)
+            continue
+        names.add(v["name"])
+        items = [dict(a) for a in doc["actions"]]
+        for kind in ("coupon", "email"):
+            if kind not in v:
+                continue
+            index = next((n for n, a in enumerate(items) if kind in a), None)
+            if index is None:
+                problems.add(vpath + (kind,), f"the variant changes the {kind}, but the rule has no {kind} action", rule_id)
+                continue
+            items[index] = {kind: {**items[index][kind], **v[kind]}}
+        actions = tuple(_action(a, vpath, problems, rule_id, templates) for a in items)
+        out.append(Variant(v["name"], v.get("weight", 1), actions))
+    return tuple(out)
 
 
 def _settings(doc, path, problems):
