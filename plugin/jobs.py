@@ -12,7 +12,9 @@ from plugin.runtime import runtime
 
 log = logging.getLogger("keepwell.jobs")
 TICK_EVERY = timedelta(seconds=60)
-STALE_PENDING = timedelta(minutes=10)
+# A decision still pending after this lost its retry job (longer than the longest backoff,
+# so a retry that honours the store's Retry-After is never run early).
+STALE_PENDING = timedelta(hours=2)
 RECONCILE_EVERY = timedelta(minutes=15)
 
 
