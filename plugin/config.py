@@ -45,7 +45,7 @@ class Config:
     mail_from: str = "Keepwell <noreply@localhost>"
     max_webhook_bytes: int = 1024 * 1024
     queue: str = "keepwell"
-    extra: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict, hash=False)  # a dict cannot be hashed; Config keys the lru_cache in plugin.runtime
 
     @property
     def secret_key(self) -> str:
