@@ -18,7 +18,7 @@ def main():
 
 @main.group()
 def rules():
-    """Validate and inspect rule files."""
+    """Validate rule files; push, pull, diff and list a shop's rule set versions."""
 
 
 @rules.command("lint")
@@ -30,6 +30,103 @@ def rules_lint(paths, templates):
     for p in problems:
         click.echo(str(p))
     sys.exit(1 if problems else 0)
+
+
+def _rule_sessions():
+    from plugin.db import sessions, upgrade
+
+    config = _config()
+    upgrade(config.database_url)
+    return sessions(config.database_url)
+
+
+def _rules_error(exc: Exception, exit_code: int = 1) -> click.ClickException:
+    error = click.ClickException(str(exc))
+    error.exit_code = exit_code
+    return error
+
+
+_SHOP_OPTION = click.option("--shop", "shop_id", required=True, help="Shop id (see `keepwell shop list`).")
+_RULES_ERRORS = (LookupError, OSError, ValueError)  # unknown shop or version, folder problems
+
+
+@rules.command("push")
+@_SHOP_OPTION
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def rules_push(shop_id, directory):
+    """Lint DIRECTORY (rule files + DIRECTORY/templates) like `rules lint`; when clean, make it
+    the shop's new active rule set version. A rejected set leaves the active version in place."""
+    from plugin import rulesets
+    from plugin.errors import UnknownShop
+
+    try:
+        with _rule_sessions().begin() as session:
+            result = rulesets.push(session, shop_id, directory)
+    except (UnknownShop, *_RULES_ERRORS) as exc:
+        raise _rules_error(exc)
+    if result.problems:
+        for p in result.problems:
+            click.echo(str(p))
+        kept = f"version {result.previous.version} stays active" if result.previous else "the shop has no active rule set"
+        click.echo(f"rejected: {len(result.problems)} problem(s) in {directory}; {kept}", err=True)
+        sys.exit(1)
+    row = result.row
+    if result.created:
+        click.echo(f"shop {shop_id}: version {row.version} is active (digest {row.digest}, engine {row.engine_version})")
+    else:
+        click.echo(f"shop {shop_id}: no change: {directory} is identical to the active version {row.version}")
+
+
+@rules.command("pull")
+@_SHOP_OPTION
+@click.option("--version", "version", type=int, help="Version number (default: the active one).")
+@click.option("--force", is_flag=True, help="Write into a non-empty folder, replacing its rule and template files.")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+def rules_pull(shop_id, version, force, directory):
+    """Write the shop's active (or --version N) rule set into DIRECTORY."""
+    from plugin import rulesets
+    from plugin.errors import UnknownShop
+
+    try:
+        with _rule_sessions()() as session:
+            row, written = rulesets.pull(session, shop_id, directory, version=version, force=force)
+    except (UnknownShop, *_RULES_ERRORS) as exc:
+        raise _rules_error(exc)
+    click.echo(f"shop {shop_id}: wrote version {row.version}{' (active)' if row.active else ''}, "
+               f"{len(written)} files, to {directory}")
+
+
+@rules.command("diff")
+@_SHOP_OPTION
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def rules_diff(shop_id, directory):
+    """Unified diff from the shop's active rule set to DIRECTORY. Exit 0 when identical, 1 when
+    different, 2 on trouble."""
+    from plugin import rulesets
+    from plugin.errors import UnknownShop
+
+    try:
+        with _rule_sessions()() as session:
+            text = rulesets.diff(session, shop_id, directory)
+    except (UnknownShop, *_RULES_ERRORS) as exc:
+        raise _rules_error(exc, exit_code=2)
+    click.echo(text, nl=False)
+    sys.exit(1 if text else 0)
+
+
+@rules.command("history")
+@_SHOP_OPTION
+def rules_history(shop_id):
+    """The shop's rule set versions; * marks the active one."""
+    from plugin import rulesets
+    from plugin.errors import UnknownShop
+
+    try:
+        with _rule_sessions()() as session:
+            versions = rulesets.history(session, shop_id)
+    except (UnknownShop, *_RULES_ERRORS) as exc:
+        raise _rules_error(exc)
+    click.echo("\n".join(rulesets.format_history(versions)))
 
 
 def _load(rules_path: Path):
@@ -181,6 +278,19 @@ def _safe_url(url: str) -> str:
     from sqlalchemy.engine import make_url
 
     return make_url(url).render_as_string(hide_password=True)
+
+
+@main.command()
+@click.option("--timeout", default=5.0, show_default=True, help="Seconds to wait for each service.")
+def doctor(timeout):
+    """Check this deployment's configuration: one OK/WARN/FAIL line per check with a fix;
+    exit 1 on any FAIL. Sends no mail and changes nothing."""
+    from plugin import doctor as checks
+
+    results = checks.run(_config(), timeout=timeout)
+    for check in results:
+        click.echo(str(check))
+    sys.exit(1 if checks.failed(results) else 0)
 
 
 @main.command()

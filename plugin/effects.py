@@ -18,7 +18,7 @@ from plugin.db import CustomerRow, DecisionRow, EffectRow, ShopRow, UnsubscribeR
 from plugin.engine.referral import referral_code
 from plugin.errors import DeliveryError, StoreError
 from plugin.events import Event, event_to_dict
-from plugin.shops import active_rules, to_shop
+from plugin.shops import rules_for, to_shop
 
 log = logging.getLogger("keepwell.effects")
 
@@ -98,7 +98,7 @@ def _email(rt, session, shop, drow, action, coupon, eff) -> str:
     if not to:
         eff.error = "no email address"
         return "skipped"
-    ruleset, templates = active_rules(session, shop.id)
+    ruleset, templates = rules_for(session, shop.id, drow.ruleset_version)  # the version that decided
     token = mail.unsubscribe_token(rt.config.secret_key, shop.id, drow.customer_id)
     unsubscribe_url = f"{rt.config.app_url}/unsubscribe/{token}"
     code = referral_code(shop.id, drow.customer_id, ruleset.settings.referral_prefix)

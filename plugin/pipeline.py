@@ -28,7 +28,7 @@ from plugin.engine.state import state_from_dict, state_to_dict
 from plugin.errors import DeliveryError, PayloadError, StoreError
 from plugin.events import Event, event_from_dict, event_to_dict
 from plugin.handoff import DRAIN_TTL, Envelope, Handoff
-from plugin.shops import active_rules, to_shop
+from plugin.shops import rules_for, to_shop
 
 log = logging.getLogger("keepwell.worker")
 
@@ -148,7 +148,8 @@ def process_event(rt: Runtime, shop_id: str, event: Event) -> list[str]:
                 DecisionRow.shop_id == shop_id, DecisionRow.event_id == event.id, DecisionRow.status == "pending")).all()
             touches = list(pending)
         else:
-            ruleset, _ = active_rules(session, shop_id)
+            # a timer runs under the rule set version it was scheduled with, while the shop keeps it
+            ruleset, _ = rules_for(session, shop_id, event.data.get("version") if event.type == "timer" else None)
             crow = session.get(CustomerRow, (shop_id, event.customer_id))
             state = state_from_dict(crow.state) if crow else new_state(shop_id, event.customer_id)
             state = apply(state, event, ruleset.settings.referral_prefix)

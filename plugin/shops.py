@@ -116,12 +116,32 @@ def active_rule_row(session, shop_id: str) -> RuleSetRow | None:
 _compiled: dict[str, RuleSet] = {}
 
 
+def _compile_row(row: RuleSetRow) -> tuple[RuleSet, dict[str, str]]:
+    ruleset = _compiled.get(row.digest)
+    if ruleset is None:
+        ruleset = _compiled[row.digest] = compile_files(row.files)
+    return ruleset, _split(row.files)[1]
+
+
 def active_rules(session, shop_id: str) -> tuple[RuleSet, dict[str, str]]:
     """The shop's active rule set (compiled once per version) and its templates."""
     row = active_rule_row(session, shop_id)
     if row is None:
         raise RuleError([f"shop {shop_id} has no rule set"])
-    ruleset = _compiled.get(row.digest)
-    if ruleset is None:
-        ruleset = _compiled[row.digest] = compile_files(row.files)
-    return ruleset, _split(row.files)[1]
+    return _compile_row(row)
+
+
+def rules_for(session, shop_id: str, version: str | None = None) -> tuple[RuleSet, dict[str, str]]:
+    """The rule set (and templates) work started under ``version`` (a RuleSet.version) runs with:
+    that version while the shop still has it, else the active one. Delayed touches keep the
+    rules, coupons and templates they were scheduled with even after a newer push."""
+    if version:
+        # Template-only changes keep the engine version: prefer the active row, then the newest.
+        row = session.scalar(select(RuleSetRow).where(RuleSetRow.shop_id == shop_id, RuleSetRow.engine_version == version)
+                             .order_by(RuleSetRow.active.desc(), RuleSetRow.version.desc()).limit(1))
+        if row is not None:
+            try:
+                return _compile_row(row)
+            except RuleError:
+                pass  # an old version this engine no longer accepts: the active one decides
+    return active_rules(session, shop_id)
