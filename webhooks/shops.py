@@ -18,22 +18,25 @@ class ShopCache:
         self._entries: dict = {}
 
     def _lookup(self, cache_key, query) -> Shop | None:
+        # ``query`` builds the statement: only on a miss, since building one costs more than a hit
         hit = self._entries.get(cache_key)
         now = time.monotonic()
         if hit is not None and now - hit[0] < self.ttl:
             return hit[1]
         with self.sessions() as session:
-            row = session.scalar(query)
+            row = session.scalar(query())
             shop = to_shop(row, self.config) if row is not None and row.active else None
         self._entries[cache_key] = (now, shop)
         return shop
 
     def get(self, platform: str, domain: str) -> Shop | None:
         """The active shop of ``platform`` at ``domain``, or None."""
-        return self._lookup((platform, domain), select(ShopRow).where(ShopRow.platform == platform, ShopRow.domain == domain))
+        return self._lookup((platform, domain),
+                            lambda: select(ShopRow).where(ShopRow.platform == platform, ShopRow.domain == domain))
 
     def by_id(self, platform: str, shop_id: str) -> Shop | None:
-        return self._lookup(("id", shop_id), select(ShopRow).where(ShopRow.platform == platform, ShopRow.id == shop_id))
+        return self._lookup(("id", shop_id),
+                            lambda: select(ShopRow).where(ShopRow.platform == platform, ShopRow.id == shop_id))
 
     def uninstall(self, shop_id: str) -> None:
         """Stop processing the shop and drop its access token (it is already revoked)."""
