@@ -14,7 +14,8 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(VENV)/bin/keepwell rules lint rules
-	$(VENV)/bin/keepwell simulate --sample 2000 --seed 7
+	bash scripts/ensure-redis.sh
+	$(VENV)/bin/keepwell demo
 
 test: $(STAMP)
 	eval "$$(bash scripts/services.sh)" && $(VENV)/bin/python -m pytest

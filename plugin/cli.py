@@ -251,6 +251,18 @@ def explain(history, customer_id, event_id, rules_path):
     click.echo("\n".join(lines))
 
 
+@main.command()
+@click.option("--workdir", default="var/demo", show_default=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Working folder, emptied first: database, outbox, logs.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write the report as JSON.")
+def demo(workdir, json_path):
+    """The live demo on embedded defaults: Redis, the web app, a worker and an SMTP sink; two demo
+    stores whose storefront sends signed webhooks; then what happened."""
+    from plugin.demo import main as run_demo
+
+    run_demo(workdir, json_path)
+
+
 # --- running Keepwell for real -------------------------------------------------------------------
 
 def _config():

@@ -1,0 +1,530 @@
+"""A storefront that plays two small stores against the running app, over HTTP.
+
+Both stores send what the platforms send: signed webhooks whose bodies are the published
+payload examples (plugin/demo/samples) with this story's people, money and dates. Shopify
+deliveries carry X-Shopify-Event-Id (the same on every retry of one event) and are signed
+with the app's secret; WooCommerce deliveries are the REST resource, signed with the shop's
+webhook secret, with consent in the shop's consent meta key. The story (``script``) runs over
+a few demo days: signups with and without marketing consent, first orders, repeat orders,
+friends' first orders with a referrer's personal code, a refund, and re-sent deliveries that
+the app must answer ``200 duplicate``.
+"""
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import hmac
+import json
+import unicodedata
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Callable
+
+import requests
+
+from plugin.engine.decisions import stable_percent
+from plugin.engine.referral import referral_code
+
+SAMPLES = Path(__file__).resolve().parent / "samples"
+SHOPIFY_API_VERSION = "2026-10"
+SHOP_TZ = timezone(timedelta(hours=-5))  # the Shopify store's time zone, as in Shopify's samples
+CONSENT_META_KEY = "_keepwell_marketing_opt_in"
+CENTS = Decimal("0.01")
+#: The store's webhook ids, one per subscribed topic (X-WC-Webhook-ID).
+WOO_WEBHOOK_IDS = {"order.created": "12", "order.updated": "13", "customer.created": "14", "customer.updated": "15"}
+
+
+def _sample(name: str) -> dict:
+    return json.loads((SAMPLES / name).read_text(encoding="utf-8"))
+
+
+def sign(secret: str, body: bytes) -> str:
+    """Both platforms sign a webhook body the same way: base64 of HMAC-SHA256."""
+    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+
+
+def _money(value) -> str:
+    return str(Decimal(value).quantize(CENTS))
+
+
+@dataclass
+class StoreInfo:
+    """One connected demo store, as `keepwell shop add` registered it."""
+
+    platform: str
+    shop_id: str
+    domain: str  # demo-shop.myshopify.com, or the WooCommerce store URL
+    webhook_url: str
+    webhook_secret: str
+
+
+@dataclass
+class Person:
+    key: str
+    platform: str
+    first_name: str
+    last_name: str
+    consent: bool  # opts in to email marketing
+    id: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"{self.first_name} {self.last_name}"
+
+    @property
+    def email(self) -> str:
+        ascii_name = unicodedata.normalize("NFKD", f"{self.first_name}.{self.last_name}").encode("ascii", "ignore")
+        return f"{ascii_name.decode().lower()}@example.com"
+
+
+@dataclass
+class Delivery:
+    platform: str
+    topic: str
+    what: str
+    status_code: int
+    status: str  # accepted | duplicate | ignored | the error
+
+
+@dataclass
+class Step:
+    day: float
+    title: str
+    play: Callable[[], None]
+
+
+# A coffee shop's catalogue: (title, sku, price).
+BEANS = ("Ethiopia Yirgacheffe beans 250 g", "BEAN-ETH-250", "18.00")
+DRIPPER = ("Ceramic pour-over dripper", "BREW-DRIP-01", "28.00")
+KETTLE = ("Gooseneck kettle", "BREW-KETL-01", "46.00")
+MUGS = ("Stoneware mug, set of 2", "HOME-MUG-02", "24.00")
+ESPRESSO = ("Dual-boiler espresso machine", "MACH-ESP-01", "540.00")
+GRINDER = ("Burr grinder", "MACH-GRND-01", "80.00")
+
+
+@dataclass
+class Order:
+    id: str
+    person: Person
+    items: list  # (product, quantity)
+    code: str | None = None  # a discount code used at checkout
+    at: datetime | None = None
+    payload: dict = field(default_factory=dict)
+    deliveries: dict = field(default_factory=dict)  # topic -> (body, headers) as first sent
+
+    @property
+    def subtotal(self) -> Decimal:
+        return sum((Decimal(p[2]) * q for p, q in self.items), Decimal(0))
+
+    @property
+    def discount(self) -> Decimal:
+        return (self.subtotal * Decimal("0.10")).quantize(CENTS) if self.code else Decimal(0)
+
+    @property
+    def total(self) -> Decimal:
+        return self.subtotal - self.discount
+
+
+class Storefront:
+    """Plays the demo stores' customers against the app at ``app_url``."""
+
+    def __init__(self, shopify: StoreInfo, woocommerce: StoreInfo, shopify_secret: str, clock: Callable[[], datetime],
+                 sandbox=None, ruleset=None):
+        from plugin.rulefile import load_rules
+
+        self.shopify, self.woocommerce, self.shopify_secret = shopify, woocommerce, shopify_secret
+        self.clock = clock
+        self.sandbox = sandbox  # the store API sandbox learns the customers and orders, as a store would
+        self.rules = ruleset or load_rules()
+        self.http = requests.Session()
+        self.deliveries: list[Delivery] = []
+        self.people: dict[str, Person] = {}
+        self.orders: dict[str, Order] = {}
+        self._order_ids = {"shopify": 5_820_000_000_001, "woocommerce": 1201}
+        self._first_delivery: dict = {}  # (platform, topic, person key) -> (body, headers)
+        self._cast()
+
+    # --- the cast ----------------------------------------------------------------------------
+
+    def _cast(self) -> None:
+        """The customers, with ids chosen so the story is the same on every run: holdout groups
+        are a stable hash of (shop, rule, customer), and the shop ids are new each run."""
+        shopify = [("ava", "Ava", "Lindqvist", True), ("ben", "Ben", "Okafor", False),
+                   ("chloe", "Chloé", "Martin", True), ("dan", "Dan", "Whitfield", True),
+                   ("eve", "Eve", "Novak", False), ("finn", "Finn", "Gallagher", True)]
+        woo = [("zoe", "Zoë", "Adeyemi", True), ("marco", "Marco", "Rossi", False), ("priya", "Priya", "Raman", True),
+               ("omar", "Omar", "Haddad", True), ("lena", "Lena", "Vogel", True)]
+        in_control_group = {"finn", "priya"}  # one customer per store in the icebreaker's control group
+        next_id = {"shopify": 7_310_000_000_101, "woocommerce": 31}
+        for platform, cast in (("shopify", shopify), ("woocommerce", woo)):
+            shop = self._store(platform).shop_id
+            for key, first, last, consent in cast:
+                person = Person(key, platform, first, last, consent)
+                n = next_id[platform]
+                while not self._fits(shop, str(n), key in in_control_group):
+                    n += 1
+                person.id, next_id[platform] = str(n), n + 1
+                self.people[key] = person
+
+    def _fits(self, shop_id: str, customer_id: str, control: bool) -> bool:
+        def held_out(rule_id: str) -> bool:
+            rule = self.rules.by_id.get(rule_id)
+            return bool(rule and rule.holdout and stable_percent(shop_id, rule_id, customer_id) < rule.holdout)
+
+        return held_out("icebreaker") == control and not held_out("winback")
+
+    def _store(self, platform: str) -> StoreInfo:
+        return self.shopify if platform == "shopify" else self.woocommerce
+
+    def code_of(self, key: str, platform: str) -> str:
+        """The personal referral code Keepwell gives this customer (sent in their invite email)."""
+        return referral_code(self._store(platform).shop_id, self.people[key].id, self.rules.settings.referral_prefix)
+
+    # --- the story -----------------------------------------------------------------------------
+
+    def script(self) -> list[Step]:
+        """What the stores' customers do, day by day (day 0 is when the demo starts)."""
+        p = self.people
+        S, W = "shopify", "woocommerce"
+
+        def day0():
+            for key in ("ava", "ben", "chloe", "finn"):
+                self.signup(S, p[key])
+            for key in ("zoe", "marco", "priya", "omar"):
+                self.signup(W, p[key])
+            self.order(S, p["ava"], [(BEANS, 2), (DRIPPER, 1)])
+            self.order(S, p["ben"], [(BEANS, 1), (MUGS, 1)])
+            self.order(S, p["finn"], [(BEANS, 2), (MUGS, 1)])
+            self.order(W, p["zoe"], [(BEANS, 2), (DRIPPER, 1)])
+            self.order(W, p["marco"], [(BEANS, 1), (MUGS, 1)])
+            # Stores re-send deliveries they are not sure arrived: each is answered "duplicate".
+            self.resend(S, "orders/paid", self._last_order(p["ava"]))
+            self.resend(S, "customers/create", p["ben"])
+            self.resend(W, "customer.created", p["zoe"])
+            self.resend(W, "order.created", self._last_order(p["marco"]))
+
+        def day1():
+            self.order(S, p["chloe"], [(ESPRESSO, 1), (BEANS, 2)])
+            self.order(W, p["priya"], [(BEANS, 1), (KETTLE, 1)])
+            self.order(W, p["omar"], [(ESPRESSO, 1), (BEANS, 1)])
+
+        def day3():
+            self.signup(S, p["dan"])
+            self.order(S, p["dan"], [(BEANS, 2), (DRIPPER, 1)], code=self.code_of("ava", S))
+            self.signup(W, p["lena"])
+            self.order(W, p["lena"], [(BEANS, 1), (KETTLE, 1)], code=self.code_of("zoe", W))
+
+        def day4():
+            self.signup(S, p["eve"])
+            self.order(S, p["eve"], [(GRINDER, 1), (BEANS, 1)], code=self.code_of("ava", S))
+
+        def day5():
+            self.order(S, p["chloe"], [(BEANS, 3), (MUGS, 1)])
+            self.order(W, p["zoe"], [(BEANS, 1), (MUGS, 1)])
+
+        def day6():
+            self.order(W, p["omar"], [(GRINDER, 1)])
+            self.refund(S, self._last_order(p["eve"]))
+            self.refund(W, self._last_order(p["marco"]), amount="18.00")
+            self.resend(S, "refunds/create", self._last_order(p["eve"]))
+
+        return [
+            Step(0, "signups (Shopify opt-ins arrive as consent updates), first orders, 4 re-sent deliveries", day0),
+            Step(1, "first orders over 500 USD (VIP gold), another first order", day1),
+            Step(3, "friends sign up and order with Ava's and Zoë's referral codes", day3),
+            Step(4, "a second friend orders with Ava's code", day4),
+            Step(5, "repeat orders from Chloé and Zoë", day5),
+            Step(6, "Omar orders again; Eve's order refunded in full, Marco's in part; a re-sent refund", day6),
+        ]
+
+    def _tell_store(self, what: str, *args) -> None:
+        if self.sandbox is not None:
+            getattr(self.sandbox, what)(*args)
+
+    def _last_order(self, person: Person) -> Order:
+        return [o for o in self.orders.values() if o.person is person][-1]
+
+    # --- actions -------------------------------------------------------------------------------
+
+    def signup(self, platform: str, person: Person) -> None:
+        if platform == "shopify":
+            body = self._shopify_customer(person)
+            self._tell_store("add_customer", "shopify", person.id, body)
+            self._post_shopify("customers/create", body, f"{person.name} signs up")
+            if person.consent:  # since API 2025-01 consent is its own webhook, not in customers/create
+                self._post_shopify("customers_email_marketing_consent/update", self._shopify_consent(person),
+                                   f"{person.name} subscribes to email marketing")
+        else:
+            body = self._woo_customer(person)
+            self._tell_store("add_customer", "woocommerce", person.id, body)
+            self._post_woo("customer.created", body, f"{person.name} signs up")
+
+    def order(self, platform: str, person: Person, items: list, code: str | None = None) -> Order:
+        oid = str(self._order_ids[platform])
+        self._order_ids[platform] += 1
+        order = Order(oid, person, items, code, self.clock())
+        self.orders[f"{platform}:{oid}"] = order
+        self._tell_store("add_order", platform, oid, person.id)
+        what = f"{person.name} pays order {oid} ({_money(order.total)} USD{', code ' + code if code else ''})"
+        if platform == "shopify":
+            order.payload = self._shopify_order(order)
+            self._post_shopify("orders/create", order.payload, what, order=order)
+            self._post_shopify("orders/paid", order.payload, what, order=order)
+        else:
+            order.payload = self._woo_order(order)
+            self._post_woo("order.created", order.payload, what, order=order)
+        return order
+
+    def refund(self, platform: str, order: Order, amount: str | None = None) -> None:
+        amount = _money(amount or order.total)
+        what = f"{order.person.name}'s order {order.id} refunded ({amount} USD)"
+        if platform == "shopify":
+            self._post_shopify("refunds/create", self._shopify_refund(order, amount), what, order=order)
+        else:
+            body = copy.deepcopy(order.payload)
+            now = self._woo_time(self.clock())
+            body.update(date_modified=now, date_modified_gmt=now,
+                        status="refunded" if Decimal(amount) >= order.total else body["status"])
+            body["refunds"] = [{"id": int(order.id) * 10 + 1, "reason": "Changed my mind", "total": f"-{amount}"}]
+            order.payload = body
+            self._post_woo("order.updated", body, what, order=order)
+
+    def resend(self, platform: str, topic: str, subject) -> None:
+        """Deliver an earlier webhook again, as a store retrying it does."""
+        if isinstance(subject, Order):
+            body, headers = subject.deliveries[topic]
+            what = f"re-sent {topic} of order {subject.id}"
+        else:
+            body, headers = self._first_delivery[(platform, topic, subject.key)]
+            what = f"re-sent {topic} of {subject.name}"
+        headers = dict(headers)
+        if platform == "shopify":  # a retry is a new delivery (webhook id) of the same event (event id)
+            headers["X-Shopify-Webhook-Id"] = str(uuid.uuid4())
+            headers["X-Shopify-Triggered-At"] = self.clock().isoformat()
+            self._send("shopify", self.shopify.webhook_url, topic, body, headers, what)
+        else:
+            headers["X-WC-Webhook-Delivery-ID"] = uuid.uuid4().hex
+            self._send("woocommerce", self.woocommerce.webhook_url, topic, body, headers, what)
+
+    # --- sending -------------------------------------------------------------------------------
+
+    def _post_shopify(self, topic: str, payload: dict, what: str, order: Order | None = None) -> None:
+        body = json.dumps(payload).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "X-Shopify-Topic": topic,
+            "X-Shopify-Shop-Domain": self.shopify.domain,
+            "X-Shopify-API-Version": SHOPIFY_API_VERSION,
+            "X-Shopify-Webhook-Id": str(uuid.uuid4()),
+            "X-Shopify-Event-Id": str(uuid.uuid4()),
+            "X-Shopify-Triggered-At": self.clock().isoformat(),
+            "X-Shopify-Hmac-Sha256": sign(self.shopify_secret, body),
+        }
+        self._remember("shopify", topic, order, payload, body, headers)
+        self._send("shopify", self.shopify.webhook_url, topic, body, headers, what)
+
+    def _post_woo(self, topic: str, payload: dict, what: str, order: Order | None = None) -> None:
+        body = json.dumps(payload).encode()
+        resource, event = topic.split(".")
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "WooCommerce/9.4.2 Hookshot (WordPress/6.7.1)",
+            "X-WC-Webhook-Source": self.woocommerce.domain + "/",
+            "X-WC-Webhook-Topic": topic,
+            "X-WC-Webhook-Resource": resource,
+            "X-WC-Webhook-Event": event,
+            "X-WC-Webhook-ID": WOO_WEBHOOK_IDS[topic],
+            "X-WC-Webhook-Delivery-ID": uuid.uuid4().hex,
+            "X-WC-Webhook-Signature": sign(self.woocommerce.webhook_secret, body),
+        }
+        self._remember("woocommerce", topic, order, payload, body, headers)
+        self._send("woocommerce", self.woocommerce.webhook_url, topic, body, headers, what)
+
+    def _remember(self, platform, topic, order, payload, body, headers) -> None:
+        if order is not None:
+            order.deliveries.setdefault(topic, (body, headers))
+        else:
+            person = next((p for p in self.people.values() if p.platform == platform
+                           and p.id == str(payload.get("id") or payload.get("customer_id"))), None)
+            if person is not None:
+                self._first_delivery.setdefault((platform, topic, person.key), (body, headers))
+
+    def _send(self, platform: str, url: str, topic: str, body: bytes, headers: dict, what: str) -> None:
+        try:
+            r = self.http.post(url, data=body, headers=headers, timeout=10)
+            try:
+                answer = r.json()
+            except ValueError:
+                answer = {}
+            status = answer.get("status") or answer.get("error") or r.text[:80] or str(r.status_code)
+            self.deliveries.append(Delivery(platform, topic, what, r.status_code, status))
+        except requests.RequestException as exc:
+            self.deliveries.append(Delivery(platform, topic, what, 0, f"{type(exc).__name__}: {exc}"))
+
+    # --- Shopify payloads (REST webhook shapes, from Shopify's published examples) -----------
+
+    def _shopify_time(self, t: datetime) -> str:
+        return t.astimezone(SHOP_TZ).replace(microsecond=0).isoformat()
+
+    def _shopify_customer(self, person: Person) -> dict:
+        c = _sample("shopify_customers_create.json")
+        now = self._shopify_time(self.clock())
+        c.update(id=int(person.id), admin_graphql_api_id=f"gid://shopify/Customer/{person.id}", created_at=now,
+                 updated_at=now, first_name=person.first_name, last_name=person.last_name, email=person.email,
+                 state="enabled", note=None)
+        c["default_address"].update(customer_id=int(person.id), first_name=person.first_name,
+                                    last_name=person.last_name, name=person.name)
+        return c
+
+    def _shopify_consent(self, person: Person) -> dict:
+        c = _sample("shopify_customers_email_marketing_consent_update.json")
+        c.update(customer_id=int(person.id), email_address=person.email)
+        c["email_marketing_consent"] = {"state": "subscribed", "opt_in_level": "single_opt_in",
+                                        "consent_updated_at": self._shopify_time(self.clock())}
+        return c
+
+    def _shopify_order(self, order: Order) -> dict:
+        o = _sample("shopify_orders_paid.json")
+        person, now = order.person, self._shopify_time(order.at)
+        number = 1000 + len([k for k in self.orders if k.startswith("shopify:")])
+        subtotal, discount, total = _money(order.subtotal - order.discount), _money(order.discount), _money(order.total)
+        line_price = _money(order.subtotal)
+        o.update(
+            id=int(order.id), admin_graphql_api_id=f"gid://shopify/Order/{order.id}", name=f"#{number}",
+            number=number - 1000, order_number=number, email=person.email, contact_email=person.email,
+            created_at=now, updated_at=now, processed_at=now, cancelled_at=None, cancel_reason=None,
+            financial_status="paid", confirmed=True, test=False, buyer_accepts_marketing=person.consent,
+            currency="USD", presentment_currency="USD", tags="", token=uuid.uuid4().hex,
+            subtotal_price=subtotal, current_subtotal_price=subtotal, total_price=total, current_total_price=total,
+            total_line_items_price=line_price, total_discounts=discount, current_total_discounts=discount,
+            total_outstanding="0.00", total_tax="0.00", current_total_tax="0.00",
+            subtotal_price_set=_set(subtotal), current_subtotal_price_set=_set(subtotal), total_price_set=_set(total),
+            current_total_price_set=_set(total), total_line_items_price_set=_set(line_price),
+            total_discounts_set=_set(discount), current_total_discounts_set=_set(discount),
+            total_shipping_price_set=_set("0.00"), current_shipping_price_set=_set("0.00"),
+            discount_codes=[{"code": order.code, "amount": discount, "type": "percentage"}] if order.code else [],
+            discount_applications=[{"target_type": "line_item", "type": "discount_code", "value": "10.0",
+                                    "value_type": "percentage", "allocation_method": "across",
+                                    "target_selection": "all", "code": order.code}] if order.code else [],
+            shipping_lines=[], refunds=[], fulfillments=[], returns=[],
+        )
+        o["order_status_url"] = f"https://{self.shopify.domain}/orders/{o['token']}/authenticate"
+        template = o["line_items"][0]
+        o["line_items"] = []
+        for i, ((title, sku, price), qty) in enumerate(order.items):
+            li = copy.deepcopy(template)
+            product = 9_100_000_000 + _stable(sku) % 1_000_000
+            li.update(id=int(order.id) * 10 + i, admin_graphql_api_id=f"gid://shopify/LineItem/{int(order.id) * 10 + i}",
+                      name=title, title=title, sku=sku, price=price, price_set=_set(price), quantity=qty,
+                      current_quantity=qty, fulfillable_quantity=qty, product_id=product, variant_id=product + 1,
+                      vendor="Keepwell Demo Roasters", attributed_staffs=[])
+            o["line_items"].append(li)
+        customer = o["customer"]
+        customer.update(id=int(person.id), admin_graphql_api_id=f"gid://shopify/Customer/{person.id}",
+                        email=person.email, first_name=person.first_name, last_name=person.last_name,
+                        created_at=now, updated_at=now, state="enabled")
+        customer["default_address"].update(customer_id=int(person.id), first_name=person.first_name,
+                                           last_name=person.last_name, name=person.name)
+        for address in ("billing_address", "shipping_address"):
+            if o.get(address):
+                o[address].update(first_name=person.first_name, last_name=person.last_name, name=person.name)
+        return o
+
+    def _shopify_refund(self, order: Order, amount: str) -> dict:
+        """A refunds/create body in Shopify's REST shape: no customer; the money in *_set objects."""
+        now = self._shopify_time(self.clock())
+        rid = int(order.id) * 10 + 9
+        first = order.payload["line_items"][0]
+        return {
+            "id": rid, "admin_graphql_api_id": f"gid://shopify/Refund/{rid}", "order_id": int(order.id),
+            "created_at": now, "processed_at": now, "note": "Returned unopened", "restock": True, "user_id": None,
+            "duties": [], "order_adjustments": [], "refund_shipping_lines": [], "total_duties_set": _set("0.00"),
+            "refund_line_items": [{
+                "id": rid * 10, "line_item_id": first["id"], "quantity": first["quantity"], "restock_type": "return",
+                "location_id": None, "subtotal": float(amount), "total_tax": 0, "subtotal_set": _set(amount),
+                "total_tax_set": _set("0.00"),
+                "line_item": {k: first[k] for k in ("id", "product_id", "variant_id", "title", "quantity", "price", "sku")},
+            }],
+            "transactions": [{
+                "id": rid * 10 + 1, "admin_graphql_api_id": f"gid://shopify/OrderTransaction/{rid * 10 + 1}",
+                "order_id": int(order.id), "kind": "refund", "gateway": "shopify_payments", "status": "success",
+                "message": "Transaction approved", "created_at": now, "processed_at": now, "test": False,
+                "authorization": None, "parent_id": None, "amount": amount, "currency": None,
+            }],
+        }
+
+    # --- WooCommerce payloads (the REST v3 resource, as core builds webhook bodies) ----------
+
+    @staticmethod
+    def _woo_time(t: datetime) -> str:
+        return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+
+    def _woo_customer(self, person: Person) -> dict:
+        c = _sample("woocommerce_customer.json")
+        now = self._woo_time(self.clock())
+        c.update(id=int(person.id), email=person.email, first_name=person.first_name, last_name=person.last_name,
+                 username=person.email.split("@")[0], date_created=now, date_created_gmt=now, date_modified=now,
+                 date_modified_gmt=now, is_paying_customer=False)
+        c["billing"].update(first_name=person.first_name, last_name=person.last_name, email=person.email)
+        c["shipping"].update(first_name=person.first_name, last_name=person.last_name)
+        c["meta_data"] = [{"id": int(person.id) * 100, "key": CONSENT_META_KEY, "value": "yes" if person.consent else "no"}]
+        base = f"{self.woocommerce.domain}/wp-json/wc/v3/customers"
+        c["_links"] = {"self": [{"href": f"{base}/{person.id}"}], "collection": [{"href": base}]}
+        return c
+
+    def _woo_order(self, order: Order) -> dict:
+        o = _sample("woocommerce_order.json")
+        person, now = order.person, self._woo_time(order.at)
+        o.update(id=int(order.id), number=order.id, order_key=f"wc_order_{uuid.uuid4().hex[:13]}",
+                 created_via="checkout", version="9.4.2", status="processing", currency="USD",
+                 date_created=now, date_created_gmt=now, date_modified=now, date_modified_gmt=now,
+                 date_paid=now, date_paid_gmt=now, date_completed=None, date_completed_gmt=None,
+                 discount_total=_money(order.discount), discount_tax="0.00", shipping_total="0.00", shipping_tax="0.00",
+                 cart_tax="0.00", total=_money(order.total), total_tax="0.00", customer_id=int(person.id),
+                 customer_ip_address="203.0.113.24", transaction_id=f"ch_{uuid.uuid4().hex[:24]}",
+                 payment_method="stripe", payment_method_title="Credit card",
+                 tax_lines=[], shipping_lines=[], fee_lines=[], refunds=[])
+        o["billing"].update(first_name=person.first_name, last_name=person.last_name, email=person.email)
+        o["shipping"].update(first_name=person.first_name, last_name=person.last_name)
+        o["meta_data"] = [{"id": int(order.id) * 100, "key": CONSENT_META_KEY, "value": "yes" if person.consent else "no"}]
+        template = o["line_items"][0]
+        o["line_items"] = []
+        share = order.discount / order.subtotal if order.subtotal else Decimal(0)
+        for i, ((title, sku, price), qty) in enumerate(order.items):
+            gross = Decimal(price) * qty
+            net = (gross * (1 - share)).quantize(CENTS)
+            li = copy.deepcopy(template)
+            li.update(id=int(order.id) * 10 + i, name=title, sku=sku, product_id=100 + _stable(sku) % 900,
+                      variation_id=0, quantity=qty, subtotal=_money(gross), subtotal_tax="0.00", total=_money(net),
+                      total_tax="0.00", taxes=[], meta_data=[], price=float(Decimal(net) / qty))
+            o["line_items"].append(li)
+        o["coupon_lines"] = [{"id": int(order.id) * 10 + 9, "code": order.code.lower(), "discount": _money(order.discount),
+                              "discount_tax": "0.00", "meta_data": []}] if order.code else []
+        base = f"{self.woocommerce.domain}/wp-json/wc/v3/orders"
+        o["_links"] = {"self": [{"href": f"{base}/{order.id}"}], "collection": [{"href": base}],
+                       "customer": [{"href": f"{self.woocommerce.domain}/wp-json/wc/v3/customers/{person.id}"}]}
+        return o
+
+    # --- what happened -------------------------------------------------------------------------
+
+    def summary(self, platform: str) -> dict:
+        mine = [d for d in self.deliveries if d.platform == platform]
+        return {
+            "sent": len(mine),
+            "accepted": sum(d.status == "accepted" for d in mine),
+            "duplicates": [d for d in mine if d.status == "duplicate"],
+            "other": [d for d in mine if d.status not in ("accepted", "duplicate")],
+        }
+
+
+def _stable(text: str) -> int:
+    return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
+
+
+def _set(amount: str) -> dict:
+    money = {"amount": amount, "currency_code": "USD"}
+    return {"shop_money": money, "presentment_money": dict(money)}

@@ -1,0 +1,162 @@
+"""The live demo end to end: `keepwell demo` in its own process, as `make demo` runs it.
+
+It runs the real web app, worker, Redis and SMTP sink against the store sandbox, so it takes a
+few tens of seconds. With redis-server installed the demo starts its own (the default path on a
+fresh machine); otherwise it is pointed at the tests' Redis.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from redis import Redis
+
+KEEPWELL = Path(sys.executable).with_name("keepwell")
+REASONS = ("consent", "holdout", "cap", "limit", "cancelled")
+
+
+def _demo_env(request) -> dict:
+    env = dict(os.environ)
+    env.pop("RQ_KEY_PREFIX", None)
+    if shutil.which("redis-server"):
+        env.pop("REDIS_URL", None)  # the demo's own private redis-server
+    else:
+        env["REDIS_URL"] = request.getfixturevalue("redis_server")
+    return env
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+@pytest.fixture(scope="module")
+def demo(request, tmp_path_factory):
+    """One run of the demo: (its output, its JSON report, the environment it ran in)."""
+    work = tmp_path_factory.mktemp("demo")
+    env = _demo_env(request)
+    result = subprocess.run([str(KEEPWELL), "demo", "--workdir", str(work / "run"), "--json", str(work / "report.json")],
+                            env=env, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout, json.loads((work / "report.json").read_text()), env
+
+
+def _shop(report: dict, platform: str) -> dict:
+    (shop,) = [s for s in report["shops"] if s["platform"] == platform]
+    return shop
+
+
+def test_both_stores_get_coupons_created_in_the_store_api(demo):
+    _, report, _ = demo
+    shopify, woo = _shop(report, "shopify"), _shop(report, "woocommerce")
+    assert {c["rule"] for c in shopify["coupons"]} >= {"referral_invite", "icebreaker", "referral_reward",
+                                                       "vip_gold_welcome", "winback"}
+    assert {c["rule"] for c in woo["coupons"]} >= {"welcome", "referral_invite", "icebreaker", "referral_reward",
+                                                   "vip_gold_welcome", "winback"}
+    icebreaker = next(c for c in shopify["coupons"] if c["rule"] == "icebreaker")
+    assert icebreaker["code"].startswith("THANKS-") and icebreaker["discount"] == "15%"
+    assert icebreaker["minimum"] == "30 USD" and icebreaker["day"] >= 14  # after the 14-day delay
+    reward = next(c for c in woo["coupons"] if c["rule"] == "referral_reward")
+    assert reward["discount"] == "10 USD" and reward["for"] == "Zoë Adeyemi" and reward["day"] >= 33
+    assert next(c for c in woo["coupons"] if c["rule"] == "welcome")["code"].startswith("welcome-")  # lower case
+    referral = [c for c in shopify["coupons"] if c["rule"] == "referral_invite"]
+    assert referral and all(c["for"] == "anyone" and c["code"].startswith("REF") for c in referral)
+    assert shopify["tags"] == {"Chloé Martin": ["vip-gold"]} and woo["tags"] == {"Omar Haddad": ["vip-gold"]}
+    assert shopify["store_calls"]["discountCodeBasicCreate"] == len(shopify["coupons"])
+    assert woo["store_calls"]["POST coupons"] == len(woo["coupons"])
+
+
+def test_emails_are_delivered_with_their_subjects(demo):
+    _, report, _ = demo
+    shopify, woo = _shop(report, "shopify"), _shop(report, "woocommerce")
+    subjects = {(e["to"], e["subject"]) for e in shopify["emails"]}
+    assert ("ava.lindqvist@example.com", "Thanks for subscribing") in subjects  # the consent webhook's touch
+    assert ("chloe.martin@example.com", "Welcome to Gold, Chloé") in subjects
+    assert ("ava.lindqvist@example.com", "Your friend ordered: here is 10 USD off") in subjects
+    assert ("zoe.adeyemi@example.com", "Welcome, Zoë! Here is 10% off") in {(e["to"], e["subject"]) for e in woo["emails"]}
+    for shop in (shopify, woo):  # every coupon came with its email, and nobody without consent got one
+        assert len(shop["emails"]) >= len(shop["coupons"])
+        assert not any(e["to"].startswith(("ben.", "eve.", "marco.")) for e in shop["emails"])
+
+
+def test_suppressed_decisions_carry_their_reasons(demo):
+    _, report, _ = demo
+    for platform in ("shopify", "woocommerce"):
+        suppressed = _shop(report, platform)["suppressed"]
+        assert all(suppressed[r] for r in REASONS), {r: len(v) for r, v in suppressed.items()}
+        assert all(s["detail"] for items in suppressed.values() for s in items)
+    shopify = _shop(report, "shopify")["suppressed"]
+    assert any(s["customer"] == "Ben Okafor" and s["rule"] == "icebreaker" for s in shopify["consent"])
+    assert [s["customer"] for s in shopify["holdout"]] == ["Finn Gallagher"]
+    (cap,) = shopify["cap"]
+    assert cap["customer"] == "Chloé Martin" and cap["detail"].endswith("then sent")
+    assert [s["rule"] for s in shopify["limit"]] == ["vip_gold_welcome"]
+    cancelled = {(s["rule"], s["customer"]) for s in shopify["cancelled"]}
+    assert ("referral_qualified", "Eve Novak") in cancelled  # her order was refunded within the return window
+    assert ("icebreaker", "Chloé Martin") in cancelled  # she came back on her own
+
+
+def test_duplicate_deliveries_are_answered_duplicate_and_nothing_is_left_over(demo):
+    _, report, _ = demo
+    shopify, woo = _shop(report, "shopify"), _shop(report, "woocommerce")
+    assert len(shopify["webhooks"]["duplicates"]) == 3 and len(woo["webhooks"]["duplicates"]) == 2
+    for shop in (shopify, woo):
+        w = shop["webhooks"]
+        assert w["other"] == [] and w["accepted"] + len(w["duplicates"]) == w["sent"]
+        assert shop["failed"] == [] and shop["pending"] == 0 and shop["dead_letters"] == 0
+        assert shop["codes_asked_twice"] == 0  # a re-sent webhook never reached the store API again
+    assert report["elapsed_s"] < 75  # the spec: "under ~60 s", with room for a busy test machine
+
+
+def test_the_printed_report_and_every_process_stopped(demo):
+    out, report, env = demo
+    for text in ("== Shopify: demo-shop.myshopify.com", "== WooCommerce: https://woo-demo.example",
+                 "coupons created in the store", "emails delivered", "decisions suppressed",
+                 'answered 200 "duplicate"', "Thanks for subscribing", "every process it started is stopped"):
+        assert text in out, text
+    assert re.search(r"^\s+consent\s+\d+\s+day", out, re.M) and re.search(r"^\s+priority\s+0$", out, re.M)
+    pids = [int(p) for p in re.findall(r"\(pid (\d+)\)", out)]
+    assert len(pids) == (3 if "REDIS_URL" not in env else 2) and all(_gone(p) for p in pids)
+    if "REDIS_URL" in env:  # a shared Redis keeps none of the demo's keys
+        prefix = re.search(r"keys under (keepwell-demo-[0-9a-f]+):", out).group(1)
+        assert not list(Redis.from_url(env["REDIS_URL"]).scan_iter(match=f"{prefix}*"))
+
+
+def test_ctrl_c_stops_every_process(request, tmp_path):
+    proc = subprocess.Popen([str(KEEPWELL), "demo", "--workdir", str(tmp_path / "run")], env=_demo_env(request),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    out, deadline = "", time.monotonic() + 120
+    while "day   0" not in out and time.monotonic() < deadline:  # the services run and the story has begun
+        line = proc.stdout.readline()
+        if not line:
+            break
+        out += line
+    proc.send_signal(signal.SIGINT)
+    rest, _ = proc.communicate(timeout=60)
+    out += rest
+    assert proc.returncode == 130, out
+    assert "interrupted: every process the demo started is stopped" in out
+    pids = [int(p) for p in re.findall(r"\(pid (\d+)\)", out)]
+    assert pids and all(_gone(p) for p in pids)
+
+
+def test_without_redis_the_demo_says_how_to_get_it(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "RQ_KEY_PREFIX")}
+    env["PATH"] = str(tmp_path)  # no redis-server on it
+    result = subprocess.run([str(KEEPWELL), "demo", "--workdir", str(tmp_path / "run")], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "redis-server is not installed and REDIS_URL is not set" in result.stderr
+    assert "apt-get install -y redis-server" in result.stderr and "REDIS_URL=redis://" in result.stderr
