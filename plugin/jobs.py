@@ -55,8 +55,9 @@ def tick() -> dict:
     due = [shop_id for shop_id, synced in shops if synced is None or synced < now - RECONCILE_EVERY]
     for shop_id in due:
         slot = now.strftime("%Y%m%d%H") + str(now.minute // 15)
-        if rt.queue.fetch_job(f"reconcile-{shop_id}-{slot}") is None:
-            rt.queue.enqueue("plugin.jobs.reconcile", shop_id, job_id=f"reconcile-{shop_id}-{slot}", result_ttl=3600)
+        job_id = f"{rt.config.queue}-reconcile-{shop_id}-{slot}"  # job ids are global in Redis: namespace them
+        if rt.queue.fetch_job(job_id) is None:
+            rt.queue.enqueue("plugin.jobs.reconcile", shop_id, job_id=job_id, result_ttl=3600)
     schedule_tick(rt)
     return {"timers": fired, "retried": len(stale), "drains": drains, "reconciling": len(due)}
 
@@ -64,6 +65,6 @@ def tick() -> dict:
 def schedule_tick(rt) -> None:
     """Arm the next tick; one job id per minute, so many workers arm it once."""
     at = rt.clock() + TICK_EVERY
-    job_id = f"tick-{at.strftime('%Y%m%d%H%M')}"
+    job_id = f"{rt.config.queue}-tick-{at.strftime('%Y%m%d%H%M')}"
     if rt.queue.fetch_job(job_id) is None:
         rt.queue.enqueue_at(at, "plugin.jobs.tick", job_id=job_id, result_ttl=300)

@@ -77,7 +77,14 @@ SCENARIOS = [
              day(60), [(A, day(14))], suppressed={"cancelled": 1, "conditions": 1}),
 
     # welcome: a signup who opted in; a later opt-in gets the opt-in welcome instead
-    scenario("signup with consent -> welcome now", "welcome", [shopper(A, at=T0)], day(30), [(A, T0)]),
+    scenario("signup with consent -> welcome an hour later", "welcome", [shopper(A, at=T0)], day(30),
+             [(A, T0 + timedelta(hours=1))]),
+    scenario("consent arriving right after the signup (Shopify) -> welcome with its coupon", "welcome",
+             [shopper(A, consent=False, at=T0), consent_changed(A, T0 + timedelta(minutes=1), True)], day(30),
+             [(A, T0 + timedelta(hours=1))]),
+    scenario("consent right after the signup -> no second, opt-in welcome", "welcome_on_opt_in",
+             [shopper(A, consent=False, at=T0), consent_changed(A, T0 + timedelta(minutes=1), True)], day(30),
+             suppressed={"conditions": 1}),
     scenario("signup without consent -> suppressed", "welcome", [shopper(A, consent=False, at=T0)], day(30),
              suppressed={"consent": 1}),
     scenario("account made after a guest order -> not new", "welcome",
@@ -313,9 +320,9 @@ def test_frequency_cap_defers_the_third_touch_in_a_week():
     signup, order = T0, T0 + timedelta(hours=1)
     sim = run([shopper(A, at=signup), paid(A, "5101", order, products=(HOUSE_BLEND,))], until=day(30))
     assert [(d.rule_id, d.at) for d in touches(sim, A) if d.marketing] == [
-        ("welcome", signup),
+        ("welcome", signup + timedelta(hours=1)),
         ("referral_invite", order + timedelta(days=2)),
-        ("cross_sell_brewing", signup + timedelta(days=7)),  # due on day 3, deferred until welcome left the window
+        ("cross_sell_brewing", signup + timedelta(days=7, hours=1)),  # due on day 3, deferred until welcome left the window
         ("icebreaker", order + timedelta(days=14)),
     ]
     assert sim.report.rules["cross_sell_brewing"].suppressed == {"cap": 1}
