@@ -404,5 +404,32 @@ def shop_remove(shop_id):
     click.echo(f"removed {shop_id}")
 
 
+@shop.command("disconnect")
+@click.argument("shop_id")
+def shop_disconnect(shop_id):
+    """Remove Keepwell's webhooks from a WooCommerce store and drop its API keys (the shop's rules
+    and history stay; connect again to resume)."""
+    from plugin.db import sessions, upgrade
+    from plugin.install.woocommerce import disconnect
+
+    config = _config()
+    upgrade(config.database_url)
+    try:
+        result = disconnect(sessions(config.database_url), config, shop_id)
+    except LookupError:
+        raise click.ClickException(f"no shop {shop_id!r} (see `keepwell shop list`)")
+    except ValueError as exc:
+        raise click.ClickException(f"{exc}: uninstall the app in the Shopify admin, or `keepwell shop remove {shop_id}`")
+    click.echo(f"{shop_id} disconnected: inactive, API keys and webhook secrets deleted")
+    click.echo(f"webhooks removed from {result.store_url}: {len(result.removed_webhooks)}")
+    click.echo("the key itself stays in the store until revoked: WooCommerce → Settings → Advanced → REST API")
+    if result.errors:
+        for error in result.errors:
+            click.echo(f"store error: {error}", err=True)
+        raise click.ClickException("Keepwell's webhooks may still be in the store: remove those pointing at "
+                                   f"{config.app_url}/webhooks/woocommerce/{shop_id} under WooCommerce → Settings → "
+                                   "Advanced → Webhooks")
+
+
 if __name__ == "__main__":
     main()

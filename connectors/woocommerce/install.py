@@ -37,3 +37,13 @@ def register_webhooks(shop: Shop, app_url: str) -> list[str]:
         else:
             client.call(shop, "PUT", f"webhooks/{hook['id']}", json={"secret": secret, "status": "active"})
     return list(TOPICS)
+
+
+def delete_webhooks(shop: Shop, app_url: str) -> list[int]:
+    """Delete every webhook of the store that delivers to this shop's Keepwell URL (whatever
+    its topic); returns their ids. Other webhooks of the store are left alone."""
+    target = delivery_url(shop, app_url)
+    ours = [hook["id"] for hook in client.pages(shop, "webhooks") if hook.get("delivery_url") == target]
+    for hook_id in ours:
+        client.call(shop, "DELETE", f"webhooks/{hook_id}", params={"force": True})  # webhooks cannot be trashed
+    return ours
