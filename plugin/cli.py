@@ -431,5 +431,48 @@ def shop_disconnect(shop_id):
                                    "Advanced → Webhooks")
 
 
+@main.group("secrets")
+def secrets_group():
+    """Stored store credentials (encrypted with KEEPWELL_SECRET_KEY)."""
+
+
+@secrets_group.command("rotate")
+def secrets_rotate():
+    """Re-encrypt every shop's stored secrets with the first KEEPWELL_SECRET_KEY.
+
+    To replace a key: set KEEPWELL_SECRET_KEY="new,old" everywhere, run this, then drop the old
+    key. Running it again changes nothing. Unsubscribe links in emails already sent are signed
+    with the old key and stop working once it is dropped.
+    """
+    from sqlalchemy import select
+
+    from plugin import secrets as stored
+    from plugin.db import ShopRow, sessions, upgrade
+
+    config = _config()
+    upgrade(config.database_url)
+    rotated, current, unreadable = 0, 0, []
+    with sessions(config.database_url).begin() as session:
+        for row in session.scalars(select(ShopRow).order_by(ShopRow.id)):
+            try:
+                stored.decrypt(config.secret_keys[:1], row.secrets)
+                current += 1
+                continue
+            except stored.SecretError:
+                pass
+            try:
+                stored.decrypt(config.secret_keys, row.secrets)
+            except stored.SecretError:
+                unreadable.append(row.id)
+                continue
+            row.secrets = stored.rotate(config.secret_keys, row.secrets)
+            rotated += 1
+    click.echo(f"re-encrypted {rotated} shops' secrets with the first KEEPWELL_SECRET_KEY; {current} already used it")
+    if unreadable:
+        raise click.ClickException(f"{len(unreadable)} shops' secrets cannot be decrypted with any configured key "
+                                   f"({', '.join(unreadable)}): add the key they were encrypted with to "
+                                   "KEEPWELL_SECRET_KEY (after the new one) and run this again")
+
+
 if __name__ == "__main__":
     main()
