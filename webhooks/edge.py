@@ -13,6 +13,7 @@ from flask import Blueprint, current_app, jsonify, request
 import connectors
 from plugin.errors import PayloadError, PayloadTooLarge, UnknownShop, WebhookError
 from plugin.handoff import Envelope
+from webhooks import compliance
 from webhooks.shops import ShopCache
 
 log = logging.getLogger("keepwell.webhooks")
@@ -66,6 +67,8 @@ def shopify():
     body = _body()
     domain = request.headers.get("X-Shopify-Shop-Domain", "").lower()
     topic = request.headers.get("X-Shopify-Topic", "")
+    if topic in compliance.TOPICS:  # before the shop lookup: they also come for uninstalled shops
+        return compliance.handle(_edge(), topic, request.headers, body)
     shop = _edge().shops.get("shopify", domain)
     if shop is None:
         raise UnknownShop(f"unknown or uninstalled shop {domain!r}")

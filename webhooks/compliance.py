@@ -1,0 +1,95 @@
+"""Shopify's mandatory privacy webhooks: customers/data_request, customers/redact, shop/redact.
+
+They arrive at the Shopify webhook endpoint like every topic, but are handled before its shop
+lookup: they are signed with the app's client secret (old and new during a rotation) and must
+be answered for shops Keepwell no longer serves, since shop/redact comes 48 hours after an
+uninstall. A bad signature gets 401, as Shopify requires; a shop Keepwell holds nothing on
+gets 200 and nothing else happens.
+
+The work is queued as an RQ job (plugin/privacy.py) and the answer is 200 at once: erasing a
+shop can take far longer than Shopify's 5 seconds, and Shopify gives 30 days to complete it.
+
+The shop is the one the signed body names (``shop_domain``), never X-Shopify-Shop-Domain: the
+header is not signed and every shop's deliveries share the app's secret, so a header could aim
+a genuine shop/redact at another shop. Jobs keep no result (``result_ttl=0``): a redaction's
+arguments hold the contact data being erased. Shopify's retries of a request re-run its job,
+which changes nothing the second time.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from typing import Mapping
+
+from flask import jsonify
+from rq.exceptions import DuplicateJobError
+
+import connectors
+from connectors.base import Shop
+from connectors.shopify import oauth
+from connectors.shopify.signature import header
+from plugin import privacy
+from plugin.errors import PayloadError
+from plugin.shops import find_shop
+
+log = logging.getLogger("keepwell.compliance")
+
+TOPICS = frozenset({"customers/data_request", "customers/redact", "shop/redact"})
+
+
+def handle(edge, topic: str, headers: Mapping[str, str], body: bytes):
+    """Verify, find the shop, queue the privacy job; the Flask response."""
+    app = Shop(id="app", platform="shopify", domain="", api_url="", webhook_secrets=edge.config.shopify_api_secrets)
+    connectors.get("shopify").verify(app, headers, body)  # SignatureError: 401
+    payload = _payload(body)
+    domain = oauth.valid_shop_domain(payload.get("shop_domain"))
+    said = (header(headers, "X-Shopify-Shop-Domain") or "").strip().lower()
+    if said and said != domain:
+        log.warning("%s: X-Shopify-Shop-Domain %r is not the signed body's shop_domain %r; the body counts",
+                    topic, said[:100], payload.get("shop_domain"))
+    shop_id = None
+    if domain is not None:
+        with edge.sessions() as session:
+            row = find_shop(session, "shopify", domain)  # installed or not: an uninstalled shop's data is still here
+            shop_id = row.id if row is not None else None
+    if shop_id is None:
+        log.info("%s for %r: Keepwell holds nothing on this shop", topic, payload.get("shop_domain"))
+        return jsonify(status="nothing held"), 200
+    function, args = _job(topic, shop_id, payload)
+    job_id = "privacy-" + hashlib.sha256(json.dumps([function, args]).encode()).hexdigest()[:32]
+    try:
+        edge.handoff.queue.enqueue(function, *args, job_id=job_id, unique=True, retry=privacy.RETRY,
+                                   result_ttl=0, failure_ttl=30 * 24 * 3600, description=f"{topic} {shop_id}")
+        log.info("%s for shop %s queued as %s", topic, shop_id, job_id)
+    except DuplicateJobError:
+        log.info("%s for shop %s: already queued as %s", topic, shop_id, job_id)
+    return jsonify(status="queued"), 200
+
+
+def _payload(body: bytes) -> dict:
+    try:
+        payload = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PayloadError(f"body is not JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise PayloadError("body is not a JSON object")
+    return payload
+
+
+def _job(topic: str, shop_id: str, payload: dict) -> tuple[str, list]:
+    """The privacy job and its arguments for one request."""
+    if topic == "shop/redact":
+        return "plugin.privacy.redact_shop_job", [shop_id]
+    customer = payload.get("customer")
+    customer_id = customer.get("id") if isinstance(customer, dict) else None
+    if customer_id is None or isinstance(customer_id, bool) or str(customer_id).strip() == "":
+        raise PayloadError(f"{topic}: the body names no customer id")
+    customer_id = str(customer_id)  # as the connector keys customers: the numeric id as text
+    if topic == "customers/data_request":
+        request = payload.get("data_request")
+        request_id = str(request.get("id", "")) if isinstance(request, dict) else ""
+        return "plugin.privacy.export_job", [shop_id, customer_id, request_id]
+    orders = [str(o) for o in payload.get("orders_to_redact") or () if o is not None]
+    contact = [str(v) for v in (customer.get("email"), customer.get("phone")) if v]
+    return "plugin.privacy.redact_customer_job", [shop_id, customer_id, orders, contact]
