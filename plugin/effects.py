@@ -80,7 +80,7 @@ def run(rt, shop_id: str, key: str) -> str:
             eff.attempts += 1
             if eff.status == "pending":
                 eff.status = "done"
-            eff.error = None
+                eff.error = None  # an earlier attempt's failure; a skip keeps its reason
             session.commit()
         drow.status = "done"
         session.commit()
