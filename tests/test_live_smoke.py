@@ -1,10 +1,12 @@
 """End to end on both databases: a signed WooCommerce signup -> worker -> coupon + email."""
 import json
+from datetime import timedelta
 
 import pytest
 import responses
 
 from plugin.db import DecisionRow, EffectRow
+from plugin.pipeline import sweep_timers
 from live import load_json, start, stop, woo_customer
 
 STORE = "https://store.example"
@@ -27,6 +29,10 @@ def test_signup_gets_welcome_coupon_and_email(live):
 
     r = live.post_woocommerce(shop_id, secret, "customer.created", woo_customer(first_name="Zoë"))
     assert r.status_code == 202, r.data
+    live.work()
+    assert not live.smtp.messages  # the welcome waits an hour for consent webhooks to arrive
+    live.clock.now += timedelta(hours=1, seconds=1)
+    assert sweep_timers(live.rt, grace=timedelta(0)) == 1
     live.work()
 
     decision, = live.rows(DecisionRow, rule_id="welcome")
