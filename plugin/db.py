@@ -6,10 +6,11 @@ by Alembic migrations in plugin/migrations (``keepwell db upgrade``).
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from decimal import Decimal
 from pathlib import Path
 
-from sqlalchemy import (JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint,
-                        create_engine, event)
+from sqlalchemy import (JSON, Boolean, DateTime, ForeignKey, Index, Integer, Numeric, String, Text, UniqueConstraint,
+                        create_engine, event, func, text)
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -165,6 +166,34 @@ class UnsubscribeRow(Base):
     shop_id: Mapped[str] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True)
     customer_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AttributionRow(Base):
+    """A paid order that redeemed a Keepwell coupon, credited to the touch that issued it.
+
+    Written by the worker with the order.paid event, once per (order, decision). Refunds and
+    cancellations stay in the customer's state; reports read them from there.
+    """
+
+    __tablename__ = "attributions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    shop_id: Mapped[str] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), index=True)
+    order_id: Mapped[str] = mapped_column(String(64))
+    customer_id: Mapped[str] = mapped_column(String(128), index=True)  # who placed the order
+    decision_key: Mapped[str] = mapped_column(String(512), index=True)
+    rule_id: Mapped[str] = mapped_column(String(64), index=True)
+    variant: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    coupon_code: Mapped[str] = mapped_column(String(128))
+    revenue: Mapped[Decimal] = mapped_column(Numeric(18, 4), default=Decimal(0), server_default="0")  # order total
+    currency: Mapped[str] = mapped_column(String(8), default="", server_default="")
+    discount: Mapped[Decimal] = mapped_column(Numeric(18, 4), default=Decimal(0), server_default="0")  # the coupon's cost
+    ordered_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, server_default=text("CURRENT_TIMESTAMP"))
+    __table_args__ = (UniqueConstraint("shop_id", "order_id", "decision_key"),)
+
+
+# Attribution finds a redeemed coupon by its code, in any case (WooCommerce lower-cases codes).
+Index("ix_effects_shop_coupon_code", EffectRow.shop_id, func.lower(EffectRow.coupon_code))
 
 
 _engines: dict[str, Engine] = {}

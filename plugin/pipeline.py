@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 import connectors
+from plugin.attribution import record_attribution
 from plugin.config import Config
 from plugin.db import CustomerRow, DecisionRow, EffectRow, EventSeenRow, OrderIndexRow, ShopRow, TimerRow, utcnow
 from plugin.engine import Decision, Kind, Reason, apply, decide, new_state, record
@@ -178,6 +179,7 @@ def process_event(rt: Runtime, shop_id: str, event: Event) -> list[str]:
                 crow.state = state_to_dict(state)
             if event.order is not None and session.get(OrderIndexRow, (shop_id, event.order.id)) is None:
                 session.add(OrderIndexRow(shop_id=shop_id, order_id=event.order.id, customer_id=event.customer_id))
+            record_attribution(session, shop_id, event)  # order.paid redeeming a Keepwell coupon
             session.add(EventSeenRow(shop_id=shop_id, key=event.id))
     for d in timers:
         schedule_timer(rt, shop_id, d.timer.id, d.wake_at)
