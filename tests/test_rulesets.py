@@ -4,6 +4,7 @@ import json
 from datetime import timedelta
 
 import pytest
+
 import responses
 from click.testing import CliRunner
 
@@ -14,6 +15,7 @@ from plugin.db import DecisionRow, EffectRow, RuleSetRow, TimerRow
 from plugin.engine.decisions import stable_percent
 from plugin.errors import UnknownShop
 from plugin.rulefile import RULES_DIR
+from plugin.pipeline import sweep_timers
 from plugin.shops import read_rule_dir, rules_for
 
 STORE = "https://store.example"
@@ -81,7 +83,7 @@ def test_push_valid_makes_a_new_active_version_the_worker_uses(live, tmp_path):
 
     responses.post(COUPONS, json=load_json("woocommerce", "rest-v3-docs-examples", "coupon_create_response.json"), status=201)
     assert live.post_woocommerce(shop_id, secret, "customer.created", woo_customer()).status_code == 202
-    live.work()
+    welcome_an_hour_later(live)
     decision, = live.rows(DecisionRow, rule_id="welcome")
     assert decision.status == "done", decision.error
     assert decision.ruleset_version == v2.engine_version
@@ -122,9 +124,9 @@ def test_push_broken_is_rejected_with_the_lint_lines_and_the_worker_keeps_the_la
     lint = keepwell(live, "rules", "lint", broken)
     assert r.exit_code == 1 and lint.exit_code == 1
     assert r.stdout == lint.stdout == (
-        f"{broken}/welcome.yaml:14:11: [welcome] bad discount 'ten percent': write a percentage ('15%') or an "
+        f"{broken}/welcome.yaml:17:11: [welcome] bad discount 'ten percent': write a percentage ('15%') or an "
         "amount ('5 USD')\n"
-        f"{broken}/welcome.yaml:18:11: [welcome] email template 'welcom' not found (did you mean 'welcome'?) "
+        f"{broken}/welcome.yaml:21:11: [welcome] email template 'welcom' not found (did you mean 'welcome'?) "
         "(templates are rules/templates/NAME.html and NAME.txt)\n")
     assert r.stderr == f"rejected: 2 problem(s) in {broken}; version 2 stays active\n"
     v1, v2 = versions(live, shop_id)
@@ -133,7 +135,7 @@ def test_push_broken_is_rejected_with_the_lint_lines_and_the_worker_keeps_the_la
     # the worker still decides with version 2
     responses.post(COUPONS, json=load_json("woocommerce", "rest-v3-docs-examples", "coupon_create_response.json"), status=201)
     assert live.post_woocommerce(shop_id, secret, "customer.created", woo_customer()).status_code == 202
-    live.work()
+    welcome_an_hour_later(live)
     decision, = live.rows(DecisionRow, rule_id="welcome")
     assert decision.status == "done", decision.error
     assert decision.ruleset_version == v2[2]
@@ -330,3 +332,11 @@ def test_rules_for_picks_the_version_else_the_active_one(sqlite_live, tmp_path):
         ruleset, templates = rules_for(session, shop_id, v1.engine_version)
         # two versions share the engine version: the newest of them (version 2, with its template)
         assert ruleset.version == v1.engine_version and "NEW" in templates["icebreaker.txt"]
+
+
+def welcome_an_hour_later(live):
+    """Work the signup, then let the welcome's one-hour delay pass and work its timer."""
+    live.work()
+    live.clock.now += timedelta(hours=1, minutes=5)
+    assert sweep_timers(live.rt) >= 1
+    live.work()
