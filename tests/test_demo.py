@@ -81,10 +81,12 @@ def test_emails_are_delivered_with_their_subjects(demo):
     _, report, _ = demo
     shopify, woo = _shop(report, "shopify"), _shop(report, "woocommerce")
     subjects = {(e["to"], e["subject"]) for e in shopify["emails"]}
-    assert ("ava.lindqvist@example.com", "Thanks for subscribing") in subjects  # the consent webhook's touch
+    # Shopify sends consent in its own webhook right after the signup: the welcome (an hour later) sees it
+    assert ("chloe.martin@example.com", "Welcome, Chloé! Here is 10% off") in subjects
     assert ("chloe.martin@example.com", "Welcome to Gold, Chloé") in subjects
     assert ("ava.lindqvist@example.com", "Your friend ordered: here is 10 USD off") in subjects
-    assert ("zoe.adeyemi@example.com", "Welcome, Zoë! Here is 10% off") in {(e["to"], e["subject"]) for e in woo["emails"]}
+    # the welcome (an hour after signup) goes to those who have not ordered by then
+    assert any(e["subject"].startswith("Welcome, ") and e["subject"].endswith("Here is 10% off") for e in woo["emails"])
     for shop in (shopify, woo):  # every coupon came with its email, and nobody without consent got one
         assert len(shop["emails"]) >= len(shop["coupons"])
         assert not any(e["to"].startswith(("ben.", "eve.", "marco.")) for e in shop["emails"])
@@ -123,7 +125,7 @@ def test_the_printed_report_and_every_process_stopped(demo):
     out, report, env = demo
     for text in ("== Shopify: demo-shop.myshopify.com", "== WooCommerce: https://woo-demo.example",
                  "coupons created in the store", "emails delivered", "decisions suppressed",
-                 'answered 200 "duplicate"', "Thanks for subscribing", "every process it started is stopped"):
+                 'answered 200 "duplicate"', "Welcome, Chloé! Here is 10% off", "every process it started is stopped"):
         assert text in out, text
     assert re.search(r"^\s+consent\s+\d+\s+day", out, re.M) and re.search(r"^\s+priority\s+0$", out, re.M)
     pids = [int(p) for p in re.findall(r"\(pid (\d+)\)", out)]
