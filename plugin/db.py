@@ -159,6 +159,7 @@ class DataExportRow(Base):
     request_id: Mapped[str] = mapped_column(String(64), default="")
     data: Mapped[dict] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    __table_args__ = (UniqueConstraint("shop_id", "id", name="uq_data_exports_shop_id_id"),)  # scoped like every table
 
 
 class UnsubscribeRow(Base):

@@ -213,15 +213,7 @@ def keys_of(table) -> list[set[str]]:
     return keys
 
 
-KNOWN_GAPS = {
-    "data_exports": pytest.mark.xfail(strict=True, reason=(
-        "data_exports has only an autoincrement primary key: one export per (shop, customer, request) is kept "
-        "by the lookup in plugin.privacy.export_customer, not by a unique key with shop_id")),
-}
-
-
-@pytest.mark.parametrize("table", [pytest.param(t, id=t.name, marks=KNOWN_GAPS.get(t.name, ()))
-                                   for t in Base.metadata.sorted_tables])
+@pytest.mark.parametrize("table", [pytest.param(t, id=t.name) for t in Base.metadata.sorted_tables])
 def test_every_table_has_shop_id_in_a_primary_or_unique_key(table):
     column = shop_column(table)
     assert column in table.columns, f"table {table.name} has no {column} column"
