@@ -23,7 +23,8 @@ from sqlalchemy.orm import sessionmaker
 import connectors
 from plugin.attribution import record_attribution
 from plugin.config import Config
-from plugin.db import CustomerRow, DecisionRow, EffectRow, EventSeenRow, OrderIndexRow, ShopRow, TimerRow, utcnow
+from plugin.db import (CustomerRow, DecisionRow, EffectRow, EventSeenRow, OrderIndexRow, ShopRow, TimerRow,
+                       UnsubscribeRow, utcnow)
 from plugin.engine import Decision, Kind, Reason, apply, decide, new_state, record
 from plugin.engine.state import state_from_dict, state_to_dict
 from plugin.errors import DeliveryError, PayloadError, StoreError
@@ -154,6 +155,11 @@ def process_event(rt: Runtime, shop_id: str, event: Event) -> list[str]:
             crow = session.get(CustomerRow, (shop_id, event.customer_id))
             state = state_from_dict(crow.state) if crow else new_state(shop_id, event.customer_id)
             state = apply(state, event, ruleset.settings.referral_prefix)
+            if state.accepts_marketing and session.get(UnsubscribeRow, (shop_id, event.customer_id)) is not None:
+                # Our one-click unsubscribe outranks an opt-in the store still reports (a checkout
+                # box, a stale meta value): effects never email this customer again, so no rule may
+                # issue them coupons or count touches as if it could.
+                state = replace(state, accepts_marketing=False)
             touches = []
             for d in decide(event, state, ruleset, now):
                 if d.kind == Kind.SCHEDULED:
