@@ -281,12 +281,11 @@ def release_due_timers(queue: Queue, until: datetime) -> int:
     return len(ids)
 
 
-def burst(queue: Queue, cpu: list | None = None, with_scheduler: bool = False) -> float:
-    """Seconds one SimpleWorker takes to empty ``queue`` (first moving due scheduled jobs onto it
-    with ``with_scheduler``); its CPU seconds are appended to ``cpu``."""
+def burst(queue: Queue, cpu: list | None = None) -> float:
+    """Seconds one SimpleWorker takes to empty ``queue``; its CPU seconds are appended to ``cpu``."""
     worker = SimpleWorker([queue], connection=queue.connection)
     t, c = time.perf_counter(), time.process_time()
-    worker.work(burst=True, with_scheduler=with_scheduler, logging_level="WARNING")
+    worker.work(burst=True, with_scheduler=False, logging_level="WARNING")
     if cpu is not None:
         cpu.append(time.process_time() - c)
     return time.perf_counter() - t
@@ -322,7 +321,7 @@ def main(argv=None):
     ap.add_argument("--customers", type=int, default=300, help="new customers per round (~1.5 webhooks, ~3 events each)")
     ap.add_argument("--rounds", type=int, default=3, help="keepwell runs, each between two no-op runs")
     ap.add_argument("--shops", type=int, default=4, help="shops the customers are spread over")
-    ap.add_argument("--noop-jobs", type=int, default=0, help="no-op jobs per baseline run (default: one per event)")
+    ap.add_argument("--noop-jobs", type=int, default=0, help="no-op jobs per baseline run (default: one per webhook event of a round)")
     ap.add_argument("--database-url", default=None, help="default: SQLite in a temporary directory")
     ap.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
     ap.add_argument("--profile", metavar="FILE", help="write a cProfile of the keepwell run to FILE")
