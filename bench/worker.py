@@ -41,7 +41,7 @@ from collections import Counter
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -117,6 +117,11 @@ class _Handler(BaseHTTPRequestHandler):
             route, status, body = "POST coupons", 201, {"id": server.new_id(), **(sent or {})}
         elif method == "GET" and path == "coupons":
             route, status, body = "GET coupons", 200, []
+        elif method == "GET" and path == "products":  # categories and tags of an order's products
+            ids = [i for i in parse_qs(urlsplit(self.path).query).get("include", [""])[0].split(",") if i]
+            route, status, body = "GET products", 200, [
+                {"id": int(i), "categories": [{"id": 15, "slug": "coffee"}], "tags": [{"id": 7, "slug": "single-origin"}]}
+                for i in ids if i.isdigit()]
         elif method == "GET" and path == "products/categories":
             route, status, body = "GET products/categories", 200, [{"id": 15, "slug": "coffee"}, {"id": 16, "slug": "brewing"}]
         elif customer and method == "GET":
