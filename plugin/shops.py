@@ -113,22 +113,25 @@ def active_rule_row(session, shop_id: str) -> RuleSetRow | None:
     return session.scalar(select(RuleSetRow).where(RuleSetRow.shop_id == shop_id, RuleSetRow.active))
 
 
-_compiled: dict[str, RuleSet] = {}
+_compiled: dict[str, tuple[RuleSet, dict[str, str]]] = {}  # digest -> (rule set, templates)
 
 
-def _compile_row(row: RuleSetRow) -> tuple[RuleSet, dict[str, str]]:
-    ruleset = _compiled.get(row.digest)
-    if ruleset is None:
-        ruleset = _compiled[row.digest] = compile_files(row.files)
-    return ruleset, _split(row.files)[1]
+def _compiled_row(session, row_id: int, digest: str) -> tuple[RuleSet, dict[str, str]]:
+    """Compile a stored version once per process; the stored files are only read on a miss."""
+    hit = _compiled.get(digest)
+    if hit is None:
+        files = session.get(RuleSetRow, row_id).files
+        hit = _compiled[digest] = (compile_files(files), _split(files)[1])
+    return hit
 
 
 def active_rules(session, shop_id: str) -> tuple[RuleSet, dict[str, str]]:
     """The shop's active rule set (compiled once per version) and its templates."""
-    row = active_rule_row(session, shop_id)
-    if row is None:
+    found = session.execute(select(RuleSetRow.id, RuleSetRow.digest)
+                            .where(RuleSetRow.shop_id == shop_id, RuleSetRow.active)).first()
+    if found is None:
         raise RuleError([f"shop {shop_id} has no rule set"])
-    return _compile_row(row)
+    return _compiled_row(session, *found)
 
 
 def rules_for(session, shop_id: str, version: str | None = None) -> tuple[RuleSet, dict[str, str]]:
@@ -137,11 +140,12 @@ def rules_for(session, shop_id: str, version: str | None = None) -> tuple[RuleSe
     rules, coupons and templates they were scheduled with even after a newer push."""
     if version:
         # Template-only changes keep the engine version: prefer the active row, then the newest.
-        row = session.scalar(select(RuleSetRow).where(RuleSetRow.shop_id == shop_id, RuleSetRow.engine_version == version)
-                             .order_by(RuleSetRow.active.desc(), RuleSetRow.version.desc()).limit(1))
+        row = session.execute(select(RuleSetRow.id, RuleSetRow.digest)
+                              .where(RuleSetRow.shop_id == shop_id, RuleSetRow.engine_version == version)
+                              .order_by(RuleSetRow.active.desc(), RuleSetRow.version.desc()).limit(1)).first()
         if row is not None:
             try:
-                return _compile_row(row)
+                return _compiled_row(session, *row)
             except RuleError:
                 pass  # an old version this engine no longer accepts: the active one decides
     return active_rules(session, shop_id)
