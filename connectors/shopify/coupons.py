@@ -1,4 +1,9 @@
-"""Personal and referral coupons as Shopify basic code discounts (``discountCodeBasicCreate``)."""
+"""Personal and referral coupons as Shopify basic code discounts (``discountCodeBasicCreate``).
+
+A coupon's ``collections`` may be numeric ids, gids or handles (``brewing``, as the shipped packs
+write them); a handle is resolved with ``collectionByIdentifier`` and the answer cached per process
+for ``COLLECTION_TTL_S``. A reference made only of digits is an id.
+"""
 from __future__ import annotations
 
 import re
@@ -8,6 +13,7 @@ from urllib.parse import quote
 
 from connectors.base import CouponResult, Shop
 from connectors.shopify import api
+from connectors.shopify.cache import MISSING, TTLCache
 from plugin.errors import StoreError
 
 CREATE_DISCOUNT = """
@@ -25,6 +31,16 @@ query KeepwellCouponByCode($code: String!) {
 }
 """
 
+COLLECTION_BY_HANDLE = """
+query KeepwellCollectionByHandle($identifier: CollectionIdentifierInput!) {
+  collectionByIdentifier(identifier: $identifier) { id }
+}
+"""
+
+COLLECTION_TTL_S = 600.0
+#: (Keepwell shop id, handle) -> collection gid
+COLLECTION_IDS = TTLCache(COLLECTION_TTL_S, 2_000)
+
 #: Shopify reports a code that is in use as ``code: TAKEN`` on the ``code`` field with the message
 #: "Code must be unique. Please try a different code."; older answers carry only the message.
 _TAKEN_MESSAGE = re.compile(r"must be unique|already (been )?taken|already exists", re.IGNORECASE)
@@ -41,6 +57,8 @@ def create_coupon(shop: Shop, action: dict) -> CouponResult:
     the decision key, so a retry after a crash asks for the same code.
     """
     code = action["code"]
+    if action.get("collections"):
+        action = {**action, "collections": collection_gids(shop, action["collections"])}
     data = api.execute(shop, CREATE_DISCOUNT, {"discount": discount_input(action)})
     result = data.get("discountCodeBasicCreate") or {}
     errors = api.user_errors(result)
@@ -52,6 +70,27 @@ def create_coupon(shop: Shop, action: dict) -> CouponResult:
         return CouponResult(code=code, store_id=found.get("id"), already_existed=True)
     raise StoreError(f"Shopify refused coupon {code}: {api.user_error_message(errors)}", retryable=False,
                      code=next((e.get("code") for e in errors if e.get("code")), "USER_ERROR"))
+
+
+def collection_gids(shop: Shop, refs) -> list[str]:
+    """Collection gids for references given as numeric ids, gids or handles; StoreError for an unknown handle."""
+    out = []
+    for ref in refs:
+        text = str(ref).strip()
+        if isinstance(ref, int) or text.isdigit() or text.startswith("gid://"):
+            out.append(api.gid("Collection", text))
+            continue
+        handle = text.lower()  # Shopify makes every handle lower-case
+        found = COLLECTION_IDS.get((shop.id, handle))
+        if found is MISSING:
+            data = api.execute(shop, COLLECTION_BY_HANDLE, {"identifier": {"handle": handle}})
+            found = (data.get("collectionByIdentifier") or {}).get("id")
+            if not found:
+                raise StoreError(f"Shopify has no collection with handle {handle!r}", retryable=False,
+                                 status=404, code="UNKNOWN_COLLECTION")
+            COLLECTION_IDS.put((shop.id, handle), found)
+        out.append(found)
+    return out
 
 
 def discount_link(shop: Shop, code: str) -> str:

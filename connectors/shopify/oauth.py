@@ -20,8 +20,10 @@ import requests
 from plugin.errors import KeepwellError, StoreError
 
 #: What Keepwell asks the merchant for: orders and customers to react to, tags and email
-#: consent written back to customers, personal discount codes. A write scope includes its read.
-SCOPES = ("read_orders", "read_customers", "write_customers", "write_discounts")
+#: consent written back to customers, personal discount codes, and products with their
+#: collections (order webhooks carry neither collections nor product tags; coupons name
+#: collections by handle). A write scope includes its read.
+SCOPES = ("read_orders", "read_customers", "write_customers", "write_discounts", "read_products")
 
 #: Shopify's own libraries refuse a signed query whose timestamp is further than this from now.
 QUERY_MAX_AGE_S = 90

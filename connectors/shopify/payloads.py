@@ -13,6 +13,8 @@ Choices worth knowing:
   tags, while ``Customer.tags`` means the customer's whole tag set.
 - Event ids are ``shopify:<topic>:<resource id>:<updated_at in UTC>``, so every delivery of one
   change has the same id, and so has reconciliation's view of it while the resource is unchanged.
+- Order webhooks carry no product collections or tags: ``connectors.shopify.products`` asks the
+  store for them (cached), so parsing an order may raise a retryable StoreError.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Callable
 
 from connectors.base import Shop
-from connectors.shopify import api
+from connectors.shopify import api, products
 from plugin.errors import PayloadError
 from plugin.events import Customer, Event, LineItem, Money, Order, parse_time
 
@@ -52,12 +54,13 @@ def parse(shop: Shop, topic: str, payload: dict,
     """Canonical events for one webhook payload (possibly none); PayloadError if malformed.
 
     Refund payloads carry no customer: ``customer_of_order(order_id)`` is asked first, then the
-    store (so a refund can raise StoreError when that lookup fails).
+    store (so a refund can raise StoreError when that lookup fails). Orders ask the store for
+    their products' collections and tags (a retryable StoreError when that lookup should be retried).
     """
     if not isinstance(payload, dict):
         raise PayloadError(f"{topic}: payload is not a JSON object")
     if topic in ORDER_TOPICS:
-        return _order_events(shop, topic, payload)
+        return products.enrich(shop, _order_events(shop, topic, payload))
     if topic in CUSTOMER_TOPICS:
         return [_customer_event(shop, topic, payload)]
     if topic in CONSENT_TOPICS:

@@ -1,7 +1,9 @@
 """WooCommerce REST v3 order/customer payloads -> canonical events.
 
 Webhook bodies are the resource as ``GET /wc/v3/{orders,customers}/{id}`` returns it, so the
-same code parses webhooks and reconciliation pages. Pure: no I/O, no clock.
+same code parses webhooks and reconciliation pages. No clock; the only I/O is asking the store
+for the categories and tags of an order's products (``connectors.woocommerce.products``, cached),
+which the order payload does not carry.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from connectors.base import Shop
+from connectors.woocommerce import products
 from plugin.errors import EventError, PayloadError
 from plugin.events import Customer, Event, LineItem, Money, Order, parse_time
 
@@ -25,19 +28,23 @@ def parse(shop: Shop, topic: str, payload: dict, customer_of_order=None) -> list
 
     ``customer_of_order`` is accepted for parity with connectors whose refund payloads lack a
     customer; every WooCommerce order names its customer (or guest email), so it is unused.
+    Order events ask the store for their products' categories and tags: a StoreError there is
+    raised when retryable (the worker retries), otherwise logged and the order kept without them.
     """
     if not isinstance(payload, dict):
         raise PayloadError(f"{topic}: payload is {type(payload).__name__}, expected a JSON object")
     try:
         if topic in ("order.created", "order.updated"):
-            return _order_events(shop, topic, payload)
-        if topic in ("customer.created", "customer.updated"):
+            events = _order_events(shop, topic, payload)
+        elif topic in ("customer.created", "customer.updated"):
             return [_customer_event(shop, topic, payload)]
+        else:
+            return []  # deleted/restored, coupons, products: nothing a rule triggers on
     except PayloadError:
         raise
     except (KeyError, TypeError, ValueError, InvalidOperation, EventError) as exc:
         raise PayloadError(f"{topic} {payload.get('id', '?')}: {type(exc).__name__}: {exc}") from exc
-    return []  # deleted/restored, coupons, products: nothing a rule triggers on
+    return products.enrich(shop, events)
 
 
 # --- orders ----------------------------------------------------------------------------------
