@@ -14,11 +14,11 @@ from sqlalchemy import select
 
 import connectors
 from plugin import mail
-from plugin.db import CustomerRow, DecisionRow, EffectRow, ShopRow, UnsubscribeRow
+from plugin.db import CustomerRow, DecisionRow, EffectRow, UnsubscribeRow
 from plugin.engine.referral import referral_code
 from plugin.errors import DeliveryError, StoreError
 from plugin.events import Event, event_to_dict
-from plugin.shops import rules_for, to_shop
+from plugin.shops import rules_for
 
 log = logging.getLogger("keepwell.effects")
 
@@ -30,10 +30,9 @@ def run(rt, shop_id: str, key: str) -> str:
         drow = session.scalar(select(DecisionRow).where(DecisionRow.shop_id == shop_id, DecisionRow.key == key))
         if drow is None or drow.status != "pending":
             return drow.status if drow else "missing"
-        shop_row = session.get(ShopRow, shop_id)
-        if shop_row is None or not shop_row.active:
+        shop = rt.shop(shop_id)
+        if shop is None:
             return "pending"
-        shop = to_shop(shop_row, rt.config)
         effects = session.scalars(select(EffectRow).where(EffectRow.shop_id == shop_id, EffectRow.decision_key == key)
                                   .order_by(EffectRow.id)).all()
         actions = {a["key"]: a for a in drow.decision["actions"]}

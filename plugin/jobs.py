@@ -43,7 +43,7 @@ def reconcile(shop_id: str) -> int:
 def tick() -> dict:
     """Housekeeping every minute: lost timers, stranded decisions, idle backlogs; then re-arm."""
     rt = runtime()
-    fired = pipeline.sweep_timers(rt)
+    fired = pipeline.sweep_timers(rt, grace=timedelta(0))
     now = rt.clock()
     with rt.sessions() as session:
         stale = session.execute(select(DecisionRow.shop_id, DecisionRow.key).where(

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 import connectors
+from connectors.base import Shop
 from plugin.attribution import record_attribution
 from plugin.config import Config
 from plugin.db import (CustomerRow, DecisionRow, EffectRow, EventSeenRow, OrderIndexRow, ShopRow, TimerRow,
@@ -37,6 +38,11 @@ log = logging.getLogger("keepwell.worker")
 MAX_EFFECT_ATTEMPTS = 8
 DRAIN_BUDGET_S = 20  # then the drain re-enqueues itself, so other shops get their turn
 MAX_ENVELOPE_ATTEMPTS = 5
+SHOP_CACHE_S = 5.0
+#: Timers due sooner than this go to RQ's scheduler; later ones are fired by the minutely tick
+#: from the timers table, so days-long delays cost no Redis job.
+RQ_TIMER_HORIZON = timedelta(minutes=15)
+LOCK_EXTEND_S = 30.0
 
 
 @dataclass
@@ -53,6 +59,20 @@ class Runtime:
     def __post_init__(self):
         self.handoff = Handoff(self.redis, self.config.queue)
         self.queue = self.handoff.queue
+        self._shops: dict[str, tuple[float, Shop | None]] = {}
+
+    def shop(self, shop_id: str) -> Shop | None:
+        """The shop with its secrets decrypted, or None when unknown or uninstalled. Cached for a
+        few seconds: a drain works through many envelopes of one shop."""
+        hit = self._shops.get(shop_id)
+        now = time.monotonic()
+        if hit is not None and now - hit[0] < SHOP_CACHE_S:
+            return hit[1]
+        with self.sessions() as session:
+            row = session.get(ShopRow, shop_id)
+            shop = to_shop(row, self.config) if row is not None and row.active else None
+        self._shops[shop_id] = (now, shop)
+        return shop
 
 
 def _backoff(attempts: int, retry_after: float | None) -> float:
@@ -72,17 +92,23 @@ def drain(rt: Runtime, shop_id: str, budget_s: float = DRAIN_BUDGET_S) -> int:
     if not lock.acquire():
         return 0  # another drain holds the shop; it will see our items
     done = 0
-    started = time.monotonic()
+    started = extended = time.monotonic()
     try:
+        # An item left in `processing` belongs to a drain that died: it goes first, again.
+        raw = rt.redis.lindex(keys.processing, 0)
         while time.monotonic() - started < budget_s:
-            # An item left in `processing` belongs to a drain that died: it goes first, again.
-            raw = rt.redis.lindex(keys.processing, 0) or rt.redis.lmove(keys.backlog, keys.processing, "LEFT", "RIGHT")
+            raw = raw or rt.redis.lmove(keys.backlog, keys.processing, "LEFT", "RIGHT")
             if raw is None:
                 break
             _process_safely(rt, shop_id, raw)
-            rt.redis.lpop(keys.processing)
-            rt.redis.expire(keys.draining, DRAIN_TTL)
-            lock.extend(DRAIN_TTL, replace_ttl=True)
+            raw = None
+            pipe = rt.redis.pipeline(transaction=False)
+            pipe.lpop(keys.processing)
+            pipe.expire(keys.draining, DRAIN_TTL)
+            pipe.execute()
+            if time.monotonic() - extended > LOCK_EXTEND_S:
+                lock.extend(DRAIN_TTL, replace_ttl=True)
+                extended = time.monotonic()
             done += 1
     finally:
         lock.release()
@@ -116,12 +142,11 @@ def _process_safely(rt: Runtime, shop_id: str, raw: bytes) -> None:
 
 
 def process_envelope(rt: Runtime, shop_id: str, env: Envelope) -> None:
+    shop = rt.shop(shop_id)
+    if shop is None:
+        log.info("shop %s is not active: %s %s dropped", shop_id, env.platform, env.topic)
+        return
     with rt.sessions() as session:
-        row = session.get(ShopRow, shop_id)
-        if row is None or not row.active:
-            log.info("shop %s is not active: %s %s dropped", shop_id, env.platform, env.topic)
-            return
-        shop = to_shop(row, rt.config)
         if env.platform == "keepwell":
             events = [event_from_dict(json.loads(env.body))]
         else:
@@ -218,7 +243,10 @@ def _plain_actions(d: Decision) -> list[dict]:
 # --- timers -------------------------------------------------------------------------------------
 
 def schedule_timer(rt: Runtime, shop_id: str, key: str, wake_at: datetime) -> None:
-    """Ask RQ's scheduler to fire the timer; the TimerRow is the durable copy (swept by tick)."""
+    """Ask RQ's scheduler to fire a timer that is due soon; the TimerRow is the durable copy that
+    the minutely tick fires when its time comes (and the safety net if Redis lost the job)."""
+    if wake_at - rt.clock() > RQ_TIMER_HORIZON:
+        return
     rt.queue.enqueue_at(wake_at, "plugin.jobs.fire_timer", shop_id, key, job_id=f"timer-{_job_id(shop_id, key)}",
                         result_ttl=60)
 
