@@ -231,22 +231,21 @@ RETRYABLE = [
 
 
 @pytest.mark.parametrize("answer, code", RETRYABLE)
-def test_a_retryable_failure_is_raised_for_the_worker_to_retry(store, answer, code):
+def test_a_passing_failure_parses_the_order_bare_and_asks_again_next_time(store, caplog, answer, code):
     store.post(GRAPHQL_URL, **answer)
     store.post(GRAPHQL_URL, json=nodes(product_node(SHIRT, collections=[(11, "coffee")])))
-    with pytest.raises(StoreError) as err:
-        connector.parse(SHOP, "orders/paid", order())
-    assert err.value.retryable is True and err.value.code == code
-    # nothing was cached: the retry asks again, and this time gets the collections
+    first = connector.parse(SHOP, "orders/paid", order())
+    assert [e.type for e in first] == ["order.paid"] and line_items(first)[0].collections == ()
+    assert "unavailable for now" in caplog.text
+    # nothing was cached: the next order asks again, and this time gets the collections
     assert line_items(connector.parse(SHOP, "orders/paid", order()))[0].collections == ("coffee", "11")
 
 
-def test_a_network_failure_is_retryable():
+def test_a_network_failure_parses_the_order_bare():
     with responses.RequestsMock() as rsps:
         rsps.post(GRAPHQL_URL, body=responses.ConnectionError("connection reset"))
-        with pytest.raises(StoreError) as err:
-            connector.parse(SHOP, "orders/paid", order())
-    assert err.value.retryable is True
+        events = connector.parse(SHOP, "orders/paid", order())
+    assert line_items(events)[0].collections == ()
 
 
 PERMANENT = [

@@ -165,25 +165,23 @@ def test_more_products_than_a_page_take_one_request_per_page(store):
     (503, "<html><body>Service Unavailable</body></html>", {}),
     (429, {"code": "rest_too_many_requests", "message": "Too many requests", "data": {"status": 429}}, {"Retry-After": "7"}),
 ])
-def test_a_retryable_failure_is_raised_for_the_worker_to_retry(store, status, body, headers):
+def test_a_passing_failure_parses_the_order_bare_and_asks_again_next_time(store, caplog, status, body, headers):
     kw = {"json": body} if isinstance(body, dict) else {"body": body}
     store.get(f"{API}/products", status=status, headers=headers, **kw)
     store.get(f"{API}/products", json=[wc_product(93, categories=[(15, "coffee")])])
-    with pytest.raises(StoreError) as err:
-        connector.parse(SHOP, "order.created", paid_order(93))
-    assert err.value.retryable is True and err.value.status == status
-    # nothing was cached: the retry asks again
+    assert connector.parse(SHOP, "order.created", paid_order(93))[0].order.line_items[0].collections == ()
+    assert "unavailable for now" in caplog.text
+    # nothing was cached: the next order asks again
     assert connector.parse(SHOP, "order.created", paid_order(93))[0].order.line_items[0].collections == ("coffee", "15")
 
 
-def test_a_timeout_is_retryable():
+def test_a_timeout_parses_the_order_bare():
     import requests
 
     with responses.RequestsMock() as rsps:
         rsps.get(f"{API}/products", body=requests.Timeout("read timed out"))
-        with pytest.raises(StoreError) as err:
-            connector.parse(SHOP, "order.created", paid_order(93))
-    assert err.value.retryable is True
+        events = connector.parse(SHOP, "order.created", paid_order(93))
+    assert events[0].order.line_items[0].collections == ()
 
 
 @pytest.mark.parametrize("status, body", [

@@ -11,7 +11,8 @@ webhooks do not carry.
 - The cache is per process, keyed by (Keepwell shop id, product id), for ``TTL_S`` seconds: a busy
   shop costs one lookup per product per TTL, not one per order. A deleted product (``null`` node)
   is remembered as having no collections or tags.
-- A retryable failure (429, 5xx, THROTTLED, timeouts) is raised: the worker retries the envelope.
+- A passing failure (429, 5xx, THROTTLED, timeouts) leaves this order without enrichment and the products uncached, so the
+  next order asks again: an outage of the products API must not hold up the shop's backlog.
   A final one (a missing ``read_products`` scope, a revoked token) is logged and the order goes on
   without enrichment, its products remembered as bare for the TTL: losing an order is worse than
   losing its collections, and the same call would fail again.
@@ -90,8 +91,11 @@ def product_groups(shop: Shop, product_ids: Iterable[str]) -> dict[str, ProductG
         try:
             fetched = _fetch(shop, chunk)
         except StoreError as exc:
-            if exc.retryable:
-                raise
+            if exc.retryable:  # skip, do not remember: the next order asks again
+                log.warning("shop %s: product collections and tags unavailable for now (%s); this order goes on without them",
+                            shop.id, exc.message)
+                found.update({pid: BARE for pid in chunk})
+                continue
             log.warning("shop %s: product collections and tags unavailable (%s: %s); orders go on without them",
                         shop.id, exc.code, exc.message)
             fetched = {pid: BARE for pid in chunk}

@@ -11,8 +11,9 @@ webhooks do not carry.
   shop costs one lookup per product per TTL, not one per order. A product the store no longer
   lists is remembered as having no categories or tags; line items of deleted products
   (``product_id`` 0) are not asked about.
-- A retryable failure (408/425/429, 5xx, timeouts) is raised: the worker retries the envelope. A
-  final one (keys without read access, a store that refuses the route) is logged and the order
+- A passing failure (408/425/429, 5xx, timeouts) leaves this order without enrichment and the
+  products uncached, so the next order asks again: an outage of the products API must not hold
+  up the shop's backlog. A final one (keys without read access, a store that refuses the route) is logged and the order
   goes on without enrichment, its products remembered as bare for the TTL: losing an order is
   worse than losing its categories, and the same call would fail again.
 - A shop without an API URL (a raw export replayed by ``simulate``) is never asked.
@@ -76,8 +77,11 @@ def product_groups(shop: Shop, product_ids: Iterable[str]) -> dict[str, ProductG
         try:
             fetched = _fetch(shop, chunk)
         except StoreError as exc:
-            if exc.retryable:
-                raise
+            if exc.retryable:  # skip, do not remember: the next order asks again
+                log.warning("shop %s: product collections and tags unavailable for now (%s); this order goes on without them",
+                            shop.id, exc.message)
+                found.update({pid: BARE for pid in chunk})
+                continue
             log.warning("shop %s: product categories and tags unavailable (%s); orders go on without them",
                         shop.id, exc.message)
             fetched = {pid: BARE for pid in chunk}
