@@ -110,6 +110,8 @@ def _graphql_answer(root: str, variables: dict) -> dict:
         return {"codeDiscountNode": {"id": "gid://shopify/DiscountCodeNode/1057371386"}, "userErrors": []}
     if root == "tagsAdd":
         return {"node": {"id": variables["id"]}, "userErrors": []}
+    if root == "nodes":  # order enrichment: products in no collection, untagged
+        return [{"id": gid, "tags": [], "collections": {"nodes": []}} for gid in variables["ids"]]
     raise AssertionError(f"unexpected GraphQL operation {root}")
 
 
@@ -133,7 +135,8 @@ def store(schema):
             assert call.request.headers["X-Shopify-Access-Token"].startswith("shpat_")
 
 
-def token_endpoint(store, shop=SHOP, token=TOKEN, scope="write_customers,read_orders,write_discounts", status=200):
+def token_endpoint(store, shop=SHOP, token=TOKEN, scope="write_customers,read_orders,write_discounts,read_products",
+                   status=200):
     """Shopify's answer to the code exchange: a token, or its refusal of a used code."""
     body = ({"access_token": token, "scope": scope} if status == 200 else
             {"error": "invalid_request", "error_description": "The authorization code was not found or was already used"})
@@ -267,7 +270,7 @@ def test_authorize_url():
     assert (parts.scheme, parts.netloc, parts.path) == ("https", SHOP, "/admin/oauth/authorize")
     assert parse_qs(parts.query) == {"client_id": [API_KEY], "redirect_uri": [f"{APP_URL}/shopify/callback"],
                                      "state": ["nonce-123"],
-                                     "scope": ["read_orders,read_customers,write_customers,write_discounts"]}
+                                     "scope": ["read_orders,read_customers,write_customers,write_discounts,read_products"]}
     with pytest.raises(oauth.InvalidShopDomain):
         oauth.authorize_url("evil.com", API_KEY, oauth.SCOPES, f"{APP_URL}/shopify/callback", "nonce-123")
 
@@ -275,11 +278,12 @@ def test_authorize_url():
 @responses.activate
 def test_exchange_code():
     responses.post(f"https://{SHOP}/admin/oauth/access_token",
-                   json={"access_token": TOKEN, "scope": "write_customers,read_orders,write_discounts"})
+                   json={"access_token": TOKEN, "scope": "write_customers,read_orders,write_discounts,read_products"})
     grant = oauth.exchange_code(SHOP, API_KEY, APP_SECRET, "the-code")
-    assert grant == oauth.Grant(TOKEN, ("write_customers", "read_orders", "write_discounts"))
+    assert grant == oauth.Grant(TOKEN, ("write_customers", "read_orders", "write_discounts", "read_products"))
     assert grant.missing() == []  # write_customers grants read_customers
-    assert oauth.Grant(TOKEN, ("read_orders",)).missing() == ["read_customers", "write_customers", "write_discounts"]
+    assert oauth.Grant(TOKEN, ("read_orders",)).missing() == ["read_customers", "write_customers", "write_discounts",
+                                                               "read_products"]
     assert json.loads(responses.calls[0].request.body) == {"client_id": API_KEY, "client_secret": APP_SECRET,
                                                            "code": "the-code"}
 
@@ -445,7 +449,7 @@ def test_install_flow(live_any_db, store):
     stored = secrets.decrypt(live.config.secret_keys, row.secrets)
     assert stored["access_token"] == TOKEN and stored["webhook_secrets"] == []
     assert to_shop(row, live.config).webhook_secrets == (APP_SECRET, OLD_SECRET)  # the app's, rotation included
-    assert row.settings["scopes"] == ["write_customers", "read_orders", "write_discounts"]
+    assert row.settings["scopes"] == ["write_customers", "read_orders", "write_discounts", "read_products"]
     (rules,) = live.rows(RuleSetRow, shop_id=row.id)
     assert rules.active and rules.files
     assert live.rt.redis.exists(key) == 0  # the state is spent
