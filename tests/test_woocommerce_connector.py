@@ -590,7 +590,7 @@ def test_coupon_request_body_exactly(store):
         "product_ids": [],
         "product_categories": [],
         "meta_data": [{"key": "keepwell_key", "value": "shop-1:welcome:25:customer.created:0"}],
-        "date_expires_gmt": "2024-05-15T10:00:00",
+        "date_expires": "2024-05-15T10:00:00+00:00",
         "email_restrictions": ["john.doe@example.com"],
         "usage_limit": 1,
         "usage_limit_per_user": 1,
@@ -613,14 +613,14 @@ def test_fixed_coupon_with_products_categories_and_minimum(store):
     assert body["product_ids"] == [93, 22]
     assert body["product_categories"] == [9, 15]
     assert body["minimum_amount"] == "100.00"
-    assert body["date_expires_gmt"] == "2024-06-30T13:30:00"  # converted to UTC
+    assert body["date_expires"] == "2024-06-30T13:30:00+00:00"  # converted to UTC, offset explicit
 
 
 def test_referral_code_is_shared_not_restricted(store):
     store.post(f"{API}/coupons", status=201, json=created_coupon("REF-7Q2MPX4K"))
     connector.create_coupon(SHOP, referral_action())
     body = json.loads(store.calls[0].request.body)
-    assert "email_restrictions" not in body and "usage_limit" not in body and "date_expires_gmt" not in body
+    assert "email_restrictions" not in body and "usage_limit" not in body and "date_expires" not in body
     assert body["usage_limit_per_user"] == 1
 
 

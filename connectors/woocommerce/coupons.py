@@ -47,9 +47,10 @@ def coupon_body(action: dict, category_ids: list[int], email: str | None) -> dic
         "meta_data": [{"key": KEY_META, "value": action.get("key", "")}],
     }
     if action.get("expires_at"):
-        # *_gmt fields take a UTC time without offset
+        # WC_Coupon has set_date_expires() but no set_date_expires_gmt(), so the REST API drops a
+        # date_expires_gmt; date_expires with an explicit UTC offset is read as that instant.
         expires = parse_time(action["expires_at"])
-        body["date_expires_gmt"] = expires.strftime("%Y-%m-%dT%H:%M:%S")
+        body["date_expires"] = expires.strftime("%Y-%m-%dT%H:%M:%S+00:00")
     if action.get("minimum_subtotal"):
         body["minimum_amount"] = _amount(action, action["minimum_subtotal"].get("amount"), "minimum_subtotal")
     if email:

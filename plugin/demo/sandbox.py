@@ -211,7 +211,7 @@ class StoreSandbox:
                     "email_restrictions", "usage_limit", "usage_limit_per_user", "minimum_amount"):
             if key in body:
                 obj[key] = body[key]
-        obj["date_expires"] = obj["date_expires_gmt"] = body.get("date_expires_gmt")
+        obj["date_expires"] = obj["date_expires_gmt"] = body.get("date_expires")  # WooCommerce ignores date_expires_gmt
         obj["meta_data"] = [{"id": next(self._ids), **m} for m in body.get("meta_data") or []]
         base = request.host_url.rstrip("/") + "/wp-json/wc/v3/coupons"
         obj["_links"] = {"self": [{"href": f"{base}/{coupon_id}"}], "collection": [{"href": base}]}

@@ -46,7 +46,7 @@ def decide(event: Event, state: CustomerState, rules: RuleSet, now: datetime) ->
     out = _schedule_timers(ctx, rules)
     anchor = event_anchor(event)
     passed = []
-    for rule in rules.by_event.get(event.type, ()):
+    for rule in _triggered(event, state, rules):
         result = _gate(rule, ctx, anchor, rules, delayed=False)
         if isinstance(result, Decision):
             out.append(result)
@@ -54,6 +54,16 @@ def decide(event: Event, state: CustomerState, rules: RuleSet, now: datetime) ->
             passed.append(rule)
     out.extend(_arbitrate(passed, ctx, anchor, rules))
     return out
+
+
+def _triggered(event: Event, state: CustomerState, rules: RuleSet):
+    """Rules the event triggers. A profile update that flipped the consent is also a consent
+    change: platforms without a consent topic (WooCommerce) only send customer.updated."""
+    rules_for_event = rules.by_event.get(event.type, ())
+    if event.type == "customer.updated" and state.consent_changed_at == event.occurred_at:
+        extra = rules.by_event.get("customer.consent_changed", ())
+        return tuple(sorted(rules_for_event + extra, key=lambda r: (-r.priority, r.id)))
+    return rules_for_event
 
 
 def _decision(kind, rule: Rule, ctx: Context, anchor: str, rules: RuleSet, **kw) -> Decision:

@@ -71,6 +71,7 @@ class CustomerState:
     signed_up_at: datetime | None = None
     profile_at: datetime | None = None  # time of the newest customer details applied
     consent_at: datetime | None = None  # time of the newest consent applied
+    consent_changed_at: datetime | None = None  # when an event last flipped the consent
     currency: str | None = None
     orders: MappingProxyType = field(default_factory=lambda: _EMPTY)  # order id -> OrderSummary
     orders_count: int = 0
@@ -151,6 +152,8 @@ def _merge_customer(state: CustomerState, event: Event) -> CustomerState:
     if c.accepts_marketing is not None and (state.consent_at is None or at >= state.consent_at):
         changes["accepts_marketing"] = c.accepts_marketing
         changes["consent_at"] = at
+        if c.accepts_marketing != state.accepts_marketing:
+            changes["consent_changed_at"] = at
     if c.tags is not None and newer:
         changes["tags"] = frozenset(c.tags)
     if state.signed_up_at is None and event.type == "customer.created":
@@ -245,6 +248,7 @@ def state_to_dict(s: CustomerState) -> dict:
         "signed_up_at": _t(s.signed_up_at),
         "profile_at": _t(s.profile_at),
         "consent_at": _t(s.consent_at),
+        "consent_changed_at": _t(s.consent_changed_at),
         "currency": s.currency,
         "orders": [
             {"id": o.id, "at": o.at.isoformat(), "total": str(o.total), "currency": o.currency, "paid": o.paid, "cancelled": o.cancelled,
@@ -278,6 +282,7 @@ def state_from_dict(d: dict) -> CustomerState:
         signed_up_at=parse_time(d.get("signed_up_at")),
         profile_at=parse_time(d.get("profile_at")),
         consent_at=parse_time(d.get("consent_at")),
+        consent_changed_at=parse_time(d.get("consent_changed_at")),
         currency=d.get("currency"),
         products_bought=frozenset(d.get("products_bought", ())),
         collections_bought=frozenset(d.get("collections_bought", ())),
