@@ -2,6 +2,7 @@
 ``gunicorn 'plugin.app:create_app()'``."""
 from __future__ import annotations
 
+import gc
 import logging
 from dataclasses import dataclass
 
@@ -45,5 +46,10 @@ def create_app(config: Config | None = None) -> Flask:
     @app.get("/health")
     def health():
         return jsonify(status="ok")
+
+    # What is loaded now lives as long as the process: keep it out of every later GC pass
+    # (full collections were most of the webhook endpoint's p99 under load).
+    gc.collect()
+    gc.freeze()
 
     return app

@@ -4,7 +4,7 @@ trip, answer. Everything else happens in the worker. Every refusal is logged wit
 """
 from __future__ import annotations
 
-import json
+import orjson
 import logging
 import time
 
@@ -36,8 +36,8 @@ def _body() -> bytes:
 
 def _json(body: bytes) -> dict:
     try:
-        payload = json.loads(body.decode("utf-8"))  # both platforms send UTF-8 JSON
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        payload = orjson.loads(body)  # strict UTF-8 JSON, as both platforms send; twice as fast as json
+    except orjson.JSONDecodeError as exc:
         raise PayloadError(f"body is not JSON: {exc}") from None
     if not isinstance(payload, dict):
         raise PayloadError("body is not a JSON object")

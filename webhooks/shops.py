@@ -10,6 +10,7 @@ from plugin.db import ShopRow
 from plugin.shops import to_shop
 
 TTL_S = 30.0
+MAX_ENTRIES = 10_000
 
 
 class ShopCache:
@@ -26,6 +27,8 @@ class ShopCache:
         with self.sessions() as session:
             row = session.scalar(query())
             shop = to_shop(row, self.config) if row is not None and row.active else None
+        if len(self._entries) >= MAX_ENTRIES:  # unsigned requests naming random shops must not grow it
+            self._entries.clear()
         self._entries[cache_key] = (now, shop)
         return shop
 
