@@ -1,0 +1,88 @@
+"""`keepwell shop add / list / remove`: connecting stores by hand."""
+import json
+import re
+
+import pytest
+import responses
+from click.testing import CliRunner
+from sqlalchemy import func, select
+
+from live import load_json
+from plugin.cli import main
+from plugin.db import RuleSetRow, ShopRow, sessions
+
+STORE = "https://shop.example"
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path}/keepwell.db"
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("KEEPWELL_SECRET_KEY", "cli-test-key")
+    monkeypatch.setenv("KEEPWELL_APP_URL", "https://keepwell.example")
+
+    def run(*args):
+        return CliRunner().invoke(main, list(args), catch_exceptions=False)
+    run.db = sessions(url)
+    return run
+
+
+def test_add_woocommerce_prints_id_url_and_secret_and_installs_the_packs(cli):
+    r = cli("shop", "add", "--platform", "woocommerce", "--url", STORE, "--key", "ck_1", "--secret", "cs_1")
+    assert r.exit_code == 0, r.output
+    shop_id = re.search(r"shop id:\s+(\S+)", r.output).group(1)
+    assert f"webhook URL:    https://keepwell.example/webhooks/woocommerce/{shop_id}" in r.output
+    assert re.search(r"webhook secret: \S{40,}", r.output)
+    with cli.db() as s:
+        assert s.get(ShopRow, shop_id).platform == "woocommerce"
+        assert s.scalar(select(func.count()).select_from(RuleSetRow).where(RuleSetRow.shop_id == shop_id)) == 1
+    assert shop_id in cli("shop", "list").output
+
+
+def test_add_shopify_needs_its_token_and_a_domain(cli):
+    r = CliRunner().invoke(main, ["shop", "add", "--platform", "shopify", "--domain", "a.myshopify.com"])
+    assert r.exit_code == 2 and "--token" in r.output
+    r = CliRunner().invoke(main, ["shop", "add", "--platform", "shopify", "--token", "shpat_x"])
+    assert r.exit_code == 2 and "--domain is required" in r.output
+
+
+def test_adding_the_same_store_again_updates_it(cli):
+    first = cli("shop", "add", "--platform", "shopify", "--domain", "A.myshopify.com", "--token", "shpat_1")
+    again = cli("shop", "add", "--platform", "shopify", "--domain", "a.myshopify.com", "--token", "shpat_2")
+    ids = [re.search(r"shop id:\s+(\S+)", r.output).group(1) for r in (first, again)]
+    assert ids[0] == ids[1]
+    with cli.db() as s:
+        assert s.scalar(select(func.count()).select_from(ShopRow)) == 1
+
+
+def test_remove_forgets_the_shop_and_its_rules(cli):
+    r = cli("shop", "add", "--platform", "woocommerce", "--url", STORE, "--key", "ck_1", "--secret", "cs_1")
+    shop_id = re.search(r"shop id:\s+(\S+)", r.output).group(1)
+    assert cli("shop", "remove", shop_id).exit_code == 0
+    with cli.db() as s:
+        assert s.get(ShopRow, shop_id) is None
+        assert s.scalar(select(func.count()).select_from(RuleSetRow)) == 0
+    r = CliRunner().invoke(main, ["shop", "remove", shop_id])
+    assert r.exit_code == 1 and "no shop" in r.output
+
+
+@responses.activate
+def test_register_webhooks_through_the_store_api(cli):
+    hook = load_json("woocommerce", "rest-v3-docs-examples", "webhook_create_response.json")
+    responses.get(f"{STORE}/wp-json/wc/v3/webhooks", json=[], headers={"X-WP-TotalPages": "1"})
+    responses.post(f"{STORE}/wp-json/wc/v3/webhooks", json=hook, status=201)
+    r = cli("shop", "add", "--platform", "woocommerce", "--url", STORE, "--key", "ck_1", "--secret", "cs_1",
+            "--register-webhooks")
+    assert r.exit_code == 0, r.output
+    shop_id = re.search(r"shop id:\s+(\S+)", r.output).group(1)
+    posted = [json.loads(c.request.body) for c in responses.calls if c.request.method == "POST"]
+    assert {p["topic"] for p in posted} == {"order.created", "order.updated", "customer.created", "customer.updated"}
+    assert {p["delivery_url"] for p in posted} == {f"https://keepwell.example/webhooks/woocommerce/{shop_id}"}
+    assert "webhooks registered:" in r.output
+
+
+def test_register_webhooks_needs_a_public_https_app_url(cli, monkeypatch):
+    monkeypatch.setenv("KEEPWELL_APP_URL", "http://127.0.0.1:5000")
+    r = CliRunner().invoke(main, ["shop", "add", "--platform", "woocommerce", "--url", STORE, "--key", "ck_1",
+                                  "--secret", "cs_1", "--register-webhooks"])
+    assert r.exit_code == 1 and "must be a public https URL" in r.output
