@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 from connectors.base import CouponResult, Shop
 from connectors.shopify import api
-from connectors.shopify.cache import MISSING, TTLCache
+from connectors.cache import MISSING, TTLCache
 from plugin.errors import StoreError
 
 CREATE_DISCOUNT = """

@@ -26,7 +26,7 @@ from typing import Iterable
 
 from connectors.base import Shop
 from connectors.shopify import api
-from connectors.shopify.cache import MISSING, TTLCache
+from connectors.cache import MISSING, TTLCache
 from plugin.errors import StoreError
 from plugin.events import Event, LineItem
 
