@@ -9,10 +9,13 @@ path) can point it at another shop. A new platform adds its function to SCHEMES.
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
 import logging
 import time
+from urllib.parse import urlencode
 
-from flask import current_app, g, jsonify, request as current_request
+from flask import current_app, g, jsonify, request as current_request, session as cookie_session
 
 from connectors.shopify import oauth
 from plugin.errors import KeepwellError
@@ -40,9 +43,12 @@ def shopify_session_token(request, edge) -> str | None:
     token = _bearer(request)
     if token is None:
         return None
-    config = edge.config
     # App Bridge fetches a fresh token and retries once when told to with this header.
-    retry = {"X-Shopify-Retry-Invalid-Session-Request": "1"}
+    return _shopify_token_shop(token, edge, {"X-Shopify-Retry-Invalid-Session-Request": "1"})
+
+
+def _shopify_token_shop(token: str, edge, retry: dict) -> str:
+    config = edge.config
     try:
         domain = oauth.decode_session_token(token, config.shopify_api_key, config.shopify_api_secrets, time.time())
     except oauth.SessionTokenError as exc:
@@ -53,8 +59,78 @@ def shopify_session_token(request, edge) -> str | None:
     return shop.id
 
 
+def shopify_id_token(request, edge) -> str | None:
+    """``?id_token=<session token>``: what Shopify appends to an embedded app's full page loads."""
+    token = (request.args.get("id_token") or "").strip()
+    if not token:
+        return None
+    shop_id = _shopify_token_shop(token, edge, {})
+    _remember(shop_id)
+    return shop_id
+
+
+# --- WooCommerce: signed admin links, then a session cookie ------------------------------------
+
+ADMIN_LINK_TTL_S = 3600
+SESSION_TTL_S = 12 * 3600
+
+
+def _link_sig(key: str, shop_id: str, exp: int) -> str:
+    return hmac.new(key.encode(), f"keepwell-admin-link\n{shop_id}\n{exp}".encode(), hashlib.sha256).hexdigest()
+
+
+def admin_link(config, shop_id: str, ttl: int = ADMIN_LINK_TTL_S, now: float | None = None) -> str:
+    """A link that opens the shop's dashboard for ``ttl`` seconds (signed with KEEPWELL_SECRET_KEY)."""
+    exp = int((time.time() if now is None else now) + ttl)
+    query = urlencode({"shop": shop_id, "exp": exp, "sig": _link_sig(config.secret_key, shop_id, exp)})
+    return f"{config.app_url}/admin?{query}"
+
+
+def _active_shop(edge, shop_id: str) -> bool:
+    from plugin.db import ShopRow
+
+    with edge.sessions() as session:
+        row = session.get(ShopRow, shop_id)
+        return row is not None and bool(row.active)
+
+
+def _remember(shop_id: str) -> None:
+    """Keep the shop in the signed admin session cookie so following pages need no credentials."""
+    cookie_session.clear()
+    cookie_session["shop"] = shop_id
+    cookie_session["at"] = int(time.time())
+
+
+def signed_admin_link(request, edge) -> str | None:
+    """``/admin?shop=ID&exp=UNIX&sig=HMAC`` from ``keepwell shop admin-link``."""
+    if "sig" not in request.args and "shop" not in request.args:
+        return None
+    shop_id, exp, sig = (request.args.get(k, "") for k in ("shop", "exp", "sig"))
+    if not (shop_id and exp.isdigit() and sig):
+        raise Unauthenticated("incomplete admin link: it needs shop, exp and sig")
+    if not any(hmac.compare_digest(_link_sig(key, shop_id, int(exp)), sig) for key in edge.config.secret_keys):
+        raise Unauthenticated("the admin link's signature does not match")
+    if int(exp) < time.time():
+        raise Unauthenticated("the admin link has expired: run `keepwell shop admin-link` for a fresh one")
+    if not _active_shop(edge, shop_id):
+        raise Unauthenticated("the admin link is for a shop that is not connected")
+    _remember(shop_id)
+    return shop_id
+
+
+def admin_session(request, edge) -> str | None:
+    """The signed session cookie set after a valid admin link or id_token."""
+    shop_id = cookie_session.get("shop") if current_app.secret_key else None
+    if not shop_id:
+        return None
+    if time.time() - int(cookie_session.get("at", 0)) > SESSION_TTL_S or not _active_shop(edge, shop_id):
+        cookie_session.clear()
+        raise Unauthenticated("the admin session has ended: open the dashboard again")
+    return shop_id
+
+
 #: Tried in order; the first that recognises the request's credentials decides.
-SCHEMES = [shopify_session_token]
+SCHEMES = [shopify_session_token, shopify_id_token, signed_admin_link, admin_session]
 
 
 def shop_from_request(request, edge) -> str:
@@ -63,7 +139,7 @@ def shop_from_request(request, edge) -> str:
         shop_id = scheme(request, edge)
         if shop_id is not None:
             return shop_id
-    raise Unauthenticated("no credentials: send Authorization: Bearer <session token>")
+    raise Unauthenticated("no credentials: send Authorization: Bearer <session token>, or open an admin link")
 
 
 def require_shop(view):

@@ -42,6 +42,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(unsubscribe_bp)
     app.register_blueprint(__import__("plugin.install.shopify", fromlist=["bp"]).bp)
     app.register_blueprint(__import__("plugin.install.woocommerce", fromlist=["bp"]).bp)
+    app.register_blueprint(__import__("plugin.admin", fromlist=["bp"]).bp)
 
     @app.get("/health")
     def health():

@@ -422,6 +422,22 @@ def shop_list():
             click.echo(f"{row.id}  {row.platform:<12} {row.domain:<40} {'active' if row.active else 'inactive'}")
 
 
+@shop.command("admin-link")
+@click.argument("shop_id")
+@click.option("--ttl", default=3600, show_default=True, help="Seconds the link stays valid.")
+def shop_admin_link(shop_id, ttl):
+    """Print a signed link that opens the shop's dashboard (WooCommerce merchants)."""
+    from plugin.admin_auth import admin_link
+    from plugin.db import ShopRow, sessions, upgrade
+
+    config = _config()
+    upgrade(config.database_url)
+    with sessions(config.database_url)() as session:
+        if session.get(ShopRow, shop_id) is None:
+            raise click.ClickException(f"no shop {shop_id!r} (see `keepwell shop list`)")
+    click.echo(admin_link(config, shop_id, ttl))
+
+
 @shop.command("remove")
 @click.argument("shop_id")
 def shop_remove(shop_id):

@@ -19,6 +19,9 @@ if ! command -v redis-server >/dev/null; then
 fi
 echo "export REDIS_URL='${redis_url}'"
 
+# Chromium for the dashboard's browser tests (Playwright drives Debian's build; no downloads).
+if [ ! -x /usr/bin/chromium ]; then log "installing chromium"; apt_install chromium; fi
+
 # PostgreSQL: TEST_POSTGRES_URL if given, else the local server with trust auth, else a
 # local server installed and started here with a password for the postgres role.
 if [ -n "${TEST_POSTGRES_URL:-}" ]; then

@@ -1,0 +1,136 @@
+"""The merchant dashboard with Flask's test client: who may see which shop, and RTL mode."""
+import re
+import time
+from datetime import datetime, timedelta, timezone
+from urllib.parse import urlsplit
+
+import jwt
+import pytest
+from click.testing import CliRunner
+
+from plugin.admin_auth import admin_link
+from plugin.db import DecisionRow
+from live import SHOPIFY_SECRET, start, stop
+
+API_KEY = "dash-api-key"
+
+
+@pytest.fixture
+def live(redis_server, smtp, tmp_path):
+    live = start(redis_server, f"sqlite:///{tmp_path}/keepwell.db", smtp, shopify_api_key=API_KEY)
+    yield live
+    stop(live)
+
+
+def path(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.path}?{parts.query}"
+
+
+def session_token(domain: str, exp_in: int = 60, secret: str = SHOPIFY_SECRET) -> str:
+    now = int(time.time())
+    return jwt.encode({"iss": f"https://{domain}/admin", "dest": f"https://{domain}", "aud": API_KEY, "sub": "42",
+                       "exp": now + exp_in, "nbf": now - 5, "iat": now - 5, "jti": "j1", "sid": "s1"},
+                      secret, algorithm="HS256")
+
+
+def add_decision(live, shop_id, rule_id="welcome", customer_id="c1"):
+    now = datetime.now(timezone.utc)
+    with live.rt.sessions.begin() as s:
+        row = DecisionRow(shop_id=shop_id, key=f"{shop_id}:{rule_id}:{customer_id}:e1:touch", rule_id=rule_id,
+                          customer_id=customer_id, kind="touch", status="done", event_id="e1",
+                          decision={"kind": "touch", "at": now.isoformat(), "rule_id": rule_id,
+                                    "actions": [{"type": "coupon", "code": "WELCOME-ABC123"}]})
+        s.add(row)
+        s.flush()
+        return row.id
+
+
+def test_admin_link_opens_a_session_scoped_to_its_shop(live):
+    a, _ = live.add_shop("woocommerce", "https://a.example", consumer_key="ck", consumer_secret="cs")
+    b, _ = live.add_shop("woocommerce", "https://b.example", consumer_key="ck", consumer_secret="cs")
+    decision_a = add_decision(live, a)
+    client = live.app.test_client()
+    r = client.get(path(admin_link(live.config, a, 60)))
+    assert r.status_code == 302 and r.headers["Location"] in ("/admin", "/admin/")
+    cookie = r.headers["Set-Cookie"]  # plain-http localhost: Lax, not Secure
+    assert "HttpOnly" in cookie and "Path=/admin" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
+    r = live.app.test_client().get(path(admin_link(live.config, a, 60)), base_url="https://keepwell.test")
+    cookie = r.headers["Set-Cookie"]  # inside the store admin's iframe: cross-site
+    assert "HttpOnly" in cookie and "SameSite=None" in cookie and "Secure" in cookie
+    assert "https://a.example" in client.get("/admin").get_data(as_text=True)
+    assert client.get(f"/admin/activity/{decision_a}").status_code == 200
+
+    other = live.app.test_client()
+    assert other.get(path(admin_link(live.config, b, 60))).status_code == 302
+    page = other.get("/admin/activity").get_data(as_text=True)
+    assert "https://b.example" in page and "WELCOME-ABC123" not in page
+    r = other.get(f"/admin/activity/{decision_a}")
+    assert r.status_code == 404 and "WELCOME-ABC123" not in r.get_data(as_text=True)
+    # naming the other shop without its signature is refused, and does not switch the session
+    assert other.get(f"/admin?shop={a}").status_code == 401
+    assert other.get(f"/admin/roi/welcome").status_code == 200
+    assert "https://b.example" in other.get("/admin").get_data(as_text=True)
+
+
+def test_forged_expired_and_unknown_links_are_refused(live):
+    a, _ = live.add_shop("woocommerce", "https://a.example", consumer_key="ck", consumer_secret="cs")
+    client = live.app.test_client()
+    good = path(admin_link(live.config, a, 60))
+    forged = re.sub(r"sig=[0-9a-f]+", "sig=" + "0" * 64, good)
+    assert client.get(forged).status_code == 401
+    other_shop = good.replace(f"shop={a}", "shop=wo_000000000000")
+    assert client.get(other_shop).status_code == 401
+    expired = path(admin_link(live.config, a, -10))
+    r = client.get(expired)
+    assert r.status_code == 401 and "expired" in r.get_data(as_text=True)
+    wrong_key = path(admin_link(type(live.config)(secret_keys=("another-key",), app_url="https://x.test"), a, 60))
+    assert client.get(wrong_key).status_code == 401
+    for page in ("/admin", "/admin/rules", "/admin/activity", "/admin/rules/edit/welcome.yaml", "/admin/roi/welcome"):
+        assert client.get(page).status_code == 401, page
+    assert client.get("/admin/api/report").status_code == 401
+    # a session cookie signed with another key is no session
+    client.set_cookie("keepwell_admin", "eyJzaG9wIjoid29fMSJ9.forged.sig", path="/admin")
+    assert client.get("/admin").status_code == 401
+
+
+def test_shopify_session_token_header_and_id_token(live):
+    shop_id, _ = live.add_shop("shopify", "dash-test.myshopify.com", access_token="shpat_x")
+    client = live.app.test_client()
+    r = client.get("/admin/api/report", headers={"Authorization": f"Bearer {session_token('dash-test.myshopify.com')}"})
+    assert r.status_code == 200 and "store" in r.get_json()
+    r = client.get(f"/admin?id_token={session_token('dash-test.myshopify.com')}")
+    assert r.status_code == 200 and "dash-test.myshopify.com" in r.get_data(as_text=True)
+    assert live.app.test_client().get(f"/admin?id_token={session_token('dash-test.myshopify.com', -600)}").status_code == 401
+    forged = session_token("dash-test.myshopify.com", secret="not-the-secret")
+    assert live.app.test_client().get(f"/admin?id_token={forged}").status_code == 401
+    assert live.app.test_client().get(f"/admin?id_token={session_token('other.myshopify.com')}").status_code == 401
+
+
+def test_rtl_mode(live):
+    a, _ = live.add_shop("woocommerce", "https://a.example", consumer_key="ck", consumer_secret="cs")
+    h, _ = live.add_shop("woocommerce", "https://h.example", consumer_key="ck", consumer_secret="cs",
+                         settings={"locale": "he-IL"})
+    client = live.app.test_client()
+    client.get(path(admin_link(live.config, a, 60)))
+    assert '<html lang="en" dir="ltr">' in client.get("/admin").get_data(as_text=True)
+    page = client.get("/admin/rules?dir=rtl").get_data(as_text=True)
+    assert 'dir="rtl"' in page and 'href="/admin/activity?dir=rtl"' in page
+    hebrew = live.app.test_client()
+    hebrew.get(path(admin_link(live.config, h, 60)))
+    assert 'lang="he-IL" dir="rtl"' in hebrew.get("/admin").get_data(as_text=True)
+
+
+def test_cli_prints_a_working_admin_link(live, monkeypatch):
+    from plugin.cli import main
+
+    a, _ = live.add_shop("woocommerce", "https://a.example", consumer_key="ck", consumer_secret="cs")
+    monkeypatch.setenv("DATABASE_URL", live.config.database_url)
+    monkeypatch.setenv("KEEPWELL_SECRET_KEY", ",".join(live.config.secret_keys))
+    monkeypatch.setenv("KEEPWELL_APP_URL", live.config.app_url)
+    result = CliRunner().invoke(main, ["shop", "admin-link", a])
+    assert result.exit_code == 0, result.output
+    link = result.output.strip()
+    assert link.startswith("https://keepwell.test/admin?shop=")
+    assert live.app.test_client().get(path(link)).status_code == 302
+    assert CliRunner().invoke(main, ["shop", "admin-link", "wo_nope"]).exit_code != 0
