@@ -134,3 +134,27 @@ def test_cli_prints_a_working_admin_link(live, monkeypatch):
     assert link.startswith("https://keepwell.test/admin?shop=")
     assert live.app.test_client().get(path(link)).status_code == 302
     assert CliRunner().invoke(main, ["shop", "admin-link", "wo_nope"]).exit_code != 0
+
+
+def test_editor_lints_refuses_and_simulates(live):
+    a, _ = live.add_shop("woocommerce", "https://a.example", consumer_key="ck", consumer_secret="cs")
+    client = live.app.test_client()
+    client.get(path(admin_link(live.config, a, 60)))
+    page = client.get("/admin/rules/edit/welcome.yaml").get_data(as_text=True)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    original = client.get("/admin/rules/edit/welcome.yaml")
+    text = re.search(r'<textarea[^>]*>(.*?)</textarea>', page, re.S).group(1)
+    import html
+    text = html.unescape(text)
+    broken = text.replace("delay: 1h", "delay: soon", 1)
+    r = client.post("/admin/rules/edit/welcome.yaml", data={"csrf": csrf, "source": broken, "action": "save"})
+    assert r.status_code == 422 and "welcome.yaml:" in r.get_data(as_text=True)
+    assert client.post("/admin/rules/edit/welcome.yaml",
+                       data={"csrf": "stale", "source": text, "action": "save"}).status_code == 400
+    r = client.post("/admin/rules/edit/welcome.yaml", data={"csrf": csrf, "source": text, "action": "simulate"})
+    body = r.get_data(as_text=True)
+    assert r.status_code == 200 and "sample store" in body and 'id="simulation"' in body
+    assert re.search(r"<th scope=\"row\">welcome</th><td>\d+</td>", body)
+    assert client.get("/admin/rules/edit/templates/welcome.html").status_code == 404
+    assert client.get("/admin/rules/edit/nope.yaml").status_code == 404
+    assert original.status_code == 200
