@@ -6,6 +6,7 @@ from urllib.parse import urlsplit
 
 import jwt
 import pytest
+import responses
 from click.testing import CliRunner
 
 from plugin.admin_auth import admin_link
@@ -158,3 +159,30 @@ def test_editor_lints_refuses_and_simulates(live):
     assert client.get("/admin/rules/edit/templates/welcome.html").status_code == 404
     assert client.get("/admin/rules/edit/nope.yaml").status_code == 404
     assert original.status_code == 200
+
+
+def test_simulate_replays_the_shops_own_history(live):
+    from live import woo_customer, woo_order
+
+    a, secret = live.add_shop("woocommerce", "https://a.example", consumer_key="ck", consumer_secret="cs",
+                              settings={"consent_meta_key": "_keepwell_marketing_opt_in"})
+    now = live.clock.now.strftime("%Y-%m-%dT%H:%M:%S")
+    with responses.RequestsMock(assert_all_requests_are_fired=False):  # enrichment may ask for products
+        for n in range(3):
+            live.post_woocommerce(a, secret, "customer.created", woo_customer(100 + n, email=f"c{n}@example.com",
+                                                                              modified=now))
+            live.post_woocommerce(a, secret, "order.created", woo_order(900 + n, 100 + n, email=f"c{n}@example.com",
+                                                                         modified=now))
+        live.work()
+    client = live.app.test_client()
+    client.get(path(admin_link(live.config, a, 60)))
+    page = client.get("/admin/rules/edit/icebreaker.yaml").get_data(as_text=True)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    import html
+    text = html.unescape(re.search(r'<textarea[^>]*>(.*?)</textarea>', page, re.S).group(1))
+    r = client.post("/admin/rules/edit/icebreaker.yaml", data={"csrf": csrf, "source": text, "action": "simulate"})
+    body = r.get_data(as_text=True)
+    assert r.status_code == 200 and "your store, last 90 days" in body and "sample store" not in body
+    assert "3 customers, 6 events" in body
+    # the three first orders trigger the icebreaker in the replay
+    assert re.search(r'<th scope="row">icebreaker</th><td>3</td>', body)

@@ -305,8 +305,10 @@ def _problem_views(problems, name: str, text: str) -> list[dict]:
 
 
 def simulate_files(files: dict[str, str]):
-    """The edited set over a generated 90-day sample store (the ledger holds no full event history)."""
+    """The edited set over the shop's own last 90 days (rebuilt from the customer states Keepwell
+    keeps), or over a generated sample store while the shop has no history yet."""
     from plugin.events import event_from_dict
+    from plugin.history import shop_events
     from plugin.sample_history import generate
     from plugin.simulate import simulate
 
@@ -314,9 +316,15 @@ def simulate_files(files: dict[str, str]):
     if problems:
         return None, problems
     start = _now() - timedelta(days=SIMULATION_DAYS)
-    events = (event_from_dict(e) for e in generate(SIMULATION_CUSTOMERS, seed=1, start=start, days=SIMULATION_DAYS,
-                                                   shop=g.shop["domain"]))
+    with _edge().sessions() as s:
+        events = shop_events(s, g.shop_id, start)
+    source = "store"
+    if not events:
+        source = "sample"
+        events = [event_from_dict(e) for e in generate(SIMULATION_CUSTOMERS, seed=1, start=start, days=SIMULATION_DAYS,
+                                                       shop=g.shop_id)]
     report = simulate(events, ruleset)
+    report.source = source
     return report, []
 
 
@@ -339,7 +347,8 @@ def edit_rule(name):
             report, found = simulate_files(edited)
             problems = _problem_views(found, name, text)
             if report is not None:
-                simulation = {"customers": SIMULATION_CUSTOMERS, "days": SIMULATION_DAYS, "events": report.events,
+                simulation = {"source": report.source, "customers": report.customers, "days": SIMULATION_DAYS,
+                              "events": report.events,
                               "rules": [{"id": rid, **r.to_dict()} for rid, r in sorted(report.rules.items())]}
         else:
             _, found = lint_files(edited)
