@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from plugin.admin_auth import admin_link
 from plugin.db import DecisionRow
+from sqlalchemy import select
 from live import SHOPIFY_SECRET, start, stop
 
 API_KEY = "dash-api-key"
@@ -186,3 +187,27 @@ def test_simulate_replays_the_shops_own_history(live):
     assert "3 customers, 6 events" in body
     # the three first orders trigger the icebreaker in the replay
     assert re.search(r'<th scope="row">icebreaker</th><td>3</td>', body)
+
+
+def test_a_decision_shows_its_conditions_with_the_values_seen(live):
+    from live import woo_customer, woo_order
+    from plugin.pipeline import sweep_timers
+
+    a, secret = live.add_shop("woocommerce", "https://a.example", consumer_key="ck", consumer_secret="cs",
+                              settings={"consent_meta_key": "_keepwell_marketing_opt_in"})
+    now = live.clock.now.strftime("%Y-%m-%dT%H:%M:%S")
+    with responses.RequestsMock(assert_all_requests_are_fired=False):
+        live.post_woocommerce(a, secret, "customer.created", woo_customer(100, email="c@example.com", modified=now))
+        live.post_woocommerce(a, secret, "order.created", woo_order(900, 100, email="c@example.com", modified=now))
+        live.work()
+        live.clock.now += timedelta(hours=1, minutes=5)  # the welcome's delay ends: it re-checks and stands down
+        sweep_timers(live.rt)
+        live.work()
+    with live.rt.sessions() as s:
+        welcome = s.scalar(select(DecisionRow).where(DecisionRow.shop_id == a, DecisionRow.rule_id == "welcome"))
+    assert (welcome.kind, welcome.reason) == ("suppressed", "cancelled")
+    client = live.app.test_client()
+    client.get(path(admin_link(live.config, a, 60)))
+    body = client.get(f"/admin/activity/{welcome.id}").get_data(as_text=True)
+    assert 'id="trace"' in body and "welcome: triggered by customer.created" in body
+    assert "PASS customer.orders_count equals 0 (saw 0)" in body  # true at signup; the order came later

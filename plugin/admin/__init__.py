@@ -433,8 +433,33 @@ def decision(decision_id):
         why.append("touch: " + (", ".join(actions) or "no actions"))
     else:
         why.append(f"suppressed ({row.reason or '-'}){': ' + row.detail if row.detail else ''}")
+    trace = _trace(row, ruleset) if rule is not None else []
     return render("admin/decision.html", d=view, stored=json.dumps(d, indent=2, sort_keys=True, default=str),
-                  effects=effects, why=why, active="activity")
+                  effects=effects, why=why, trace=trace, active="activity")
+
+
+def _trace(row, ruleset) -> list[str]:
+    """The rule's conditions, each with the value it saw, replayed over the customer's history as
+    Keepwell keeps it (plugin.history: no line items). Empty when the trigger cannot be rebuilt."""
+    from plugin.explain import explain
+    from plugin.history import shop_events
+
+    anchor = row.key.removeprefix(f"{row.shop_id}:{row.rule_id}:{row.customer_id}:")
+    kind, _, ref = anchor.partition(":")
+    event_id = {"order.paid": f"history:paid:{ref}", "customer.created": f"history:signup:{row.customer_id}"}.get(kind)
+    if event_id is None:
+        return []
+    with _edge().sessions() as s:
+        events = [e for e in shop_events(s, row.shop_id, datetime.min.replace(tzinfo=timezone.utc))
+                  if e.customer_id == row.customer_id]
+    if not any(e.id == event_id for e in events):
+        return []
+    lines = explain(events, ruleset, row.customer_id, event_id)
+    start = next((i for i, line in enumerate(lines) if line.startswith(f"{row.rule_id}:")), None)
+    if start is None:
+        return []
+    end = next((i for i in range(start + 1, len(lines)) if not lines[i].startswith(" ")), len(lines))
+    return lines[:2] + lines[start:end]
 
 
 @bp.get("/roi/<rule_id>")
