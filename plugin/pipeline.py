@@ -186,16 +186,18 @@ def process_event(rt: Runtime, shop_id: str, event: Event) -> list[str]:
                 # issue them coupons or count touches as if it could.
                 state = replace(state, accepts_marketing=False)
             touches = []
-            for d in decide(event, state, ruleset, now):
+            decisions = decide(event, state, ruleset, now)
+            known_timers, decided = _already_recorded(session, shop_id, decisions)
+            for d in decisions:
                 if d.kind == Kind.SCHEDULED:
-                    if session.get(TimerRow, (shop_id, d.timer.id)) is None:
+                    if d.timer.id not in known_timers:
                         session.add(TimerRow(shop_id=shop_id, key=d.timer.id, customer_id=d.customer_id,
                                              wake_at=d.wake_at, event=event_to_dict(d.timer)))
                         timers.append(d)
                     continue
                 if d.kind == Kind.SUPPRESSED and d.reason == Reason.CONDITIONS:
                     continue  # the rule simply did not apply: not a touch anyone wanted
-                existing = session.scalar(select(DecisionRow).where(DecisionRow.shop_id == shop_id, DecisionRow.key == d.key))
+                existing = decided.get(d.key)
                 if existing is not None and (d.kind == Kind.SUPPRESSED or existing.reason != Reason.CAP.value):
                     continue  # decided before; only a touch the cap deferred may still go out
                 if d.kind == Kind.TOUCH:
@@ -217,6 +219,17 @@ def process_event(rt: Runtime, shop_id: str, event: Event) -> list[str]:
     for key in touches:
         execute_decision(rt, shop_id, key)
     return touches
+
+
+def _already_recorded(session, shop_id: str, decisions: list[Decision]):
+    """The timers and ledger rows the event's decisions already have: one query each, not one per decision."""
+    timer_ids = [d.timer.id for d in decisions if d.kind == Kind.SCHEDULED]
+    keys = [d.key for d in decisions if d.kind != Kind.SCHEDULED and d.reason != Reason.CONDITIONS]
+    known = set(session.scalars(select(TimerRow.key).where(TimerRow.shop_id == shop_id, TimerRow.key.in_(timer_ids)))) \
+        if timer_ids else set()
+    decided = {r.key: r for r in session.scalars(select(DecisionRow).where(DecisionRow.shop_id == shop_id,
+                                                                            DecisionRow.key.in_(keys)))} if keys else {}
+    return known, decided
 
 
 def _decision_row(shop_id: str, d: Decision, status: str) -> DecisionRow:
