@@ -23,6 +23,7 @@ from graphql.language import OperationDefinitionNode
 from graphql.validation import NoDeprecatedCustomRule, specified_rules
 
 from connectors.base import Shop
+from connectors.cache import MISSING, TTLCache
 from connectors.shopify import API_VERSION, connector, coupons, oauth, products
 from plugin.errors import StoreError
 from plugin.exports import export_events
@@ -194,10 +195,10 @@ def test_the_cache_expires_after_its_ttl(store, monkeypatch):
 
 
 def test_the_cache_is_bounded(monkeypatch):
-    cache = products.TTLCache(ttl=60, size=2)
+    cache = TTLCache(ttl=60, size=2)
     for key in "abc":
         cache.put(key, key.upper())
-    assert len(cache) == 2 and cache.get("a") is products.MISSING and cache.get("c") == "C"
+    assert len(cache) == 2 and cache.get("a") is MISSING and cache.get("c") == "C"
 
 
 def test_a_deleted_product_is_bare_and_remembered(store):
