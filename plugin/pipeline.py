@@ -266,22 +266,32 @@ def schedule_timer(rt: Runtime, shop_id: str, key: str, wake_at: datetime) -> No
 
 def fire_timer(rt: Runtime, shop_id: str, key: str) -> bool:
     """Put a due timer's event on the shop's backlog (once)."""
-    with rt.sessions.begin() as session:
-        timer = session.get(TimerRow, (shop_id, key))
-        if timer is None or timer.status != "pending":
-            return False
-        timer.status = "fired"
-        event = dict(timer.event)
-    rt.handoff.push_event(shop_id, event)
-    return True
+    return _fire(rt, [(shop_id, key)]) == 1
 
 
 def sweep_timers(rt: Runtime, grace: timedelta = timedelta(minutes=2)) -> int:
-    """Fire timers whose RQ job was lost (Redis flushed, scheduler down): durable timers."""
+    """Fire every pending timer due by now (less ``grace``): the tick's job for timers beyond
+    RQ's horizon, and the safety net for RQ jobs lost with Redis."""
     with rt.sessions() as session:
         due = session.execute(select(TimerRow.shop_id, TimerRow.key).where(
             TimerRow.status == "pending", TimerRow.wake_at <= rt.clock() - grace)).all()
-    return sum(fire_timer(rt, shop_id, key) for shop_id, key in due)
+    return _fire(rt, [tuple(row) for row in due])
+
+
+def _fire(rt: Runtime, timers: list[tuple[str, str]]) -> int:
+    """Queue the timers' events, then mark them fired in one transaction. The push comes first:
+    a crash in between leaves them pending, and the next sweep's push is deduped by event id."""
+    if not timers:
+        return 0
+    with rt.sessions() as session:
+        rows = [session.get(TimerRow, t) for t in timers]
+        events = [(r.shop_id, dict(r.event)) for r in rows if r is not None and r.status == "pending"]
+    for shop_id, event in events:
+        rt.handoff.push_event(shop_id, event)
+    with rt.sessions.begin() as session:
+        for shop_id, event in events:
+            session.get(TimerRow, (shop_id, event["id"])).status = "fired"
+    return len(events)
 
 
 # --- acting -------------------------------------------------------------------------------------
