@@ -43,6 +43,12 @@ class Connector(Protocol):
     def delivery_key(self, headers: Mapping[str, str], payload: dict) -> str:
         """A key that is the same for every delivery of one store event (for dedupe)."""
 
+    def topic(self, headers: Mapping[str, str]) -> str:
+        """The webhook topic a delivery's headers name."""
+
+    def export_deliveries(self, order: dict) -> list[tuple[str, dict]]:
+        """The (topic, payload) webhooks one order of a raw order export stands for."""
+
     def is_ping(self, headers: Mapping[str, str], body: bytes) -> bool:
         """True for the platform's unsigned "is this URL alive" call, answered 200 unverified."""
 

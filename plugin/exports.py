@@ -13,9 +13,6 @@ import connectors
 from connectors.base import Shop
 from plugin.events import Event
 
-SHOPIFY_PAID = {"paid", "partially_refunded", "refunded", "partially_paid"}
-
-
 def read_orders(text: str) -> list[dict]:
     """Orders from a JSON document (array or {"orders": [...]}) or JSON Lines."""
     text = text.strip()
@@ -36,19 +33,10 @@ def export_events(platform: str, orders: list[dict], shop_id: str = "export") ->
     """Canonical events for every order in a raw export of ``platform``."""
     connector = connectors.get(platform)
     shop = Shop(id=shop_id, platform=platform, domain=shop_id, api_url="")
-    customers: dict[str, str] = {}
+    customers: dict[str, str] = {}  # order id -> customer: refunds do not say
     for order in orders:
-        if platform == "woocommerce":
-            yield from connector.parse(shop, "order.updated", order)
-            continue
-        topics = ["orders/create"]
-        if order.get("financial_status") in SHOPIFY_PAID:
-            topics.append("orders/paid")
-        if order.get("cancelled_at"):
-            topics.append("orders/cancelled")
-        for topic in topics:
-            for event in connector.parse(shop, topic, order):
-                customers[event.order.id] = event.customer_id
+        for topic, payload in connector.export_deliveries(order):
+            for event in connector.parse(shop, topic, payload, customers.get):
+                if event.order is not None:
+                    customers.setdefault(event.order.id, event.customer_id)
                 yield event
-        for refund in order.get("refunds") or ():
-            yield from connector.parse(shop, "refunds/create", refund, customers.get)

@@ -3,6 +3,7 @@ hours, so each shop's recent changes are fetched through the store API and fed t
 backlog as webhooks. Deliveries already seen are deduped; the ledger guards the rest."""
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -29,8 +30,10 @@ def reconcile_shop(rt, shop_id: str) -> int:
     connector = connectors.get(shop.platform)
     queued = 0
     for topic, payload in connector.changes_since(shop, since):
-        key = f"reconcile:{topic}:{payload.get('id')}:{payload.get('updated_at') or payload.get('date_modified_gmt')}"
-        env = Envelope(shop.platform, topic, key, time.time(), json.dumps(payload))
+        body = json.dumps(payload, sort_keys=True)
+        # the same resource in the same state is the same delivery, whatever the platform's fields
+        key = f"reconcile:{topic}:{hashlib.sha256(body.encode()).hexdigest()[:32]}"
+        env = Envelope(shop.platform, topic, key, time.time(), body)
         queued += rt.handoff.push(shop_id, env)
     with rt.sessions.begin() as session:
         session.get(ShopRow, shop_id).last_sync_at = started

@@ -28,7 +28,6 @@ from rq.exceptions import DuplicateJobError
 import connectors
 from connectors.base import Shop
 from connectors.shopify import oauth
-from connectors.shopify.signature import header
 from plugin import privacy
 from plugin.errors import PayloadError
 from plugin.shops import find_shop
@@ -44,9 +43,9 @@ def handle(edge, topic: str, headers: Mapping[str, str], body: bytes):
     connectors.get("shopify").verify(app, headers, body)  # SignatureError: 401
     payload = _payload(body)
     domain = oauth.valid_shop_domain(payload.get("shop_domain"))
-    said = (header(headers, "X-Shopify-Shop-Domain") or "").strip().lower()
+    said = connectors.get("shopify").shop_domain(headers)
     if said and said != domain:
-        log.warning("%s: X-Shopify-Shop-Domain %r is not the signed body's shop_domain %r; the body counts",
+        log.warning("%s: the shop-domain header %r is not the signed body's shop_domain %r; the body counts",
                     topic, said[:100], payload.get("shop_domain"))
     shop_id = None
     if domain is not None:

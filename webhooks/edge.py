@@ -65,14 +65,13 @@ def _refused(exc: WebhookError):
 @bp.post("/shopify")
 def shopify():
     body = _body()
-    domain = request.headers.get("X-Shopify-Shop-Domain", "").lower()
-    topic = request.headers.get("X-Shopify-Topic", "")
+    connector = connectors.get("shopify")
+    domain, topic = connector.shop_domain(request.headers), connector.topic(request.headers)
     if topic in compliance.TOPICS:  # before the shop lookup: they also come for uninstalled shops
         return compliance.handle(_edge(), topic, request.headers, body)
     shop = _edge().shops.get("shopify", domain)
     if shop is None:
         raise UnknownShop(f"unknown or uninstalled shop {domain!r}")
-    connector = connectors.get("shopify")
     connector.verify(shop, request.headers, body)
     payload = _json(body)
     key = connector.delivery_key(request.headers, payload)
@@ -96,7 +95,7 @@ def woocommerce(shop_id: str):
         return "", 200  # WooCommerce's unsigned creation ping: only a 200 counts as success
     connector.verify(shop, request.headers, body)
     payload = _json(body)
-    topic = request.headers.get("X-WC-Webhook-Topic", "")
+    topic = connector.topic(request.headers)
     if topic not in connector.topics:
         return jsonify(status="ignored"), 200
     return _accept(shop.id, "woocommerce", topic, connector.delivery_key(request.headers, payload), body)

@@ -9,7 +9,7 @@ from connectors.shopify.coupons import create_coupon, discount_link
 from connectors.shopify import payloads
 from connectors.shopify.payloads import parse
 from connectors.shopify.reconcile import changes_since
-from connectors.shopify.signature import delivery_key, is_ping, verify
+from connectors.shopify.signature import delivery_key, is_ping, shop_domain, topic, verify
 from connectors.shopify.subscriptions import register_webhooks
 from connectors.shopify.tags import add_tag
 
@@ -23,6 +23,9 @@ class ShopifyConnector:
     topics = frozenset({*payloads.ORDER_TOPICS, *payloads.CUSTOMER_TOPICS, payloads.REFUND_TOPIC, *payloads.CONSENT_TOPICS})
 
     verify = staticmethod(verify)
+    topic = staticmethod(topic)
+    shop_domain = staticmethod(shop_domain)
+    export_deliveries = staticmethod(payloads.export_deliveries)
     delivery_key = staticmethod(delivery_key)
     is_ping = staticmethod(is_ping)
     parse = staticmethod(parse)

@@ -37,6 +37,11 @@ CONSENT_TOPICS = ("customers_email_marketing_consent/update", "customers/email_m
 CONSENT_STATES = {"subscribed": True, "not_subscribed": False, "unsubscribed": False, "redacted": False,
                   "invalid": False, "pending": None}
 
+NO_CURRENCY = "XXX"  # ISO 4217's code for "no currency", which Shopify reports on some refunds
+
+#: financial_status values of an order that has been paid (refunded ones were paid first)
+PAID_STATUSES = {"paid", "partially_refunded", "refunded", "partially_paid"}
+
 CustomerOfOrder = Callable[[str], "str | None"]
 
 ORDER_CUSTOMER_QUERY = """
@@ -167,7 +172,7 @@ def refund_amount(p: dict) -> tuple[Decimal, str]:
         lines = p.get("refund_line_items") or []
         amount = sum((_decimal(li, "subtotal", f"{topic} refund line item") for li in lines), Decimal(0))
         currencies = _set_currencies(p, "shop_money")
-    currency = next((c for c in currencies if c and c != "XXX"), None)  # XXX: Shopify's "no currency"
+    currency = next((c for c in currencies if c and c != NO_CURRENCY), None)
     if currency is None:
         raise PayloadError(f"{topic} {p.get('id')}: no currency in transactions or refund_line_items")
     return amount, str(currency).upper()
@@ -321,3 +326,15 @@ def _tags(value) -> tuple[str, ...]:
 
 def _str_or_none(value) -> str | None:
     return None if value is None else str(value)
+
+
+def export_deliveries(order: dict) -> list[tuple[str, dict]]:
+    """The webhooks one order of a REST orders export stands for, in order: created, paid,
+    cancelled, then one refunds/create per refund (``simulate --from shopify``)."""
+    out = [("orders/create", order)]
+    if order.get("financial_status") in PAID_STATUSES:
+        out.append(("orders/paid", order))
+    if order.get("cancelled_at"):
+        out.append(("orders/cancelled", order))
+    out += [(REFUND_TOPIC, refund) for refund in order.get("refunds") or ()]
+    return out

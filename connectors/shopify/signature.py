@@ -54,6 +54,16 @@ def is_ping(headers: Mapping[str, str], body: bytes) -> bool:
     return False
 
 
+def topic(headers: Mapping[str, str]) -> str:
+    """The webhook's topic, e.g. orders/paid."""
+    return header(headers, "X-Shopify-Topic") or ""
+
+
+def shop_domain(headers: Mapping[str, str]) -> str:
+    """The shop that the delivery says it is for (not signed: the HMAC covers only the body)."""
+    return (header(headers, "X-Shopify-Shop-Domain") or "").strip().lower()
+
+
 def delivery_key(headers: Mapping[str, str], payload: dict) -> str:
     """X-Shopify-Event-Id (the same on every delivery of one event), else X-Shopify-Webhook-Id."""
     for name in (EVENT_ID_HEADER, WEBHOOK_ID_HEADER):

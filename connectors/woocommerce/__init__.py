@@ -21,6 +21,14 @@ class WooCommerceConnector:
         """Raise SignatureError unless X-WC-Webhook-Signature signs the body with a shop secret."""
         delivery.verify(shop, headers, body)
 
+    def topic(self, headers: Mapping[str, str]) -> str:
+        """The webhook's topic, from X-WC-Webhook-Topic."""
+        return delivery.topic(headers)
+
+    def export_deliveries(self, order: dict) -> list[tuple[str, dict]]:
+        """A GET /orders entry carries its whole current state, refunds included: one update."""
+        return [("order.updated", order)]
+
     def is_ping(self, headers: Mapping[str, str], body: bytes) -> bool:
         """True for WooCommerce's unsigned creation ping, which must be answered 200 unverified."""
         return delivery.is_ping(headers, body)

@@ -46,6 +46,11 @@ def is_ping(headers: Mapping[str, str], body: bytes) -> bool:
     return _PING.fullmatch(body.strip()) is not None
 
 
+def topic(headers: Mapping[str, str]) -> str:
+    """The webhook's topic, e.g. order.updated."""
+    return lower_headers(headers).get("x-wc-webhook-topic", "")
+
+
 def delivery_key(headers: Mapping[str, str], payload: dict) -> str:
     """``topic:id:date_modified_gmt``: the same for every delivery of one version of a resource.
 
