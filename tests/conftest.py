@@ -1,7 +1,8 @@
 """Real services for the end-to-end tests: Redis, PostgreSQL and SQLite, an SMTP server.
 
 Redis: REDIS_URL when set, else 127.0.0.1:6379, else a private redis-server started here; tests
-use database 13 and a unique queue/key prefix each, deleted afterwards. PostgreSQL: a database
+use database 13 (KEEPWELL_TEST_REDIS_DB to run suites side by side) and a unique queue/key prefix
+each, deleted afterwards. PostgreSQL: a database
 created per test session on TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/postgres)
 and dropped at the end. SMTP: an aiosmtpd server on a free local port.
 """
@@ -36,11 +37,12 @@ def _redis_alive(url: str) -> bool:
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory):
-    """The base URL of a running Redis (database 13)."""
+    """The URL of a running Redis, on the test database (13 unless KEEPWELL_TEST_REDIS_DB says)."""
+    db = int(os.environ.get("KEEPWELL_TEST_REDIS_DB", "13"))
     url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379")
     base = url.rsplit("/", 1)[0] if url.count("/") > 2 else url
     if _redis_alive(base):
-        yield f"{base}/13"
+        yield f"{base}/{db}"
         return
     binary = shutil.which("redis-server")
     if binary is None:
@@ -53,7 +55,7 @@ def redis_server(tmp_path_factory):
         if _redis_alive(url):
             break
         time.sleep(0.05)
-    yield f"{url}/13"
+    yield f"{url}/{db}"
     proc.terminate()
     proc.wait(5)
 
