@@ -24,6 +24,10 @@ class Shop:
     consumer_secret: str = ""
     webhook_secrets: tuple[str, ...] = ()  # current first; old ones still accepted during a rotation
     settings: Mapping = field(default_factory=dict)  # e.g. WooCommerce consent meta key
+    token_expires_at: float | None = None  # Unix seconds; None for a token that does not expire
+    #: Keeps ``access_token`` valid (refresh before expiry and after a 401): an object with
+    #: ``access_token(shop) -> str`` and ``after_unauthorized(shop, rejected) -> str | None``.
+    tokens: object = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -422,6 +422,25 @@ def shop_list():
             click.echo(f"{row.id}  {row.platform:<12} {row.domain:<40} {'active' if row.active else 'inactive'}")
 
 
+@shop.command("migrate-tokens")
+def shop_migrate_tokens():
+    """Move app-installed Shopify shops from non-expiring offline tokens (refused from 2027-01-01) to
+    expiring ones; custom-app shops keep theirs."""
+    from plugin.db import upgrade
+    from plugin.tokens import migrate_all
+
+    config = _config()
+    upgrade(config.database_url)
+    results = migrate_all(config)
+    for shop_id, domain, error in results:
+        click.echo(f"{shop_id}  {domain:<40} {'expiring token stored' if error is None else 'FAILED: ' + error}")
+    if not results:
+        click.echo("no app-installed Shopify shop is on a non-expiring token")
+    if any(error for *_, error in results):
+        raise click.ClickException("some shops keep their non-expiring token: run the command again, or have the "
+                                   "merchant open Keepwell in the Shopify admin")
+
+
 @shop.command("admin-link")
 @click.argument("shop_id")
 @click.option("--ttl", default=3600, show_default=True, help="Seconds the link stays valid.")

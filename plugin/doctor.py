@@ -327,6 +327,33 @@ def check_rule_sets(session) -> Check:
     return Check(name, OK, f"{len(shops)} active shop(s), each with an active rule set that compiles")
 
 
+def check_shopify_tokens(config: Config, session) -> Check:
+    """App-installed Shopify shops still on a non-expiring offline token (refused from 2027-01-01)."""
+    from plugin import secrets
+    from plugin.db import ShopRow
+    from plugin.tokens import on_legacy_token
+
+    name = "shopify tokens"
+    rows = session.scalars(select(ShopRow).where(ShopRow.platform == "shopify", ShopRow.active)
+                           .order_by(ShopRow.created_at, ShopRow.id)).all()
+    old = []
+    for row in rows:
+        try:
+            if on_legacy_token(row, config):
+                old.append(f"{row.id} ({row.domain})")
+        except secrets.SecretError:
+            continue  # "stored secrets" names it
+    if old:
+        more = f" and {len(old) - MAX_LISTED} more" if len(old) > MAX_LISTED else ""
+        return Check(name, WARN, f"{len(old)} shop(s) on a non-expiring token, which Shopify refuses from "
+                                 f"2027-01-01: {', '.join(old[:MAX_LISTED])}{more}",
+                     "run `keepwell shop migrate-tokens` (or have the merchant open Keepwell in the Shopify admin)")
+    if not rows:
+        return Check(name, OK, "no active Shopify shops")
+    return Check(name, OK, f"{len(rows)} active Shopify shop(s), none installed through the app on a "
+                           "non-expiring token")
+
+
 def run(config: Config, timeout: float = 5.0) -> list[Check]:
     """Every check, in the order ``keepwell doctor`` prints them."""
     checks = [check_secret_key(config), check_shopify(config), check_app_url(config), check_redis(config, timeout)]
@@ -334,16 +361,18 @@ def run(config: Config, timeout: float = 5.0) -> list[Check]:
     checks += db_checks
     checks.append(check_smtp(config, timeout))
     if engine is None:
-        checks += [Check("stored secrets", SKIP, "needs a reachable, migrated database"),
-                   Check("rule sets", SKIP, "needs a reachable, migrated database")]
+        checks += [Check(name, SKIP, "needs a reachable, migrated database")
+                   for name in ("stored secrets", "rule sets", "shopify tokens")]
         return checks
     try:
         with Session(engine) as session:
-            checks += [check_stored_secrets(config, session), check_rule_sets(session)]
+            checks += [check_stored_secrets(config, session), check_rule_sets(session),
+                       check_shopify_tokens(config, session)]
     finally:
         engine.dispose()
     return checks
 
 
 __all__ = ["Check", "OK", "WARN", "FAIL", "SKIP", "run", "failed", "check_secret_key", "check_shopify", "check_app_url",
-           "check_redis", "check_smtp", "check_database", "check_stored_secrets", "check_rule_sets"]
+           "check_redis", "check_smtp", "check_database", "check_stored_secrets", "check_rule_sets",
+           "check_shopify_tokens"]

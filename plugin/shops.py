@@ -14,6 +14,7 @@ from plugin.db import RuleSetRow, ShopRow
 from plugin.engine import RuleSet
 from plugin.errors import RuleError
 from plugin.rulefile import RULES_DIR, lint_sources, read_templates, rule_files
+from plugin.tokens import keeper
 
 PLATFORMS = ("shopify", "woocommerce")
 
@@ -24,8 +25,10 @@ def default_api_url(platform: str, domain: str) -> str:
 
 def add_shop(session, config: Config, platform: str, domain: str, *, api_url: str | None = None,
              access_token: str = "", consumer_key: str = "", consumer_secret: str = "",
-             webhook_secret: str | None = None, settings: dict | None = None) -> tuple[ShopRow, str]:
-    """Register a store (or update it when it is already known); returns (row, webhook secret)."""
+             webhook_secret: str | None = None, settings: dict | None = None,
+             token_fields: dict | None = None) -> tuple[ShopRow, str]:
+    """Register a store (or update it when it is already known); returns (row, webhook secret).
+    ``token_fields`` (from ``plugin.tokens.stored_fields``) stores an expiring token's pair."""
     if platform not in PLATFORMS:
         raise ValueError(f"unknown platform {platform!r}: use one of {', '.join(PLATFORMS)}")
     domain = domain.strip().rstrip("/").lower() if platform == "shopify" else domain.strip().rstrip("/")
@@ -33,7 +36,7 @@ def add_shop(session, config: Config, platform: str, domain: str, *, api_url: st
     if platform == "woocommerce":
         webhook_secret = webhook_secret or token.token_urlsafe(32)
     stored = {"access_token": access_token, "consumer_key": consumer_key, "consumer_secret": consumer_secret,
-              "webhook_secrets": [webhook_secret] if webhook_secret else []}
+              "webhook_secrets": [webhook_secret] if webhook_secret else [], **(token_fields or {})}
     if row is None:
         row = ShopRow(id=f"{platform[:2]}_{token.token_hex(6)}", platform=platform, domain=domain, settings={})
         session.add(row)
@@ -51,15 +54,19 @@ def add_shop(session, config: Config, platform: str, domain: str, *, api_url: st
 
 def to_shop(row: ShopRow, config: Config) -> Shop:
     """The connector's view of a shop, secrets decrypted. Shopify shops without their own
-    webhook secret are signed with the app's secret (old and new during a rotation)."""
+    webhook secret are signed with the app's secret (old and new during a rotation), and carry
+    the keeper that refreshes their access token."""
     s = secrets.decrypt(config.secret_keys, row.secrets)
     webhook_secrets = tuple(s.get("webhook_secrets") or ())
-    if row.platform == "shopify" and not webhook_secrets:
-        webhook_secrets = config.shopify_api_secrets
+    tokens = None
+    if row.platform == "shopify":
+        webhook_secrets = webhook_secrets or config.shopify_api_secrets
+        tokens = keeper(config)
     return Shop(id=row.id, platform=row.platform, domain=row.domain, api_url=row.api_url,
                 access_token=s.get("access_token", ""), consumer_key=s.get("consumer_key", ""),
                 consumer_secret=s.get("consumer_secret", ""), webhook_secrets=webhook_secrets,
-                settings=dict(row.settings or {}))
+                settings=dict(row.settings or {}), token_expires_at=s.get("access_token_expires_at"),
+                tokens=tokens)
 
 
 def find_shop(session, platform: str, domain: str) -> ShopRow | None:

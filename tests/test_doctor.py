@@ -72,6 +72,7 @@ def test_a_good_deployment_passes(redis_server, smtp, database_url):
         f"OK   smtp: {smtp.url} answers EHLO",
         f"OK   stored secrets: credentials of shop {shop_id} decrypt with the configured keys",
         "OK   rule sets: 1 active shop(s), each with an active rule set that compiles",
+        "OK   shopify tokens: no active Shopify shops",
     ]
     assert not doctor.failed(checks)
     assert live_keys(redis_server) == []  # the write probe cleaned up
@@ -94,7 +95,7 @@ def test_the_command_prints_one_line_per_check_and_exits_by_the_result(redis_ser
     with_shop(config)
     r = CliRunner().invoke(main, ["doctor", "--timeout", "2"], env=env_of(config))
     assert r.exit_code == 0, r.output
-    assert [line.split(" ", 1)[0] for line in r.stdout.splitlines()] == ["OK"] * 9
+    assert [line.split(" ", 1)[0] for line in r.stdout.splitlines()] == ["OK"] * 10
 
     # the embedded defaults are not a deployment
     bad = replace(config, secret_keys=(DEV_SECRET_KEY,), app_url="http://127.0.0.1:5000", shopify_api_key="",

@@ -29,7 +29,7 @@ from graphql.execution.values import get_variable_values
 from graphql.language import OperationDefinitionNode
 from sqlalchemy import select
 
-from connectors.shopify import API_VERSION, oauth, subscriptions
+from connectors.shopify import API_VERSION, grants, oauth, subscriptions
 from live import load_json, start, stop
 from plugin import mail, secrets
 from plugin.admin_auth import require_shop
@@ -45,6 +45,7 @@ OLD_SECRET = "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"
 SHOP = "keepwell-demo.myshopify.com"
 OTHER = "other-store.myshopify.com"
 TOKEN = "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"
+REFRESH_TOKEN = "shprt_2d4f6a8c0e1b3d5f7a9c1e3b5d7f9a0c"
 APP_URL = "https://keepwell.test"  # what tests/live.py configures
 SCHEMA_FILE = Path(__file__).resolve().parents[1].parent / "shared" / "platforms" / "shopify" / f"admin_schema_{API_VERSION}.json.gz"
 
@@ -137,8 +138,9 @@ def store(schema):
 
 def token_endpoint(store, shop=SHOP, token=TOKEN, scope="write_customers,read_orders,write_discounts,read_products",
                    status=200):
-    """Shopify's answer to the code exchange: a token, or its refusal of a used code."""
-    body = ({"access_token": token, "scope": scope} if status == 200 else
+    """Shopify's answer to the code exchange (an expiring token, as asked), or its refusal of a used code."""
+    body = ({"access_token": token, "scope": scope, "expires_in": 3600, "refresh_token": REFRESH_TOKEN,
+             "refresh_token_expires_in": 7776000} if status == 200 else
             {"error": "invalid_request", "error_description": "The authorization code was not found or was already used"})
     store.upsert(responses.POST, f"https://{shop}/admin/oauth/access_token", json=body, status=status)
 
@@ -279,13 +281,13 @@ def test_authorize_url():
 def test_exchange_code():
     responses.post(f"https://{SHOP}/admin/oauth/access_token",
                    json={"access_token": TOKEN, "scope": "write_customers,read_orders,write_discounts,read_products"})
-    grant = oauth.exchange_code(SHOP, API_KEY, APP_SECRET, "the-code")
-    assert grant == oauth.Grant(TOKEN, ("write_customers", "read_orders", "write_discounts", "read_products"))
+    grant = grants.exchange_code(SHOP, API_KEY, APP_SECRET, "the-code")
+    assert grant == grants.Grant(TOKEN, ("write_customers", "read_orders", "write_discounts", "read_products"))
     assert grant.missing() == []  # write_customers grants read_customers
-    assert oauth.Grant(TOKEN, ("read_orders",)).missing() == ["read_customers", "write_customers", "write_discounts",
+    assert grants.Grant(TOKEN, ("read_orders",)).missing() == ["read_customers", "write_customers", "write_discounts",
                                                                "read_products"]
     assert json.loads(responses.calls[0].request.body) == {"client_id": API_KEY, "client_secret": APP_SECRET,
-                                                           "code": "the-code"}
+                                                           "code": "the-code", "expiring": "1"}
 
 
 @pytest.mark.parametrize("status,body,retryable", [
@@ -299,7 +301,7 @@ def test_exchange_code():
 def test_exchange_code_failures(status, body, retryable):
     responses.post(f"https://{SHOP}/admin/oauth/access_token", json=body, status=status)
     with pytest.raises(StoreError) as err:
-        oauth.exchange_code(SHOP, API_KEY, APP_SECRET, "the-code")
+        grants.exchange_code(SHOP, API_KEY, APP_SECRET, "the-code")
     assert err.value.retryable is retryable
 
 
@@ -307,7 +309,7 @@ def test_exchange_code_failures(status, body, retryable):
 def test_exchange_code_unreachable():
     responses.post(f"https://{SHOP}/admin/oauth/access_token", body=requests.ConnectionError("refused"))
     with pytest.raises(StoreError) as err:
-        oauth.exchange_code(SHOP, API_KEY, APP_SECRET, "the-code")
+        grants.exchange_code(SHOP, API_KEY, APP_SECRET, "the-code")
     assert err.value.retryable
 
 
@@ -437,7 +439,7 @@ def test_install_flow(live_any_db, store):
 
     (exchange,) = calls(store, "/admin/oauth/access_token")
     assert json.loads(exchange.request.body) == {"client_id": API_KEY, "client_secret": APP_SECRET,
-                                                 "code": "0907a61c0c8d55e99db179b68161bc00"}
+                                                 "code": "0907a61c0c8d55e99db179b68161bc00", "expiring": "1"}
     subscribed = [json.loads(c.request.body) for c in calls(store, f"/admin/api/{API_VERSION}/graphql.json")]
     assert [b["variables"]["topic"] for b in subscribed] == list(subscriptions.TOPICS)
     assert {b["variables"]["uri"] for b in subscribed} == {f"{APP_URL}/webhooks/shopify"}
@@ -448,6 +450,8 @@ def test_install_flow(live_any_db, store):
     assert TOKEN not in row.secrets  # encrypted at rest
     stored = secrets.decrypt(live.config.secret_keys, row.secrets)
     assert stored["access_token"] == TOKEN and stored["webhook_secrets"] == []
+    assert stored["refresh_token"] == REFRESH_TOKEN and REFRESH_TOKEN not in row.secrets
+    assert time.time() + 3500 < stored["access_token_expires_at"] <= time.time() + 3600
     assert to_shop(row, live.config).webhook_secrets == (APP_SECRET, OLD_SECRET)  # the app's, rotation included
     assert row.settings["scopes"] == ["write_customers", "read_orders", "write_discounts", "read_products"]
     (rules,) = live.rows(RuleSetRow, shop_id=row.id)

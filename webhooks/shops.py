@@ -49,7 +49,7 @@ class ShopCache:
             row = session.get(ShopRow, shop_id)
             if row is not None:
                 stored = secrets.decrypt(self.config.secret_keys, row.secrets)
-                stored["access_token"] = ""
+                stored.update(access_token="", refresh_token="")
                 row.secrets = secrets.encrypt(self.config.secret_keys, stored)
                 row.active = False
         self._entries.clear()

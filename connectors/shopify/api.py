@@ -50,12 +50,27 @@ def numeric_id(value: str | None) -> str | None:
 
 
 def execute(shop: Shop, query: str, variables: dict | None = None) -> dict:
-    """Run one GraphQL document against the shop and return its ``data``; StoreError on failure."""
+    """Run one GraphQL document against the shop and return its ``data``; StoreError on failure.
+
+    The access token comes from ``shop.tokens`` when the shop has a keeper: refreshed shortly
+    before it expires, and once more (then the call repeated once) when Shopify answers 401.
+    """
+    keeper = shop.tokens
+    token = keeper.access_token(shop) if keeper is not None else shop.access_token
+    response = _post(shop, token, query, variables)
+    if response.status_code == 401 and keeper is not None:
+        fresh = keeper.after_unauthorized(shop, token)
+        if fresh and fresh != token:
+            response = _post(shop, fresh, query, variables)
+    return classify(response)
+
+
+def _post(shop: Shop, token: str, query: str, variables: dict | None) -> requests.Response:
     try:
-        response = requests.post(
+        return requests.post(
             endpoint(shop),
             json={"query": query, "variables": variables or {}},
-            headers={"X-Shopify-Access-Token": shop.access_token, "Accept": "application/json"},
+            headers={"X-Shopify-Access-Token": token, "Accept": "application/json"},
             timeout=TIMEOUT,
             # A redirect means the shop moved or the URL is wrong; following it would turn the POST into a GET.
             allow_redirects=False,
@@ -64,7 +79,6 @@ def execute(shop: Shop, query: str, variables: dict | None = None) -> dict:
         raise StoreError(f"Shopify did not answer in time: {exc}", retryable=True, code="TIMEOUT") from exc
     except requests.RequestException as exc:
         raise StoreError(f"could not reach Shopify: {exc}", retryable=True, code="CONNECTION") from exc
-    return classify(response)
 
 
 def classify(response: requests.Response) -> dict:

@@ -1,7 +1,7 @@
-"""Shopify app installation: the signed install/callback query, the authorization-code grant,
-and the App Bridge session tokens the embedded admin sends.
+"""Shopify app installation: the signed install/callback query, the authorization URL, and the
+App Bridge session tokens the embedded admin sends (the token endpoint is ``grants.py``).
 
-Everything here is a pure check or one HTTP call; the web flow that strings them together is
+Everything here is a pure check; the web flow that strings them together is
 ``plugin/install/shopify.py``. Each check raises a typed ``OAuthError`` whose ``status`` is the
 HTTP status to answer with and whose ``reason`` says what was wrong.
 """
@@ -10,14 +10,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from dataclasses import dataclass
 from typing import Iterable
 from urllib.parse import quote, urlencode
 
 import jwt
-import requests
 
-from plugin.errors import KeepwellError, StoreError
+from plugin.errors import KeepwellError
 
 #: What Keepwell asks the merchant for: orders and customers to react to, tags and email
 #: consent written back to customers, personal discount codes, and products with their
@@ -29,7 +27,6 @@ SCOPES = ("read_orders", "read_customers", "write_customers", "write_discounts",
 QUERY_MAX_AGE_S = 90
 #: Clock skew tolerated on a session token's exp and nbf (Shopify's libraries allow 10 s).
 SESSION_TOKEN_LEEWAY_S = 10
-TIMEOUT = (5, 30)
 
 #: A shop's permanent domain. Only myshopify.com: the other suffixes Shopify's libraries accept
 #: (shopify.com, myshopify.io, shop.dev) are Shopify's internal and development hosts.
@@ -64,19 +61,6 @@ class SessionTokenError(OAuthError):
 
 class SessionTokenExpired(SessionTokenError):
     pass
-
-
-@dataclass(frozen=True)
-class Grant:
-    """What the token endpoint answered: an offline access token and the scopes it carries."""
-
-    access_token: str
-    scopes: tuple[str, ...]
-
-    def missing(self, wanted: Iterable[str] = SCOPES) -> list[str]:
-        """Wanted scopes the merchant did not grant (a write scope counts for its read)."""
-        granted = set(self.scopes) | {s.replace("write_", "read_", 1) for s in self.scopes if s.startswith("write_")}
-        return [s for s in wanted if s not in granted]
 
 
 # --- shop domains ------------------------------------------------------------------------------
@@ -159,36 +143,6 @@ def authorize_url(shop: str, api_key: str, scopes: Iterable[str], redirect_uri: 
     query = urlencode({"client_id": api_key, "scope": ",".join(scopes), "redirect_uri": redirect_uri,
                        "state": state})
     return f"https://{shop}/admin/oauth/authorize?{query}"
-
-
-def exchange_code(shop: str, api_key: str, secret: str, code: str) -> Grant:
-    """Trade the callback's ``code`` for an offline access token; StoreError on any failure."""
-    shop = require_shop_domain(shop)
-    url = f"https://{shop}/admin/oauth/access_token"
-    try:
-        response = requests.post(url, json={"client_id": api_key, "client_secret": secret, "code": code},
-                                 headers={"Accept": "application/json"}, timeout=TIMEOUT, allow_redirects=False)
-    except requests.Timeout as exc:
-        raise StoreError(f"Shopify did not answer the token exchange in time: {exc}", retryable=True,
-                         code="TIMEOUT") from exc
-    except requests.RequestException as exc:
-        raise StoreError(f"could not reach {shop} for the token exchange: {exc}", retryable=True,
-                         code="CONNECTION") from exc
-    status = response.status_code
-    if status != 200:
-        detail = (response.text or response.reason or "").strip()[:300]
-        raise StoreError(f"Shopify answered the token exchange with {status}: {detail}",
-                         retryable=status == 429 or status >= 500, status=status, code=f"HTTP_{status}")
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    token = body.get("access_token") if isinstance(body, dict) else None
-    if not isinstance(token, str) or not token:
-        raise StoreError("Shopify's token exchange answer holds no access_token", retryable=False, status=status,
-                         code="BAD_RESPONSE")
-    scope = body.get("scope") or ""
-    return Grant(token, tuple(s.strip() for s in str(scope).split(",") if s.strip()))
 
 
 # --- App Bridge session tokens -----------------------------------------------------------------

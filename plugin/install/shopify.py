@@ -25,9 +25,10 @@ from flask import Blueprint, Response, current_app, redirect, request, url_for
 
 import connectors
 from connectors.base import Shop
-from connectors.shopify import oauth
+from connectors.shopify import grants, oauth
 from plugin.errors import KeepwellError, StoreError
 from plugin.shops import add_shop, default_api_url, find_shop
+from plugin.tokens import stored_fields
 
 log = logging.getLogger("keepwell.install")
 bp = Blueprint("shopify", __name__, url_prefix="/shopify")
@@ -121,7 +122,7 @@ def callback():
     if not code:
         raise InstallError("the callback carries no authorization code")
     try:
-        grant = oauth.exchange_code(shop, config.shopify_api_key, config.shopify_api_secrets[0], code)
+        grant = grants.exchange_code(shop, config.shopify_api_key, config.shopify_api_secrets[0], code)
         store = Shop(id="", platform="shopify", domain=shop, api_url=default_api_url("shopify", shop),
                      access_token=grant.access_token)
         topics = connectors.get("shopify").register_webhooks(store, config.app_url)
@@ -137,7 +138,7 @@ def callback():
         reinstall = find_shop(session, "shopify", shop) is not None
         # No webhook secret of its own: Shopify signs with the app's client secret.
         row, _ = add_shop(session, config, "shopify", shop, access_token=grant.access_token,
-                          settings={"scopes": list(grant.scopes)})
+                          settings={"scopes": list(grant.scopes)}, token_fields=stored_fields(grant))
         shop_id = row.id
     log.info("shop %s (%s) %s; webhooks: %s", shop, shop_id, "reinstalled" if reinstall else "installed",
              ", ".join(topics))
