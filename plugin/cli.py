@@ -236,19 +236,41 @@ def format_report(report) -> str:
 
 
 @main.command()
-@click.argument("history", type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path))
+@click.argument("history", required=False, type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path))
 @click.option("--customer", "customer_id", required=True, help="Customer id.")
 @click.option("--event", "event_id", help="Event id (default: the customer's last event).")
 @click.option("--rules", "rules_path", default=RULES_DIR, show_default=True, type=click.Path(exists=True, path_type=Path))
-def explain(history, customer_id, event_id, rules_path):
+@click.option("--shop", "shop_id", help="Instead of HISTORY: the shop's kept history, its active rules, and what "
+                                        "the ledger recorded for the customer (sent, suppressed, failed and why).")
+def explain(history, customer_id, event_id, rules_path, shop_id):
     """Why did (or didn't) a customer get a touch? Each rule's verdict, condition by condition."""
     from plugin.explain import explain as run
 
+    if (history is None) == (shop_id is None):
+        raise click.UsageError("give a HISTORY file or --shop SHOP_ID")
+    if shop_id is None:
+        events, ruleset, ledger = _read_history(history), _load(rules_path), []
+    else:
+        from datetime import datetime, timezone
+
+        from plugin.explain import ledger_lines
+        from plugin.history import shop_events
+        from plugin.shops import rules_for
+
+        with _rule_sessions()() as session:
+            try:
+                ruleset, _ = rules_for(session, shop_id)
+            except LookupError as exc:
+                raise click.ClickException(str(exc))
+            events = shop_events(session, shop_id, datetime.min.replace(tzinfo=timezone.utc))
+            ledger = ledger_lines(session, shop_id, customer_id)
     try:
-        lines = run(_read_history(history), _load(rules_path), customer_id, event_id)
+        lines = run(events, ruleset, customer_id, event_id)
     except LookupError as exc:
-        raise click.ClickException(str(exc))
-    click.echo("\n".join(lines))
+        if not ledger:
+            raise click.ClickException(str(exc))
+        lines = [str(exc)]
+    click.echo("\n".join(lines + ledger))
 
 
 @main.command("report")

@@ -146,7 +146,9 @@ class TimerRow(Base):
     customer_id: Mapped[str] = mapped_column(String(128), index=True)
     wake_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     event: Mapped[dict] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | fired
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | fired | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # times armed again
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)  # why it was armed again, or failed
 
 
 class DataExportRow(Base):

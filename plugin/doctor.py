@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
@@ -354,6 +354,23 @@ def check_shopify_tokens(config: Config, session) -> Check:
                            "non-expiring token")
 
 
+def check_timers(session) -> Check:
+    """Touches that were never sent because their timer could not be armed again."""
+    from plugin.db import DecisionRow
+
+    name = "timers"
+    failed = (DecisionRow.status == "failed") & (DecisionRow.kind == "suppressed")
+    count = session.scalar(select(func.count()).select_from(DecisionRow).where(failed))
+    if not count:
+        return Check(name, OK, "no touch lost its timer")
+    rows = session.execute(select(DecisionRow.shop_id, DecisionRow.rule_id, DecisionRow.customer_id, DecisionRow.error)
+                           .where(failed).order_by(DecisionRow.updated_at.desc()).limit(MAX_LISTED)).all()
+    listed = "; ".join(f"shop {s} rule {r} customer {c}: {e}" for s, r, c, e in rows)
+    return Check(name, WARN, f"{count} touch(es) not sent because their timer failed ({listed})",
+                 "keep every machine's clock synchronised (NTP); `keepwell explain --shop SHOP_ID --customer ID` "
+                 "and the dashboard's activity page show each one")
+
+
 def run(config: Config, timeout: float = 5.0) -> list[Check]:
     """Every check, in the order ``keepwell doctor`` prints them."""
     checks = [check_secret_key(config), check_shopify(config), check_app_url(config), check_redis(config, timeout)]
@@ -362,12 +379,12 @@ def run(config: Config, timeout: float = 5.0) -> list[Check]:
     checks.append(check_smtp(config, timeout))
     if engine is None:
         checks += [Check(name, SKIP, "needs a reachable, migrated database")
-                   for name in ("stored secrets", "rule sets", "shopify tokens")]
+                   for name in ("stored secrets", "rule sets", "shopify tokens", "timers")]
         return checks
     try:
         with Session(engine) as session:
             checks += [check_stored_secrets(config, session), check_rule_sets(session),
-                       check_shopify_tokens(config, session)]
+                       check_shopify_tokens(config, session), check_timers(session)]
     finally:
         engine.dispose()
     return checks
@@ -375,4 +392,4 @@ def run(config: Config, timeout: float = 5.0) -> list[Check]:
 
 __all__ = ["Check", "OK", "WARN", "FAIL", "SKIP", "run", "failed", "check_secret_key", "check_shopify", "check_app_url",
            "check_redis", "check_smtp", "check_database", "check_stored_secrets", "check_rule_sets",
-           "check_shopify_tokens"]
+           "check_shopify_tokens", "check_timers"]

@@ -66,6 +66,24 @@ def explain(events: Iterable[Event], rules: RuleSet, customer_id: str, event_id:
     return lines
 
 
+def ledger_lines(session, shop_id: str, customer_id: str) -> list[str]:
+    """What the shop's ledger recorded for the customer, oldest first: each decision's outcome
+    and, for one that failed (an effect, or a timer that could not be armed again), why."""
+    from sqlalchemy import select
+
+    from plugin.db import DecisionRow
+
+    rows = session.scalars(select(DecisionRow).where(DecisionRow.shop_id == shop_id, DecisionRow.customer_id == customer_id)
+                           .order_by(DecisionRow.created_at, DecisionRow.id)).all()
+    lines = ["", f"ledger of shop {shop_id} for customer {customer_id}:" if rows else "ledger: no decisions recorded"]
+    for r in rows:
+        line = f"  {r.rule_id}: {r.kind} {r.status}" + (f" ({r.reason})" if r.reason else "") + (f": {r.detail}" if r.detail else "")
+        lines.append(line)
+        if r.status == "failed" and r.error:
+            lines.append(f"    FAILED: {r.error}")
+    return lines
+
+
 def _trigger_text(rule) -> str:
     t = rule.trigger
     if t.kind == "event":

@@ -8,6 +8,7 @@ customer state without per-customer locks.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -25,6 +26,11 @@ redis.call('RPUSH', KEYS[2], ARGV[1])
 if redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[3]) then return 2 end
 return 1
 """
+
+
+def job_id(*parts: str) -> str:
+    """A stable RQ job id for these parts (ids are global in Redis: callers namespace them)."""
+    return hashlib.sha256(":".join(parts).encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
@@ -77,9 +83,11 @@ class Handoff:
             self.enqueue_drain(shop_id)
         return status != 0
 
-    def push_event(self, shop_id: str, event_dict: dict) -> bool:
-        """Queue a canonical event (timer, signal, reconciliation), deduped by its id."""
-        env = Envelope("keepwell", "event", f"event:{event_dict['id']}", time.time(), json.dumps(event_dict))
+    def push_event(self, shop_id: str, event_dict: dict, attempt: int = 0) -> bool:
+        """Queue a canonical event (timer, signal, reconciliation), deduped by its id (and the
+        attempt of a timer that was armed again, which must get through)."""
+        key = f"event:{event_dict['id']}" + (f":{attempt}" if attempt else "")
+        env = Envelope("keepwell", "event", key, time.time(), json.dumps(event_dict))
         return self.push(shop_id, env)
 
     def enqueue_drain(self, shop_id: str):

@@ -7,7 +7,6 @@ are marked done; a retried job finds them done and skips them (DESIGN.md princip
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -27,11 +26,13 @@ from plugin.config import Config
 from plugin.db import (CustomerRow, DecisionRow, EffectRow, EventSeenRow, OrderIndexRow, ShopRow, TimerRow,
                        UnsubscribeRow, utcnow)
 from plugin.engine import Decision, Kind, Reason, apply, decide, new_state, record
+from plugin.engine.decide import decision_key
 from plugin.engine.state import state_from_dict, state_to_dict
 from plugin.errors import DeliveryError, PayloadError, StoreError
 from plugin.events import Event, event_from_dict, event_to_dict
-from plugin.handoff import DRAIN_TTL, Envelope, Handoff
+from plugin.handoff import DRAIN_TTL, Envelope, Handoff, job_id
 from plugin.shops import rules_for, to_shop
+from plugin.timers import RQ_TIMER_HORIZON, arm_again, due, fire_timer, schedule_timer, sweep_timers
 
 log = logging.getLogger("keepwell.worker")
 
@@ -39,9 +40,6 @@ MAX_EFFECT_ATTEMPTS = 8
 DRAIN_BUDGET_S = 20  # then the drain re-enqueues itself, so other shops get their turn
 MAX_ENVELOPE_ATTEMPTS = 5
 SHOP_CACHE_S = 5.0
-#: Timers due sooner than this go to RQ's scheduler; later ones are fired by the minutely tick
-#: from the timers table, so days-long delays cost no Redis job.
-RQ_TIMER_HORIZON = timedelta(minutes=15)
 LOCK_EXTEND_S = 30.0
 
 
@@ -77,10 +75,6 @@ class Runtime:
 
 def _backoff(attempts: int, retry_after: float | None) -> float:
     return max(retry_after or 0.0, min(3600.0, 5.0 * 3 ** (attempts - 1)))
-
-
-def _job_id(*parts: str) -> str:
-    return hashlib.sha256(":".join(parts).encode()).hexdigest()[:32]
 
 
 # --- draining a shop's backlog -----------------------------------------------------------------
@@ -167,66 +161,119 @@ def process_event(rt: Runtime, shop_id: str, event: Event) -> list[str]:
     if event.shop != shop_id:  # the envelope's shop is the truth
         event = replace(event, shop=shop_id)
     now = rt.clock()
-    timers: list[Decision] = []
     with rt.sessions.begin() as session:
-        seen = session.get(EventSeenRow, (shop_id, event.id))
-        if seen is not None:
-            pending = session.scalars(select(DecisionRow.key).where(
-                DecisionRow.shop_id == shop_id, DecisionRow.event_id == event.id, DecisionRow.status == "pending")).all()
-            touches = list(pending)
+        if session.get(EventSeenRow, (shop_id, event.id)) is not None:
+            touches = list(session.scalars(select(DecisionRow.key).where(
+                DecisionRow.shop_id == shop_id, DecisionRow.event_id == event.id, DecisionRow.status == "pending")))
+            timers = []
         else:
-            # a timer runs under the rule set version it was scheduled with, while the shop keeps it
-            ruleset, _ = rules_for(session, shop_id, event.data.get("version") if event.type == "timer" else None)
-            crow = session.get(CustomerRow, (shop_id, event.customer_id))
-            state = state_from_dict(crow.state) if crow else new_state(shop_id, event.customer_id)
-            state = apply(state, event, ruleset.settings.referral_prefix)
-            if state.accepts_marketing and session.get(UnsubscribeRow, (shop_id, event.customer_id)) is not None:
-                # Our one-click unsubscribe outranks an opt-in the store still reports (a checkout
-                # box, a stale meta value): effects never email this customer again, so no rule may
-                # issue them coupons or count touches as if it could.
-                state = replace(state, accepts_marketing=False)
-            touches = []
-            decisions = decide(event, state, ruleset, now)
-            known_timers, decided = _already_recorded(session, shop_id, decisions)
-            for d in decisions:
-                if d.kind == Kind.SCHEDULED:
-                    if d.timer.id not in known_timers:
-                        session.add(TimerRow(shop_id=shop_id, key=d.timer.id, customer_id=d.customer_id,
-                                             wake_at=d.wake_at, event=event_to_dict(d.timer)))
-                        timers.append(d)
-                    continue
-                if d.kind == Kind.SUPPRESSED and d.reason == Reason.CONDITIONS:
-                    continue  # the rule simply did not apply: not a touch anyone wanted
-                existing = decided.get(d.key)
-                if existing is not None and (d.kind == Kind.SUPPRESSED or existing.reason != Reason.CAP.value):
-                    continue  # decided before; only a touch the cap deferred may still go out
-                if d.kind == Kind.TOUCH:
-                    state = record(state, d)
-                    _write_touch(session, shop_id, d, existing)
-                    touches.append(d.key)
-                else:
-                    session.add(_decision_row(shop_id, d, status="suppressed"))
-            if crow is None:
-                session.add(CustomerRow(shop_id=shop_id, customer_id=event.customer_id, state=state_to_dict(state)))
-            else:
-                crow.state = state_to_dict(state)
-            if event.order is not None and session.get(OrderIndexRow, (shop_id, event.order.id)) is None:
-                session.add(OrderIndexRow(shop_id=shop_id, order_id=event.order.id, customer_id=event.customer_id))
-            record_attribution(session, shop_id, event)  # order.paid redeeming a Keepwell coupon
-            session.add(EventSeenRow(shop_id=shop_id, key=event.id))
-    for d in timers:
-        schedule_timer(rt, shop_id, d.timer.id, d.wake_at)
+            early = _early_timer(session, shop_id, event, now)
+            touches, timers = ([], early) if early is not None else _decide(session, shop_id, event, now)
+    for key, at, attempt in timers:
+        schedule_timer(rt, shop_id, key, at, attempt)
     for key in touches:
         execute_decision(rt, shop_id, key)
     return touches
+
+
+def _early_timer(session, shop_id: str, event: Event, now: datetime) -> list | None:
+    """None when ``event`` may be decided now; else the timer fired before its time, and is
+    armed again (the timers to schedule) or failed, deciding nothing."""
+    if event.type != "timer":
+        return None
+    row = session.get(TimerRow, (shop_id, event.id))
+    if row is None or due(row.wake_at, now):
+        return None
+    early = row.wake_at - now
+    if arm_again(row, f"fired {early.total_seconds():.3f} s before its time"):
+        # whoever fired it had reached wake_at on their clock: as long again brings ours there
+        return [(row.key, row.wake_at + early, row.attempts)]
+    _record_failure(session, shop_id, _timer_decision(row, now), row.error)
+    return []
+
+
+def _decide(session, shop_id: str, event: Event, now: datetime) -> tuple[list[str], list[tuple]]:
+    """Decide ``event`` and record its decisions, timers and state; (touch keys, timers to schedule)."""
+    # a timer runs under the rule set version it was scheduled with, while the shop keeps it
+    ruleset, _ = rules_for(session, shop_id, event.data.get("version") if event.type == "timer" else None)
+    crow = session.get(CustomerRow, (shop_id, event.customer_id))
+    state = state_from_dict(crow.state) if crow else new_state(shop_id, event.customer_id)
+    state = apply(state, event, ruleset.settings.referral_prefix)
+    if state.accepts_marketing and session.get(UnsubscribeRow, (shop_id, event.customer_id)) is not None:
+        # Our one-click unsubscribe outranks an opt-in the store still reports (a checkout
+        # box, a stale meta value): effects never email this customer again, so no rule may
+        # issue them coupons or count touches as if it could.
+        state = replace(state, accepts_marketing=False)
+    touches, timers, armed_again = [], [], False
+    decisions = decide(event, state, ruleset, now)
+    known_timers, decided = _already_recorded(session, shop_id, decisions)
+    for d in decisions:
+        if d.kind == Kind.SCHEDULED:
+            row = known_timers.get(d.timer.id)
+            if row is None:
+                session.add(TimerRow(shop_id=shop_id, key=d.timer.id, customer_id=d.customer_id,
+                                     wake_at=d.wake_at, event=event_to_dict(d.timer)))
+                timers.append((d.timer.id, d.wake_at, 0))
+            elif row.status != "pending":  # deferred to a moment whose timer has already fired
+                why = f"deferred again to {d.wake_at.isoformat()}, the time of a timer that already fired"
+                if row.key == event.id and arm_again(row, why):
+                    timers.append((row.key, d.wake_at, row.attempts))
+                    armed_again = True  # its event must be decided again when it fires
+                else:
+                    _record_failure(session, shop_id, d, row.error if row.key == event.id else why)
+            continue
+        if d.kind == Kind.SUPPRESSED and d.reason == Reason.CONDITIONS:
+            continue  # the rule simply did not apply: not a touch anyone wanted
+        existing = decided.get(d.key)
+        if existing is not None and (d.kind == Kind.SUPPRESSED or existing.reason != Reason.CAP.value):
+            if d.reason == Reason.CAP and existing.reason == Reason.CAP.value and existing.status == "suppressed":
+                existing.detail = d.detail  # deferred again: the ledger says to when
+            continue  # decided before; only a touch the cap deferred may still go out
+        if d.kind == Kind.TOUCH:
+            state = record(state, d)
+            _write_touch(session, shop_id, d, existing)
+            touches.append(d.key)
+        else:
+            session.add(_decision_row(shop_id, d, status="suppressed"))
+    if crow is None:
+        session.add(CustomerRow(shop_id=shop_id, customer_id=event.customer_id, state=state_to_dict(state)))
+    else:
+        crow.state = state_to_dict(state)
+    if event.order is not None and session.get(OrderIndexRow, (shop_id, event.order.id)) is None:
+        session.add(OrderIndexRow(shop_id=shop_id, order_id=event.order.id, customer_id=event.customer_id))
+    record_attribution(session, shop_id, event)  # order.paid redeeming a Keepwell coupon
+    if not armed_again:
+        session.add(EventSeenRow(shop_id=shop_id, key=event.id))
+    return touches, timers
+
+
+def _timer_decision(row: TimerRow, now: datetime) -> Decision:
+    """The touch a timer was for, as a suppressed decision (to record that it failed)."""
+    data = row.event["data"]
+    return Decision(kind=Kind.SUPPRESSED, key=decision_key(row.shop_id, data["rule"], row.customer_id, data["anchor"]),
+                    shop=row.shop_id, rule_id=data["rule"], customer_id=row.customer_id, at=now, event_id=row.key,
+                    reason=data["kind"], ruleset_version=data.get("version", ""))
+
+
+def _record_failure(session, shop_id: str, d: Decision, why: str) -> None:
+    """A touch whose timer will not fire again: the ledger says so, and why (a touch already
+    made stays as it is)."""
+    existing = session.scalar(select(DecisionRow).where(DecisionRow.shop_id == shop_id, DecisionRow.key == d.key))
+    if existing is None:
+        existing = _decision_row(shop_id, d._replace(kind=Kind.SUPPRESSED, detail=why), status="failed")
+        session.add(existing)
+    elif existing.kind == Kind.TOUCH.value:
+        return
+    existing.status, existing.error = "failed", why
+    log.error("shop %s: %s: %s", shop_id, d.key, why)
 
 
 def _already_recorded(session, shop_id: str, decisions: list[Decision]):
     """The timers and ledger rows the event's decisions already have: one query each, not one per decision."""
     timer_ids = [d.timer.id for d in decisions if d.kind == Kind.SCHEDULED]
     keys = [d.key for d in decisions if d.kind != Kind.SCHEDULED and d.reason != Reason.CONDITIONS]
-    known = set(session.scalars(select(TimerRow.key).where(TimerRow.shop_id == shop_id, TimerRow.key.in_(timer_ids)))) \
-        if timer_ids else set()
+    known = {r.key: r for r in session.scalars(select(TimerRow).where(TimerRow.shop_id == shop_id,
+                                                                     TimerRow.key.in_(timer_ids)))} if timer_ids else {}
     decided = {r.key: r for r in session.scalars(select(DecisionRow).where(DecisionRow.shop_id == shop_id,
                                                                             DecisionRow.key.in_(keys)))} if keys else {}
     return known, decided
@@ -253,54 +300,13 @@ def _plain_actions(d: Decision) -> list[dict]:
     return d.to_dict()["actions"]
 
 
-# --- timers -------------------------------------------------------------------------------------
-
-def schedule_timer(rt: Runtime, shop_id: str, key: str, wake_at: datetime) -> None:
-    """Ask RQ's scheduler to fire a timer that is due soon; the TimerRow is the durable copy that
-    the minutely tick fires when its time comes (and the safety net if Redis lost the job)."""
-    if wake_at - rt.clock() > RQ_TIMER_HORIZON:
-        return
-    rt.queue.enqueue_at(wake_at, "plugin.jobs.fire_timer", shop_id, key, job_id=f"timer-{_job_id(shop_id, key)}",
-                        result_ttl=60)
-
-
-def fire_timer(rt: Runtime, shop_id: str, key: str) -> bool:
-    """Put a due timer's event on the shop's backlog (once)."""
-    return _fire(rt, [(shop_id, key)]) == 1
-
-
-def sweep_timers(rt: Runtime, grace: timedelta = timedelta(minutes=2)) -> int:
-    """Fire every pending timer due by now (less ``grace``): the tick's job for timers beyond
-    RQ's horizon, and the safety net for RQ jobs lost with Redis."""
-    with rt.sessions() as session:
-        due = session.execute(select(TimerRow.shop_id, TimerRow.key).where(
-            TimerRow.status == "pending", TimerRow.wake_at <= rt.clock() - grace)).all()
-    return _fire(rt, [tuple(row) for row in due])
-
-
-def _fire(rt: Runtime, timers: list[tuple[str, str]]) -> int:
-    """Queue the timers' events, then mark them fired in one transaction. The push comes first:
-    a crash in between leaves them pending, and the next sweep's push is deduped by event id."""
-    if not timers:
-        return 0
-    with rt.sessions() as session:
-        rows = [session.get(TimerRow, t) for t in timers]
-        events = [(r.shop_id, dict(r.event)) for r in rows if r is not None and r.status == "pending"]
-    for shop_id, event in events:
-        rt.handoff.push_event(shop_id, event)
-    with rt.sessions.begin() as session:
-        for shop_id, event in events:
-            session.get(TimerRow, (shop_id, event["id"])).status = "fired"
-    return len(events)
-
-
 # --- acting -------------------------------------------------------------------------------------
 
 def execute_decision(rt: Runtime, shop_id: str, key: str) -> str:
     """Run a touch's pending effects in order; returns the decision's status."""
     from plugin import effects
 
-    lock = rt.redis.lock(f"{rt.config.queue}:{{{shop_id}}}:exec:{_job_id(key)}", timeout=300, blocking=False)
+    lock = rt.redis.lock(f"{rt.config.queue}:{{{shop_id}}}:exec:{job_id(key)}", timeout=300, blocking=False)
     if not lock.acquire():
         return "busy"
     try:
@@ -312,9 +318,9 @@ def execute_decision(rt: Runtime, shop_id: str, key: str) -> str:
 def retry_decision_later(rt: Runtime, shop_id: str, key: str, attempts: int, retry_after: float | None) -> float:
     delay = _backoff(attempts, retry_after)
     rt.queue.enqueue_in(timedelta(seconds=delay), "plugin.jobs.execute", shop_id, key,
-                        job_id=f"exec-{_job_id(shop_id, key, str(attempts))}", result_ttl=60)
+                        job_id=f"exec-{job_id(shop_id, key, str(attempts))}", result_ttl=60)
     return delay
 
 
-__all__ = ["Runtime", "drain", "process_envelope", "process_event", "fire_timer", "sweep_timers",
+__all__ = ["Runtime", "RQ_TIMER_HORIZON", "drain", "process_envelope", "process_event", "fire_timer", "sweep_timers",
            "execute_decision", "retry_decision_later", "StoreError", "DeliveryError"]

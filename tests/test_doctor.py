@@ -73,6 +73,7 @@ def test_a_good_deployment_passes(redis_server, smtp, database_url):
         f"OK   stored secrets: credentials of shop {shop_id} decrypt with the configured keys",
         "OK   rule sets: 1 active shop(s), each with an active rule set that compiles",
         "OK   shopify tokens: no active Shopify shops",
+        "OK   timers: no touch lost its timer",
     ]
     assert not doctor.failed(checks)
     assert live_keys(redis_server) == []  # the write probe cleaned up

@@ -7,14 +7,14 @@ from decimal import Decimal, InvalidOperation
 
 from plugin.events import Money
 
-_DURATION = re.compile(r"^\s*(\d+)\s*(m|h|d|w)\s*$")
-_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _MONEY = re.compile(r"^\s*(\d+(?:\.\d{1,2})?)\s*([A-Za-z]{3})\s*$")
 _PERCENT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
 
 
 def parse_duration(text) -> timedelta:
-    """'30d', '12h', '2w', '90m' -> timedelta; ValueError with a hint otherwise."""
+    """'30d', '12h', '2w', '90m', '45s' -> timedelta; ValueError with a hint otherwise."""
     m = _DURATION.match(str(text))
     if not m:
         raise ValueError(f"bad duration {text!r}: write a whole number and a unit, e.g. '30d', '12h', '2w', '90m'")
