@@ -186,8 +186,9 @@ def _early_timer(session, shop_id: str, event: Event, now: datetime) -> list | N
         return None
     early = row.wake_at - now
     if arm_again(row, f"fired {early.total_seconds():.3f} s before its time"):
-        # whoever fired it had reached wake_at on their clock: as long again brings ours there
-        return [(row.key, row.wake_at + early, row.attempts)]
+        # Whoever fired it had reached wake_at on their clock, so ours is at least `early` behind
+        # theirs: waiting twice as long each attempt gets past any steady skew.
+        return [(row.key, row.wake_at + early * 2 ** row.attempts, row.attempts)]
     _record_failure(session, shop_id, _timer_decision(row, now), row.error)
     return []
 
@@ -214,14 +215,13 @@ def _decide(session, shop_id: str, event: Event, now: datetime) -> tuple[list[st
                 session.add(TimerRow(shop_id=shop_id, key=d.timer.id, customer_id=d.customer_id,
                                      wake_at=d.wake_at, event=event_to_dict(d.timer)))
                 timers.append((d.timer.id, d.wake_at, 0))
-            elif row.status != "pending":  # deferred to a moment whose timer has already fired
-                why = f"deferred again to {d.wake_at.isoformat()}, the time of a timer that already fired"
-                if row.key == event.id and arm_again(row, why):
+            elif row.key == event.id:  # this timer, deferred again to its own moment: not yet its time
+                if arm_again(row, f"deferred again to its own time {d.wake_at.isoformat()}"):
                     timers.append((row.key, d.wake_at, row.attempts))
                     armed_again = True  # its event must be decided again when it fires
                 else:
-                    _record_failure(session, shop_id, d, row.error if row.key == event.id else why)
-            continue
+                    _record_failure(session, shop_id, d, row.error)
+            continue  # else set before (a delay is set once per touch, however often its trigger comes)
         if d.kind == Kind.SUPPRESSED and d.reason == Reason.CONDITIONS:
             continue  # the rule simply did not apply: not a touch anyone wanted
         existing = decided.get(d.key)
@@ -256,16 +256,16 @@ def _timer_decision(row: TimerRow, now: datetime) -> Decision:
 
 
 def _record_failure(session, shop_id: str, d: Decision, why: str) -> None:
-    """A touch whose timer will not fire again: the ledger says so, and why (a touch already
-    made stays as it is)."""
+    """A touch whose timer will not fire again: the ledger says so, and why. A touch already
+    decided (made, or suppressed for good) stays as it is; one the cap deferred is failed."""
+    log.error("shop %s: %s: %s", shop_id, d.key, why)
     existing = session.scalar(select(DecisionRow).where(DecisionRow.shop_id == shop_id, DecisionRow.key == d.key))
     if existing is None:
         existing = _decision_row(shop_id, d._replace(kind=Kind.SUPPRESSED, detail=why), status="failed")
         session.add(existing)
-    elif existing.kind == Kind.TOUCH.value:
+    elif (existing.kind, existing.reason) != (Kind.SUPPRESSED.value, Reason.CAP.value):
         return
     existing.status, existing.error = "failed", why
-    log.error("shop %s: %s: %s", shop_id, d.key, why)
 
 
 def _already_recorded(session, shop_id: str, decisions: list[Decision]):

@@ -17,7 +17,7 @@ from plugin.admin_auth import admin_link
 from plugin.cli import main
 from plugin.db import DecisionRow, TimerRow
 from plugin.shops import install_rules, read_rule_dir
-from plugin.timers import MAX_TIMER_ATTEMPTS, schedule_timer, whole_second_up
+from plugin.timers import MAX_TIMER_ATTEMPTS, fire_timer, schedule_timer, whole_second_up
 
 RULES = Path(__file__).resolve().parent / "fixtures" / "rules_capped"  # 1 touch per 2 s, deferred
 STORE = "https://store.example"
@@ -85,8 +85,8 @@ def test_a_timer_that_fires_early_decides_nothing_and_acts_at_its_time(live):
     (capped,) = live.rows(DecisionRow, rule_id="note")
     assert (capped.kind, capped.status) == ("suppressed", "suppressed")
     assert len(live.smtp.messages) == 1
-    ((_, again),) = scheduled(live, FIRE)  # armed again, as long after wake_at as it was early
-    assert again == whole_second_up(timer.wake_at + timedelta(milliseconds=300))
+    ((_, again),) = scheduled(live, FIRE)  # armed again, twice as long after wake_at as it was early
+    assert again == whole_second_up(timer.wake_at + timedelta(milliseconds=600))
 
     live.clock.now = again
     assert run_scheduled(live, FIRE) == 1
@@ -101,9 +101,10 @@ def test_a_timer_that_fires_early_decides_nothing_and_acts_at_its_time(live):
 def test_a_timer_that_cannot_act_is_recorded_failed_and_shown(live):
     shop_id, timer = signup_then_update(live)
     live.clock.now = timer.wake_at - timedelta(minutes=5)  # a worker whose clock is 5 minutes behind
-    for _ in range(MAX_TIMER_ATTEMPTS + 1):
-        assert run_scheduled(live, FIRE) == 1
-    assert scheduled(live, FIRE) == []
+    for _ in range(MAX_TIMER_ATTEMPTS + 1):  # fired as RQ's scheduler on a right clock does, each time
+        assert fire_timer(live.rt, shop_id, timer.key)
+        live.work()
+    assert not fire_timer(live.rt, shop_id, timer.key)
     (row,) = live.rows(TimerRow, shop_id=shop_id)
     reason = f"fired 300.000 s before its time; not armed again after {MAX_TIMER_ATTEMPTS} attempts"
     assert (row.status, row.attempts, row.error) == ("failed", MAX_TIMER_ATTEMPTS, reason)
@@ -129,3 +130,25 @@ def test_a_timer_that_cannot_act_is_recorded_failed_and_shown(live):
     assert "<td>note</td><td>41</td><td>suppressed / failed</td><td>cap</td>" in page
     detail = client.get(f"/admin/activity/{failed.id}").get_data(as_text=True)
     assert reason in detail
+
+
+def test_a_timer_deferred_again_to_its_own_moment_is_armed_again(live):
+    """A row that calls the timer due while the cap still holds the slot (a database that keeps
+    whole seconds would store it so): the engine defers it to its own moment again."""
+    shop_id, timer = signup_then_update(live)
+    with live.rt.sessions.begin() as session:
+        session.get(TimerRow, (shop_id, timer.key)).wake_at = timer.wake_at.replace(microsecond=0)
+    live.clock.now = timer.wake_at - timedelta(milliseconds=300)
+    assert fire_timer(live.rt, shop_id, timer.key)
+    live.work()
+    (row,) = live.rows(TimerRow, shop_id=shop_id)
+    assert (row.status, row.attempts) == ("pending", 1)
+    assert row.error == f"deferred again to its own time {timer.wake_at.isoformat()}"
+    (capped,) = live.rows(DecisionRow, rule_id="note")
+    assert (capped.kind, capped.status) == ("suppressed", "suppressed")
+
+    live.clock.now = timer.wake_at
+    assert run_scheduled(live, FIRE) == 2  # its first job and the new one: the event goes once, decided again
+    (touch,) = live.rows(DecisionRow, rule_id="note")
+    assert (touch.kind, touch.status) == ("touch", "done"), touch.error
+    assert [m["Subject"] for m in live.smtp.messages] == ["Hello Dave", "Your profile changed"]
