@@ -37,6 +37,26 @@ class CouponResult:
     already_existed: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class HistoryItem:
+    """One record of a store's past (a customer or an order, as its webhook payload) and the cursor
+    that resumes the walk after it. ``topic`` None: only the cursor moved (e.g. a bulk job started)."""
+
+    cursor: Mapping
+    topic: str | None = None
+    payload: dict | None = None
+    total: int | None = None  # records of this kind the store announced, when it does
+    record: str | None = None  # "customer" or "order": this item completes one record read
+
+
+class HistoryNotReady(Exception):
+    """The store is still preparing the history (a Shopify bulk operation): ask again later."""
+
+    def __init__(self, cursor: Mapping, retry_after: float, detail: str = ""):
+        self.cursor, self.retry_after, self.detail = cursor, retry_after, detail
+        super().__init__(detail or f"history not ready; ask again in {retry_after:g}s")
+
+
 class Connector(Protocol):
     platform: str
     topics: frozenset[str]  # webhook topics parse() understands
@@ -75,3 +95,7 @@ class Connector(Protocol):
 
     def changes_since(self, shop: Shop, since) -> Iterator[tuple[str, dict]]:
         """(topic, payload) for orders and customers modified since ``since`` (reconciliation)."""
+
+    def history(self, shop: Shop, since, cursor: Mapping) -> Iterator[HistoryItem]:
+        """The store's customers, then its orders (created since ``since``, or all), resuming
+        after ``cursor`` ({} to start); raises HistoryNotReady while the store prepares them."""

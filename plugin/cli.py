@@ -9,6 +9,7 @@ import click
 
 from plugin.rulefile import RULES_DIR, lint, load_rules, rule_files
 from plugin.errors import RuleError
+from plugin.importing.cli import import_command
 
 
 @click.group()
@@ -174,16 +175,23 @@ def sample_history(customers, seed, days, shop, output):
 @click.option("--seed", default=1, show_default=True, help="Seed for --sample.")
 @click.option("--from", "platform", type=click.Choice(["shopify", "woocommerce"]),
               help="HISTORY is a raw order export of this platform, not canonical events.")
+@click.option("--shop", "shop_id", help="Replay a connected shop's own history (imported and since), as Keepwell keeps it.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def simulate(history, rules_path, sample, seed, platform, fmt):
-    """Replay a store history (JSON Lines of canonical events, or a raw order export with
-    --from) through the rules in virtual time."""
+def simulate(history, rules_path, sample, seed, platform, shop_id, fmt):
+    """Replay a store history (JSON Lines of canonical events, a raw order export with --from, or a
+    connected shop's own with --shop) through the rules in virtual time."""
     from plugin.simulate import simulate as run
 
-    if (history is None) == (sample is None):
-        raise click.UsageError("give a HISTORY file or --sample N")
+    if sum(x is not None for x in (history, sample, shop_id)) != 1:
+        raise click.UsageError("give a HISTORY file, --sample N or --shop ID")
     ruleset = _load(rules_path)
-    if sample is not None:
+    if shop_id is not None:
+        from plugin.history import stored_history
+
+        events = stored_history(_config().database_url, shop_id)
+        if not events:
+            raise click.ClickException(f"shop {shop_id} has no history yet: `keepwell shop import --shop {shop_id}`")
+    elif sample is not None:
         from plugin.events import event_from_dict
         from plugin.sample_history import generate
 
@@ -428,6 +436,23 @@ def shop_add(platform, domain, store_url, token, consumer_key, consumer_secret, 
             raise click.ClickException(f"KEEPWELL_APP_URL must be a public https URL the store can reach, not {config.app_url}")
         topics = connectors.get(platform).register_webhooks(shop_obj, config.app_url)
         click.echo(f"webhooks registered: {', '.join(topics)}")
+    _queue_import(config, row.id)
+
+
+def _queue_import(config, shop_id: str) -> None:
+    """The store's past is imported by a worker; without Redis, say how to run it here."""
+    from redis.exceptions import RedisError
+
+    from plugin.importing import enqueue
+    from plugin.runtime import runtime
+
+    try:
+        enqueue(runtime(config).queue, shop_id)
+    except RedisError as exc:
+        click.echo(f"warning: history import not queued ({exc}); run `keepwell shop import --shop {shop_id}`", err=True)
+        return
+    click.echo(f"history import queued: `keepwell worker` folds in the store's customers and orders "
+               f"(or run `keepwell shop import --shop {shop_id}`)")
 
 
 @shop.command("list")
@@ -564,6 +589,8 @@ def secrets_rotate():
                                    f"({', '.join(unreadable)}): add the key they were encrypted with to "
                                    "KEEPWELL_SECRET_KEY (after the new one) and run this again")
 
+
+shop.add_command(import_command)
 
 if __name__ == "__main__":
     main()

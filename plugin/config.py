@@ -12,6 +12,7 @@
 | KEEPWELL_MAIL_FROM | Keepwell <noreply@localhost> | sender of emails |
 | KEEPWELL_MAX_WEBHOOK_BYTES | 1048576 | larger webhook bodies are refused with 413 |
 | KEEPWELL_QUEUE | keepwell | RQ queue name (and Redis key prefix) |
+| KEEPWELL_SHOPIFY_DEEP_HISTORY | 0 | 1: ask Shopify stores for read_all_orders at install, so the history import reaches past 60 days |
 """
 from __future__ import annotations
 
@@ -45,6 +46,7 @@ class Config:
     mail_from: str = "Keepwell <noreply@localhost>"
     max_webhook_bytes: int = 1024 * 1024
     queue: str = "keepwell"
+    shopify_deep_history: bool = False
     extra: dict = field(default_factory=dict, hash=False)  # a dict cannot be hashed; Config keys the lru_cache in plugin.runtime
 
     @property
@@ -66,6 +68,7 @@ class Config:
             mail_from=env.get("KEEPWELL_MAIL_FROM", cls.mail_from),
             max_webhook_bytes=int(env.get("KEEPWELL_MAX_WEBHOOK_BYTES", cls.max_webhook_bytes)),
             queue=env.get("KEEPWELL_QUEUE", cls.queue),
+            shopify_deep_history=env.get("KEEPWELL_SHOPIFY_DEEP_HISTORY", "0").strip().lower() in ("1", "true", "yes"),
         )
         values.update(overrides)
         return cls(**values)

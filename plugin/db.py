@@ -195,6 +195,22 @@ class AttributionRow(Base):
     __table_args__ = (UniqueConstraint("shop_id", "order_id", "decision_key"),)
 
 
+class ImportRow(Base):
+    """A shop's history import: where it stands, so a crashed import continues where it stopped."""
+
+    __tablename__ = "imports"
+    shop_id: Mapped[str] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))  # running | done | failed
+    since: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    cursor: Mapped[dict] = mapped_column(JSON, default=dict)  # the connector's place in the store's history
+    customers: Mapped[int] = mapped_column(Integer, default=0)  # records folded so far
+    orders: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[int | None] = mapped_column(Integer, nullable=True)  # records the store announced
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
 # Attribution finds a redeemed coupon by its code, in any case (WooCommerce lower-cases codes).
 Index("ix_effects_shop_coupon_code", EffectRow.shop_id, func.lower(EffectRow.coupon_code))
 

@@ -6,7 +6,7 @@ but no line items: product and collection conditions see none of them in a repla
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 
 from sqlalchemy import select
 
@@ -44,3 +44,11 @@ def shop_events(session, shop_id: str, since: datetime) -> list[Event]:
                 events.append(Event(id=f"history:cancel:{o['id']}", type="order.cancelled", shop=shop_id,
                                     customer_id=cid, occurred_at=at, order=order))
     return sorted(events, key=lambda e: (e.occurred_at, e.type != "customer.created"))
+
+
+def stored_history(database_url: str, shop_id: str) -> list[Event]:
+    """All of a shop's kept history (imported at install and since), for ``keepwell simulate --shop``."""
+    from plugin.db import sessions
+
+    with sessions(database_url)() as session:
+        return shop_events(session, shop_id, datetime(1970, 1, 1, tzinfo=timezone.utc))

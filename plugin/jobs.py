@@ -40,6 +40,19 @@ def reconcile(shop_id: str) -> int:
     return reconcile_shop(runtime(), shop_id)
 
 
+def import_history(shop_id: str, since: str | None = None, continuing: bool = False) -> str:
+    """Import (or continue importing) the shop's customers and paid orders, acting on none of it."""
+    from plugin.errors import UnknownShop
+    from plugin.events import parse_time
+    from plugin.importing import run
+
+    try:
+        return run(runtime(), shop_id, parse_time(since), continuing=continuing).status
+    except UnknownShop:
+        log.info("shop %s is gone: its history import is dropped", shop_id)
+        return "gone"
+
+
 def tick() -> dict:
     """Housekeeping every minute: lost timers, stranded decisions, idle backlogs; then re-arm."""
     rt = runtime()

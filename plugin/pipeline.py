@@ -31,6 +31,7 @@ from plugin.engine.state import state_from_dict, state_to_dict
 from plugin.errors import DeliveryError, PayloadError, StoreError
 from plugin.events import Event, event_from_dict, event_to_dict
 from plugin.handoff import DRAIN_TTL, Envelope, Handoff, job_id
+from plugin.importing.importer import is_importing
 from plugin.shops import rules_for, to_shop
 from plugin.timers import RQ_TIMER_HORIZON, arm_again, due, fire_timer, schedule_timer, sweep_timers
 
@@ -41,6 +42,7 @@ DRAIN_BUDGET_S = 20  # then the drain re-enqueues itself, so other shops get the
 MAX_ENVELOPE_ATTEMPTS = 5
 SHOP_CACHE_S = 5.0
 LOCK_EXTEND_S = 30.0
+IMPORT_WAIT = timedelta(seconds=15)
 
 
 @dataclass
@@ -82,6 +84,12 @@ def _backoff(attempts: int, retry_after: float | None) -> float:
 def drain(rt: Runtime, shop_id: str, budget_s: float = DRAIN_BUDGET_S) -> int:
     """Process the shop's backlog, oldest first; returns the number of envelopes processed."""
     keys = rt.handoff.keys(shop_id)
+    if is_importing(rt, shop_id):
+        # the shop's history is being folded in: live events wait for it (a loyal customer's
+        # next order must not look like a first one), then go in order
+        rt.redis.expire(keys.draining, DRAIN_TTL)
+        rt.queue.enqueue_in(IMPORT_WAIT, "plugin.jobs.drain", shop_id, result_ttl=60)
+        return 0
     lock = rt.redis.lock(f"{keys.draining}:lock", timeout=DRAIN_TTL, blocking=False)
     if not lock.acquire():
         return 0  # another drain holds the shop; it will see our items

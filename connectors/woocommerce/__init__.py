@@ -4,8 +4,8 @@ from __future__ import annotations
 from urllib.parse import urlencode
 from typing import Iterator, Mapping
 
-from connectors.base import CouponResult, Shop
-from connectors.woocommerce import coupons, delivery, install, reconcile, tags
+from connectors.base import CouponResult, HistoryItem, Shop
+from connectors.woocommerce import coupons, delivery, history, install, reconcile, tags
 from connectors.woocommerce import parse as parsing
 from plugin.events import Event
 
@@ -62,6 +62,10 @@ class WooCommerceConnector:
     def changes_since(self, shop: Shop, since) -> Iterator[tuple[str, dict]]:
         """(topic, payload) for orders and customers modified since ``since``."""
         return reconcile.changes_since(shop, since)
+
+    def history(self, shop: Shop, since, cursor: Mapping) -> Iterator[HistoryItem]:
+        """Every customer, then the orders created since ``since``, resuming after ``cursor``."""
+        return history.history(shop, since, cursor)
 
 
 connector = WooCommerceConnector()

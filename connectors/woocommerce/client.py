@@ -34,18 +34,31 @@ def call(shop: Shop, method: str, path: str, *, params: dict | None = None, json
 
 def pages(shop: Shop, path: str, params: dict | None = None) -> Iterator[dict]:
     """Every item of a paged list endpoint, page by page (``per_page`` 100)."""
-    page = 1
+    number = 1
     while True:
-        items, headers = _send(shop, "GET", path, {**(params or {}), "per_page": PER_PAGE, "page": page}, None)
-        if not isinstance(items, list):
-            raise StoreError(f"WooCommerce GET {path}: expected a list, got {type(items).__name__}",
-                             retryable=False, code="keepwell_unexpected_response")
+        items, headers = _list(shop, path, params or {}, number)
         yield from items
         total = headers.get("X-WP-TotalPages")
-        done = page >= int(total) if total and total.isdigit() else len(items) < PER_PAGE
+        done = number >= int(total) if total and total.isdigit() else len(items) < PER_PAGE
         if done or not items:
             return
-        page += 1
+        number += 1
+
+
+def page(shop: Shop, path: str, params: dict, number: int) -> tuple[list, int | None]:
+    """One page (``per_page`` 100) of a list endpoint and the total count the store announces
+    (``X-WP-Total``), when it does."""
+    items, headers = _list(shop, path, params, number)
+    total = headers.get("X-WP-Total")
+    return items, int(total) if total and total.isdigit() else None
+
+
+def _list(shop: Shop, path: str, params: dict, number: int):
+    items, headers = _send(shop, "GET", path, {**params, "per_page": PER_PAGE, "page": number}, None)
+    if not isinstance(items, list):
+        raise StoreError(f"WooCommerce GET {path}: expected a list, got {type(items).__name__}",
+                         retryable=False, code="keepwell_unexpected_response")
+    return items, headers
 
 
 def _send(shop: Shop, method: str, path: str, params: dict | None, body: Any):

@@ -22,7 +22,8 @@ from sqlalchemy import func, select
 
 from plugin import admin_auth
 from plugin.analytics import build_report, store_kpis
-from plugin.db import DecisionRow, EffectRow, RuleSetRow, ShopRow
+from plugin.db import DecisionRow, EffectRow, ImportRow, RuleSetRow, ShopRow
+from plugin.importing.status import describe
 from plugin.errors import RuleError
 from plugin.reports import load_inputs
 from plugin.rulefile import lint_sources
@@ -222,6 +223,7 @@ def overview():
     now = _now()
     with _edge().sessions() as s:
         inputs = load_inputs(s, g.shop_id)
+        history = describe(s.get(ImportRow, g.shop_id))
     last30 = build_report(inputs, since=now - timedelta(days=30), now=now)
     total = build_report(inputs, now=now)
     currency = total.currency or ""
@@ -239,7 +241,7 @@ def overview():
                 for rid, r in total.rules.items()]
     return render("admin/overview.html", kpis=kpis, currency=currency, line=line_chart(series),
                   bars=bar_rows(per_rule, ["revenue", "discount"]) if per_rule else None, per_rule=per_rule,
-                  money=money, active="overview")
+                  money=money, active="overview", history=history)
 
 
 def _rule_index(files: dict[str, str]) -> list[dict]:

@@ -69,6 +69,8 @@ class FrequencyCap:
 class Settings:
     frequency_cap: FrequencyCap | None = None
     referral_prefix: str = "REF"
+    on_import: str = "quiet"  # quiet | catch_up: what an imported past's due timers do
+    catch_up_over: timedelta = timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -252,7 +254,11 @@ def _settings(doc, path, problems):
             problems.add(path + ("frequency_cap", "per"), "per can be at most 366d (touches are remembered for a year)")
             per = None
         cap = per and FrequencyCap(fc["touches"], per, fc.get("when_capped", "skip"))
-    return Settings(frequency_cap=cap, referral_prefix=doc.get("referral_prefix", "REF").upper())
+    over = Settings.catch_up_over
+    if "catch_up_over" in doc:
+        over = _duration(doc["catch_up_over"], path + ("catch_up_over",), problems, None, "catch_up_over") or over
+    return Settings(frequency_cap=cap, referral_prefix=doc.get("referral_prefix", "REF").upper(),
+                    on_import=doc.get("on_import", "quiet"), catch_up_over=over)
 
 
 def compile_ruleset(documents, templates=None, problems: Problems | None = None) -> RuleSet | None:

@@ -26,6 +26,7 @@ from flask import Blueprint, Response, current_app, redirect, request, url_for
 import connectors
 from connectors.base import Shop
 from connectors.shopify import grants, oauth
+from plugin import importing
 from plugin.errors import KeepwellError, StoreError
 from plugin.shops import add_shop, default_api_url, find_shop
 from plugin.tokens import stored_fields
@@ -100,7 +101,9 @@ def install():
     state = issue_state(edge.handoff.redis, config.queue, shop)
     redirect_uri = config.app_url.rstrip("/") + url_for("shopify.callback")
     log.info("shop %s: installation started", shop)
-    return redirect(oauth.authorize_url(shop, config.shopify_api_key, oauth.SCOPES, redirect_uri, state), 302)
+    # orders older than 60 days only when the merchant asked for deep history
+    scopes = oauth.SCOPES + (("read_all_orders",) if config.shopify_deep_history else ())
+    return redirect(oauth.authorize_url(shop, config.shopify_api_key, scopes, redirect_uri, state), 302)
 
 
 @bp.get("/callback")
@@ -140,6 +143,7 @@ def callback():
         row, _ = add_shop(session, config, "shopify", shop, access_token=grant.access_token,
                           settings={"scopes": list(grant.scopes)}, token_fields=stored_fields(grant))
         shop_id = row.id
+    importing.enqueue(edge.handoff.queue, shop_id)  # the store's past, folded in without acting on it
     log.info("shop %s (%s) %s; webhooks: %s", shop, shop_id, "reinstalled" if reinstall else "installed",
              ", ".join(topics))
     return redirect(f"https://{shop}/admin/apps/{config.shopify_api_key}", 302)

@@ -36,7 +36,7 @@ from sqlalchemy import select
 import connectors
 from connectors.base import Shop
 from connectors.woocommerce import client, install
-from plugin import secrets
+from plugin import importing, secrets
 from plugin.db import ShopRow
 from plugin.errors import KeepwellError, StoreError
 from plugin.shops import add_shop, to_shop
@@ -264,6 +264,7 @@ def callback():
         return jsonify(error=exc.reason), 400
     _remember(redis, prefix, user_id, ok=True, store_url=url, shop_id=shop.id,
               webhook_url=webhook_url(edge.config.app_url, shop.id))
+    importing.enqueue(edge.handoff.queue, shop.id)  # the store's past, folded in without acting on it
     # Exactly 200: WooCommerce counts anything else (201 and 204 included) as a failure.
     return jsonify(status="connected", shop_id=shop.id), 200
 

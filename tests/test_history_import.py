@@ -1,0 +1,313 @@
+"""History import at install, end to end on SQLite and PostgreSQL with a real Redis and RQ worker:
+a generated store history served in the platforms' real formats (Shopify bulk-operation JSONL,
+WooCommerce pages) is folded into customer states without acting on any of it; a loyal
+customer's next order is not a first order; a crash continues from the stored cursor; a
+re-import changes nothing. Every GraphQL document sent is validated against the pinned schema."""
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import responses
+from graphql import build_client_schema, parse as gql_parse, validate
+from graphql.validation import NoDeprecatedCustomRule, specified_rules
+
+from connectors.shopify import products as shopify_products
+from connectors.woocommerce import products as woo_products
+from history_store import WOO_CONSENT_KEY, BulkShopify, History, PagedWoo, utc
+from live import running, work
+from plugin import importing
+from plugin.db import CustomerRow, DecisionRow, EffectRow, ImportRow, OrderIndexRow, ShopRow, TimerRow
+from plugin.engine.state import state_from_dict
+
+NOW = utc(2026, 12, 6, 12, 0)
+#: KEEPWELL_IMPORT_ORDERS=50000 runs the full-size store (see bench/import.py for its throughput).
+ORDERS = int(os.environ.get("KEEPWELL_IMPORT_ORDERS", "3000"))
+DOMAIN = "history-shop.myshopify.com"
+TOKEN = "shpat_history"
+WOO_URL = "https://history.example"
+SCHEMA = Path(__file__).resolve().parent / "fixtures" / "shopify" / "admin_schema_2026-10.json.gz"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def live(request, redis_server, smtp, tmp_path):
+    with running(request, redis_server, smtp, tmp_path) as live:
+        live.clock.now = NOW
+        yield live
+
+
+@pytest.fixture(autouse=True)
+def fresh_caches():
+    shopify_products.CACHE.clear()
+    woo_products.LOOKUP.cache.clear()
+    yield
+
+
+@pytest.fixture(scope="module")
+def schema():
+    with gzip.open(SCHEMA) as f:
+        return build_client_schema(json.load(f)["data"], assume_valid=True)
+
+
+def valid(schema, document: str) -> None:
+    errors = validate(schema, gql_parse(document), [*specified_rules, NoDeprecatedCustomRule])
+    assert errors == [], [e.message for e in errors]
+
+
+class Store:
+    """One platform's store with a generated history, connected to the running Keepwell."""
+
+    def __init__(self, live, rsps, platform: str, history: History, tmp_path):
+        self.live, self.platform, self.history = live, platform, history
+        if platform == "shopify":
+            self.shop_id, _ = live.add_shop("shopify", DOMAIN, access_token=TOKEN)
+            self.api = BulkShopify(rsps, DOMAIN, TOKEN, history, tmp_path)
+        else:
+            self.shop_id, self.secret = live.add_shop("woocommerce", WOO_URL, consumer_key="ck_h", consumer_secret="cs_h",
+                                                      settings={"consent_meta_key": WOO_CONSENT_KEY})
+            self.api = PagedWoo(rsps, WOO_URL, history)
+
+    def customer_id(self, c: int) -> str:
+        return str(self.history.shopify_customer_id(c)) if self.platform == "shopify" else str(c)
+
+    def order_id(self, i: int) -> str:
+        return str(self.history.shopify_order_id(i)) if self.platform == "shopify" else str(10_000 + i)
+
+    def state(self, c: int):
+        (row,) = self.live.rows(CustomerRow, shop_id=self.shop_id, customer_id=self.customer_id(c))
+        return state_from_dict(row.state)
+
+    def states(self) -> dict:
+        return {r.customer_id: r.state for r in self.live.rows(CustomerRow, shop_id=self.shop_id)}
+
+    def run(self, **kw):
+        return importing.run(self.live.rt, self.shop_id, wait=True, **kw)
+
+
+@pytest.fixture(params=["shopify", "woocommerce"])
+def store(request, live, tmp_path):
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        yield Store(live, rsps, request.param, History(ORDERS, NOW), tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def no_sleep(monkeypatch):
+    monkeypatch.setattr("plugin.importing.importer.time.sleep", lambda s: None)
+
+
+def full_refunds_count(platform: str) -> bool:
+    """Whether the state fold counts a paid order refunded in full as a purchase (the refund policy
+    of plugin.engine.state; WooCommerce never reports such an order paid)."""
+    from plugin.engine.state import OrderSummary
+
+    refunded = OrderSummary("1", NOW, Decimal(10), "EUR", paid=True, refunds=(("r", Decimal(10)),))
+    return platform == "shopify" and refunded.counts
+
+
+def expected(store, c: int) -> dict:
+    return store.history.expected(c, full_refunds_count(store.platform))
+
+
+def check_states(store: Store, sample=range(1, 40)) -> None:
+    h = store.history
+    for c in sample:
+        want, s = expected(store, c), store.state(c)
+        assert s.orders_count == want["orders_count"], c
+        if want["orders_count"]:
+            assert s.total_spent.amount == want["spent"] and s.total_spent.currency == h.currency, c
+            assert s.last_order_id == store.order_id(want["last"]), c
+        assert s.accepts_marketing is h.consent(c), c
+        assert s.email == h.email(c) and s.signed_up_at == h.signed_up(c).replace(microsecond=0)
+
+
+def test_the_past_is_folded_in_and_nothing_is_sent(store, schema):
+    result = store.run()
+    h = store.history
+    assert (result.status, result.customers, result.orders) == ("done", h.customers, h.orders)
+    assert len(store.states()) == h.customers
+    check_states(store)
+    # order index rows: a refund arriving later finds its customer
+    assert len(store.live.rows(OrderIndexRow, shop_id=store.shop_id)) == sum(
+        1 for i in range(h.orders) if h.status(i) != "pending")
+    # nothing acted on: no ledger row, no effect, no mail, no store write
+    assert store.live.rows(DecisionRow, shop_id=store.shop_id) == []
+    assert store.live.rows(EffectRow, shop_id=store.shop_id) == []
+    work(store.live)
+    assert store.live.smtp.messages == []
+    (imp,) = store.live.rows(ImportRow, shop_id=store.shop_id)
+    assert (imp.status, imp.orders, imp.cursor) == ("done", h.orders, {"phase": "done"})
+    (shop,) = store.live.rows(ShopRow, id=store.shop_id)
+    assert shop.last_sync_at == NOW  # reconciliation continues from the import
+    if store.platform == "shopify":
+        ops = [op for op, _ in store.api.calls]
+        assert ops.count("KeepwellHistory") == 2 and store.api.downloads == 2
+        for body in store.api.bodies:
+            valid(schema, body["query"])
+            if "variables" in body and "query" in body["variables"]:
+                valid(schema, body["variables"]["query"])  # the bulk query itself
+    else:
+        pages = [q for p, q in store.api.calls if p == "orders"]
+        assert all(q["per_page"] == "100" for q in pages)
+        assert len(pages) >= h.orders // 100
+
+
+def test_quiet_import_sets_only_future_timers(store):
+    store.run()
+    h = store.history
+    timers = store.live.rows(TimerRow, shop_id=store.shop_id)
+    assert timers and all(t.wake_at > NOW for t in timers)
+    lapse = [t for t in timers if ":lapse" in t.key]
+    # reactivation fires 90 days after the last paid order: only customers whose last order is recent
+    recent = {store.customer_id(c) for c in range(1, h.customers + 1)
+              if expected(store, c)["last"] is not None and h.created(expected(store, c)["last"]) > NOW - timedelta(days=90)}
+    assert {t.customer_id for t in lapse} == recent
+
+
+def test_catch_up_spreads_past_lapses_over_days(store):
+    from plugin.shops import install_rules, read_rule_dir
+    from plugin.rulefile import RULES_DIR
+
+    files = read_rule_dir(RULES_DIR)
+    files["settings.yaml"] = files["settings.yaml"].replace("  referral_prefix: REF",
+                                                            "  referral_prefix: REF\n  on_import: catch_up\n  catch_up_over: 5d")
+    with store.live.rt.sessions.begin() as session:
+        install_rules(session, store.shop_id, files)
+    store.run()
+    lapse = [t for t in store.live.rows(TimerRow, shop_id=store.shop_id) if ":lapse" in t.key]
+    assert len(lapse) == sum(1 for c in range(1, store.history.customers + 1) if expected(store, c)["last"] is not None)
+    caught_up = [t.wake_at for t in lapse if t.wake_at <= NOW + timedelta(days=5)]
+    assert len(caught_up) > len(lapse) / 2
+    assert min(caught_up) >= NOW and max(caught_up) - min(caught_up) > timedelta(days=3)
+
+
+def test_a_loyal_customers_next_order_is_not_a_first_order(store):
+    from plugin.engine.fields import FIELDS, Context
+    from plugin.events import Event, Money, Order
+    from plugin.pipeline import process_event
+
+    store.run()
+
+    def paid(order_id: str, cid: str) -> Event:
+        order = Order(id=order_id, total=Money(Decimal("30.00"), "EUR"), created_at=NOW)
+        return Event(id=f"live:{order_id}", type="order.paid", shop=store.shop_id, customer_id=cid, occurred_at=NOW,
+                     order=order)
+
+    def icebreaker_timers(cid: str) -> list:
+        return [t for t in store.live.rows(TimerRow, shop_id=store.shop_id, customer_id=cid) if ":icebreaker:" in t.key]
+
+    loyal = next(c for c in range(1, 40) if expected(store, c)["orders_count"] >= 3)
+    cid, event = store.customer_id(loyal), paid("990001", store.customer_id(loyal))
+    process_event(store.live.rt, store.shop_id, event)
+    state = store.state(loyal)
+    assert state.orders_count == expected(store, loyal)["orders_count"] + 1
+    assert FIELDS["order.is_first"].get(Context(event, state, NOW)) is False
+    assert icebreaker_timers(cid) == []
+    # the control: a customer the store never saw before does start the icebreaker's delay
+    process_event(store.live.rt, store.shop_id, paid("990002", "424242"))
+    assert len(icebreaker_timers("424242")) == 1
+
+
+def test_a_crash_mid_import_continues_where_it_stopped_and_a_reimport_changes_nothing(store, monkeypatch):
+    from plugin.importing import importer as run_module
+
+    real = run_module._commit
+    commits = {"n": 0}
+
+    def crash_on_fourth(*args):
+        commits["n"] += 1
+        if commits["n"] == 4:
+            raise KeyboardInterrupt("the worker was killed")
+        return real(*args)
+
+    monkeypatch.setattr(run_module, "BATCH", 500)  # several batches, so the crash falls mid-way
+    monkeypatch.setattr(run_module, "_commit", crash_on_fourth)
+    with pytest.raises(KeyboardInterrupt):
+        store.run()
+    monkeypatch.setattr(run_module, "_commit", real)
+    (imp,) = store.live.rows(ImportRow, shop_id=store.shop_id)
+    assert imp.status == "running" and imp.cursor
+    partial = len(store.states())
+    resumed = store.run()
+    assert resumed.status == "done"
+    check_states(store)
+    first = store.states()
+    assert 0 < partial <= len(first)
+    timers = sorted((t.key, t.wake_at) for t in store.live.rows(TimerRow, shop_id=store.shop_id))
+
+    again = store.run()
+    assert again.status == "done"
+    assert store.states() == first
+    assert sorted((t.key, t.wake_at) for t in store.live.rows(TimerRow, shop_id=store.shop_id)) == timers
+    assert store.live.rows(DecisionRow, shop_id=store.shop_id) == []
+
+
+def test_the_install_job_holds_live_webhooks_until_the_past_is_in(live, tmp_path):
+    """The job started at install waits for Shopify's bulk operation (re-enqueued, not sleeping);
+    a loyal customer's order arriving meanwhile waits in the backlog, then is not a first order."""
+    from live import backlog, run_scheduled, scheduled, shopify_order
+    from plugin.importing import is_importing
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        store = Store(live, rsps, "shopify", History(ORDERS, NOW), tmp_path)
+        importing.enqueue(live.rt.queue, store.shop_id)
+        work(live)
+        assert [op for op, _ in store.api.calls] == ["KeepwellHistory", "KeepwellHistoryStatus"]
+        assert len(scheduled(live, "plugin.jobs.import_history")) == 1 and is_importing(live.rt, store.shop_id)
+
+        loyal = next(c for c in range(1, 40) if expected(store, c)["orders_count"] >= 3)
+        cid = store.customer_id(loyal)
+        r = live.post_shopify("orders/paid", shopify_order(990003, cid, NOW, currency="EUR", total="25.00",
+                                                           email=store.history.email(loyal)), DOMAIN)
+        assert r.status_code == 202
+        work(live)
+        assert backlog(live, store.shop_id) == 1  # held while the import runs
+
+        while scheduled(live, "plugin.jobs.import_history"):
+            run_scheduled(live, "plugin.jobs.import_history")
+        (imp,) = live.rows(ImportRow, shop_id=store.shop_id)
+        assert imp.status == "done" and not is_importing(live.rt, store.shop_id)
+        run_scheduled(live, "plugin.jobs.drain")
+        assert backlog(live, store.shop_id) == 0
+        assert store.state(loyal).orders_count == expected(store, loyal)["orders_count"] + 1
+        assert [t for t in live.rows(TimerRow, shop_id=store.shop_id, customer_id=cid) if ":icebreaker:" in t.key] == []
+        assert live.rows(DecisionRow, shop_id=store.shop_id, rule_id="icebreaker") == []
+
+
+def test_cli_import_simulate_and_dashboard(live, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from plugin.admin_auth import admin_link
+    from plugin.cli import main
+
+    url = live.rt.sessions.kw["bind"].url.render_as_string(hide_password=False)
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("REDIS_URL", live.config.redis_url)
+    monkeypatch.setenv("KEEPWELL_QUEUE", live.config.queue)
+    monkeypatch.setenv("KEEPWELL_SECRET_KEY", live.config.secret_key)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        store = Store(live, rsps, "woocommerce", History(600, NOW), tmp_path)
+        r = CliRunner().invoke(main, ["shop", "import", "--shop", store.shop_id], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert f"shop {store.shop_id}: imported 120 customers and 600 orders" in r.output
+    assert "nothing was sent for the past" in r.output
+
+    r = CliRunner().invoke(main, ["simulate", "--shop", store.shop_id, "--format", "json"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.output)
+    assert report["customers"] == 120 and report["events"] > 600
+    assert report["rules"]["icebreaker"]["touches"] > 0  # the replay acts on the past; the import did not
+    assert live.rows(DecisionRow, shop_id=store.shop_id) == []
+
+    r = CliRunner().invoke(main, ["shop", "import", "--shop", "nope"])
+    assert r.exit_code == 1 and "no shop 'nope'" in r.output
+
+    client = live.app.test_client()
+    link = admin_link(live.config, store.shop_id, 60)
+    client.get(link.split("keepwell.test", 1)[1])
+    page = client.get("/admin").get_data(as_text=True)
+    assert "Store history imported: 120 customers and 600 of 600 orders" in page
