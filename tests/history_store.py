@@ -81,6 +81,14 @@ class History:
     def signed_up(self, c: int) -> datetime:
         return self.now - timedelta(days=365 * self.years + 30) + timedelta(minutes=c)
 
+    def changed_at(self, c: int) -> datetime:
+        """The customer record's last change (an order, a consent change): after every order."""
+        return self.now - timedelta(days=1, seconds=c)
+
+    def ticked(self, i: int) -> bool:
+        """The checkout's marketing box: ticked on some orders of customers who opted out since."""
+        return i % 4 == 0
+
     def email(self, c: int) -> str:
         return f"customer{c}@example.com"
 
@@ -117,7 +125,7 @@ class History:
             cid = self.shopify_customer_id(c)
             yield {"id": f"gid://shopify/Customer/{cid}", "legacyResourceId": str(cid), "firstName": f"Name{c}",
                    "lastName": "Ünal" if c % 7 == 0 else "Smith", "locale": "he" if c % 11 == 0 else "en",
-                   "createdAt": _z(self.signed_up(c)), "updatedAt": _z(self.signed_up(c) + timedelta(days=1)),
+                   "createdAt": _z(self.signed_up(c)), "updatedAt": _z(self.changed_at(c)),
                    "tags": ["wholesale"] if c % 13 == 0 else [],
                    "defaultEmailAddress": {"emailAddress": self.email(c),
                                            "marketingState": "SUBSCRIBED" if self.consent(c) else "NOT_SUBSCRIBED",
@@ -139,7 +147,7 @@ class History:
                    "createdAt": _z(at), "updatedAt": _z(at + timedelta(hours=1)), "processedAt": _z(at),
                    "cancelledAt": _z(at + timedelta(days=3)) if self.status(i) == "cancelled" else None,
                    "displayFinancialStatus": status[self.status(i)], "currencyCode": self.currency,
-                   "customerAcceptsMarketing": False, "customerLocale": "en", "discountCodes": [],
+                   "customerAcceptsMarketing": self.ticked(i), "customerLocale": "en", "discountCodes": [],
                    "totalPriceSet": money, "subtotalPriceSet": money,
                    "customer": {"legacyResourceId": str(self.shopify_customer_id(c)), "firstName": f"Name{c}",
                                 "lastName": "Smith", "createdAt": _z(self.signed_up(c)),
@@ -163,8 +171,8 @@ class History:
     # --- WooCommerce: GET /customers and GET /orders entries ------------------------------------
 
     def woo_customer(self, c: int) -> dict:
-        at = _gmt(self.signed_up(c))
-        return {"id": c, "date_created": at, "date_created_gmt": at, "date_modified": at, "date_modified_gmt": at,
+        at, changed = _gmt(self.signed_up(c)), _gmt(self.changed_at(c))
+        return {"id": c, "date_created": at, "date_created_gmt": at, "date_modified": changed, "date_modified_gmt": changed,
                 "email": self.email(c), "first_name": f"Name{c}", "last_name": "Smith", "role": "customer",
                 "username": f"customer{c}", "billing": {"first_name": f"Name{c}", "last_name": "Smith",
                                                         "email": self.email(c), "country": "IL" if c % 11 == 0 else "DE"},
@@ -189,7 +197,8 @@ class History:
                 "billing": {"first_name": f"Name{c}", "last_name": "Smith", "email": self.email(c)}, "shipping": {},
                 "payment_method": "bacs", "transaction_id": "", "date_paid": _gmt(at) if paid else None,
                 "date_paid_gmt": _gmt(at) if paid else None, "date_completed_gmt": None,
-                "meta_data": [], "line_items": [
+                "meta_data": [{"id": 500 + i, "key": WOO_CONSENT_KEY, "value": "yes"}] if self.ticked(i) else [],
+                "line_items": [
                     {"id": i * 10 + n, "name": f"Product {p}", "product_id": 300 + p, "variation_id": 0, "quantity": q,
                      "subtotal": str(q * price), "total": str(q * price), "sku": f"SKU-{p}", "price": float(price)}
                     for n, (p, q, price) in enumerate(self.lines(i))],

@@ -25,7 +25,7 @@ import requests
 from connectors.base import HistoryItem, HistoryNotReady, Shop
 from connectors.shopify import api
 from connectors.shopify.payloads import PAID_STATUSES
-from connectors.shopify.reconcile import customer_payload, order_payload
+from connectors.shopify.reconcile import LINE_ITEM_FIELDS, ORDER_FIELDS, customer_payload, order_payload
 from plugin.errors import StoreError
 
 PHASES = ("customers", "orders")
@@ -58,33 +58,11 @@ ORDERS_QUERY = """
   orders%(filter)s {
     edges {
       node {
-        id
-        legacyResourceId
-        name
-        email
-        createdAt
-        updatedAt
-        processedAt
-        cancelledAt
-        displayFinancialStatus
-        currencyCode
-        customerAcceptsMarketing
-        customerLocale
-        discountCodes
-        totalPriceSet { shopMoney { amount currencyCode } }
-        subtotalPriceSet { shopMoney { amount currencyCode } }
-        customer { legacyResourceId firstName lastName createdAt defaultEmailAddress { emailAddress } }
+        id""" + ORDER_FIELDS + """
         refunds { legacyResourceId createdAt totalRefundedSet { shopMoney { amount currencyCode } } }
         lineItems {
           edges {
-            node {
-              quantity
-              sku
-              title
-              product { legacyResourceId }
-              variant { legacyResourceId }
-              originalUnitPriceSet { shopMoney { amount } }
-            }
+            node {""" + LINE_ITEM_FIELDS + """            }
           }
         }
       }
@@ -206,8 +184,11 @@ def _records(url: str, skip: int) -> Iterator[tuple[int, int, dict]]:
 
 
 def _customer_items(state: dict, line: int, end: int, node: dict, total: int) -> Iterator[HistoryItem]:
-    cursor = {**state, "line": end}
-    yield HistoryItem(cursor=cursor, topic="customers/create", payload=customer_payload(node), total=total,
+    # created (the signup date), then updated: dated by the customer's last change, the consent the
+    # store holds now outranks a checkout box ticked on an older order
+    payload = customer_payload(node)
+    yield HistoryItem(cursor={**state, "line": line}, topic="customers/create", payload=payload, total=total)
+    yield HistoryItem(cursor={**state, "line": end}, topic="customers/update", payload=payload, total=total,
                       record="customer")
 
 

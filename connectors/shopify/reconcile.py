@@ -22,11 +22,8 @@ CUSTOMERS_PER_PAGE = 50
 #: Financial statuses of orders whose payment went through (``orders/paid`` was due for them).
 PAID_STATUSES = {"paid", "partially_refunded", "refunded"}
 
-ORDERS_QUERY = f"""
-query KeepwellOrdersSince($query: String!, $after: String) {{
-  orders(first: {ORDERS_PER_PAGE}, after: $after, query: $query, sortKey: UPDATED_AT) {{
-    pageInfo {{ hasNextPage endCursor }}
-    nodes {{
+#: The Order fields ``order_payload`` reads (shared with the history import's bulk query).
+ORDER_FIELDS = """
       legacyResourceId
       name
       email
@@ -39,18 +36,26 @@ query KeepwellOrdersSince($query: String!, $after: String) {{
       customerAcceptsMarketing
       customerLocale
       discountCodes
-      totalPriceSet {{ shopMoney {{ amount currencyCode }} }}
-      subtotalPriceSet {{ shopMoney {{ amount currencyCode }} }}
-      customer {{ legacyResourceId firstName lastName createdAt defaultEmailAddress {{ emailAddress }} }}
-      lineItems(first: {LINE_ITEMS_PER_ORDER}) {{
-        nodes {{
+      totalPriceSet { shopMoney { amount currencyCode } }
+      subtotalPriceSet { shopMoney { amount currencyCode } }
+      customer { legacyResourceId firstName lastName createdAt defaultEmailAddress { emailAddress } }
+"""
+LINE_ITEM_FIELDS = """
           quantity
           sku
           title
-          product {{ legacyResourceId }}
-          variant {{ legacyResourceId }}
-          originalUnitPriceSet {{ shopMoney {{ amount }} }}
-        }}
+          product { legacyResourceId }
+          variant { legacyResourceId }
+          originalUnitPriceSet { shopMoney { amount } }
+"""
+
+ORDERS_QUERY = f"""
+query KeepwellOrdersSince($query: String!, $after: String) {{
+  orders(first: {ORDERS_PER_PAGE}, after: $after, query: $query, sortKey: UPDATED_AT) {{
+    pageInfo {{ hasNextPage endCursor }}
+    nodes {{{ORDER_FIELDS}
+      lineItems(first: {LINE_ITEMS_PER_ORDER}) {{
+        nodes {{{LINE_ITEM_FIELDS}        }}
       }}
     }}
   }}

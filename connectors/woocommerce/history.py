@@ -39,7 +39,10 @@ def _customers(shop: Shop, number: int) -> Iterator[HistoryItem]:
         items, total = client.page(shop, "customers", {"orderby": "id", "order": "asc"}, number)
         for i, c in enumerate(items):
             page = number + 1 if i == len(items) - 1 else number  # a page counts once it is whole
-            yield HistoryItem(cursor={"phase": "customers", "page": page}, topic="customer.created", payload=c,
+            # created (the signup date), then updated: dated by the customer's last change, the
+            # consent the store holds now outranks an opt-in stored on an older order
+            yield HistoryItem(cursor={"phase": "customers", "page": number}, topic="customer.created", payload=c)
+            yield HistoryItem(cursor={"phase": "customers", "page": page}, topic="customer.updated", payload=c,
                               total=total, record="customer")
         if len(items) < client.PER_PAGE:
             return
