@@ -6,7 +6,9 @@ grouped JSONL result with ``__parentId`` children) and WooCommerce's paged ``/cu
 Records are computed from their index, never held as a list, so a 50,000-order store costs no
 more memory than a small one. Every customer orders ``orders / customers`` times (a loyal
 base); a share of orders is unpaid, refunded, partly refunded or cancelled; a third of the
-customers opted in to marketing. ``expected(customer)`` says what the import must end with.
+customers opted in to marketing. Like a real store it has gaps: guest checkouts, customers
+known by phone only (Shopify), products deleted since they were sold, Hebrew names.
+``expected(customer)`` says what the import must end with.
 """
 from __future__ import annotations
 
@@ -55,6 +57,38 @@ class History:
     def customer_of(self, i: int) -> int:
         return (i * 7919) % self.customers + 1  # 7919 is prime: every customer gets the same share
 
+    def guest(self, i: int) -> bool:
+        """A guest checkout: no customer account, only the email typed at checkout."""
+        return i % 41 == 13
+
+    def guest_email(self, i: int) -> str:
+        return f"guest{i % 10}@example.org"  # some guests come back: one state per email (WooCommerce)
+
+    def guest_states(self, platform: str) -> set[str]:
+        """The guest checkouts' customer states: WooCommerce keeps one per email (for orders that
+        were paid, cancelled or refunded); Shopify parses a guest order into nothing."""
+        if platform == "shopify":
+            return set()
+        return {"guest:" + self.guest_email(i) for i in range(self.orders) if self.guest(i) and self.status(i) != "pending"}
+
+    def guest_last_orders(self, platform: str) -> dict[str, int]:
+        """Guest state -> its last order that counts as a purchase (WooCommerce: paid, not refunded
+        in full), the one a lapse is counted from."""
+        if platform == "shopify":
+            return {}
+        return {"guest:" + self.guest_email(i): i for i in range(self.orders)
+                if self.guest(i) and self.status(i) in ("paid", "partially_refunded")}
+
+    def deleted_product(self, i: int) -> bool:
+        """The order's products were deleted from the catalogue since (the line keeps its title)."""
+        return i % 23 == 0
+
+    def first_name(self, c: int) -> str:
+        return "נועה" if c % 11 == 0 else f"Name{c}"
+
+    def last_name(self, c: int) -> str:
+        return "כהן" if c % 11 == 0 else ("Ünal" if c % 7 == 0 else "Smith")
+
     def created(self, i: int) -> datetime:
         span = timedelta(days=365 * self.years)
         return self.now - span + span * (i + 1) / (self.orders + 1) - timedelta(days=2)
@@ -92,6 +126,10 @@ class History:
     def email(self, c: int) -> str:
         return f"customer{c}@example.com"
 
+    def shopify_email(self, c: int) -> str | None:
+        """Shopify customers may have a phone number and no email address."""
+        return None if c % 17 == 0 else self.email(c)
+
     def expected(self, c: int, full_refunds_count: bool) -> dict:
         """What a customer's folded state holds: paid orders counted, net spend, first and last.
         ``full_refunds_count``: whether a paid order refunded in full still counts as a purchase
@@ -104,7 +142,7 @@ class History:
         out: dict[int, dict] = {}
         for i in range(self.orders):  # one pass: orders ascend in time
             s = self.status(i)
-            if s in ("pending", "cancelled") or (s == "refunded" and not full_refunds_count):
+            if self.guest(i) or s in ("pending", "cancelled") or (s == "refunded" and not full_refunds_count):
                 continue
             e = out.setdefault(self.customer_of(i), {"orders_count": 0, "spent": Decimal(0), "last": None, "first": i})
             e["orders_count"] += 1
@@ -123,13 +161,14 @@ class History:
     def shopify_customers_jsonl(self):
         for c in range(1, self.customers + 1):
             cid = self.shopify_customer_id(c)
-            yield {"id": f"gid://shopify/Customer/{cid}", "legacyResourceId": str(cid), "firstName": f"Name{c}",
-                   "lastName": "Ünal" if c % 7 == 0 else "Smith", "locale": "he" if c % 11 == 0 else "en",
+            email = None if self.shopify_email(c) is None else {
+                "emailAddress": self.email(c), "marketingState": "SUBSCRIBED" if self.consent(c) else "NOT_SUBSCRIBED",
+                "marketingUpdatedAt": _z(self.signed_up(c)) if self.consent(c) else None}
+            yield {"id": f"gid://shopify/Customer/{cid}", "legacyResourceId": str(cid),
+                   "firstName": self.first_name(c), "lastName": self.last_name(c),
+                   "locale": "he" if c % 11 == 0 else "en",
                    "createdAt": _z(self.signed_up(c)), "updatedAt": _z(self.changed_at(c)),
-                   "tags": ["wholesale"] if c % 13 == 0 else [],
-                   "defaultEmailAddress": {"emailAddress": self.email(c),
-                                           "marketingState": "SUBSCRIBED" if self.consent(c) else "NOT_SUBSCRIBED",
-                                           "marketingUpdatedAt": _z(self.signed_up(c)) if self.consent(c) else None}}
+                   "tags": ["wholesale"] if c % 13 == 0 else [], "defaultEmailAddress": email}
 
     def shopify_orders_jsonl(self):
         status = {"paid": "PAID", "pending": "PENDING", "refunded": "REFUNDED",
@@ -143,20 +182,23 @@ class History:
                                 "totalRefundedSet": {"shopMoney": {"amount": str(self.refunded(i)),
                                                                    "currencyCode": self.currency}}})
             gid = f"gid://shopify/Order/{oid}"
-            yield {"id": gid, "legacyResourceId": str(oid), "name": f"#{1000 + i}", "email": self.email(c),
+            customer = None if self.guest(i) else {
+                "legacyResourceId": str(self.shopify_customer_id(c)), "firstName": self.first_name(c),
+                "lastName": self.last_name(c), "createdAt": _z(self.signed_up(c)),
+                "defaultEmailAddress": None if self.shopify_email(c) is None else {"emailAddress": self.email(c)}}
+            email = self.guest_email(i) if self.guest(i) else self.shopify_email(c)
+            yield {"id": gid, "legacyResourceId": str(oid), "name": f"#{1000 + i}", "email": email,
                    "createdAt": _z(at), "updatedAt": _z(at + timedelta(hours=1)), "processedAt": _z(at),
                    "cancelledAt": _z(at + timedelta(days=3)) if self.status(i) == "cancelled" else None,
                    "displayFinancialStatus": status[self.status(i)], "currencyCode": self.currency,
-                   "customerAcceptsMarketing": self.ticked(i), "customerLocale": "en", "discountCodes": [],
-                   "totalPriceSet": money, "subtotalPriceSet": money,
-                   "customer": {"legacyResourceId": str(self.shopify_customer_id(c)), "firstName": f"Name{c}",
-                                "lastName": "Smith", "createdAt": _z(self.signed_up(c)),
-                                "defaultEmailAddress": {"emailAddress": self.email(c)}},
+                   "customerAcceptsMarketing": self.ticked(i) and email is not None, "customerLocale": "en",
+                   "discountCodes": [], "totalPriceSet": money, "subtotalPriceSet": money, "customer": customer,
                    "refunds": refunds}
+            gone = self.deleted_product(i)
             for p, q, price in self.lines(i):
-                yield {"quantity": q, "sku": f"SKU-{p}", "title": f"Product {p}",
-                       "product": {"legacyResourceId": str(SHOPIFY_PRODUCT_BASE + p)},
-                       "variant": {"legacyResourceId": str(SHOPIFY_PRODUCT_BASE + 100 + p)},
+                yield {"quantity": q, "sku": None if gone else f"SKU-{p}", "title": f"Product {p}",
+                       "product": None if gone else {"legacyResourceId": str(SHOPIFY_PRODUCT_BASE + p)},
+                       "variant": None if gone else {"legacyResourceId": str(SHOPIFY_PRODUCT_BASE + 100 + p)},
                        "originalUnitPriceSet": {"shopMoney": {"amount": str(price)}}, "__parentId": gid}
 
     def write_jsonl(self, directory: Path) -> dict[str, Path]:
@@ -173,9 +215,10 @@ class History:
     def woo_customer(self, c: int) -> dict:
         at, changed = _gmt(self.signed_up(c)), _gmt(self.changed_at(c))
         return {"id": c, "date_created": at, "date_created_gmt": at, "date_modified": changed, "date_modified_gmt": changed,
-                "email": self.email(c), "first_name": f"Name{c}", "last_name": "Smith", "role": "customer",
-                "username": f"customer{c}", "billing": {"first_name": f"Name{c}", "last_name": "Smith",
-                                                        "email": self.email(c), "country": "IL" if c % 11 == 0 else "DE"},
+                "email": self.email(c), "first_name": self.first_name(c), "last_name": self.last_name(c),
+                "role": "customer", "username": f"customer{c}",
+                "billing": {"first_name": self.first_name(c), "last_name": self.last_name(c), "email": self.email(c),
+                            "country": "IL" if c % 11 == 0 else "DE"},
                 "shipping": {}, "is_paying_customer": True, "avatar_url": "",
                 "meta_data": [{"id": 100 + c, "key": WOO_CONSENT_KEY, "value": "yes" if self.consent(c) else "no"}]}
 
@@ -193,14 +236,18 @@ class History:
                 "created_via": "checkout", "version": "9.4.2", "status": wc_status, "currency": self.currency,
                 "date_created": _gmt(at), "date_created_gmt": _gmt(at), "date_modified": _gmt(self.woo_modified(i)),
                 "date_modified_gmt": _gmt(self.woo_modified(i)), "discount_total": "0.00", "shipping_total": "4.90",
-                "total": str(self.total(i)), "total_tax": "0.00", "prices_include_tax": False, "customer_id": c,
-                "billing": {"first_name": f"Name{c}", "last_name": "Smith", "email": self.email(c)}, "shipping": {},
+                "total": str(self.total(i)), "total_tax": "0.00", "prices_include_tax": False,
+                "customer_id": 0 if self.guest(i) else c,
+                "billing": {"first_name": "", "last_name": "", "email": self.guest_email(i)} if self.guest(i) else
+                {"first_name": self.first_name(c), "last_name": self.last_name(c), "email": self.email(c)},
+                "shipping": {},
                 "payment_method": "bacs", "transaction_id": "", "date_paid": _gmt(at) if paid else None,
                 "date_paid_gmt": _gmt(at) if paid else None, "date_completed_gmt": None,
                 "meta_data": [{"id": 500 + i, "key": WOO_CONSENT_KEY, "value": "yes"}] if self.ticked(i) else [],
                 "line_items": [
-                    {"id": i * 10 + n, "name": f"Product {p}", "product_id": 300 + p, "variation_id": 0, "quantity": q,
-                     "subtotal": str(q * price), "total": str(q * price), "sku": f"SKU-{p}", "price": float(price)}
+                    {"id": i * 10 + n, "name": f"Product {p}", "product_id": 0 if self.deleted_product(i) else 300 + p,
+                     "variation_id": 0, "quantity": q, "subtotal": str(q * price), "total": str(q * price),
+                     "sku": "" if self.deleted_product(i) else f"SKU-{p}", "price": float(price)}
                     for n, (p, q, price) in enumerate(self.lines(i))],
                 "coupon_lines": [], "refunds": refunds}
 

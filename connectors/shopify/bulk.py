@@ -132,7 +132,7 @@ def _phase(shop: Shop, since, state: dict) -> Iterator[HistoryItem]:
             state = {"phase": state["phase"], "op": start(shop, state["phase"], since), "line": 0, "restarts": restarts}
             yield HistoryItem(cursor=dict(state))
         op = status(shop, state["op"])
-        if op["status"] in ("CREATED", "RUNNING"):
+        if op["status"] in ("CREATED", "RUNNING", "CANCELING"):  # CANCELING ends CANCELED: asked again then
             raise HistoryNotReady(dict(state), POLL_AFTER_S,
                                   f"Shopify is preparing the {state['phase']} ({op.get('objectCount') or 0} records so far)")
         if op["status"] == "COMPLETED":
@@ -196,8 +196,10 @@ def _order_items(state: dict, line: int, end: int, node: dict, total: int) -> It
     node["lineItems"] = {"nodes": node.pop("__children")}
     payload = order_payload(node)
     here, after = {**state, "line": line}, {**state, "line": end}
-    if payload["financial_status"] not in PAID_STATUSES:
-        yield HistoryItem(cursor=after, total=total, record="order")  # never paid: not a purchase
+    if payload["financial_status"] not in PAID_STATUSES or payload["customer"] is None:
+        # never paid: not a purchase; a guest checkout: nobody to retain (nor to ask the store about
+        # its refunds)
+        yield HistoryItem(cursor=after, total=total, record="order")
         return
     payload["refunds"] = [_refund(payload, r) for r in node.get("refunds") or ()]
     deliveries = [("orders/paid", payload)]
