@@ -1,7 +1,12 @@
-"""Folding a batch of imported events into customer states: one read and one write per table.
+"""Folding a store's imported events into customer states, a batch per transaction.
 
-The engine's ``apply`` only: no ``decide``, so nothing imported is acted on. A state the batch
+The engine's ``apply`` only: no ``decide``, so nothing imported is acted on. Events are applied
+as they come, so a batch holds customer states, never its events: the states of customers seen
+for the first time are read a chunk at a time, and ``flush`` writes the states the batch changed
+(with the order index and the events marked seen) in the caller's transaction. A state the import
 leaves as it was is not written, which is what makes a re-import change nothing (and cheap).
+States stay in memory between batches (up to ``KEEP``): a store's orders come in time order, not
+by customer, so every batch touches most of a small store's customers.
 """
 from __future__ import annotations
 
@@ -11,11 +16,13 @@ from sqlalchemy import insert, select, update
 
 from plugin.db import CustomerRow, EventSeenRow, OrderIndexRow, utcnow
 from plugin.engine import apply, new_state
-from plugin.engine.state import state_from_dict, state_to_dict
+from plugin.engine.state import CustomerState, state_from_dict, state_to_dict
 from plugin.events import Event
 
 #: SQL parameters per IN list (SQLite's limit is far above; PostgreSQL has none that matters)
 CHUNK = 500
+#: Customer states kept in memory between batches (a few KB each)
+KEEP = 20_000
 #: Imported events this recent are also marked seen, so a webhook or reconciliation delivering
 #: the same change afterwards finds it handled instead of acting on it.
 RECENT = timedelta(days=2)
@@ -27,20 +34,33 @@ def _chunks(items: list, size: int = CHUNK):
 
 
 class Folder:
-    """Collects a batch of one shop's imported events; ``flush`` folds them in one transaction."""
+    """One shop's imported events, applied to its customer states; ``flush`` writes a batch."""
 
-    def __init__(self, shop_id: str, referral_prefix: str, now: datetime):
-        self.shop_id, self.prefix, self.now = shop_id, referral_prefix, now
-        self.events: dict[str, list[Event]] = {}
+    def __init__(self, sessions, shop_id: str, referral_prefix: str, now: datetime):
+        self.sessions, self.shop_id, self.prefix, self.now = sessions, shop_id, referral_prefix, now
+        self.stored: dict[str, CustomerState | None] = {}  # customer id -> state as stored (None: none yet)
+        self.folded: dict[str, CustomerState] = {}  # states this batch changed, not written yet
+        self.unread: dict[str, list[Event]] = {}  # events of customers whose state is still to read
         self.orders: dict[str, str] = {}  # order id -> customer id, of this batch
-        self.size = 0
+        self.recent: set[str] = set()  # ids of this batch's events to mark seen
+        self.size = 0  # events in this batch
 
     def add(self, events: list[Event]) -> None:
         for e in events:
-            self.events.setdefault(e.customer_id, []).append(e)
+            cid = e.customer_id
+            if cid in self.unread or cid not in self.stored:
+                self.unread.setdefault(cid, []).append(e)
+            else:
+                self.folded[cid] = apply(self.folded.get(cid) or self.stored[cid] or new_state(self.shop_id, cid),
+                                         e, self.prefix)
             if e.order is not None:
-                self.orders.setdefault(e.order.id, e.customer_id)
+                self.orders.setdefault(e.order.id, cid)
+            if e.occurred_at >= self.now - RECENT:
+                self.recent.add(e.id)
             self.size += 1
+        if len(self.unread) >= CHUNK:
+            with self.sessions() as session:
+                self._read(session)
 
     def customer_of_order(self, sessions, order_id: str) -> str | None:
         """The customer of an order folded in this batch or an earlier one."""
@@ -52,32 +72,42 @@ class Folder:
         return found
 
     def flush(self, session) -> int:
-        """Fold the batch into the stored states; returns how many states changed."""
-        if not self.events:
-            return 0
-        changed = self._states(session)
+        """Write the batch in ``session``'s transaction; returns how many states changed."""
+        self._read(session)
+        changed = self._write(session)
         self._order_index(session)
         self._seen(session)
-        self.events, self.orders, self.size = {}, {}, 0
+        if len(self.stored) > KEEP:
+            self.stored = {}
+        self.stored.update(self.folded)
+        self.folded, self.orders, self.recent, self.size = {}, {}, set(), 0
         return changed
 
-    def _states(self, session) -> int:
-        stored = {}
-        for ids in _chunks(list(self.events)):
-            stored.update(session.execute(select(CustomerRow.customer_id, CustomerRow.state).where(
-                CustomerRow.shop_id == self.shop_id, CustomerRow.customer_id.in_(ids))).all())
+    def _read(self, session) -> None:
+        """Read the states of the customers waiting for theirs, and apply their events."""
+        ids = list(self.unread)
+        found = {}
+        for chunk in _chunks(ids):
+            found.update(session.execute(select(CustomerRow.customer_id, CustomerRow.state).where(
+                CustomerRow.shop_id == self.shop_id, CustomerRow.customer_id.in_(chunk))).all())
+        for cid in ids:
+            before = state_from_dict(found[cid]) if cid in found else None
+            state = before or new_state(self.shop_id, cid)
+            for e in self.unread.pop(cid):
+                state = apply(state, e, self.prefix)
+            self.stored[cid], self.folded[cid] = before, state
+
+    def _write(self, session) -> int:
         inserts, updates = [], []
         at = utcnow()
-        for cid, events in self.events.items():
-            before = stored.get(cid)
-            state = state_from_dict(before) if before is not None else new_state(self.shop_id, cid)
-            for e in events:
-                state = apply(state, e, self.prefix)
-            after = state_to_dict(state)
+        for cid, state in self.folded.items():
+            before = self.stored.get(cid)
             if before is None:
-                inserts.append({"shop_id": self.shop_id, "customer_id": cid, "state": after, "updated_at": at})
-            elif after != before:
-                updates.append({"shop_id": self.shop_id, "customer_id": cid, "state": after, "updated_at": at})
+                inserts.append({"shop_id": self.shop_id, "customer_id": cid, "state": state_to_dict(state),
+                                "updated_at": at})
+            elif state != before:
+                updates.append({"shop_id": self.shop_id, "customer_id": cid, "state": state_to_dict(state),
+                                "updated_at": at})
         if inserts:
             session.execute(insert(CustomerRow), inserts)
         if updates:
@@ -95,7 +125,7 @@ class Folder:
             session.execute(insert(OrderIndexRow), rows)
 
     def _seen(self, session) -> None:
-        recent = {e.id for events in self.events.values() for e in events if e.occurred_at >= self.now - RECENT}
+        recent = self.recent
         if not recent:
             return
         known = set()

@@ -6,7 +6,8 @@
 - Batches of records are folded in one transaction together with the connector's cursor, so a
   crash loses at most the batch in hand and the next run continues from the stored cursor.
   Folding is idempotent, so a re-import (or a batch folded twice) changes nothing.
-- Memory is bounded by the batch: the store's records are streamed, never listed.
+- Memory is bounded by the customer states a batch touches: the store's records are streamed,
+  never listed, and each event is applied as it is read.
 - While an import runs the shop's backlog waits (``importing``): a live order folded before its
   customer's history would look like a first order, and two writers would race on one state.
 """
@@ -34,7 +35,8 @@ from plugin.shops import active_rules, to_shop
 
 log = logging.getLogger("keepwell.import")
 
-BATCH = 10_000  # events folded per transaction (memory: a few tens of MB)
+BATCH = 50_000  # events folded per transaction (memory: the states they touch)
+REPORT_EVERY = 1_000  # records read between two progress reports
 HOLD_S = 180  # the importing flag outlives a crashed import by this much
 MAX_STORE_RETRIES = 6
 
@@ -146,7 +148,7 @@ def _begin(rt, shop_id: str, since: datetime | None):
 def _run(rt, shop_id, since, wait, report, hold) -> Progress:
     shop, since, cursor, prog, ruleset = _begin(rt, shop_id, since)
     connector = connectors.get(shop.platform)
-    folder = Folder(shop_id, ruleset.settings.referral_prefix, rt.clock())
+    folder = Folder(rt.sessions, shop_id, ruleset.settings.referral_prefix, rt.clock())
     retries = 0
     while cursor.get("phase") != "done":
         try:
@@ -159,9 +161,12 @@ def _run(rt, shop_id, since, wait, report, hold) -> Progress:
                     prog.orders += 1
                     prog.total = item.total if item.total is not None else prog.total
                 cursor = item.cursor
-                if item.topic is None or folder.size >= BATCH:
+                # a step of the walk itself (a bulk operation started, a phase done) is stored at once
+                if (item.topic is None and item.record is None) or folder.size >= BATCH:
                     _commit(rt, shop_id, folder, cursor, prog)
                     hold.extend(HOLD_S)
+                    report(prog)
+                elif item.record and (prog.customers + prog.orders) % REPORT_EVERY == 0:
                     report(prog)
         except HistoryNotReady as exc:
             cursor = dict(exc.cursor)
