@@ -45,3 +45,16 @@ def test_bench_worker_prints_json_figures(redis_server):
     assert figures["emails"] > 0 and "pending" not in figures["decisions"] and "failed" not in figures["decisions"]
     assert figures["ratio"] == pytest.approx(figures["keepwell_events_per_s"] / figures["noop_jobs_per_s"], rel=0.01)
     assert isinstance(figures["pass"], bool)
+
+
+def test_bench_import_prints_json_figures(redis_server):
+    figures = _figures(BENCH / "import.py", "--orders", 300, "--repeat", 1, "--redis-url", redis_server)
+    for key in ("ratio", "target", "orders", "repeat", "database", "platforms", "pass"):
+        assert key in figures
+    assert figures["target"] == 0.5 and figures["orders"] == 300 and figures["database"] == "sqlite"
+    for platform in ("shopify", "woocommerce"):
+        p = figures["platforms"][platform]
+        assert p["orders"] == 300 and p["customers"] >= 60 and p["events"] > 300
+        assert p["ratio"] == pytest.approx(p["parse_s"] / p["import_s"], rel=0.01)
+    assert figures["ratio"] == min(p["ratio"] for p in figures["platforms"].values())
+    assert isinstance(figures["pass"], bool)
