@@ -230,7 +230,7 @@ def test_a_loyal_customers_next_order_is_not_a_first_order(store):
 
 
 def test_a_crash_mid_import_continues_where_it_stopped_and_a_reimport_changes_nothing(store, monkeypatch):
-    from plugin.importing import importer as run_module
+    from plugin.importing import fold, importer as run_module
 
     real = run_module._commit
     commits = {"n": 0}
@@ -242,6 +242,7 @@ def test_a_crash_mid_import_continues_where_it_stopped_and_a_reimport_changes_no
         return real(*args)
 
     monkeypatch.setattr(run_module, "BATCH", 500)  # several batches, so the crash falls mid-way
+    monkeypatch.setattr(fold, "KEEP", 100)  # and states dropped from memory between them, read back
     monkeypatch.setattr(run_module, "_commit", crash_on_fourth)
     with pytest.raises(KeyboardInterrupt):
         store.run()

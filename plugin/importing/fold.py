@@ -21,7 +21,8 @@ from plugin.events import Event
 
 #: SQL parameters per IN list (SQLite's limit is far above; PostgreSQL has none that matters)
 CHUNK = 500
-#: Customer states kept in memory between batches (a few KB each)
+#: Customer states held in memory (a few KB each): a batch ends when it has touched this many,
+#: and the states kept between batches are dropped beyond it
 KEEP = 20_000
 #: Imported events this recent are also marked seen, so a webhook or reconciliation delivering
 #: the same change afterwards finds it handled instead of acting on it.
@@ -44,6 +45,7 @@ class Folder:
         self.orders: dict[str, str] = {}  # order id -> customer id, of this batch
         self.recent: set[str] = set()  # ids of this batch's events to mark seen
         self.size = 0  # events in this batch
+        self.dropped = False  # whether states read or folded were dropped since (KEEP)
 
     def add(self, events: list[Event]) -> None:
         for e in events:
@@ -62,6 +64,15 @@ class Folder:
             with self.sessions() as session:
                 self._read(session)
 
+    @property
+    def full(self) -> bool:
+        """Whether the batch holds as many states as it may."""
+        return len(self.folded) + len(self.unread) >= KEEP
+
+    def states(self) -> list[CustomerState] | None:
+        """Every state read or folded so far, when none was dropped."""
+        return None if self.dropped else [s for s in self.stored.values() if s is not None]
+
     def customer_of_order(self, sessions, order_id: str) -> str | None:
         """The customer of an order folded in this batch or an earlier one."""
         found = self.orders.get(str(order_id))
@@ -78,7 +89,7 @@ class Folder:
         self._order_index(session)
         self._seen(session)
         if len(self.stored) > KEEP:
-            self.stored = {}
+            self.stored, self.dropped = {}, True
         self.stored.update(self.folded)
         self.folded, self.orders, self.recent, self.size = {}, {}, set(), 0
         return changed

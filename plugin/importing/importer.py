@@ -13,12 +13,14 @@
 """
 from __future__ import annotations
 
+import gc
 import logging
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Callable
+from typing import Callable, Iterator
 
 from sqlalchemy import select
 
@@ -27,7 +29,7 @@ from connectors.base import HistoryNotReady
 from plugin.db import CustomerRow, ImportRow, ShopRow, TimerRow
 from plugin.engine import Kind
 from plugin.engine.imported import implied_timers
-from plugin.engine.state import state_from_dict
+from plugin.engine.state import CustomerState, state_from_dict
 from plugin.errors import PayloadError, StoreError, UnknownShop
 from plugin.events import event_to_dict
 from plugin.importing.fold import CHUNK, Folder
@@ -35,7 +37,7 @@ from plugin.shops import active_rules, to_shop
 
 log = logging.getLogger("keepwell.import")
 
-BATCH = 50_000  # events folded per transaction (memory: the states they touch)
+BATCH = 200_000  # events folded per transaction at most (and states held: fold.KEEP)
 REPORT_EVERY = 1_000  # records read between two progress reports
 HOLD_S = 180  # the importing flag outlives a crashed import by this much
 MAX_STORE_RETRIES = 6
@@ -86,13 +88,27 @@ def run(rt, shop_id: str, since: datetime | None = None, *, wait: bool = False, 
         return Progress("busy", detail="another import of this shop is running")
     result = None
     try:
-        result = _run(rt, shop_id, since, wait, progress or (lambda p: None), hold)
+        with few_full_collections():
+            result = _run(rt, shop_id, since, wait, progress or (lambda p: None), hold)
         return result
     finally:
         if result is not None and result.status == "waiting":
             hold.pass_on(result.retry_after)  # the shop stays held until the re-enqueued job takes over
         else:
             hold.release()
+
+
+@contextmanager
+def few_full_collections(threshold: int = 1000):
+    """Python's cyclic garbage collector while an import runs: it holds thousands of long-lived
+    customer states, which each full collection would walk through again (a third of the import's
+    time); young garbage is still collected as usual."""
+    old = gc.get_threshold()
+    gc.set_threshold(old[0], old[1], max(old[2], threshold))
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
 
 
 class Hold:
@@ -147,6 +163,7 @@ def _begin(rt, shop_id: str, since: datetime | None):
 
 def _run(rt, shop_id, since, wait, report, hold) -> Progress:
     shop, since, cursor, prog, ruleset = _begin(rt, shop_id, since)
+    fresh = not cursor  # this run reads the whole history (not continuing a stopped one)
     connector = connectors.get(shop.platform)
     folder = Folder(rt.sessions, shop_id, ruleset.settings.referral_prefix, rt.clock())
     retries = 0
@@ -162,7 +179,7 @@ def _run(rt, shop_id, since, wait, report, hold) -> Progress:
                     prog.total = item.total if item.total is not None else prog.total
                 cursor = item.cursor
                 # a step of the walk itself (a bulk operation started, a phase done) is stored at once
-                if (item.topic is None and item.record is None) or folder.size >= BATCH:
+                if (item.topic is None and item.record is None) or folder.size >= BATCH or folder.full:
                     _commit(rt, shop_id, folder, cursor, prog)
                     hold.extend(HOLD_S)
                     report(prog)
@@ -194,7 +211,8 @@ def _run(rt, shop_id, since, wait, report, hold) -> Progress:
         else:
             cursor = {"phase": "done"} if cursor.get("phase") != "done" else cursor
     _commit(rt, shop_id, folder, cursor, prog)
-    timers = _set_timers(rt, shop_id, ruleset)
+    # a fresh run that kept every state it folded sets the timers from them; otherwise they are read
+    timers = _set_timers(rt, shop_id, ruleset, folder.states() if fresh else None)
     with rt.sessions.begin() as session:
         row = session.get(ImportRow, shop_id)
         row.status, row.finished_at = "done", rt.clock()
@@ -241,21 +259,30 @@ def _fail(rt, shop_id: str, prog: Progress, message: str) -> Progress:
     return _status(prog, "failed")
 
 
-def _set_timers(rt, shop_id: str, ruleset) -> int:
-    """The timers every customer's (imported) past implies, each set once."""
-    from plugin.pipeline import RQ_TIMER_HORIZON, schedule_timer
-
-    now, created, soon, after = rt.clock(), 0, [], ""
+def _stored_states(rt, shop_id: str) -> Iterator[list[CustomerState]]:
+    after = ""
     while True:
-        with rt.sessions.begin() as session:
+        with rt.sessions() as session:
             rows = session.execute(select(CustomerRow.customer_id, CustomerRow.state).where(
                 CustomerRow.shop_id == shop_id, CustomerRow.customer_id > after)
                 .order_by(CustomerRow.customer_id).limit(CHUNK)).all()
-            if not rows:
-                break
-            after = rows[-1][0]
-            wanted = [d for _, s in rows for d in implied_timers(state_from_dict(s), ruleset, now)
-                      if d.kind == Kind.SCHEDULED]
+        if not rows:
+            return
+        after = rows[-1][0]
+        yield [state_from_dict(s) for _, s in rows]
+
+
+def _set_timers(rt, shop_id: str, ruleset, states: list[CustomerState] | None = None) -> int:
+    """The timers every customer's (imported) past implies, each set once: of ``states``, or of
+    every customer of the shop."""
+    from plugin.pipeline import RQ_TIMER_HORIZON, schedule_timer
+
+    now, created, soon = rt.clock(), 0, []
+    pages = _stored_states(rt, shop_id) if states is None else (
+        states[i:i + CHUNK] for i in range(0, len(states), CHUNK))
+    for page in pages:
+        with rt.sessions.begin() as session:
+            wanted = [d for s in page for d in implied_timers(s, ruleset, now) if d.kind == Kind.SCHEDULED]
             known = set(session.scalars(select(TimerRow.key).where(
                 TimerRow.shop_id == shop_id, TimerRow.key.in_([d.timer.id for d in wanted])))) if wanted else set()
             for d in wanted:
