@@ -275,7 +275,7 @@ def _stored_states(rt, shop_id: str) -> Iterator[list[CustomerState]]:
 def _set_timers(rt, shop_id: str, ruleset, states: list[CustomerState] | None = None) -> int:
     """The timers every customer's (imported) past implies, each set once: of ``states``, or of
     every customer of the shop."""
-    from plugin.pipeline import RQ_TIMER_HORIZON, schedule_timer
+    from plugin.timers import RQ_TIMER_HORIZON, schedule_timer
 
     now, created, soon = rt.clock(), 0, []
     pages = _stored_states(rt, shop_id) if states is None else (
