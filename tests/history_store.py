@@ -254,7 +254,12 @@ class History:
 
 class BulkShopify:
     """A Shopify shop's bulk operations API: each run starts an operation that answers RUNNING to
-    its first poll, then COMPLETED with a download URL on the loopback address."""
+    its first poll, then COMPLETED with a download URL on the loopback address.
+
+    ``refusals``: userError codes answering the next runs (OPERATION_IN_PROGRESS, LIMIT_REACHED).
+    ``endings[kind]``: for the next operations of that kind, the statuses their polls answer after
+    RUNNING, the last one sticking ("FAILED:TIMEOUT" carries its errorCode), instead of COMPLETED.
+    ``expire()``: every operation so far answers EXPIRED from now on (its result is gone)."""
 
     def __init__(self, rsps, domain: str, token: str, history: History, directory: Path, running_polls: int = 1):
         self.running_polls = running_polls
@@ -265,6 +270,8 @@ class BulkShopify:
         self.calls: list[tuple[str, dict]] = []
         self.bodies: list[dict] = []
         self.downloads = 0
+        self.refusals: list[str] = []
+        self.endings: dict[str, list[list[str]]] = {"customers": [], "orders": []}
         rsps.add_callback(responses.POST, self.url, callback=self._answer, content_type="application/json")
         rsps.add_callback(responses.GET, re.compile(r"http://127\.0\.0\.1:9/bulk/.*"), callback=self._download)
 
@@ -276,18 +283,29 @@ class BulkShopify:
         v = body.get("variables") or {}
         self.calls.append((op, v))
         if op == "KeepwellHistory":
+            if self.refusals:
+                code = self.refusals.pop(0)
+                message = {"OPERATION_IN_PROGRESS": "A bulk query operation for this app and shop is already in progress.",
+                           "LIMIT_REACHED": "Bulk operations limit reached. Please try again later."}[code]
+                return 200, {}, json.dumps(ok({"bulkOperationRunQuery": {"bulkOperation": None, "userErrors": [
+                    {"field": None, "message": message, "code": code}]}}))
             kind = "customers" if re.search(r"^\s*{\s*customers\b", v["query"]) else "orders"
             gid = f"gid://shopify/BulkOperation/{720_000 + len(self.operations)}"
-            self.operations[gid] = {"kind": kind, "polls": 0, "query": v["query"]}
+            ending = self.endings[kind].pop(0) if self.endings[kind] else ["COMPLETED"]
+            self.operations[gid] = {"kind": kind, "polls": 0, "query": v["query"], "ending": ending}
             return 200, {}, json.dumps(ok({"bulkOperationRunQuery": {
                 "bulkOperation": {"id": gid, "status": "CREATED"}, "userErrors": []}}))
         if op == "KeepwellHistoryStatus":
             o = self.operations[v["id"]]
             o["polls"] += 1
-            if o["polls"] <= self.running_polls:
+            status = "RUNNING" if o["polls"] <= self.running_polls else \
+                o["ending"][min(o["polls"] - self.running_polls, len(o["ending"])) - 1]
+            if status != "COMPLETED":
+                status, _, code = status.partition(":")
+                partial = f"http://127.0.0.1:9/bulk/partial-{o['kind']}.jsonl" if status == "FAILED" else None
                 return 200, {}, json.dumps(ok({"bulkOperation": {
-                    "id": v["id"], "status": "RUNNING", "errorCode": None, "objectCount": "0", "rootObjectCount": "0",
-                    "url": None, "partialDataUrl": None}}))
+                    "id": v["id"], "status": status, "errorCode": code or None, "objectCount": "0",
+                    "rootObjectCount": "0", "url": None, "partialDataUrl": partial}}))
             if self.files is None:
                 self.files = self.history.write_jsonl(self.directory)
             roots = self.history.customers if o["kind"] == "customers" else self.history.orders
@@ -299,6 +317,10 @@ class BulkShopify:
             return 200, {}, json.dumps(ok({"nodes": [{"id": gid, "tags": ["roast"], "collections": {"nodes": [
                 {"id": "gid://shopify/Collection/841564295", "handle": "coffee"}]}} for gid in v["ids"]]}))
         raise AssertionError(f"unexpected Shopify operation {op}")
+
+    def expire(self) -> None:
+        for o in self.operations.values():
+            o["ending"], o["polls"] = ["EXPIRED"], self.running_polls
 
     def _download(self, request):
         assert "X-Shopify-Access-Token" not in request.headers  # the file is on storage, not the Admin API

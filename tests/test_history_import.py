@@ -329,3 +329,67 @@ def test_cli_import_simulate_and_dashboard(live, tmp_path, monkeypatch):
     client.get(link.split("keepwell.test", 1)[1])
     page = client.get("/admin").get_data(as_text=True)
     assert "Store history imported: 120 customers and 600 of 600 orders" in page
+
+
+def test_shopify_bulk_operations_refused_failed_canceled_or_expired_are_asked_again(live, tmp_path, monkeypatch):
+    """The states and errors shopify.dev documents for bulk queries: a run refused while the app's
+    operations are busy (OPERATION_IN_PROGRESS, LIMIT_REACHED) is asked again later; an operation
+    that FAILED (INTERNAL_SERVER_ERROR, TIMEOUT) or was CANCELED is started again; a crash after
+    which the stored operation's result EXPIRED starts it again. The states end the same."""
+    from plugin.importing import importer as run_module
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        store = Store(live, rsps, "shopify", History(600, NOW), tmp_path)
+        api = store.api
+        api.refusals = ["OPERATION_IN_PROGRESS", "LIMIT_REACHED"]
+        api.endings["customers"] = [["FAILED:INTERNAL_SERVER_ERROR"], ["CANCELING", "CANCELED"]]
+        api.endings["orders"] = [["FAILED:TIMEOUT"]]
+        result = store.run()
+        assert (result.status, result.customers, result.orders) == ("done", 120, 600)
+        check_states(store)
+        kinds = [o["kind"] for o in api.operations.values()]
+        assert kinds == ["customers", "customers", "customers", "orders", "orders"]
+        assert list(api.operations.values())[1]["polls"] == 3  # RUNNING, CANCELING (waited for), CANCELED
+        assert [op for op, _ in api.calls].count("KeepwellHistory") == 2 + 5  # the two refusals asked again
+        assert api.downloads == 2  # only completed operations' results are read
+        first = store.states()
+
+        # a crash part-way, and when the import continues the operation's result has expired
+        real, commits = run_module._commit, {"n": 0}
+
+        def crash_on_third(*args):
+            commits["n"] += 1
+            if commits["n"] == 3:
+                raise KeyboardInterrupt("the worker was killed")
+            return real(*args)
+
+        monkeypatch.setattr(run_module, "BATCH", 150)
+        monkeypatch.setattr(run_module, "_commit", crash_on_third)
+        with pytest.raises(KeyboardInterrupt):
+            store.run()
+        monkeypatch.setattr(run_module, "_commit", real)
+        (imp,) = live.rows(ImportRow, shop_id=store.shop_id)
+        assert imp.status == "running" and imp.cursor.get("op") in api.operations
+        api.expire()
+        started = len(api.operations)
+        assert store.run().status == "done"
+        assert len(api.operations) > started  # asked again, not read from the expired one
+    assert store.states() == first
+    assert live.rows(DecisionRow, shop_id=store.shop_id) == []
+
+
+def test_shopify_access_denied_fails_the_import_with_its_reason_and_a_rerun_completes_it(live, tmp_path):
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        store = Store(live, rsps, "shopify", History(600, NOW), tmp_path)
+        store.api.endings["orders"] = [["FAILED:ACCESS_DENIED"]]
+        result = store.run()
+        assert result.status == "failed" and "ACCESS_DENIED" in result.detail
+        (imp,) = live.rows(ImportRow, shop_id=store.shop_id)
+        assert imp.status == "failed" and "ACCESS_DENIED" in imp.error and imp.customers == 120
+        assert [o["kind"] for o in store.api.operations.values()] == ["customers", "orders"]  # not asked again
+        from plugin.importing.status import describe
+        assert describe(imp).startswith("The history import stopped after 120 customers and 0 orders: Shopify's orders")
+
+        again = store.run()  # e.g. once the merchant granted the access
+        assert (again.status, again.orders) == ("done", 600)
+        check_states(store)

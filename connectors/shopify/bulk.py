@@ -100,8 +100,9 @@ def start(shop: Shop, phase: str, since: datetime | None) -> str:
     result = api.execute(shop, RUN_MUTATION, {"query": bulk_query(phase, since)})["bulkOperationRunQuery"]
     errors = api.user_errors(result)
     if errors:
-        # OPERATION_IN_PROGRESS: another app run holds the shop's slot; it ends on its own.
-        busy = any(e.get("code") == "OPERATION_IN_PROGRESS" for e in errors)
+        # OPERATION_IN_PROGRESS / LIMIT_REACHED: the app's bulk operations on this shop (one before
+        # API 2026-01, five since) are all running; they end on their own.
+        busy = any(e.get("code") in ("OPERATION_IN_PROGRESS", "LIMIT_REACHED") for e in errors)
         raise StoreError(f"Shopify refused the {phase} history query: {api.user_error_message(errors)}",
                          retryable=busy, retry_after=POLL_AFTER_S * 6 if busy else None, code="BULK_REFUSED")
     return result["bulkOperation"]["id"]
