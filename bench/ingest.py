@@ -53,7 +53,7 @@ from plugin.db import sessions, upgrade  # noqa: E402
 from plugin.handoff import Keys  # noqa: E402
 from plugin.shops import add_shop  # noqa: E402
 
-SAMPLE = ROOT.parent / "shared" / "platforms" / "shopify" / "webhooks" / "2026-04__orders_paid.payload.json"
+SAMPLE = ROOT / "tests" / "fixtures" / "shopify" / "webhooks" / "2026-04__orders_paid.payload.json"
 DOMAIN = "bench-demo.myshopify.com"
 TARGETS = {"ratio": 0.8, "p99_ms": 50.0}
 ENDPOINTS = {"keepwell": "/webhooks/shopify", "minimal": "/bench/minimal", "trivial": "/bench/trivial"}

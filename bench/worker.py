@@ -60,7 +60,7 @@ from plugin.handoff import Envelope  # noqa: E402
 from plugin.pipeline import Runtime  # noqa: E402
 from plugin.shops import add_shop, to_shop  # noqa: E402
 
-EXAMPLES = ROOT.parent / "shared" / "platforms" / "woocommerce" / "rest-v3-docs-examples"
+EXAMPLES = ROOT / "tests" / "fixtures" / "woocommerce" / "rest-v3-docs-examples"
 CONSENT_KEY = "_keepwell_marketing_opt_in"
 TARGETS = {"ratio": 0.5}
 WELCOME_WAIT = timedelta(hours=1, minutes=1)  # rules/welcome.yaml waits 1h after the signup

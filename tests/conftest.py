@@ -14,12 +14,10 @@ import socket
 import subprocess
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 from redis import Redis
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "platforms"
 
 
 def free_port() -> int:

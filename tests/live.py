@@ -23,12 +23,12 @@ from plugin.config import Config
 from plugin.db import Base, sessions, upgrade
 from plugin.pipeline import Runtime
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "platforms"
+PLATFORM_SAMPLES = Path(__file__).resolve().parent / "fixtures"
 SHOPIFY_SECRET = "shpss_test_app_secret"
 
 
 def load_json(*parts) -> dict:
-    return json.loads(SHARED.joinpath(*parts).read_text())
+    return json.loads(PLATFORM_SAMPLES.joinpath(*parts).read_text())
 
 
 def sign(secret: str, body: bytes) -> str:

@@ -29,7 +29,7 @@ from plugin.errors import StoreError
 from plugin.exports import export_events
 
 ROOT = Path(__file__).resolve().parents[1]
-SCHEMA = ROOT.parent / "shared" / "platforms" / "shopify" / f"admin_schema_{API_VERSION}.json.gz"
+SCHEMA = ROOT / "tests" / "fixtures" / "shopify" / f"admin_schema_{API_VERSION}.json.gz"
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "shopify"
 
 SHOP = Shop(id="shop-1", platform="shopify", domain="keepwell-demo.myshopify.com",
@@ -275,7 +275,7 @@ def test_a_permanent_failure_keeps_the_order_without_enrichment_and_logs(store, 
 
 def test_refunds_and_customers_need_no_products():
     refund = json.loads((FIXTURES / "refund_create.json").read_text())
-    customer = json.loads((ROOT.parent / "shared" / "platforms" / "shopify" / "webhooks"
+    customer = json.loads((ROOT / "tests" / "fixtures" / "shopify" / "webhooks"
                            / "2026-04__customers_create.payload.json").read_text())
     with responses.RequestsMock() as rsps:  # any request would fail the test
         (e,) = connector.parse(SHOP, "refunds/create", refund, lambda order_id: "7421852987654321123")

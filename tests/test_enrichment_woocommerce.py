@@ -27,7 +27,7 @@ from connectors.woocommerce import connector, products
 from plugin.errors import StoreError
 from plugin.exports import export_events
 
-EXAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "platforms" / "woocommerce" / "rest-v3-docs-examples"
+EXAMPLES = Path(__file__).resolve().parent / "fixtures" / "woocommerce" / "rest-v3-docs-examples"
 API = "https://example.com/wp-json/wc/v3"
 SHOP = Shop(id="shop-1", platform="woocommerce", domain="https://example.com", api_url="https://example.com",
             consumer_key="ck_4fd8b5a2cd0a1f6e7a0b9c8d7e6f5a4b3c2d1e0f",

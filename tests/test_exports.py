@@ -7,12 +7,12 @@ from click.testing import CliRunner
 from plugin.cli import main
 from plugin.exports import export_events, read_orders
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "platforms"
+SAMPLES = Path(__file__).resolve().parent / "fixtures"
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "shopify"
 
 
 def test_woocommerce_orders_list_export():
-    orders = read_orders((SHARED / "woocommerce/rest-v3-docs-examples/orders_list_response.json").read_text())
+    orders = read_orders((SAMPLES / "woocommerce/rest-v3-docs-examples/orders_list_response.json").read_text())
     events = list(export_events("woocommerce", orders))
     assert [e.type for e in events] == ["order.paid", "order.refunded", "order.refunded"]
     assert all(e.order.total.currency == "USD" for e in events)
@@ -27,7 +27,7 @@ def test_shopify_export_shapes_agree():
 
 
 def test_simulate_from_export_runs_the_rules(tmp_path):
-    export = SHARED / "woocommerce/rest-v3-docs-examples/orders_list_response.json"
+    export = SAMPLES / "woocommerce/rest-v3-docs-examples/orders_list_response.json"
     result = CliRunner().invoke(main, ["simulate", "--from", "woocommerce", str(export), "--format", "json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)

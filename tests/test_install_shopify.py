@@ -47,7 +47,7 @@ OTHER = "other-store.myshopify.com"
 TOKEN = "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"
 REFRESH_TOKEN = "shprt_2d4f6a8c0e1b3d5f7a9c1e3b5d7f9a0c"
 APP_URL = "https://keepwell.test"  # what tests/live.py configures
-SCHEMA_FILE = Path(__file__).resolve().parents[1].parent / "shared" / "platforms" / "shopify" / f"admin_schema_{API_VERSION}.json.gz"
+SCHEMA_FILE = Path(__file__).resolve().parent / "fixtures" / "shopify" / f"admin_schema_{API_VERSION}.json.gz"
 
 
 # --- the app, with the Shopify app credentials set ---------------------------------------------

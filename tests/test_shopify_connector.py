@@ -31,8 +31,8 @@ from connectors.shopify import api, coupons, payloads, reconcile, subscriptions
 from plugin.errors import PayloadError, SignatureError, StoreError
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "platforms" / "shopify"
-SAMPLES = SHARED / "webhooks"
+SHOPIFY_FIXTURES = ROOT / "tests" / "fixtures" / "shopify"
+SAMPLES = SHOPIFY_FIXTURES / "webhooks"
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "shopify"
 
 SECRET = "shpss_current_secret"
@@ -86,7 +86,7 @@ def sent(rsps) -> list[dict]:
 
 @pytest.fixture(scope="session")
 def schema():
-    with gzip.open(SHARED / f"admin_schema_{API_VERSION}.json.gz") as f:
+    with gzip.open(SHOPIFY_FIXTURES / f"admin_schema_{API_VERSION}.json.gz") as f:
         introspection = json.load(f)["data"]
     # Shopify's schema deprecates a few fields that implement non-deprecated interface fields, which
     # graphql-core's newest schema rule rejects. Only that rule may fail; then documents are checked

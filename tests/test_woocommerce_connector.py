@@ -27,7 +27,7 @@ from connectors.woocommerce.oauth import signature as oauth_signature
 from plugin.engine.state import apply, new_state
 from plugin.errors import PayloadError, SignatureError, StoreError
 
-EXAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "platforms" / "woocommerce" / "rest-v3-docs-examples"
+EXAMPLES = Path(__file__).resolve().parent / "fixtures" / "woocommerce" / "rest-v3-docs-examples"
 API = "https://example.com/wp-json/wc/v3"
 PLAIN_API = "http://example.com/wp-json/wc/v3"
 
