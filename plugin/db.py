@@ -5,6 +5,7 @@ by Alembic migrations in plugin/migrations (``keepwell db upgrade``).
 """
 from __future__ import annotations
 
+import os
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -216,6 +217,17 @@ Index("ix_effects_shop_coupon_code", EffectRow.shop_id, func.lower(EffectRow.cou
 
 
 _engines: dict[str, Engine] = {}
+
+
+def _forget_pooled_connections() -> None:
+    """In a forked child: start new pools without closing the parent's connections, which the
+    parent still uses (SQLAlchemy's pattern for os.fork; gunicorn --preload and any forking
+    worker fork). A shared server connection would interleave two processes' protocol state."""
+    for eng in _engines.values():
+        eng.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_forget_pooled_connections)
 
 
 def _sqlite_pragmas(dbapi_conn, _record):

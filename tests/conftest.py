@@ -18,6 +18,12 @@ import uuid
 import pytest
 from redis import Redis
 
+import children
+
+
+def pytest_configure(config):
+    children.install()
+
 
 
 def free_port() -> int:
@@ -46,16 +52,15 @@ def redis_server(tmp_path_factory):
     if binary is None:
         pytest.fail("no Redis reachable and no redis-server installed: run `make test` (it installs one)")
     port = free_port()
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--dir", str(tmp_path_factory.mktemp("redis"))], stdout=subprocess.DEVNULL)
+    proc = children.start([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                           "--dir", str(tmp_path_factory.mktemp("redis"))], env=dict(os.environ), stdout=subprocess.DEVNULL)
     url = f"redis://127.0.0.1:{port}"
     for _ in range(100):
         if _redis_alive(url):
             break
         time.sleep(0.05)
     yield f"{url}/{db}"
-    proc.terminate()
-    proc.wait(5)
+    children.stop(proc, 5)
 
 
 @pytest.fixture(scope="session")

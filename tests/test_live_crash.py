@@ -3,15 +3,16 @@
 ``keepwell worker`` runs as its own process group against this test's Redis, database and SMTP
 server. The store is a small real HTTP server (a WooCommerce REST API as far as coupons and
 customers go) that creates the coupon at once but answers the first create slowly; while that
-call is in flight the whole worker (main process and work horse) gets SIGKILL, as when a machine
-dies. A second worker then finishes the job. Exactly one coupon exists in the store, exactly one
+call is in flight the whole worker (its process and RQ's scheduler process) gets SIGKILL, as when a
+machine dies. A second worker then finishes the job. Exactly one coupon exists in the store, exactly one
 email was delivered, and the ledger says done.
 
 Recovery runs on timers that the test moves forward instead of waiting for them:
-- RQ sees the job abandoned once its heartbeat is older than the heartbeat TTL (90 s with RQ's
-  defaults) and retries it after the first retry interval (5 s): the test runs
-  StartedJobRegistry.cleanup() with that moment's timestamp and moves the scheduled retry to the
-  queue, which is what RQ's cleanup and scheduler do when the time comes;
+- RQ sees the job abandoned once its heartbeat is older than the heartbeat TTL (for a worker that
+  runs jobs in its own process: the job's timeout, 180 s by default, plus 60 s) and retries it
+  after the first retry interval (5 s): the test runs StartedJobRegistry.cleanup() with that
+  moment's timestamp and moves the scheduled retry to the queue, which is what RQ's cleanup and
+  scheduler do when the time comes;
 - the dead drain's shop lock, draining flag and the decision's execution lock expire after
   DRAIN_TTL / 300 s: the test lets them expire (deletes them) rather than wait five minutes.
 """
@@ -32,12 +33,14 @@ from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+import children
+from children import WAIT_S
 from plugin.db import DecisionRow, EffectRow
 from live import backlog, gmt, load_json, running, woo_customer, woo_order
 
 ROOT = Path(__file__).resolve().parents[1]
 KEEPWELL = ROOT / ".venv" / "bin" / "keepwell"
-HEARTBEAT_TTL = 30 + 60  # RQ: job_monitoring_interval + 60 s
+HEARTBEAT_TTL = 180 + 60  # RQ's SimpleWorker: the default job timeout + 60 s
 
 
 class SlowStore:
@@ -120,13 +123,11 @@ def worker(live, tmp_path: Path, name: str, *args: str) -> subprocess.Popen:
            "KEEPWELL_QUEUE": c.queue, "KEEPWELL_SECRET_KEY": ",".join(c.secret_keys), "KEEPWELL_APP_URL": c.app_url,
            "KEEPWELL_MAIL_FROM": c.mail_from, "SHOPIFY_API_SECRET": ",".join(c.shopify_api_secrets),
            "PYTHONPATH": str(ROOT)}  # the code under test, whatever the venv was installed from
-    log = open(tmp_path / f"{name}.log", "wb")
-    return subprocess.Popen([str(KEEPWELL), "worker", *args], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    return children.start([str(KEEPWELL), "worker", *args], cwd=ROOT, env=env, log=tmp_path / f"{name}.log")
 
 
 def descendants(pid: int) -> list[int]:
-    """Every process below ``pid`` (read from /proc): RQ's work horse runs in its own process group."""
+    """Every process below ``pid`` (read from /proc), whatever process group it put itself in."""
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -143,15 +144,15 @@ def descendants(pid: int) -> list[int]:
 
 
 def kill_machine(proc: subprocess.Popen) -> None:
-    """SIGKILL the worker, its work horse and its scheduler at once: the machine died."""
+    """SIGKILL the worker and its scheduler process at once: the machine died."""
     victims = [proc.pid, *descendants(proc.pid)]
-    assert len(victims) >= 2, "no work horse under the worker"
+    assert len(victims) >= 2, "no scheduler process under the worker"
     for pid in victims:
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    proc.wait(10)
+    children.stop(proc, grace_s=10)
     for pid in victims[1:]:  # reaped by init once their parent is gone; wait until they are
         for _ in range(100):
             if not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]:
@@ -175,9 +176,9 @@ def test_worker_killed_mid_coupon_call_gives_one_coupon_and_one_email(live, tmp_
 
         first = worker(live, tmp_path, "worker-1")
         try:
-            assert store.in_flight.wait(30), log_of(tmp_path, "worker-1")
+            assert store.in_flight.wait(WAIT_S), log_of(tmp_path, "worker-1")
         finally:
-            kill_machine(first)  # main process, work horse and scheduler, mid-request
+            kill_machine(first)  # the worker and its scheduler, mid-request
         (gold,) = live.rows(DecisionRow, rule_id="vip_gold_welcome")
         coupon, email = sorted(live.rows(EffectRow, decision_key=gold.key), key=lambda e: e.id)
         assert (gold.status, coupon.status, email.status) == ("pending", "pending", "pending")
@@ -201,7 +202,7 @@ def test_worker_killed_mid_coupon_call_gives_one_coupon_and_one_email(live, tmp_
         live.rt.redis.delete(*locks)
 
         second = worker(live, tmp_path, "worker-2", "--burst")
-        assert second.wait(30) == 0, log_of(tmp_path, "worker-2")
+        assert second.wait(WAIT_S) == 0, log_of(tmp_path, "worker-2")
 
     (gold,) = live.rows(DecisionRow, rule_id="vip_gold_welcome")
     assert gold.status == "done", (gold.status, gold.error, log_of(tmp_path, "worker-2"))
@@ -216,4 +217,4 @@ def test_worker_killed_mid_coupon_call_gives_one_coupon_and_one_email(live, tmp_
     assert email.message_id == msg["Message-ID"]
     assert store.puts == 1  # the tag went through before the crash and was not written again
     assert backlog(live, shop_id) == 0
-    assert time.monotonic() - started < 30
+    assert time.monotonic() - started < HEARTBEAT_TTL  # recovered without waiting for RQ's real timers

@@ -2,14 +2,15 @@
 the job in progress finishes, then the process exits 0."""
 import os
 import signal
-import subprocess
 import sys
-import time
 import uuid
 
 from redis import Redis
 from rq import Queue, Worker
 from rq.job import JobStatus
+
+import children
+from children import WAIT_S, wait_for
 
 
 def test_sigterm_lets_the_running_job_finish_then_exits(redis_server, tmp_path):
@@ -18,23 +19,21 @@ def test_sigterm_lets_the_running_job_finish_then_exits(redis_server, tmp_path):
            "KEEPWELL_QUEUE": queue_name}
     redis = Redis.from_url(redis_server)
     queue = Queue(queue_name, connection=redis)
-    proc = subprocess.Popen([sys.executable, "-m", "plugin.cli", "worker"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    log = tmp_path / "worker.log"
+    proc = children.start([sys.executable, "-m", "plugin.cli", "worker"], env=env, log=log)
+
+    def alive():
+        assert proc.poll() is None, log.read_text()
+
     try:
-        deadline = time.monotonic() + 30
-        while not Worker.all(queue=queue):
-            assert time.monotonic() < deadline and proc.poll() is None, proc.stdout.read().decode()
-            time.sleep(0.1)
+        wait_for(lambda: Worker.all(queue=queue), "the worker to register", check=alive)
         job = queue.enqueue("time.sleep", 2)
-        while job.get_status(refresh=True) != JobStatus.STARTED:
-            assert time.monotonic() < deadline, job.get_status()
-            time.sleep(0.05)
+        wait_for(lambda: job.get_status(refresh=True) == JobStatus.STARTED, "the job to start", check=alive)
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=20) == 0
+        assert proc.wait(timeout=WAIT_S) == 0, log.read_text()
         assert job.get_status(refresh=True) == JobStatus.FINISHED  # not killed mid-job
         assert Worker.all(queue=queue) == []  # deregistered
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        children.stop(proc)
         for key in redis.scan_iter(f"*{queue_name}*"):
             redis.delete(key)
