@@ -319,12 +319,14 @@ def report_command(shop_id, since, until, window, send_cost, fmt):
 @click.option("--workdir", default="var/demo", show_default=True, type=click.Path(file_okay=False, path_type=Path),
               help="Working folder, emptied first: database, outbox, logs.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write the report as JSON.")
-def demo(workdir, json_path):
+@click.option("--database-url", metavar="URL",
+              help="An empty database to run on (e.g. postgres://USER:PASS@HOST/DB) instead of SQLite in the workdir.")
+def demo(workdir, json_path, database_url):
     """The live demo on embedded defaults: Redis, the web app, a worker and an SMTP sink; two demo
     stores whose storefront sends signed webhooks; then what happened."""
     from plugin.demo import main as run_demo
 
-    run_demo(workdir, json_path)
+    run_demo(workdir, json_path, database_url)
 
 
 # --- running Keepwell for real -------------------------------------------------------------------

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import time
 import uuid
+from contextlib import contextmanager
 
 import pytest
 from redis import Redis
@@ -63,9 +64,9 @@ def redis_server(tmp_path_factory):
     children.stop(proc, 5)
 
 
-@pytest.fixture(scope="session")
-def postgres_url():
-    """A fresh PostgreSQL database for this test session."""
+@contextmanager
+def _new_postgres_database():
+    """(admin URL, name) of a database created here and dropped afterwards."""
     import psycopg
 
     admin = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -75,16 +76,32 @@ def postgres_url():
             conn.execute(f'CREATE DATABASE "{name}"')
     except psycopg.OperationalError as exc:
         pytest.fail(f"PostgreSQL not reachable at {admin} ({exc}); run `make test`, which starts it")
-    base = admin.rsplit("/", 1)[0]
-    yield f"{base.replace('postgresql://', 'postgresql+psycopg://')}/{name}"
-    from plugin import db
+    try:
+        yield admin, name
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
-    for url, engine in list(db._engines.items()):
-        if name in url:
-            engine.dispose()
-            del db._engines[url]
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A fresh PostgreSQL database for this test session."""
+    with _new_postgres_database() as (admin, name):
+        base = admin.rsplit("/", 1)[0]
+        yield f"{base.replace('postgresql://', 'postgresql+psycopg://')}/{name}"
+        from plugin import db
+
+        for url, engine in list(db._engines.items()):
+            if name in url:
+                engine.dispose()
+                del db._engines[url]
+
+
+@pytest.fixture
+def empty_postgres_url():
+    """A database of its own for one test, as hosting platforms write its URL (postgres://)."""
+    with _new_postgres_database() as (admin, name):
+        yield f"postgres://{admin.split('://', 1)[1].rsplit('/', 1)[0]}/{name}"
 
 
 class Mailbox:

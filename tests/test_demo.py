@@ -19,6 +19,9 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
+import children
+from children import WAIT_S
+
 KEEPWELL = Path(sys.executable).with_name("keepwell")
 REASONS = ("consent", "holdout", "cap", "limit", "cancelled")
 
@@ -41,13 +44,23 @@ def _gone(pid: int) -> bool:
     return False
 
 
+def keepwell_demo(*args: str, env: dict, timeout: float = 2 * WAIT_S) -> subprocess.CompletedProcess:
+    """`keepwell demo ARGS` to the end, stopped (with everything it started) if the test run is."""
+    proc = children.start([str(KEEPWELL), "demo", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        children.stop(proc)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
 @pytest.fixture(scope="module")
 def demo(request, tmp_path_factory):
     """One run of the demo: (its output, its JSON report, the environment it ran in)."""
     work = tmp_path_factory.mktemp("demo")
     env = _demo_env(request)
-    result = subprocess.run([str(KEEPWELL), "demo", "--workdir", str(work / "run"), "--json", str(work / "report.json")],
-                            env=env, capture_output=True, text=True, timeout=240)
+    result = keepwell_demo("--workdir", str(work / "run"), "--json", str(work / "report.json"), env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout, json.loads((work / "report.json").read_text()), env
 
@@ -136,17 +149,20 @@ def test_the_printed_report_and_every_process_stopped(demo):
 
 
 def test_ctrl_c_stops_every_process(request, tmp_path):
-    proc = subprocess.Popen([str(KEEPWELL), "demo", "--workdir", str(tmp_path / "run")], env=_demo_env(request),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    out, deadline = "", time.monotonic() + 120
+    proc = children.start([str(KEEPWELL), "demo", "--workdir", str(tmp_path / "run")], env=_demo_env(request),
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    out, deadline = "", time.monotonic() + WAIT_S
     while "day   0" not in out and time.monotonic() < deadline:  # the services run and the story has begun
         line = proc.stdout.readline()
         if not line:
             break
         out += line
     proc.send_signal(signal.SIGINT)
-    rest, _ = proc.communicate(timeout=60)
+    try:
+        rest, _ = proc.communicate(timeout=WAIT_S)
+    finally:
+        children.stop(proc)
     out += rest
     assert proc.returncode == 130, out
     assert "interrupted: every process the demo started is stopped" in out
@@ -157,8 +173,42 @@ def test_ctrl_c_stops_every_process(request, tmp_path):
 def test_without_redis_the_demo_says_how_to_get_it(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "RQ_KEY_PREFIX")}
     env["PATH"] = str(tmp_path)  # no redis-server on it
-    result = subprocess.run([str(KEEPWELL), "demo", "--workdir", str(tmp_path / "run")], env=env,
-                            capture_output=True, text=True, timeout=60)
+    result = keepwell_demo("--workdir", str(tmp_path / "run"), env=env)
     assert result.returncode == 1
     assert "redis-server is not installed and REDIS_URL is not set" in result.stderr
     assert "apt-get install -y redis-server" in result.stderr and "REDIS_URL=redis://" in result.stderr
+
+
+def _comparable(report: dict) -> dict:
+    """The report without what depends on the shop ids a run draws: the ids themselves, the
+    coupon codes and decision keys (derived from them, as are the customer ids the storefront
+    picks so that the story is the same on every run)."""
+    text = json.dumps(report["shops"], sort_keys=True)
+    for shop in report["shops"]:
+        text = text.replace(shop["shop_id"], shop["platform"])
+    shops = json.loads(text)
+    for shop in shops:
+        for coupon in shop["coupons"]:
+            del coupon["code"]
+        for items in shop["suppressed"].values():
+            for item in items:
+                del item["key"]
+    return {"shops": shops, **{k: report[k] for k in ("days", "timers_fired", "steps")}}
+
+
+def test_on_postgresql_the_demo_reports_what_it_reports_on_sqlite(demo, request, tmp_path, empty_postgres_url):
+    """`keepwell demo --database-url` with the URL as Heroku writes it: every shipped pack on both
+    platforms through the web app and `keepwell worker`, on PostgreSQL."""
+    _, on_sqlite, _ = demo
+    result = keepwell_demo("--workdir", str(tmp_path / "run"), "--json", str(tmp_path / "report.json"),
+                           "--database-url", empty_postgres_url, env=_demo_env(request))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"^\s+database\s+postgresql\+psycopg://postgres@", result.stdout, re.M), result.stdout
+    on_postgresql = json.loads((tmp_path / "report.json").read_text())
+    for shop in on_postgresql["shops"]:
+        assert (shop["failed"], shop["pending"], shop["dead_letters"]) == ([], 0, 0), shop
+    assert _comparable(on_postgresql) == _comparable(on_sqlite)
+
+    again = keepwell_demo("--workdir", str(tmp_path / "again"), "--database-url", empty_postgres_url,
+                          env=_demo_env(request))
+    assert again.returncode == 1 and "already holds 2 shop(s): the demo needs an empty one" in again.stderr

@@ -7,6 +7,7 @@ played by a storefront against a local store API sandbox, and a report of what h
 - ``smtp_sink``: an SMTP server writing what it receives to a JSON Lines outbox.
 - ``clock`` and ``worker``: demo time, and ``keepwell worker`` running on it.
 - ``report``: the ledger, the sandbox and the outbox as a plain-text report.
+- ``database``: SQLite in the work folder, or an empty database given with --database-url.
 """
 from __future__ import annotations
 
@@ -14,14 +15,14 @@ import sys
 from pathlib import Path
 
 
-def main(workdir: Path, json_path: Path | None = None) -> None:
+def main(workdir: Path, json_path: Path | None = None, database_url: str | None = None) -> None:
     """``keepwell demo``: run it, print the report; a clear message and exit status on failure."""
     import click
 
     from plugin.demo import run
 
     try:
-        run.main(Path(workdir), click.echo, json_path)
+        run.main(Path(workdir), click.echo, json_path, database_url)
     except run.DemoError as exc:
         raise click.ClickException(f"the demo could not run: {exc}") from None
     except KeyboardInterrupt:

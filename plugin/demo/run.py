@@ -9,7 +9,8 @@ backlogs are drained and no effect is pending; then reports what happened and st
 process it started, also on errors and Ctrl-C.
 
 Everything lives in the work folder (var/demo by default, emptied first): the SQLite database,
-the outbox, the logs. With REDIS_URL set, the demo uses that database under a key prefix of its
+the outbox, the logs; ``--database-url`` puts the data in an empty database of your own instead
+(PostgreSQL), with the same report. With REDIS_URL set, the demo uses that database under a key prefix of its
 own (queue, backlogs and RQ's keys) and deletes those keys afterwards.
 """
 from __future__ import annotations
@@ -150,8 +151,9 @@ def _field(output: str, label: str) -> str:
 class Demo:
     """One run of the demo in ``workdir``; ``out`` receives progress lines."""
 
-    def __init__(self, workdir: Path, out: Callable[[str], None] = print):
+    def __init__(self, workdir: Path, out: Callable[[str], None] = print, database_url: str | None = None):
         self.workdir = Path(workdir).resolve()
+        self.database_url = database_url
         self.out = out
         self.procs = Processes()
         self.sandbox_server = None
@@ -175,6 +177,10 @@ class Demo:
         return report
 
     def _run(self) -> dict:
+        from plugin.demo import database
+
+        if self.database_url:
+            database.check_empty(self.database_url)
         self._prepare_workdir()
         self._start_redis()
         from plugin.demo.sandbox import Server, StoreSandbox
@@ -275,9 +281,11 @@ class Demo:
             time.sleep(0.05)
 
     def _env(self) -> dict:
+        from plugin.demo import database
+
         env = dict(os.environ)
         env.update({
-            "DATABASE_URL": f"sqlite:///{self.workdir / 'keepwell.db'}",
+            "DATABASE_URL": database.choose(self.workdir, self.database_url),
             "REDIS_URL": self.redis_url,
             "SMTP_URL": self.smtp.url,
             "SHOPIFY_API_KEY": "keepwell-demo",
@@ -327,8 +335,11 @@ class Demo:
             time.sleep(0.1)
 
     def _say_services(self) -> None:
+        from plugin.demo import database
+
         rel = os.path.relpath(self.workdir) if self.workdir.is_relative_to(Path.cwd()) else str(self.workdir)
         self.out(f"  redis      {self.redis_note}")
+        self.out(f"  database   {database.describe(self.env['DATABASE_URL'])}")
         self.out(f"  web app    gunicorn at {self.app_url} (pid {self.app.proc.pid}), log {rel}/app.log")
         self.out(f"  worker     keepwell worker (pid {self.worker.proc.pid}) on demo time, log {rel}/worker.log")
         self.out(f"  smtp sink  {self.smtp.url}, outbox {rel}/mail.jsonl")
@@ -477,14 +488,15 @@ class Demo:
             signal.signal(signal.SIGTERM, previous)
 
 
-def main(workdir: Path, out: Callable[[str], None] = print, json_path: Path | None = None) -> dict:
+def main(workdir: Path, out: Callable[[str], None] = print, json_path: Path | None = None,
+         database_url: str | None = None) -> dict:
     """Run the demo and print its report; returns the report (DemoError when it could not run)."""
     import json
 
     from plugin.demo.report import format_report, totals
 
     out("Keepwell live demo: a Shopify and a WooCommerce store, 100 days of customers, played live")
-    demo = Demo(workdir, out)
+    demo = Demo(workdir, out, database_url)
     report = demo.run()
     out(format_report(report))
     t = totals(report)
