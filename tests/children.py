@@ -31,6 +31,18 @@ def start(args: list[str], *, env: dict, log: Path | None = None, **popen) -> su
     return proc
 
 
+def run(args: list[str], *, env: dict | None = None, timeout: float = 2 * WAIT_S) -> subprocess.CompletedProcess:
+    """subprocess.run(capture_output, text) in a process group of its own: a timeout or the end of
+    the test run stops the command and everything it started."""
+    proc = start(args, env=dict(os.environ) if env is None else env, stdout=subprocess.PIPE,
+                 stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        stop(proc)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
 def _signal_group(proc: subprocess.Popen, signum: int) -> None:
     try:
         os.killpg(proc.pid, signum)

@@ -1,9 +1,10 @@
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+import children
 
 pytest.importorskip("business_rules")
 pytest.importorskip("rule_engine")
@@ -12,8 +13,9 @@ SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "conditions.py"
 
 
 def test_bench_conditions_prints_json_figures():
-    out = subprocess.run([sys.executable, str(SCRIPT), "--seconds", "0.05", "--rounds", "1"],
-                         capture_output=True, text=True, timeout=120, check=True).stdout
+    result = children.run([sys.executable, str(SCRIPT), "--seconds", "0.05", "--rounds", "1"])
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
     figures = json.loads(out.strip().splitlines()[-1])
     for key in ("keepwell", "lambda", "business_rules", "rule_engine", "ratio", "ratio_vs_lambda", "targets", "pass"):
         assert key in figures

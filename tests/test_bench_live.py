@@ -1,11 +1,12 @@
 """Smoke tests of the live benchmarks: tiny runs, last line one JSON object with the figures."""
 import json
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+import children
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 
@@ -15,7 +16,7 @@ def _db14(redis_url: str) -> str:
 
 
 def _figures(*args) -> dict:
-    out = subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, timeout=240)
+    out = children.run([sys.executable, *map(str, args)])
     assert out.returncode == 0, out.stderr[-3000:] + out.stdout[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 

@@ -44,15 +44,8 @@ def _gone(pid: int) -> bool:
     return False
 
 
-def keepwell_demo(*args: str, env: dict, timeout: float = 2 * WAIT_S) -> subprocess.CompletedProcess:
-    """`keepwell demo ARGS` to the end, stopped (with everything it started) if the test run is."""
-    proc = children.start([str(KEEPWELL), "demo", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    finally:
-        children.stop(proc)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+def keepwell_demo(*args: str, env: dict) -> subprocess.CompletedProcess:
+    return children.run([str(KEEPWELL), "demo", *args], env=env)
 
 
 @pytest.fixture(scope="module")

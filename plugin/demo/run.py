@@ -36,8 +36,9 @@ from plugin.demo.clock import ENV as CLOCK_ENV, DemoClock
 
 HORIZON_DAYS = 100  # long enough for every shipped rule: the 90-day lapse is the longest wait
 STEP_WINDOW = timedelta(hours=6)  # timers due this close together fire in one step
-IDLE_TIMEOUT_S = 40.0
-START_TIMEOUT_S = 40.0
+# Hang detectors, generous for a busy 2-core machine; the demo finishes in ~15 s.
+IDLE_TIMEOUT_S = 120.0
+START_TIMEOUT_S = 120.0
 SHOPIFY_DOMAIN = "demo-shop.myshopify.com"
 WOO_URL = "https://woo-demo.example"
 CONSENT_META_KEY = "_keepwell_marketing_opt_in"
