@@ -375,21 +375,17 @@ def doctor(timeout):
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty (tests, one-off runs).")
 def worker(burst):
     """Run an RQ worker with the scheduler: webhooks, timers, retries, housekeeping."""
-    from rq import SimpleWorker
-
     from plugin.db import upgrade
     from plugin.jobs import schedule_tick
     from plugin.runtime import runtime
+    from plugin.worker import Worker
 
     rt = runtime(_config())
     upgrade(rt.config.database_url)
     schedule_tick(rt)
-    # Jobs run in this process, not in a child forked per job: a fork costs ~12 ms of CPU per job
-    # and throws away the warm caches (shops, compiled rule sets, the database pool) every time.
-    # A job that kills the process (OOM, segfault) takes the worker down with it; the process
-    # manager restarts it and RQ retries the abandoned job (README, "Running in production").
+    # Jobs run in this process, not in a child forked per job (plugin/worker.py, bench/fork.py).
     # SIGTERM finishes the current job first (warm shutdown); a second signal stops at once.
-    SimpleWorker([rt.queue], connection=rt.redis).work(with_scheduler=True, burst=burst)
+    Worker([rt.queue], connection=rt.redis).work(with_scheduler=True, burst=burst)
 
 
 @main.group()

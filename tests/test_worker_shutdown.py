@@ -37,3 +37,26 @@ def test_sigterm_lets_the_running_job_finish_then_exits(redis_server, tmp_path):
         children.stop(proc)
         for key in redis.scan_iter(f"*{queue_name}*"):
             redis.delete(key)
+
+
+def test_the_pubsub_thread_never_holds_up_a_warm_shutdown(redis_server):
+    """RQ's command listener waits up to 60 s for a subscription once it has seen its channel's
+    unsubscribe reply; RQ's own shutdown then joined it for that long (past a platform's grace
+    period). Here that state is reached on purpose: the shutdown still takes about a second."""
+    import time
+
+    from plugin.worker import Worker as KeepwellWorker
+
+    redis = Redis.from_url(redis_server)
+    worker = KeepwellWorker([Queue(f"kwpubsub{uuid.uuid4().hex[:8]}", connection=redis)], connection=redis)
+    worker.subscribe()
+    thread = worker.pubsub_thread
+    wait_for(lambda: worker.pubsub.subscribed, "the listener to subscribe")
+    worker.pubsub.unsubscribe()  # the listener reads the reply and goes back to wait for a subscription
+    wait_for(lambda: not worker.pubsub.subscribed, "the unsubscribe reply")
+    time.sleep(0.2)
+
+    started = time.monotonic()
+    worker.unsubscribe()
+    assert time.monotonic() - started < 5
+    assert thread.daemon and worker.pubsub_thread is None
