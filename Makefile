@@ -28,5 +28,6 @@ bench: $(STAMP)
 	$(VENV)/bin/python bench/simulate.py
 	eval "$$(bash scripts/services.sh)" && $(VENV)/bin/python bench/worker.py
 	eval "$$(bash scripts/services.sh)" && $(VENV)/bin/python bench/import.py
+	eval "$$(bash scripts/services.sh)" && $(VENV)/bin/python bench/fork.py
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	eval "$$(bash scripts/services.sh)" && $(VENV)/bin/python bench/ingest.py

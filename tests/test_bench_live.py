@@ -59,3 +59,13 @@ def test_bench_import_prints_json_figures(redis_server):
         assert p["ratio"] == pytest.approx(p["parse_s"] / p["import_s"], rel=0.01)
     assert figures["ratio"] == min(p["ratio"] for p in figures["platforms"].values())
     assert isinstance(figures["pass"], bool)
+
+
+def test_bench_fork_prints_json_figures(redis_server):
+    figures = _figures(BENCH / "fork.py", "--jobs", 3, "--rounds", 1, "--redis-url", _db14(redis_server))
+    for key in ("simple_cpu_ms_per_job", "forking_cpu_ms_per_job", "ratio", "jobs", "events", "pass"):
+        assert key in figures
+    assert figures["jobs"] == {"SimpleWorker": 3, "Worker (fork per job)": 3}
+    assert figures["ratio"] == pytest.approx(figures["forking_cpu_ms_per_job"] / figures["simple_cpu_ms_per_job"],
+                                             rel=0.01)
+    assert figures["dead_letters"] == 0 and figures["failed_jobs"] == 0 and figures["pass"] is True
