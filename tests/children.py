@@ -51,14 +51,19 @@ def _signal_group(proc: subprocess.Popen, signum: int) -> None:
 
 
 def stop(proc: subprocess.Popen, grace_s: float = 30.0) -> int | None:
-    """SIGTERM to the child's process group, SIGKILL after ``grace_s``; returns the exit status."""
+    """SIGTERM to the child's process group, SIGABRT after ``grace_s`` (a traceback of every thread
+    from a Python child run with PYTHONFAULTHANDLER=1), then SIGKILL; returns the exit status."""
     try:
         if proc.poll() is None:
             _signal_group(proc, signal.SIGTERM)
             try:
                 proc.wait(grace_s)
-            except subprocess.TimeoutExpired:
-                pass
+            except subprocess.TimeoutExpired:  # hung: a Python child with PYTHONFAULTHANDLER=1 logs where
+                _signal_group(proc, signal.SIGABRT)
+                try:
+                    proc.wait(3)
+                except subprocess.TimeoutExpired:
+                    pass
         _signal_group(proc, signal.SIGKILL)  # whatever the child left in its group goes too
         return proc.wait(10)
     finally:

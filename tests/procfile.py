@@ -38,16 +38,23 @@ def deployment_env(live: Live) -> dict:
                 "KEEPWELL_QUEUE": c.queue, "KEEPWELL_SECRET_KEY": ",".join(c.secret_keys),
                 "KEEPWELL_APP_URL": c.app_url, "KEEPWELL_MAIL_FROM": c.mail_from,
                 "SHOPIFY_API_SECRET": ",".join(c.shopify_api_secrets),
-                "PYTHONPATH": str(ROOT)})  # the code under test, whatever the venv was installed from
+                "PYTHONPATH": str(ROOT),  # the code under test, whatever the venv was installed from
+                "PYTHONFAULTHANDLER": "1"})  # a hung worker's threads are logged before it is killed
     return env
+
+
+#: `keepwell worker` on demo time: the very command, with the clock that the file named by
+#: KEEPWELL_DEMO_CLOCK moves (plugin/demo/worker.py), for stories that span weeks.
+ON_DEMO_TIME = [sys.executable, "-m", "plugin.demo.worker"]
 
 
 class ProcfileWorker:
     """A running `keepwell worker`; ``check()`` fails with its log when it has died."""
 
-    def __init__(self, live: Live, log: Path):
+    def __init__(self, live: Live, log: Path, command: list[str] | None = None, env: dict | None = None):
         self.live, self.log = live, log
-        self.proc = children.start([str(KEEPWELL), "worker"], env=deployment_env(live), cwd=ROOT, log=log)
+        self.proc = children.start(command or [str(KEEPWELL), "worker"], env={**deployment_env(live), **(env or {})},
+                                   cwd=ROOT, log=log)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")[-6000:]
@@ -74,10 +81,10 @@ class ProcfileWorker:
 
 
 @contextmanager
-def procfile_worker(live: Live, log: Path):
+def procfile_worker(live: Live, log: Path, command: list[str] | None = None, env: dict | None = None):
     """`keepwell worker` for the duration; stopped as the platform stops it (SIGTERM), which it
     must survive with exit status 0."""
-    worker = ProcfileWorker(live, log)
+    worker = ProcfileWorker(live, log, command, env)
     try:
         worker.wait_registered()
         yield worker

@@ -8,8 +8,8 @@ environment (DATABASE_URL in Heroku's postgres:// form), on PostgreSQL and on SQ
   re-deliveries), posted while the worker runs: zero dead letters, and PostgreSQL ends with
   exactly the ledger SQLite ends with (decisions, effects, timers, coupons, tags, emails).
 
-Every shipped pack on both platforms runs through the same worker in test_demo.py, which plays
-the demo on both databases and compares the reports.
+Every shipped pack on both platforms runs through the worker in test_procfile_packs.py; the demo
+(test_demo.py) plays its story on both databases and compares the reports.
 """
 from __future__ import annotations
 

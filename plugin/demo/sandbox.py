@@ -1,16 +1,18 @@
 """A small local stand-in for both store APIs, on one port, for the demo.
 
 Shopify: ``POST /admin/api/<version>/graphql.json`` answers the documents the connector sends
-(discountCodeBasicCreate, codeDiscountNodeByCode, tagsAdd, the refund's order lookup, and empty
-reconciliation pages) in Shopify's response shapes; a code it already has gets Shopify's
-``TAKEN`` user error. WooCommerce: ``/wp-json/wc/v3/`` coupons (201 with the coupon object,
-400 ``woocommerce_rest_coupon_code_already_exists`` for a repeated code, case-insensitively)
-and ``customers/<id>`` GET/PUT, with OAuth 1.0a signatures checked as a store over plain http
-does. GraphQL is parsed just enough to find the root field and its variables: it is a
+(discountCodeBasicCreate, codeDiscountNodeByCode, tagsAdd, the refund's order lookup, the
+products' collections, a collection by handle, and empty reconciliation pages) in Shopify's
+response shapes; a code it already has gets Shopify's ``TAKEN`` user error. WooCommerce:
+``/wp-json/wc/v3/`` coupons (201 with the coupon object, 400
+``woocommerce_rest_coupon_code_already_exists`` for a repeated code, case-insensitively),
+``customers/<id>`` GET/PUT, ``products?include=`` and ``products/categories?slug=``, with OAuth
+1.0a signatures checked as a store over plain http does. GraphQL is parsed just enough to find the root field and its variables: it is a
 sandbox, not Shopify.
 
 It records what it created (coupons, tags) so the demo can report it. The storefront tells it
-about the customers and orders it makes, as a real store would know them.
+about the customers and orders it makes, as a real store would know them; its catalogue
+(products and the collections, or categories, they belong to) is empty unless told otherwise.
 """
 from __future__ import annotations
 
@@ -57,6 +59,8 @@ class StoreSandbox:
         self.customers: dict[str, dict[str, dict]] = {"shopify": {}, "woocommerce": {}}
         self.orders: dict[str, dict[str, str | None]] = {"shopify": {}, "woocommerce": {}}  # order -> customer
         self.tags: dict[str, dict[str, list[str]]] = {"shopify": {}, "woocommerce": {}}
+        self.collections: dict[str, dict[str, int]] = {"shopify": {}, "woocommerce": {}}  # handle (slug) -> id
+        self.products: dict[str, dict[str, list[str]]] = {"shopify": {}, "woocommerce": {}}  # id -> handles
         self.calls: Counter = Counter()
         self._ids = itertools.count(1001)
         self.app = self._build_app()
@@ -70,6 +74,16 @@ class StoreSandbox:
     def add_order(self, platform: str, order_id: str, customer_id: str | None) -> None:
         with self.lock:
             self.orders[platform][str(order_id)] = customer_id
+
+    def add_collection(self, platform: str, handle: str, collection_id: int) -> None:
+        """A Shopify collection (a WooCommerce product category) with its handle (slug) and id."""
+        with self.lock:
+            self.collections[platform][handle] = collection_id
+
+    def add_product(self, platform: str, product_id: str, collections: list[str]) -> None:
+        """A product of the catalogue, in the collections (categories) with these handles."""
+        with self.lock:
+            self.products[platform][str(product_id)] = list(collections)
 
     # --- the app -------------------------------------------------------------------------------
 
@@ -153,6 +167,21 @@ class StoreSandbox:
         return {"id": f"gid://shopify/Order/{order_id}",
                 "customer": {"id": f"gid://shopify/Customer/{customer}"} if customer else None}
 
+    def _gql_nodes(self, arg):
+        """Products by gid, each with its tags and collections; null for what the store lacks."""
+        out = []
+        for gid in arg("ids") or []:
+            handles = self.products["shopify"].get(_numeric(gid)) if str(gid).startswith("gid://shopify/Product/") else None
+            out.append(None if handles is None else {
+                "id": str(gid), "tags": [],
+                "collections": {"nodes": [{"id": f"gid://shopify/Collection/{self.collections['shopify'][h]}",
+                                           "handle": h} for h in handles]}})
+        return out
+
+    def _gql_collectionByIdentifier(self, arg):
+        found = self.collections["shopify"].get(str((arg("identifier") or {}).get("handle") or ""))
+        return {"id": f"gid://shopify/Collection/{found}"} if found else None
+
     def _gql_customers(self, arg):  # reconciliation: the sandbox keeps no change history to page through
         return {"pageInfo": {"hasNextPage": False, "endCursor": None}, "nodes": []}
 
@@ -188,12 +217,27 @@ class StoreSandbox:
                 tags = next((m["value"] for m in customer["meta_data"] if m.get("key") == "keepwell_tags"), "")
                 self.tags["woocommerce"][parts[1]] = [t.strip() for t in str(tags).split(",") if t.strip()]
             return jsonify(customer)
+        if path == "products" and method == "GET":
+            ids = [i for i in request.args.get("include", "").split(",") if i in self.products["woocommerce"]]
+            return jsonify([self._woo_product(i) for i in ids])
+        if path == "products/categories" and method == "GET" and request.args.get("slug"):
+            slug = request.args["slug"]
+            found = self.collections["woocommerce"].get(slug)
+            return jsonify([self._woo_category(slug, found)] if found else [])
         if path in ("customers", "orders", "products/categories") and method == "GET":
             # reconciliation and category look-ups: the sandbox keeps no listings to page through
             response = jsonify([])
             response.headers.update({"X-WP-Total": "0", "X-WP-TotalPages": "0"})
             return response
         return _woo_error(404, "rest_no_route", "No route was found matching the URL and request method.")
+
+    def _woo_category(self, slug: str, category_id: int) -> dict:
+        return {"id": category_id, "name": slug.title(), "slug": slug, "parent": 0}
+
+    def _woo_product(self, product_id: str) -> dict:
+        categories = [self._woo_category(s, self.collections["woocommerce"][s]) for s in self.products["woocommerce"][product_id]]
+        return {"id": int(product_id), "name": f"Product {product_id}", "type": "simple", "status": "publish",
+                "categories": [{k: c[k] for k in ("id", "name", "slug")} for c in categories], "tags": []}
 
     def _woo_create_coupon(self, body: dict):
         code = str(body.get("code") or "").strip().lower()  # WooCommerce stores codes in lower case
