@@ -1,5 +1,7 @@
 """CPU per job of `keepwell worker`'s worker class (RQ's SimpleWorker: jobs run in the worker
 process) beside RQ's forking Worker (a work-horse child forked for every job), on the same jobs.
+Both stop their command listener as plugin/worker.py does, so neither waits on it at the end of
+a burst.
 
 Each round gives every contender its own fresh batch: ``--jobs`` WooCommerce shops, each with one
 new customer's signup and paid first order on its backlog (pushed through the real hand-off), so
@@ -34,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from redis import Redis  # noqa: E402
-from rq import SimpleWorker, Worker  # noqa: E402
+from rq import Worker as RQWorker  # noqa: E402
 from sqlalchemy import delete, func, select  # noqa: E402
 
 from bench.worker import CONSENT_KEY, SandboxProcess, forget_queues, preload  # noqa: E402
@@ -43,8 +45,14 @@ from plugin.config import Config  # noqa: E402
 from plugin.db import DecisionRow, EventSeenRow, ShopRow, sessions, upgrade  # noqa: E402
 from plugin.pipeline import Runtime  # noqa: E402
 from plugin.shops import add_shop  # noqa: E402
+from plugin.worker import Worker  # noqa: E402
 
-CONTENDERS = {"SimpleWorker": SimpleWorker, "Worker (fork per job)": Worker}
+
+class ForkingWorker(RQWorker):
+    unsubscribe = Worker.unsubscribe
+
+
+CONTENDERS = {"SimpleWorker": Worker, "Worker (fork per job)": ForkingWorker}
 
 
 def cpu_seconds() -> float:

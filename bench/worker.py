@@ -2,7 +2,7 @@
 
 - keepwell: WooCommerce webhooks of new customers (every one signs up, 3 in 5 opt in to
   marketing, every other one pays a first order five minutes later) are put on each shop's
-  backlog through the real Handoff.push. One in-process `SimpleWorker.work(burst=True)`, with
+  backlog through the real Handoff.push. One in-process `keepwell worker` (``plugin.worker.Worker.work(burst=True)``), with
   the Runtime installed, runs the drain jobs: parse, fold state, decide with the shipped rule
   packs, write the ledger, schedule timers (RQ scheduled jobs), run effects (VIP tags). Then
   the worker's clock moves on an hour: the due welcome timers are released as RQ's scheduler
@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from redis import Redis  # noqa: E402
-from rq import Queue, SimpleWorker  # noqa: E402
+from rq import Queue  # noqa: E402
 from rq.job import Job  # noqa: E402
 from sqlalchemy import delete, func, select  # noqa: E402
 
@@ -59,6 +59,7 @@ from plugin.db import DecisionRow, EffectRow, EventSeenRow, ShopRow, TimerRow, s
 from plugin.handoff import Envelope  # noqa: E402
 from plugin.pipeline import Runtime  # noqa: E402
 from plugin.shops import add_shop, to_shop  # noqa: E402
+from plugin.worker import Worker  # noqa: E402
 
 EXAMPLES = ROOT / "tests" / "fixtures" / "woocommerce" / "rest-v3-docs-examples"
 CONSENT_KEY = "_keepwell_marketing_opt_in"
@@ -288,8 +289,9 @@ def release_due_timers(queue: Queue, until: datetime) -> int:
 
 
 def burst(queue: Queue, cpu: list | None = None) -> float:
-    """Seconds one SimpleWorker takes to empty ``queue``; its CPU seconds are appended to ``cpu``."""
-    worker = SimpleWorker([queue], connection=queue.connection)
+    """Seconds one worker (`keepwell worker`'s class) takes to empty ``queue``; its CPU seconds are
+    appended to ``cpu``."""
+    worker = Worker([queue], connection=queue.connection)
     t, c = time.perf_counter(), time.process_time()
     worker.work(burst=True, with_scheduler=False, logging_level="WARNING")
     if cpu is not None:

@@ -14,7 +14,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from redis import Redis
-from rq import SimpleWorker
 from sqlalchemy import text
 
 from plugin import runtime as runtime_module
@@ -22,6 +21,7 @@ from plugin.app import create_app
 from plugin.config import Config
 from plugin.db import Base, sessions, upgrade
 from plugin.pipeline import Runtime
+from plugin.worker import Worker
 
 PLATFORM_SAMPLES = Path(__file__).resolve().parent / "fixtures"
 SHOPIFY_SECRET = "shpss_test_app_secret"
@@ -55,8 +55,8 @@ class Live:
     clock: Clock
 
     def work(self) -> None:
-        """Run a real RQ worker in this process until the queue is empty."""
-        SimpleWorker([self.rt.queue], connection=self.rt.redis).work(burst=True, with_scheduler=False)
+        """Run `keepwell worker`'s worker class in this process until the queue is empty."""
+        Worker([self.rt.queue], connection=self.rt.redis).work(burst=True, with_scheduler=False)
 
     def add_shop(self, platform: str, domain: str, **kw):
         from plugin.shops import add_shop
@@ -155,8 +155,8 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SHOPIFY_API_VERSION = "2026-10"
 
 
-class InProcessWorker(SimpleWorker):
-    """SimpleWorker without its pub/sub command thread (used to stop a job from outside, not
+class InProcessWorker(Worker):
+    """`keepwell worker`'s worker class without its pub/sub command thread (used to stop a job from outside, not
     needed here): stopping that thread costs 0.2 s per burst, most of a pack test's time."""
 
     def subscribe(self):
