@@ -13,6 +13,7 @@ import pytest
 import requests
 import responses
 
+from children import WAIT_S
 from plugin.db import DecisionRow, EffectRow, EventSeenRow
 from live import (STORES, backlog, done_touch, gmt, mails_to, running, serving, shopify_delivery, shopify_order,
                   woo_delivery, woo_order, work)
@@ -63,7 +64,7 @@ def storm(live, store, topic, payload, same_delivery: bool) -> list[requests.Res
         def post(d):
             path, body, headers = d
             barrier.wait()  # all N at the same moment
-            return requests.post(base + path, data=body, headers=headers, timeout=10)
+            return requests.post(base + path, data=body, headers=headers, timeout=WAIT_S)
 
         with ThreadPoolExecutor(N) as pool:
             return list(pool.map(post, deliveries))
