@@ -54,7 +54,10 @@ def import_history(shop_id: str, since: str | None = None, continuing: bool = Fa
 
 
 def tick() -> dict:
-    """Housekeeping every minute: lost timers, stranded decisions, idle backlogs; then re-arm."""
+    """Housekeeping every minute: lost timers, stranded decisions, idle backlogs, history imports
+    a dead worker left unfinished; then re-arm."""
+    from plugin.importing import resume_stopped
+
     rt = runtime()
     fired = pipeline.sweep_timers(rt, grace=timedelta(0))
     now = rt.clock()
@@ -71,8 +74,9 @@ def tick() -> dict:
         job_id = f"{rt.config.queue}-reconcile-{shop_id}-{slot}"  # job ids are global in Redis: namespace them
         if rt.queue.fetch_job(job_id) is None:
             rt.queue.enqueue("plugin.jobs.reconcile", shop_id, job_id=job_id, result_ttl=3600)
+    imports = resume_stopped(rt)
     schedule_tick(rt)
-    return {"timers": fired, "retried": len(stale), "drains": drains, "reconciling": len(due)}
+    return {"timers": fired, "retried": len(stale), "drains": drains, "reconciling": len(due), "imports": imports}
 
 
 def schedule_tick(rt) -> None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
+from typing import Callable
 from urllib.parse import parse_qs, urlsplit
 
 import responses
@@ -342,6 +343,8 @@ class PagedWoo:
         self.history = history
         self.calls: list[tuple[str, dict]] = []
         self.changed: dict[int, datetime] = {}  # order index -> a later date_modified (changed during the import)
+        self.paid: set[int] = set()  # pending orders paid since (at their changed time)
+        self.meanwhile: tuple[int, Callable[[], None]] | None = None  # after N order pages, the store changes
         rsps.add_callback(responses.GET, re.compile(re.escape(self.api) + r".*"), callback=self._answer,
                           content_type="application/json")
 
@@ -358,11 +361,17 @@ class PagedWoo:
             return self._page(items, len(rows), per_page)
         if path == "orders":
             assert (q.get("orderby"), q.get("order"), q.get("dates_are_gmt")) == ("modified", "asc", "true")
+            if self.meanwhile and sum(p == "orders" for p, _ in self.calls) > self.meanwhile[0]:
+                self.meanwhile[1]()
+                self.meanwhile = None
             matching = self._matching(q.get("modified_after"))
             items = []
             for i in itertools.islice(matching, (page - 1) * per_page, page * per_page):
                 o = self.history.woo_order(i)
                 o["date_modified"] = o["date_modified_gmt"] = self._modified(i)
+                if i in self.paid:
+                    o["status"], o["date_paid"] = "processing", o["date_modified"]
+                    o["date_paid_gmt"] = o["date_modified_gmt"]
                 items.append(o)
             return self._page(items, self._count(q.get("modified_after")), per_page)
         if path == "products":

@@ -393,3 +393,88 @@ def test_shopify_access_denied_fails_the_import_with_its_reason_and_a_rerun_comp
         again = store.run()  # e.g. once the merchant granted the access
         assert (again.status, again.orders) == ("done", 600)
         check_states(store)
+
+
+def test_woocommerce_orders_changed_during_the_import_are_read_again_none_skipped(live, tmp_path):
+    """Orders are walked oldest change first from the newest change folded (modified_after): a
+    bulk edit that touches 250 orders in one second while the import runs (more than two pages
+    changed at the same moment), and pending orders paid meanwhile, are all read (again), none
+    twice in a way that counts twice, none skipped."""
+    h = History(600, NOW)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        store = Store(live, rsps, "woocommerce", h, tmp_path)
+        edit = NOW - timedelta(hours=1)
+        pending = [i for i in range(h.orders) if h.status(i) == "pending" and not h.guest(i)][:3]
+        bulk = [i for i in range(250) if h.status(i) != "pending"][:250]
+
+        def merchant_edits():
+            for i in bulk + pending:
+                store.api.changed[i] = edit
+            store.api.paid.update(pending)
+
+        store.api.meanwhile = (3, merchant_edits)  # after three pages of orders
+        result = store.run()
+        assert result.status == "done" and result.orders >= h.orders + len(bulk) + len(pending)
+        from plugin.importing.status import describe
+        (imp,) = live.rows(ImportRow, shop_id=store.shop_id)
+        assert describe(imp).startswith("Store history imported: 120 customers and 600 of 600 orders")
+    after = [q.get("modified_after") for p, q in store.api.calls if p == "orders"]
+    assert after[0] is None and "2026-12-06T10:59:59" in after  # resumed one second before the edit
+    check_states(store, sample=[c for c in range(1, 40) if all(h.customer_of(i) != c for i in pending)])
+    for i in pending:  # paid while the import ran: one more purchase, counted once
+        c = h.customer_of(i)
+        assert store.state(c).orders_count == expected(store, c)["orders_count"] + 1
+        assert str(10_000 + i) in store.state(c).orders
+    assert len(live.rows(OrderIndexRow, shop_id=store.shop_id)) == indexed_orders(store) + len(pending)
+
+
+def test_a_woocommerce_checkout_opt_in_is_not_repeated_by_a_later_refund_or_cancellation():
+    from connectors.base import Shop
+    from connectors.woocommerce.parse import parse
+
+    h = History(600, NOW)
+    i = next(i for i in range(h.orders) if h.ticked(i) and h.status(i) == "partially_refunded" and not h.guest(i))
+    shop = Shop(id="wo_1", platform="woocommerce", domain=WOO_URL, api_url=WOO_URL, consumer_key="ck",
+                consumer_secret="cs", settings={"consent_meta_key": WOO_CONSENT_KEY})
+    order = h.woo_order(i)
+    order["line_items"] = [dict(li, product_id=0) for li in order["line_items"]]  # no product lookup
+    events = {e.type: e for e in parse(shop, "order.updated", order)}
+    assert set(events) == {"order.paid", "order.refunded"}
+    assert events["order.paid"].customer.accepts_marketing is True  # given at checkout
+    assert events["order.refunded"].customer.accepts_marketing is None  # dated by the order's later change
+    assert events["order.refunded"].occurred_at > events["order.paid"].occurred_at
+
+
+def test_an_import_whose_worker_died_is_continued_by_the_minutely_tick(live, tmp_path, monkeypatch):
+    from plugin import jobs
+    from plugin.importing import importer as run_module
+    from plugin.importing import is_importing
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        store = Store(live, rsps, "woocommerce", History(600, NOW), tmp_path)
+        real, commits = run_module._commit, {"n": 0}
+
+        def killed_on_third(*args):
+            commits["n"] += 1
+            if commits["n"] == 3:
+                raise KeyboardInterrupt("the worker was killed")
+            return real(*args)
+
+        monkeypatch.setattr(run_module, "BATCH", 150)
+        monkeypatch.setattr(run_module, "_commit", killed_on_third)
+        with pytest.raises(KeyboardInterrupt):
+            store.run()
+        monkeypatch.setattr(run_module, "_commit", real)
+        with live.rt.sessions.begin() as session:  # reconciliation is not due: only the import is at stake
+            session.get(ShopRow, store.shop_id).last_sync_at = NOW
+        (imp,) = live.rows(ImportRow, shop_id=store.shop_id)
+        assert imp.status == "running" and not is_importing(live.rt, store.shop_id)
+
+        assert jobs.tick()["imports"] == 1
+        assert jobs.tick()["imports"] == 0  # one job, however many ticks run this minute
+        work(live)
+        (imp,) = live.rows(ImportRow, shop_id=store.shop_id)
+        assert (imp.status, imp.orders) == ("done", 600)
+        check_states(store)
+        live.clock.now = NOW + timedelta(minutes=1)
+        assert jobs.tick()["imports"] == 0  # done: nothing to continue

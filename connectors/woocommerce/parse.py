@@ -58,9 +58,14 @@ def _order_events(shop: Shop, topic: str, p: dict) -> list[Event]:
     version = p.get("date_modified_gmt") or p.get("date_created_gmt")
     modified = _time(p, "date_modified_gmt") or order.created_at
 
+    # The opt-in stored on the order was given at checkout: a cancellation or refund made later
+    # (dated by the order's modification) must not repeat it over the customer's choice since.
+    later = replace(customer, accepts_marketing=None)
+
     def event(kind: str, at: datetime, order: Order = order, event_id: str | None = None, data=None) -> Event:
+        who = customer if kind in ("order.created", "order.paid") else later
         return Event(id=event_id or f"wc:{kind}:{oid}:{version}", type=kind, shop=shop.id,
-                     customer_id=customer.id, occurred_at=at, order=order, customer=customer,
+                     customer_id=customer.id, occurred_at=at, order=order, customer=who,
                      data=data or {})
 
     events = []

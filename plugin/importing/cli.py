@@ -66,6 +66,7 @@ def import_command(shop_id, since):
         raise click.ClickException(f"shop {shop_id}: import failed: {result.detail} (run the command again to "
                                    "continue where it stopped)")
     skipped = f", {result.skipped} malformed records skipped" if result.skipped else ""
-    click.echo(f"shop {shop_id}: imported {result.customers} customers and {result.orders} orders{skipped}; "
+    orders = min(result.orders, result.total) if result.total else result.orders  # re-reads counted once
+    click.echo(f"shop {shop_id}: imported {result.customers} customers and {orders} orders{skipped}; "
                f"{result.detail}; nothing was sent for the past")
 

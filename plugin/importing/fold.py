@@ -21,7 +21,7 @@ from plugin.events import Event
 
 #: SQL parameters per IN list (SQLite's limit is far above; PostgreSQL has none that matters)
 CHUNK = 500
-#: Customer states held in memory (a few KB each): a batch ends when it has touched this many,
+#: Customer states held in memory (5-10 KB each): a batch ends when it has touched this many,
 #: and the states kept between batches are dropped beyond it
 KEEP = 20_000
 #: Imported events this recent are also marked seen, so a webhook or reconciliation delivering
@@ -109,21 +109,21 @@ class Folder:
             self.stored[cid], self.folded[cid] = before, state
 
     def _write(self, session) -> int:
-        inserts, updates = [], []
-        at = utcnow()
-        for cid, state in self.folded.items():
-            before = self.stored.get(cid)
-            if before is None:
-                inserts.append({"shop_id": self.shop_id, "customer_id": cid, "state": state_to_dict(state),
-                                "updated_at": at})
-            elif state != before:
-                updates.append({"shop_id": self.shop_id, "customer_id": cid, "state": state_to_dict(state),
-                                "updated_at": at})
-        if inserts:
-            session.execute(insert(CustomerRow), inserts)
-        if updates:
-            session.execute(update(CustomerRow), updates)
-        return len(inserts) + len(updates)
+        at, written = utcnow(), 0
+        for cids in _chunks(list(self.folded)):  # a chunk at a time: the rows are large
+            inserts, updates = [], []
+            for cid in cids:
+                state, before = self.folded[cid], self.stored.get(cid)
+                if before is not None and state == before:
+                    continue
+                row = {"shop_id": self.shop_id, "customer_id": cid, "state": state_to_dict(state), "updated_at": at}
+                (inserts if before is None else updates).append(row)
+            if inserts:
+                session.execute(insert(CustomerRow), inserts)
+            if updates:
+                session.execute(update(CustomerRow), updates)
+            written += len(inserts) + len(updates)
+        return written
 
     def _order_index(self, session) -> None:
         known = set()

@@ -73,6 +73,22 @@ def enqueue(queue, shop_id: str, since: datetime | None = None, delay_s: float =
     return queue.enqueue("plugin.jobs.import_history", *args, result_ttl=3600, job_timeout=3600)
 
 
+def resume_stopped(rt) -> int:
+    """Continue, on a worker, the imports a dead worker left unfinished (a deploy's restart, the
+    job's time limit): running, but no longer held by anyone. Returns how many were restarted."""
+    with rt.sessions() as session:
+        running = session.scalars(select(ImportRow.shop_id).where(ImportRow.status == "running")).all()
+    slot = rt.clock().strftime("%Y%m%d%H%M")
+    resumed = 0
+    for shop_id in running:
+        job_id = f"{rt.config.queue}-import-{shop_id}-{slot}"  # many workers' ticks: one job a minute
+        if not is_importing(rt, shop_id) and rt.queue.fetch_job(job_id) is None:
+            rt.queue.enqueue("plugin.jobs.import_history", shop_id, None, True, job_id=job_id,
+                             result_ttl=3600, job_timeout=3600)
+            resumed += 1
+    return resumed
+
+
 def run(rt, shop_id: str, since: datetime | None = None, *, wait: bool = False, continuing: bool = False,
         progress: Callable[[Progress], None] | None = None) -> Progress:
     """Import (or continue importing) the shop's history. ``wait``: sleep while the store

@@ -6,7 +6,9 @@ def describe(row) -> str | None:
     """One line on the store's history import (an ImportRow): how far it got, or how it ended."""
     if row is None:
         return None
-    read = f"{row.customers:,} customers and {row.orders:,}" + (f" of {row.total:,}" if row.total else "") + " orders"
+    # an order changed while the import ran is read again: count the store's orders, not the reads
+    orders = min(row.orders, row.total) if row.total else row.orders
+    read = f"{row.customers:,} customers and {orders:,}" + (f" of {row.total:,}" if row.total else "") + " orders"
     if row.status == "running":
         return f"Importing the store's history: {read} so far."
     if row.status == "failed":
