@@ -324,7 +324,7 @@ def redact_customer_job(shop_id: str, customer_id: str, order_ids=(), contact=()
 
 
 def redact_shop_job(shop_id: str) -> dict:
-    """A shop's erasure request (48 hours after the uninstall)."""
+    """A shop's erasure request (48 hours after the uninstall); an installed shop is never erased."""
     from plugin.runtime import runtime
 
     rt = runtime()
@@ -333,6 +333,10 @@ def redact_shop_job(shop_id: str) -> dict:
         raise TimeoutError(f"shop {shop_id} is busy draining; the erasure is retried")
     try:
         with rt.sessions.begin() as session:
+            row = session.get(ShopRow, shop_id)
+            if row is not None and row.active:  # reinstalled since the request was queued
+                log.warning("shop %s: shop/redact not carried out: the shop has the app installed again", shop_id)
+                return {}
             counts = redact_shop(session, shop_id)
     finally:
         lock.release()

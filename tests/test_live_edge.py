@@ -189,7 +189,7 @@ def test_woocommerce_creation_ping_is_200_and_queues_nothing(sqlite_live):
 
 def test_uninstalled_shop_is_404_and_its_later_webhooks_queue_nothing(live, caplog):
     shopify_id, _, _ = shops(live)
-    body = json.dumps(shopify_sample("app_uninstalled")).encode()
+    body = json.dumps({**shopify_sample("app_uninstalled"), "myshopify_domain": DOMAIN}).encode()
     r = live.client.post("/webhooks/shopify", data=body, headers=shopify_headers(body, topic="app/uninstalled"))
     assert r.status_code == 200 and r.get_json() == {"status": "uninstalled"}
     (row,) = live.rows(ShopRow, id=shopify_id)
@@ -208,7 +208,7 @@ def test_webhooks_accepted_before_an_uninstall_are_dropped_by_the_worker(live, c
     shopify_id, _, _ = shops(live)
     r = live.client.post("/webhooks/shopify", data=ORDER, headers=shopify_headers(ORDER))
     assert r.status_code == 202
-    body = json.dumps(shopify_sample("app_uninstalled")).encode()
+    body = json.dumps({**shopify_sample("app_uninstalled"), "myshopify_domain": DOMAIN}).encode()
     assert live.client.post("/webhooks/shopify", data=body, headers=shopify_headers(body, topic="app/uninstalled")).status_code == 200
     with caplog.at_level(logging.INFO, logger="keepwell.worker"), responses.RequestsMock() as rsps:
         work(live)  # no store call at all: the token is gone

@@ -9,9 +9,10 @@ gets 200 and nothing else happens.
 The work is queued as an RQ job (plugin/privacy.py) and the answer is 200 at once: erasing a
 shop can take far longer than Shopify's 5 seconds, and Shopify gives 30 days to complete it.
 
-The shop is the one the signed body names (``shop_domain``), never X-Shopify-Shop-Domain: the
-header is not signed and every shop's deliveries share the app's secret, so a header could aim
-a genuine shop/redact at another shop. Jobs keep no result (``result_ttl=0``): a redaction's
+The header is not signed and every shop's deliveries share the app's secret, so a header alone
+could aim a genuine body at another shop or relabel it as another topic: the body must have its
+topic's shape and name the header's shop (connectors/shopify/binding.py), else 401. shop/redact
+erases only a shop that has uninstalled, and its job checks that again when it runs. Jobs keep no result (``result_ttl=0``): a redaction's
 arguments hold the contact data being erased. Shopify's retries of a request re-run its job,
 which changes nothing the second time.
 """
@@ -27,7 +28,7 @@ from rq.exceptions import DuplicateJobError
 
 import connectors
 from connectors.base import Shop
-from connectors.shopify import oauth
+from connectors.shopify import binding, oauth
 from plugin import privacy
 from plugin.errors import PayloadError
 from plugin.shops import find_shop
@@ -38,23 +39,28 @@ TOPICS = frozenset({"customers/data_request", "customers/redact", "shop/redact"}
 
 
 def handle(edge, topic: str, headers: Mapping[str, str], body: bytes):
-    """Verify, find the shop, queue the privacy job; the Flask response."""
+    """Verify, tie the body to the topic and shop, queue the privacy job; the Flask response."""
     app = Shop(id="app", platform="shopify", domain="", api_url="", webhook_secrets=edge.config.shopify_api_secrets)
-    connectors.get("shopify").verify(app, headers, body)  # SignatureError: 401
+    connector = connectors.get("shopify")
+    connector.verify(app, headers, body)  # SignatureError: 401
     payload = _payload(body)
-    domain = oauth.valid_shop_domain(payload.get("shop_domain"))
-    said = connectors.get("shopify").shop_domain(headers)
-    if said and said != domain:
-        log.warning("%s: the shop-domain header %r is not the signed body's shop_domain %r; the body counts",
-                    topic, said[:100], payload.get("shop_domain"))
-    shop_id = None
+    said = connector.shop_domain(headers)
+    domain = oauth.valid_shop_domain(said)
+    held = None
     if domain is not None:
         with edge.sessions() as session:
             row = find_shop(session, "shopify", domain)  # installed or not: an uninstalled shop's data is still here
-            shop_id = row.id if row is not None else None
-    if shop_id is None:
+            if row is not None:
+                held = (row.id, row.active, (row.settings or {}).get("shopify_shop_id"))
+    binding.check_compliance(topic, payload, said, held[2] if held else None)  # SignatureError: 401
+    if held is None:
         log.info("%s for %r: Keepwell holds nothing on this shop", topic, payload.get("shop_domain"))
         return jsonify(status="nothing held"), 200
+    shop_id, active, _ = held
+    if topic == "shop/redact" and active:
+        # Shopify sends it 48 hours after an uninstall and never after a reinstall: a replay.
+        log.warning("shop/redact for shop %s refused: the shop has the app installed", shop_id)
+        return jsonify(status="installed; nothing erased"), 200
     function, args = _job(topic, shop_id, payload)
     job_id = "privacy-" + hashlib.sha256(json.dumps([function, args]).encode()).hexdigest()[:32]
     try:

@@ -11,6 +11,7 @@ import time
 from flask import Blueprint, current_app, jsonify, request
 
 import connectors
+from connectors.shopify import binding
 from plugin.errors import PayloadError, PayloadTooLarge, UnknownShop, WebhookError
 from plugin.handoff import Envelope
 from webhooks import compliance
@@ -75,8 +76,8 @@ def shopify():
     connector.verify(shop, request.headers, body)
     payload = _json(body)
     key = connector.delivery_key(request.headers, payload)
-    if topic == "app/uninstalled":
-        _edge().shops.uninstall(shop.id)
+    if topic == "app/uninstalled":  # only the shop's own shop object: the topic header is not signed
+        _edge().shops.uninstall(shop.id, binding.check_uninstalled(payload, shop.domain))
         log.info("shop %s uninstalled the app", shop.id)
         return jsonify(status="uninstalled"), 200
     if topic not in connector.topics:

@@ -41,8 +41,9 @@ class ShopCache:
         return self._lookup(("id", shop_id),
                             lambda: select(ShopRow).where(ShopRow.platform == platform, ShopRow.id == shop_id))
 
-    def uninstall(self, shop_id: str) -> None:
-        """Stop processing the shop and drop its access token (it is already revoked)."""
+    def uninstall(self, shop_id: str, platform_shop_id: str | None = None) -> None:
+        """Stop processing the shop and drop its access token (it is already revoked); keep the
+        platform's own id of the shop, which the later shop/redact must carry."""
         from plugin import secrets
 
         with self.sessions.begin() as session:
@@ -52,4 +53,6 @@ class ShopCache:
                 stored.update(access_token="", refresh_token="")
                 row.secrets = secrets.encrypt(self.config.secret_keys, stored)
                 row.active = False
+                if platform_shop_id is not None:
+                    row.settings = {**(row.settings or {}), "shopify_shop_id": platform_shop_id}
         self._entries.clear()
