@@ -12,6 +12,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import requests
 
+from connectors import safe_http
 from connectors.base import Shop
 from connectors.woocommerce import oauth
 from plugin.errors import StoreError
@@ -19,7 +20,7 @@ from plugin.errors import StoreError
 TIMEOUT = (5, 30)  # connect, read (seconds)
 PER_PAGE = 100  # the REST API's maximum
 _RETRYABLE = {408, 425, 429}
-_session = requests.Session()
+_session = safe_http.session()  # store URLs are typed in by merchants: public addresses only
 
 
 def url(shop: Shop, path: str) -> str:
@@ -73,10 +74,14 @@ def _send(shop: Shop, method: str, path: str, params: dict | None, body: Any):
         # encoded exactly as signed, so the store re-derives the same base string
         target += "?" + urlencode(query, quote_via=quote, safe="")
     try:
-        resp = _session.request(method, target, json=body, auth=auth, timeout=TIMEOUT,
+        resp = _session.request(method, target, json=body, auth=auth, timeout=TIMEOUT, stream=True,
                                 allow_redirects=False, headers={"Accept": "application/json"})
+        safe_http.read_capped(resp)
+    except safe_http.Refused as exc:
+        raise StoreError(f"WooCommerce {method} {path}: refused: {exc}", retryable=False,
+                         code="keepwell_refused") from None
     except requests.RequestException as exc:
-        raise store_error(method, path, exc=exc) from exc
+        raise store_error(method, path, exc=exc) from None  # the exception's URL carries the OAuth signature
     if not 200 <= resp.status_code < 300:
         raise store_error(method, path, resp=resp)
     try:

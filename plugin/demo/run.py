@@ -295,6 +295,7 @@ class Demo:
             "KEEPWELL_APP_URL": self.app_url,
             "KEEPWELL_MAIL_FROM": "Keepwell Demo Roasters <hello@demo-roasters.example>",
             "KEEPWELL_QUEUE": self.queue,
+            "KEEPWELL_ALLOW_PRIVATE_STORES": "1",  # the sandbox stores listen on loopback
             CLOCK_ENV: str(self.clock.path),
             "PYTHONUNBUFFERED": "1",
         })

@@ -12,9 +12,13 @@
 ``GET /woocommerce/connected?success=1&user_id=ID``  Where the store sends the merchant back:
     what happened, and the shop's webhook URL.
 
-Store URLs must be https: the keys and every later API call travel to that address. Plain http
-is accepted only for ``localhost`` and ``127.0.0.1``, so a store on a developer's machine can be
-connected (the client then signs with OAuth 1.0a, as WooCommerce requires over http).
+Store URLs must be https and reach a public internet address: the keys and every later API call
+travel to that address, and whoever starts a connection chooses it, so the server must not be
+made to call into its own network (connectors/safe_http.py checks every connection too, after
+DNS resolution). KEEPWELL_ALLOW_PRIVATE_STORES=1, for development, lifts the address check and
+accepts plain http for ``localhost`` and ``127.0.0.1`` (the client then signs with OAuth 1.0a,
+as WooCommerce requires over http). What the store answers is logged, never shown: the pages
+and the callback answer whoever calls them. Both endpoints are rate-limited per client address.
 WooCommerce itself insists on an https ``callback_url``, so KEEPWELL_APP_URL must be https and
 reachable from the store; the store calls back while the merchant waits, and creating each webhook
 makes it ping Keepwell, so the web app must serve two requests at once (gunicorn's default here is
@@ -35,8 +39,9 @@ from sqlalchemy import select
 
 import connectors
 from connectors.base import Shop
+from connectors import safe_http
 from connectors.woocommerce import client, install
-from plugin import importing, secrets
+from plugin import importing, ratelimit, secrets
 from plugin.db import ShopRow
 from plugin.errors import KeepwellError, StoreError
 from plugin.shops import add_shop, to_shop
@@ -47,6 +52,7 @@ bp = Blueprint("woocommerce_install", __name__, url_prefix="/woocommerce")
 APP_NAME = "Keepwell"
 SCOPE = "read_write"
 PENDING_TTL_S = 30 * 60
+RATE_LIMIT, RATE_WINDOW_S = 20, 10 * 60  # connect and callback requests per client address
 LOCAL_HOSTS = ("localhost", "127.0.0.1")
 _ID = re.compile(r"[0-9a-f]{32}")
 
@@ -65,10 +71,11 @@ def _edge():
 
 # --- the store URL ------------------------------------------------------------------------------
 
-def store_url(raw: str | None) -> str:
+def store_url(raw: str | None, allow_private: bool = False) -> str:
     """The store's base URL, normalised (lower-case scheme and host, no trailing slash);
-    ConnectError unless it is an http(s) URL without credentials, query or fragment, and https
-    unless the host is localhost/127.0.0.1."""
+    ConnectError unless it is an https URL without credentials, query or fragment whose host
+    resolves to public addresses only. ``allow_private`` (development) skips the address check
+    and accepts http for localhost/127.0.0.1."""
     raw = (raw or "").strip()
     if not raw:
         raise ConnectError("give the store's address, e.g. https://shop.example.com")
@@ -88,9 +95,15 @@ def store_url(raw: str | None) -> str:
         raise ConnectError("the store URL has an invalid port") from None
     if not host:
         raise ConnectError("the store URL has no host name")
-    if scheme != "https" and host not in LOCAL_HOSTS:
+    if scheme != "https" and not (allow_private and host in LOCAL_HOSTS):
         raise ConnectError("the store URL must start with https:// (API keys are never sent over plain http; "
                            "http is only accepted for localhost during development)")
+    if not allow_private:
+        try:
+            safe_http.public_addresses(host, port or 443)
+        except safe_http.Refused as exc:
+            log.warning("WooCommerce connect refused: %s", exc)
+            raise ConnectError("the store's host name does not resolve to a public internet address") from None
     netloc = parts.netloc.lower()
     if port is not None and (scheme, port) in (("http", 80), ("https", 443)):
         netloc = netloc.rsplit(":", 1)[0]
@@ -156,7 +169,7 @@ def complete(sessions, config, url: str, grant: dict) -> Shop:
         client.call(probe, "GET", "settings")
     except StoreError as exc:
         log.warning("WooCommerce connect %s: the new keys do not work: %s", url, exc.message)
-        raise ConnectError(f"the store did not accept the new API keys ({_said(exc)})") from None
+        raise ConnectError("the store did not accept the new API keys (the store's answer is in Keepwell's log)") from None
 
     with sessions.begin() as session:
         known = session.scalar(select(ShopRow).where(ShopRow.platform == "woocommerce", ShopRow.domain == url))
@@ -168,15 +181,10 @@ def complete(sessions, config, url: str, grant: dict) -> Shop:
     except (StoreError, ValueError) as exc:
         log.warning("WooCommerce connect %s: subscribing webhooks failed: %s", url, exc)
         _undo(sessions, config, shop, before)
-        raise ConnectError(f"the store refused to create Keepwell's webhooks "
-                           f"({_said(exc) if isinstance(exc, StoreError) else exc})") from None
+        raise ConnectError("the store refused to create Keepwell's webhooks (the store's answer is in "
+                           "Keepwell's log)") from None
     log.info("WooCommerce store %s connected as shop %s", url, shop.id)
     return shop
-
-
-def _said(exc: StoreError) -> str:
-    # Status and error code only: the store's message is logged, not shown to whoever holds the link.
-    return " ".join(str(x) for x in (exc.status, exc.code) if x) or "no answer"
 
 
 def _undo(sessions, config, shop: Shop, before) -> None:
@@ -221,6 +229,20 @@ def _page(status: int, title: str, *lines: str, bad: bool = False, form: bool = 
     return current_app.response_class(html, status=status, mimetype="text/html")
 
 
+@bp.before_request
+def _rate_limit():
+    # Unauthenticated endpoints that make the server call out: cap them per client address.
+    if request.endpoint in ("woocommerce_install.connect", "woocommerce_install.callback"):
+        wait = ratelimit.hit(_edge().handoff.redis, _edge().config.queue, request.endpoint, request.remote_addr,
+                             RATE_LIMIT, RATE_WINDOW_S)
+        if wait:
+            log.warning("WooCommerce %s from %s refused: over %d requests in %d s", request.endpoint,
+                        request.remote_addr, RATE_LIMIT, RATE_WINDOW_S)
+            return current_app.response_class("Too many requests; try again later.\n", status=429,
+                                               mimetype="text/plain", headers={"Retry-After": str(wait)})
+    return None
+
+
 @bp.get("/connect")
 def connect():
     config = _edge().config
@@ -232,7 +254,7 @@ def connect():
     if raw is None:
         return _page(200, "Connect your WooCommerce store", form=True)
     try:
-        url = store_url(raw)
+        url = store_url(raw, config.allow_private_stores)
     except ConnectError as exc:
         log.warning("WooCommerce connect refused for %r: %s", raw[:200], exc.reason)
         return _page(400, "That store address cannot be used", exc.reason, bad=True, form=True, store=raw)
