@@ -11,6 +11,7 @@ from flask import Flask, jsonify
 from plugin.config import Config
 from plugin.db import sessions
 from plugin.handoff import Handoff
+from plugin.redact import install_log_redaction
 from plugin.runtime import redis_client
 from webhooks.shops import ShopCache
 
@@ -34,6 +35,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.extensions["keepwell"] = Edge(config, db, Handoff(redis_client(config.redis_url), config.queue),
                                       ShopCache(db, config))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_log_redaction()
 
     from plugin.unsubscribe import bp as unsubscribe_bp
     from webhooks import bp as webhooks_bp

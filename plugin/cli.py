@@ -15,6 +15,9 @@ from plugin.importing.cli import import_command
 @click.group()
 def main():
     """Keepwell: retention rules for Shopify and WooCommerce stores."""
+    from plugin.redact import install_log_redaction
+
+    install_log_redaction()  # the worker's and every command's logs
 
 
 @main.group()

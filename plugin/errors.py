@@ -1,4 +1,5 @@
 """Keepwell's error hierarchy: every error carries enough context to act on."""
+from plugin.redact import redact
 
 
 class KeepwellError(Exception):
@@ -45,10 +46,12 @@ class UnknownShop(WebhookError):
 
 class StoreError(KeepwellError):
     """A store API call failed. ``retryable`` errors (429, 5xx, timeouts, throttling) are
-    retried with backoff, honouring ``retry_after`` seconds; others fail the decision."""
+    retried with backoff, honouring ``retry_after`` seconds; others fail the decision. The
+    message is stored, logged and printed, so credentials in it (a signed URL) are masked here."""
 
     def __init__(self, message: str, *, retryable: bool, status: int | None = None,
                  retry_after: float | None = None, code: str | None = None):
+        message = redact(message)
         self.message = message
         self.retryable = retryable
         self.status = status
