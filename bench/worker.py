@@ -27,6 +27,7 @@ import argparse
 import copy
 import json
 import logging
+import os
 import re
 import socket
 import statistics
@@ -339,6 +340,7 @@ def main(argv=None):
         return serve_sandbox()
 
     logging.getLogger("keepwell").setLevel(logging.WARNING)
+    os.environ["KEEPWELL_ALLOW_PRIVATE_STORES"] = "1"  # the sandbox store listens on loopback
     prefix = f"kwbench{uuid.uuid4().hex[:8]}"
     redis = Redis.from_url(args.redis_url)
     redis.ping()

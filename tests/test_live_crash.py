@@ -122,6 +122,7 @@ def worker(live, tmp_path: Path, name: str, *args: str) -> subprocess.Popen:
     env = {**os.environ, "REDIS_URL": c.redis_url, "DATABASE_URL": c.database_url, "SMTP_URL": c.smtp_url,
            "KEEPWELL_QUEUE": c.queue, "KEEPWELL_SECRET_KEY": ",".join(c.secret_keys), "KEEPWELL_APP_URL": c.app_url,
            "KEEPWELL_MAIL_FROM": c.mail_from, "SHOPIFY_API_SECRET": ",".join(c.shopify_api_secrets),
+           "KEEPWELL_ALLOW_PRIVATE_STORES": "1",  # SlowStore listens on loopback
            "PYTHONPATH": str(ROOT)}  # the code under test, whatever the venv was installed from
     return children.start([str(KEEPWELL), "worker", *args], cwd=ROOT, env=env, log=tmp_path / f"{name}.log")
 
