@@ -9,9 +9,8 @@ path) can point it at another shop. A new platform adds its function to SCHEMES.
 from __future__ import annotations
 
 import functools
-import hashlib
-import hmac
 import logging
+import secrets as token
 import time
 from urllib.parse import urlencode
 
@@ -19,6 +18,7 @@ from flask import current_app, g, jsonify, request as current_request, session a
 
 from connectors.shopify import oauth
 from plugin.errors import KeepwellError
+from plugin.secrets import SecretError, decrypt, encrypt
 
 log = logging.getLogger("keepwell.admin")
 
@@ -69,21 +69,19 @@ def shopify_id_token(request, edge) -> str | None:
     return shop_id
 
 
-# --- WooCommerce: signed admin links, then a session cookie ------------------------------------
+# --- WooCommerce: single-use admin links, then a session cookie ----------------------------------
 
 ADMIN_LINK_TTL_S = 3600
 SESSION_TTL_S = 12 * 3600
 
 
-def _link_sig(key: str, shop_id: str, exp: int) -> str:
-    return hmac.new(key.encode(), f"keepwell-admin-link\n{shop_id}\n{exp}".encode(), hashlib.sha256).hexdigest()
-
-
 def admin_link(config, shop_id: str, ttl: int = ADMIN_LINK_TTL_S, now: float | None = None) -> str:
-    """A link that opens the shop's dashboard for ``ttl`` seconds (signed with KEEPWELL_SECRET_KEY)."""
+    """A link that opens the shop's dashboard once, within ``ttl`` seconds. Its token is encrypted
+    with KEEPWELL_SECRET_KEY: it names no shop to whoever sees it (a log, a browser history)."""
     exp = int((time.time() if now is None else now) + ttl)
-    query = urlencode({"shop": shop_id, "exp": exp, "sig": _link_sig(config.secret_key, shop_id, exp)})
-    return f"{config.app_url}/admin?{query}"
+    link = encrypt(config.secret_keys[:1], {"purpose": "admin-link", "shop": shop_id, "exp": exp,
+                                            "id": token.token_hex(16)})
+    return f"{config.app_url}/admin?{urlencode({'link': link})}"
 
 
 def _active_shop(edge, shop_id: str) -> bool:
@@ -102,18 +100,28 @@ def _remember(shop_id: str) -> None:
 
 
 def signed_admin_link(request, edge) -> str | None:
-    """``/admin?shop=ID&exp=UNIX&sig=HMAC`` from ``keepwell shop admin-link``."""
-    if "sig" not in request.args and "shop" not in request.args:
+    """``/admin?link=TOKEN`` from ``keepwell shop admin-link``; a used link opens nothing more."""
+    if "sig" in request.args:
+        raise Unauthenticated("this admin link has an old format: run `keepwell shop admin-link` for a new one")
+    link = request.args.get("link")
+    if link is None:
+        if "shop" in request.args:  # naming a shop is no credential, and must not fall back to the session
+            raise Unauthenticated("a shop in the URL opens nothing: open an admin link")
         return None
-    shop_id, exp, sig = (request.args.get(k, "") for k in ("shop", "exp", "sig"))
-    if not (shop_id and exp.isdigit() and sig):
-        raise Unauthenticated("incomplete admin link: it needs shop, exp and sig")
-    if not any(hmac.compare_digest(_link_sig(key, shop_id, int(exp)), sig) for key in edge.config.secret_keys):
-        raise Unauthenticated("the admin link's signature does not match")
-    if int(exp) < time.time():
+    try:
+        found = decrypt(edge.config.secret_keys, link)
+    except SecretError:
+        raise Unauthenticated("the admin link is not valid") from None
+    shop_id, exp, link_id = found.get("shop"), found.get("exp"), found.get("id")
+    if found.get("purpose") != "admin-link" or not isinstance(exp, int) or not shop_id or not link_id:
+        raise Unauthenticated("the admin link is not valid")
+    if exp < time.time():
         raise Unauthenticated("the admin link has expired: run `keepwell shop admin-link` for a fresh one")
     if not _active_shop(edge, shop_id):
         raise Unauthenticated("the admin link is for a shop that is not connected")
+    used = f"{edge.config.queue}:admin-link-used:{link_id}"
+    if not edge.handoff.redis.set(used, 1, nx=True, ex=max(1, exp - int(time.time())) + 60):
+        raise Unauthenticated("this admin link has already been used: run `keepwell shop admin-link` for a new one")
     _remember(shop_id)
     return shop_id
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from flask import Flask, jsonify
 
+from plugin import headers
 from plugin.config import Config
 from plugin.db import sessions
 from plugin.handoff import Handoff
@@ -45,6 +46,8 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(__import__("plugin.install.shopify", fromlist=["bp"]).bp)
     app.register_blueprint(__import__("plugin.install.woocommerce", fromlist=["bp"]).bp)
     app.register_blueprint(__import__("plugin.admin", fromlist=["bp"]).bp)
+
+    app.after_request(headers.apply)
 
     @app.get("/health")
     def health():

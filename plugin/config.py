@@ -13,6 +13,7 @@
 | KEEPWELL_MAX_WEBHOOK_BYTES | 1048576 | larger webhook bodies are refused with 413 |
 | KEEPWELL_QUEUE | keepwell | RQ queue name (and Redis key prefix) |
 | KEEPWELL_SHOPIFY_DEEP_HISTORY | 0 | 1: ask Shopify stores for read_all_orders at install, so the history import reaches past 60 days |
+| KEEPWELL_FRAME_ANCESTORS | 'none' | who may frame pages of non-Shopify shops (CSP sources, e.g. https://shop.example); Shopify shops: their own admin |
 | KEEPWELL_ALLOW_PRIVATE_STORES | 0 | development only: 1 lets WooCommerce store URLs reach loopback and private networks |
 """
 from __future__ import annotations
@@ -49,6 +50,7 @@ class Config:
     queue: str = "keepwell"
     shopify_deep_history: bool = False
     allow_private_stores: bool = False
+    frame_ancestors: str = "'none'"
     extra: dict = field(default_factory=dict, hash=False)  # a dict cannot be hashed; Config keys the lru_cache in plugin.runtime
 
     @property
@@ -71,6 +73,7 @@ class Config:
             max_webhook_bytes=int(env.get("KEEPWELL_MAX_WEBHOOK_BYTES", cls.max_webhook_bytes)),
             queue=env.get("KEEPWELL_QUEUE", cls.queue),
             shopify_deep_history=env.get("KEEPWELL_SHOPIFY_DEEP_HISTORY", "0").strip().lower() in ("1", "true", "yes"),
+            frame_ancestors=env.get("KEEPWELL_FRAME_ANCESTORS", "").strip() or cls.frame_ancestors,
             allow_private_stores=env.get("KEEPWELL_ALLOW_PRIVATE_STORES", "").strip().lower() in ("1", "true", "yes"),
         )
         values.update(overrides)

@@ -79,10 +79,10 @@ def test_forged_expired_and_unknown_links_are_refused(live):
     a, _ = live.add_shop("woocommerce", "https://a.example", consumer_key="ck", consumer_secret="cs")
     client = live.app.test_client()
     good = path(admin_link(live.config, a, 60))
-    forged = re.sub(r"sig=[0-9a-f]+", "sig=" + "0" * 64, good)
+    forged = re.sub(r"link=[^&]+", "link=" + "gAAAAA" + "0" * 80, good)
     assert client.get(forged).status_code == 401
-    other_shop = good.replace(f"shop={a}", "shop=wo_000000000000")
-    assert client.get(other_shop).status_code == 401
+    old_format = f"/admin?shop={a}&exp={int(time.time()) + 60}&sig={'0' * 64}"
+    assert client.get(old_format).status_code == 401
     expired = path(admin_link(live.config, a, -10))
     r = client.get(expired)
     assert r.status_code == 401 and "expired" in r.get_data(as_text=True)
@@ -133,7 +133,7 @@ def test_cli_prints_a_working_admin_link(live, monkeypatch):
     result = CliRunner().invoke(main, ["shop", "admin-link", a])
     assert result.exit_code == 0, result.output
     link = result.output.strip()
-    assert link.startswith("https://keepwell.test/admin?shop=")
+    assert link.startswith("https://keepwell.test/admin?link=")
     assert live.app.test_client().get(path(link)).status_code == 302
     assert CliRunner().invoke(main, ["shop", "admin-link", "wo_nope"]).exit_code != 0
 

@@ -249,14 +249,17 @@ def test_unsubscribe_token_round_trip_and_rotation():
 
 
 def test_unsubscribe_token_refuses_foreign_and_tampered_tokens():
-    token = unsubscribe_token("secret", "cafe-lumiere.myshopify.com", "1001")
-    other = unsubscribe_token("secret", "cafe-lumiere.myshopify.com", "1002")
+    from plugin.mail.unsubscribe import legacy_token  # the readable format of emails already sent
+
+    token = legacy_token("secret", "cafe-lumiere.myshopify.com", "1001")
+    other = legacy_token("secret", "cafe-lumiere.myshopify.com", "1002")
     payload, _, signature = token.partition(".")
     forged = [
         unsubscribe_token("someone-elses-secret", "cafe-lumiere.myshopify.com", "1001"),
         other.partition(".")[0] + "." + signature,  # another customer's payload, this signature
         payload + "." + signature[:-2] + ("AA" if not signature.endswith("AA") else "BB"),
         payload, payload + ".", "", "not a token", "é.é", token + "x",
+        unsubscribe_token("secret", "cafe-lumiere.myshopify.com", "1001")[:-3] + "xyz",
     ]
     for bad in forged:
         with pytest.raises(UnsubscribeTokenError):

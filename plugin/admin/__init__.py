@@ -94,9 +94,9 @@ def shop_page(view):
             row = s.get(ShopRow, g.shop_id)
             g.shop = {"id": row.id, "domain": row.domain, "platform": row.platform,
                       "locale": (row.settings or {}).get("locale") or ""}
-        if request.method == "GET" and not _wants_json() and ("sig" in request.args or "id_token" in request.args):
+        if request.method == "GET" and not _wants_json() and ("link" in request.args or "id_token" in request.args):
             # A link's credentials have done their job (the session holds the shop): drop them from the URL.
-            keep = {k: v for k, v in request.args.items() if k not in ("shop", "exp", "sig", "id_token", "hmac",
+            keep = {k: v for k, v in request.args.items() if k not in ("link", "shop", "id_token", "hmac",
                                                                          "host", "session", "timestamp", "embedded")}
             if "id_token" not in request.args:  # Shopify's iframe keeps its URL; a WooCommerce tab is cleaned
                 return redirect(url_for(request.endpoint, **(request.view_args or {}), **keep))

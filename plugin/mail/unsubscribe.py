@@ -1,4 +1,9 @@
-"""Signed unsubscribe tokens: (shop, customer) under HMAC-SHA256, with secret rotation."""
+"""Unsubscribe tokens: (shop, customer) encrypted and authenticated (Fernet), with key rotation.
+
+The token shows nothing without the key: no shop id, no customer id. Emails sent before carry
+the earlier readable format (base64 JSON and an HMAC-SHA256 signature); those links keep
+working, since an unsubscribe link must work for as long as the email exists.
+"""
 from __future__ import annotations
 
 import base64
@@ -8,6 +13,7 @@ import json
 from collections.abc import Sequence
 
 from plugin.errors import KeepwellError
+from plugin.secrets import SecretError, decrypt, encrypt
 
 
 class UnsubscribeTokenError(KeepwellError, ValueError):
@@ -30,8 +36,16 @@ def _signature(secret: str, payload: str) -> bytes:
 
 
 def unsubscribe_token(secret: str, shop: str, customer_id: str) -> str:
-    """A URL-safe token naming (shop, customer), signed with HMAC-SHA256. It never expires:
-    unsubscribe links in old emails must keep working."""
+    """A URL-safe opaque token for (shop, customer). It never expires: unsubscribe links in old
+    emails must keep working."""
+    if not secret:
+        raise ValueError("an unsubscribe secret must not be empty")
+    # Fernet's base64 padding dropped: the token stays [A-Za-z0-9_-], safe in a URL path as is.
+    return encrypt([secret], {"purpose": "unsubscribe", "shop": shop, "customer": customer_id}).rstrip("=")
+
+
+def legacy_token(secret: str, shop: str, customer_id: str) -> str:
+    """The earlier, readable format (still accepted): base64 JSON [shop, customer] and its HMAC."""
     payload = _b64(json.dumps([shop, customer_id], separators=(",", ":"), ensure_ascii=False).encode())
     return f"{payload}.{_b64(_signature(secret, payload))}"
 
@@ -43,6 +57,15 @@ def verify_unsubscribe_token(secrets: str | Sequence[str], token: str) -> tuple[
         secrets = [secrets]
     if not secrets:
         raise ValueError("no unsubscribe secrets configured")
+    if "." not in (token or ""):  # Fernet tokens have no dot; the legacy format always has one
+        try:
+            found = decrypt(list(secrets), (token or "") + "=" * (-len(token or "") % 4))
+        except SecretError:
+            raise UnsubscribeTokenError("unsubscribe token is not valid") from None
+        if found.get("purpose") != "unsubscribe" or not isinstance(found.get("shop"), str) \
+                or not isinstance(found.get("customer"), str):
+            raise UnsubscribeTokenError("malformed unsubscribe token")
+        return found["shop"], found["customer"]
     payload, dot, signature = (token or "").partition(".")
     try:
         given = _unb64(signature)
