@@ -23,6 +23,7 @@ class Shop:
     consumer_key: str = ""  # WooCommerce REST key
     consumer_secret: str = ""
     webhook_secrets: tuple[str, ...] = ()  # current first; old ones still accepted during a rotation
+    referral_key: str = ""  # keys the shop's referral codes (plugin.engine.referral)
     settings: Mapping = field(default_factory=dict)  # e.g. WooCommerce consent meta key
     token_expires_at: float | None = None  # Unix seconds; None for a token that does not expire
     #: Keeps ``access_token`` valid (refresh before expiry and after a 401): an object with

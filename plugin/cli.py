@@ -198,7 +198,11 @@ def simulate(history, rules_path, sample, seed, platform, shop_id, fmt):
         from plugin.events import event_from_dict
         from plugin.sample_history import generate
 
+        from plugin.engine.ruleset import for_shop
+        from plugin.sample_history import SAMPLE_REFERRAL_KEY
+
         events = [event_from_dict(d) for d in generate(sample, seed=seed)]
+        ruleset = for_shop(ruleset, SAMPLE_REFERRAL_KEY)
     elif platform is not None:
         from plugin.errors import KeepwellError
         from plugin.exports import export_events, read_orders

@@ -16,6 +16,7 @@ import connectors
 from plugin import mail
 from plugin.db import CustomerRow, DecisionRow, EffectRow, UnsubscribeRow
 from plugin.engine.referral import referral_code
+from plugin.engine.ruleset import for_shop
 from plugin.errors import DeliveryError, StoreError
 from plugin.events import Event, event_to_dict
 from plugin.shops import rules_for
@@ -100,7 +101,7 @@ def _email(rt, session, shop, drow, action, coupon, eff) -> str:
     ruleset, templates = rules_for(session, shop.id, drow.ruleset_version)  # the version that decided
     token = mail.unsubscribe_token(rt.config.secret_key, shop.id, drow.customer_id)
     unsubscribe_url = f"{rt.config.app_url}/unsubscribe/{token}"
-    code = referral_code(shop.id, drow.customer_id, ruleset.settings.referral_prefix)
+    code = referral_code(for_shop(ruleset, shop.referral_key).settings, shop.id, drow.customer_id)
     referral_link = connectors.get(shop.platform).discount_link(shop, code) if code else None
     shop_info = {"name": shop.settings.get("name") or shop.domain, "url": shop.settings.get("url") or _store_url(shop)}
     context = mail.email_context(customer, coupon, shop_info, unsubscribe_url, referral_link)

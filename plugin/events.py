@@ -63,6 +63,8 @@ class Order:
     discount_codes: tuple[str, ...] = ()
     refunded: Money | None = None  # amount of this refund (order.refunded events)
     landing_site: str | None = None
+    phone: str | None = None  # the buyer's, as the order gives it: identity checks (self-referral)
+    shipping_address: str | None = None  # "line 1, postcode, country": identity checks
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +101,14 @@ class Event:
             raise EventError(f"event {self.id}: occurred_at must be timezone-aware")
         if not self.customer_id:
             raise EventError(f"event {self.id}: customer_id is required")
+
+
+def address_line(address, *parts: str) -> str | None:
+    """One line from a platform's address object: the named ``parts`` present, joined by ", "."""
+    if not isinstance(address, dict):
+        return None
+    found = [str(address[p]).strip() for p in parts if address.get(p) not in (None, "")]
+    return ", ".join(f for f in found if f) or None
 
 
 # --- JSON (JSON Lines history files, RQ job arguments) ---------------------------------------
@@ -157,6 +167,8 @@ def event_from_dict(d: dict) -> Event:
                 discount_codes=tuple(str(c).lower() for c in o.get("discount_codes") or ()),
                 refunded=_money(o.get("refunded")),
                 landing_site=o.get("landing_site"),
+                phone=o.get("phone"),
+                shipping_address=o.get("shipping_address"),
             )
         if c := d.get("customer"):
             tags = c.get("tags")

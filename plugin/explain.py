@@ -39,9 +39,9 @@ def explain(events: Iterable[Event], rules: RuleSet, customer_id: str, event_id:
     sim.advance(target.occurred_at)
     now = target.occurred_at
     state = sim.states.get((target.shop, customer_id)) or new_state(target.shop, customer_id)
-    state = apply(state, target, rules.settings.referral_prefix)
+    state = apply(state, target, rules.settings)
     decisions = {d.rule_id: d for d in decide(target, state, rules, now) if not (d.kind == Kind.SCHEDULED and d.reason != "delay")}
-    ctx = Context(target, state, now, rules.settings.referral_prefix)
+    ctx = Context(target, state, now, rules.settings)
     lines = [
         f"customer {customer_id} at {now.isoformat()}: event {target.id} ({target.type})",
         f"state: {state.orders_count} paid orders, spent {state.total_spent or 0}, "

@@ -32,7 +32,8 @@ from plugin.errors import DeliveryError, PayloadError, StoreError
 from plugin.events import Event, event_from_dict, event_to_dict
 from plugin.handoff import DRAIN_TTL, Envelope, Handoff, job_id
 from plugin.importing.importer import is_importing
-from plugin.shops import rules_for, to_shop
+from plugin.engine.ruleset import for_shop
+from plugin.shops import referral_key, rules_for, to_shop
 from plugin.timers import RQ_TIMER_HORIZON, arm_again, due, fire_timer, schedule_timer, sweep_timers
 
 log = logging.getLogger("keepwell.worker")
@@ -176,7 +177,7 @@ def process_event(rt: Runtime, shop_id: str, event: Event) -> list[str]:
             timers = []
         else:
             early = _early_timer(session, shop_id, event, now)
-            touches, timers = ([], early) if early is not None else _decide(session, shop_id, event, now)
+            touches, timers = ([], early) if early is not None else _decide(rt, session, shop_id, event, now)
     for key, at, attempt in timers:
         schedule_timer(rt, shop_id, key, at, attempt)
     for key in touches:
@@ -201,13 +202,14 @@ def _early_timer(session, shop_id: str, event: Event, now: datetime) -> list | N
     return []
 
 
-def _decide(session, shop_id: str, event: Event, now: datetime) -> tuple[list[str], list[tuple]]:
+def _decide(rt: Runtime, session, shop_id: str, event: Event, now: datetime) -> tuple[list[str], list[tuple]]:
     """Decide ``event`` and record its decisions, timers and state; (touch keys, timers to schedule)."""
     # a timer runs under the rule set version it was scheduled with, while the shop keeps it
     ruleset, _ = rules_for(session, shop_id, event.data.get("version") if event.type == "timer" else None)
+    ruleset = for_shop(ruleset, _referral_key(rt, session, shop_id))
     crow = session.get(CustomerRow, (shop_id, event.customer_id))
     state = state_from_dict(crow.state) if crow else new_state(shop_id, event.customer_id)
-    state = apply(state, event, ruleset.settings.referral_prefix)
+    state = apply(state, event, ruleset.settings)
     if state.accepts_marketing and session.get(UnsubscribeRow, (shop_id, event.customer_id)) is not None:
         # Our one-click unsubscribe outranks an opt-in the store still reports (a checkout
         # box, a stale meta value): effects never email this customer again, so no rule may
@@ -274,6 +276,14 @@ def _record_failure(session, shop_id: str, d: Decision, why: str) -> None:
     elif (existing.kind, existing.reason) != (Kind.SUPPRESSED.value, Reason.CAP.value):
         return
     existing.status, existing.error = "failed", why
+
+
+def _referral_key(rt: Runtime, session, shop_id: str) -> str:
+    shop = rt.shop(shop_id)
+    if shop is not None and shop.referral_key:
+        return shop.referral_key
+    rt._shops.pop(shop_id, None)  # a shop from before keyed codes gets its key now
+    return referral_key(session, rt.config, shop_id)
 
 
 def _already_recorded(session, shop_id: str, decisions: list[Decision]):

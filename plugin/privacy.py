@@ -45,7 +45,7 @@ log = logging.getLogger("keepwell.privacy")
 
 #: Keys whose values are contact or identity data wherever they appear in stored JSON.
 PERSONAL_KEYS = frozenset({"email", "to", "friend_email", "email_address", "first_name", "last_name", "phone",
-                           "birthday", "anniversary"})
+                           "birthday", "anniversary", "shipping_address", "friend_phone", "friend_address"})
 REDACTED = "[redacted]"
 CANCELLED = "customer data erased"
 

@@ -38,8 +38,12 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Iterator
 
 from plugin.engine.referral import referral_code
+from plugin.engine.ruleset import Settings
 
 DEFAULT_START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+#: The sample store's referral key: simulating its history needs the same (``for_shop(rules, SAMPLE_REFERRAL_KEY)``).
+SAMPLE_REFERRAL_KEY = "keepwell-sample-store-referral-key"
+_CODES = Settings(referral_key=SAMPLE_REFERRAL_KEY)
 FIRST_CUSTOMER_ID = 7_000_000_001
 FIRST_ORDER_ID = 5_100_000_001
 FIRST_REFUND_ID = 9_300_000_001
@@ -301,12 +305,12 @@ class _Store:
     def _first_order_codes(self, person: _Person, at: int) -> tuple[str, ...]:
         roll = self.rng.random()
         if roll < SELF_REFERRED:
-            return (referral_code(self.shop, person.id, "REF"),)
+            return (referral_code(_CODES, self.shop, person.id),)
         if roll < SELF_REFERRED + REFERRED and self.referrers:
             for _ in range(5):  # the referrer must have had their invite (2 days after their first order)
                 first_order_at, referrer = self.rng.choice(self.referrers)
                 if first_order_at + 2 * _DAY < at:
-                    return (referral_code(self.shop, referrer, "REF"),)
+                    return (referral_code(_CODES, self.shop, referrer),)
         return self._promo()
 
     def _promo(self) -> tuple[str, ...]:

@@ -36,12 +36,16 @@ def add_shop(session, config: Config, platform: str, domain: str, *, api_url: st
     if platform == "woocommerce":
         webhook_secret = webhook_secret or token.token_urlsafe(32)
     stored = {"access_token": access_token, "consumer_key": consumer_key, "consumer_secret": consumer_secret,
-              "webhook_secrets": [webhook_secret] if webhook_secret else [], **(token_fields or {})}
+              "webhook_secrets": [webhook_secret] if webhook_secret else [], "referral_key": token.token_urlsafe(32),
+              **(token_fields or {})}
     if row is None:
         row = ShopRow(id=f"{platform[:2]}_{token.token_hex(6)}", platform=platform, domain=domain, settings={})
         session.add(row)
-    elif not webhook_secret:
-        stored["webhook_secrets"] = secrets.decrypt(config.secret_keys, row.secrets).get("webhook_secrets", [])
+    else:
+        before = secrets.decrypt(config.secret_keys, row.secrets) if row.secrets else {}
+        stored["referral_key"] = before.get("referral_key") or stored["referral_key"]  # codes already shared stay valid
+        if not webhook_secret:
+            stored["webhook_secrets"] = before.get("webhook_secrets", [])
     row.api_url = (api_url or default_api_url(platform, domain)).rstrip("/")
     row.secrets = secrets.encrypt(config.secret_keys, stored)
     row.settings = {**(row.settings or {}), **(settings or {})}
@@ -65,8 +69,21 @@ def to_shop(row: ShopRow, config: Config) -> Shop:
     return Shop(id=row.id, platform=row.platform, domain=row.domain, api_url=row.api_url,
                 access_token=s.get("access_token", ""), consumer_key=s.get("consumer_key", ""),
                 consumer_secret=s.get("consumer_secret", ""), webhook_secrets=webhook_secrets,
-                settings=dict(row.settings or {}), token_expires_at=s.get("access_token_expires_at"),
-                tokens=tokens)
+                referral_key=s.get("referral_key", ""), settings=dict(row.settings or {}),
+                token_expires_at=s.get("access_token_expires_at"), tokens=tokens)
+
+
+def referral_key(session, config: Config, shop_id: str) -> str:
+    """The shop's secret referral key; created (under a row lock) for a shop that has none yet."""
+    row = session.scalar(select(ShopRow).where(ShopRow.id == shop_id).with_for_update())
+    if row is None:
+        return ""
+    stored = secrets.decrypt(config.secret_keys, row.secrets)
+    if not stored.get("referral_key"):
+        stored["referral_key"] = token.token_urlsafe(32)
+        row.secrets = secrets.encrypt(config.secret_keys, stored)
+        session.flush()
+    return stored["referral_key"]
 
 
 def find_shop(session, platform: str, domain: str) -> ShopRow | None:

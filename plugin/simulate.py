@@ -100,7 +100,6 @@ class Simulator:
 
     def __init__(self, rules: RuleSet):
         self.rules = rules
-        self.prefix = rules.settings.referral_prefix
         self.states: dict = {}
         self.timers: list = []  # heap of (wake_at, seq, timer event)
         self.scheduled: set[str] = set()
@@ -146,7 +145,7 @@ class Simulator:
         state = self.states.get(skey)
         if state is None:
             state = new_state(event.shop, event.customer_id)
-        state = apply(state, event, self.prefix)
+        state = apply(state, event, self.rules.settings)
         from_delay = event.type == "timer" and event.data["kind"] not in _INITIAL_TIMERS
         signals = []
         report = self.report

@@ -9,13 +9,15 @@ from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 
 from plugin.engine import apply, decide, new_state, record
-from plugin.engine.ruleset import Problems, compile_ruleset
+from plugin.engine.ruleset import Problems, Settings, compile_ruleset, for_shop
 from plugin.engine.state import CustomerState
 from plugin.events import Event, event_from_dict
 from plugin.rulefile import RULES_DIR, load_rules
 from plugin.simulate import Simulator
 
 SHOP = "brew-and-bean.myshopify.com"
+REFERRAL_KEY = "brew-and-bean-referral-key"  # the shop's secret, as the worker passes it in
+CODES = Settings(referral_key=REFERRAL_KEY)  # for referral_code(CODES, shop, customer)
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc)  # a Monday morning
 
 # product id -> (sku, title, price, collections), from a small coffee shop catalogue
@@ -135,12 +137,12 @@ def rules_from(rules: list[dict], settings: dict | None = None):
     problems = Problems()
     ruleset = compile_ruleset([("test.yaml", data)], None, problems)
     assert ruleset is not None, problems.items
-    return ruleset
+    return for_shop(ruleset, REFERRAL_KEY)
 
 
 @lru_cache(maxsize=1)
 def shipped_rules():
-    return load_rules(RULES_DIR)
+    return for_shop(load_rules(RULES_DIR), REFERRAL_KEY)
 
 
 class Shell:
@@ -158,7 +160,7 @@ class Shell:
     def handle(self, event: Event, now: datetime | None = None):
         """Decisions for ``event`` (touches are recorded into the customer's state)."""
         now = now or event.occurred_at
-        state = apply(self.state(event.customer_id), event, self.rules.settings.referral_prefix)
+        state = apply(self.state(event.customer_id), event, self.rules.settings)
         out = decide(event, state, self.rules, now)
         for d in out:
             state = record(state, d)

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from engine_helpers import (DRIPPER, HOUSE_BLEND, SHOP, T0, Shell, action, consent_changed, customer_created,
+from engine_helpers import (CODES, DRIPPER, HOUSE_BLEND, SHOP, T0, Shell, action, consent_changed, customer_created,
                             customer_updated, day, order_cancelled, order_created, order_paid, order_refunded,
                             rules_from, shipped_rules, state_after)
 from plugin.engine import Decision, Kind, Reason, decide, new_state, record
@@ -433,8 +433,8 @@ def _friend_order(shell, codes, at=day(6)):
 
 def test_referral_converts_after_the_return_window_and_rewards_the_referrer():
     shell = _referral_shell()
-    code = referral_code(SHOP, REFERRER)
-    assert decode_referral_code(SHOP, code.lower()) == REFERRER
+    code = referral_code(CODES, SHOP, REFERRER)
+    assert decode_referral_code(CODES, SHOP, code.lower()) == REFERRER
     scheduled = _friend_order(shell, [code.lower()])  # WooCommerce lower-cases coupon codes
     assert shell.state(FRIEND).referred_by == REFERRER
     assert (scheduled.kind, scheduled.wake_at) == (Kind.SCHEDULED, day(36))
@@ -455,7 +455,7 @@ def test_referral_converts_after_the_return_window_and_rewards_the_referrer():
 
 def test_self_referral_is_ignored():
     shell = _referral_shell()
-    own = referral_code(SHOP, FRIEND)
+    own = referral_code(CODES, SHOP, FRIEND)
     d = _friend_order(shell, [own])
     assert shell.state(FRIEND).referred_by is None
     assert (d.kind, d.reason) == (Kind.SUPPRESSED, Reason.CONDITIONS)
@@ -463,14 +463,14 @@ def test_self_referral_is_ignored():
 
 def test_a_code_of_another_shop_is_not_a_referral():
     shell = _referral_shell()
-    d = _friend_order(shell, [referral_code("another-shop.myshopify.com", REFERRER)])
+    d = _friend_order(shell, [referral_code(CODES, "another-shop.myshopify.com", REFERRER)])
     assert shell.state(FRIEND).referred_by is None and d.reason == Reason.CONDITIONS
 
 
 @pytest.mark.parametrize("undo", ["refund", "cancel"])
 def test_refunded_or_cancelled_friend_order_earns_no_reward(undo):
     shell = _referral_shell()
-    scheduled = _friend_order(shell, [referral_code(SHOP, REFERRER)])
+    scheduled = _friend_order(shell, [referral_code(CODES, SHOP, REFERRER)])
     if undo == "refund":
         shell.handle(order_refunded(FRIEND, "5201", day(20), "38.50 USD", refunded="24.00 USD"))
     else:
@@ -485,7 +485,7 @@ def test_referral_invite_carries_the_customers_own_code():
     invite = only(shell.handle(order_paid("7001", "5101", day(1))), "referral_invite")
     touch = only(shell.fire(invite))
     c = action(touch, "coupon")
-    assert c["code"] == referral_code(SHOP, "7001")
+    assert c["code"] == referral_code(CODES, SHOP, "7001")
     assert (c["customer_id"], c["usage_limit"], c["title"]) == (None, None, "Friend discount")
 
 

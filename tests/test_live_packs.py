@@ -21,6 +21,7 @@ import responses
 from plugin import jobs
 from plugin.db import CustomerRow, TimerRow
 from plugin.engine.referral import referral_code
+from plugin.engine.ruleset import Settings
 from plugin.rulefile import RULES_DIR
 from live import (STORES, advance, check_email, decisions, done_touch, gmt, install_pack_variant, mails_to,
                   run_scheduled, running, scheduled, shopify_consent, shopify_customer, text_and_html, work)
@@ -28,6 +29,15 @@ from live import (STORES, advance, check_email, decisions, done_touch, gmt, inst
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
 DAY = timedelta(days=1)
 LATE = timedelta(minutes=3)  # tick fires timers two minutes after they are due
+
+
+def shop_code(live, shop_id: str, customer_id: str) -> str:
+    """The referral code Keepwell gives the customer: keyed with the shop's secret referral key."""
+    from plugin.db import ShopRow
+    from plugin.shops import to_shop
+
+    (row,) = live.rows(ShopRow, id=shop_id)
+    return referral_code(Settings(referral_key=to_shop(row, live.config).referral_key), shop_id, customer_id)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -185,7 +195,7 @@ def test_icebreaker_two_weeks_after_a_first_order(store, live):
 
     advance(live, T0 + 2 * DAY + LATE)  # the referral invite's 2-day delay is over
     d, eff = done_touch(live, "referral_invite", ana)
-    code = referral_code(store.shop_id, ana)
+    code = shop_code(live, store.shop_id, ana)
     assert eff["coupon"].coupon_code == code
     terms = coupon_terms(store, code)
     assert terms["percent"] == 10 and not terms["for"] and terms["usage_limit"] is None  # for any friend
@@ -224,7 +234,7 @@ def test_referral_reward_after_the_return_window_and_none_for_a_refunded_friend(
     store.order(6001, rita, T0, email="rita@example.com", first_name="Rita")
     at(live, T0)
     advance(live, T0 + 2 * DAY + LATE)
-    code = referral_code(store.shop_id, rita)
+    code = shop_code(live, store.shop_id, rita)
     assert code in store.coupon_codes()  # her invite created the shared code in the store
 
     store.order(6002, fred, T0 + 3 * DAY, codes=[code], email="fred@example.com", first_name="Fred")

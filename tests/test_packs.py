@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from engine_helpers import (DRIPPER, ETHIOPIA, FRENCH_PRESS, GRINDER, HOUSE_BLEND, SENCHA, SHOP, T0, action,
+from engine_helpers import (CODES, DRIPPER, ETHIOPIA, FRENCH_PRESS, GRINDER, HOUSE_BLEND, SENCHA, SHOP, T0, action,
                             consent_changed, customer_created, day, order_cancelled, order_paid, order_refunded, run,
                             shipped_rules, touches)
 from plugin.engine.decisions import stable_percent
@@ -137,27 +137,27 @@ SCENARIOS = [
              [shopper("guest-4471"), paid("guest-4471", "5101", day(0))], day(30), suppressed={"conditions": 1}),
     scenario("friend's first order with the code -> reward after 30 days", "referral_reward",
              [shopper(A), paid(A, "5101", day(0)), shopper(B, at=day(5)),
-              paid(B, "5201", day(6), codes=[referral_code(SHOP, A)])], day(60), [(A, day(36))]),
+              paid(B, "5201", day(6), codes=[referral_code(CODES, SHOP, A)])], day(60), [(A, day(36))]),
     scenario("friend refunded -> no reward", "referral_reward",
              [shopper(A), paid(A, "5101", day(0)), shopper(B, at=day(5)),
-              paid(B, "5201", day(6), codes=[referral_code(SHOP, A)]), order_refunded(B, "5201", day(20), "12.00 USD")],
+              paid(B, "5201", day(6), codes=[referral_code(CODES, SHOP, A)]), order_refunded(B, "5201", day(20), "12.00 USD")],
              day(60)),
     scenario("friend cancelled -> no reward", "referral_reward",
              [shopper(A), paid(A, "5101", day(0)), shopper(B, at=day(5)),
-              paid(B, "5201", day(6), codes=[referral_code(SHOP, A)]), order_cancelled(B, "5201", day(7), "12.00 USD")],
+              paid(B, "5201", day(6), codes=[referral_code(CODES, SHOP, A)]), order_cancelled(B, "5201", day(7), "12.00 USD")],
              day(60)),
     scenario("own code -> no reward", "referral_reward",
-             [shopper(A), paid(A, "5101", day(0)), paid(A, "5102", day(6), codes=[referral_code(SHOP, A)])], day(60)),
+             [shopper(A), paid(A, "5101", day(0)), paid(A, "5102", day(6), codes=[referral_code(CODES, SHOP, A)])], day(60)),
     scenario("code on the friend's second order -> no reward", "referral_reward",
              [shopper(A), paid(A, "5101", day(0)), shopper(B, at=day(5)), paid(B, "5201", day(6)),
-              paid(B, "5202", day(8), codes=[referral_code(SHOP, A)])], day(60)),
+              paid(B, "5202", day(8), codes=[referral_code(CODES, SHOP, A)])], day(60)),
     scenario("two friends -> two rewards", "referral_reward",
              [shopper(A), paid(A, "5101", day(0)), shopper(B, at=day(5)), shopper(C, at=day(5)),
-              paid(B, "5201", day(6), codes=[referral_code(SHOP, A)]),
-              paid(C, "5301", day(7), codes=[referral_code(SHOP, A).lower()])], day(60), [(A, day(36)), (A, day(37))]),
+              paid(B, "5201", day(6), codes=[referral_code(CODES, SHOP, A)]),
+              paid(C, "5301", day(7), codes=[referral_code(CODES, SHOP, A).lower()])], day(60), [(A, day(36)), (A, day(37))]),
     scenario("referrer without consent -> suppressed", "referral_reward",
              [shopper(A, consent=False), paid(A, "5101", day(0)), shopper(B, at=day(5)),
-              paid(B, "5201", day(6), codes=[referral_code(SHOP, A)])], day(60), suppressed={"consent": 1}),
+              paid(B, "5201", day(6), codes=[referral_code(CODES, SHOP, A)])], day(60), suppressed={"consent": 1}),
 
     # occasions: a birthday treat a week ahead at 09:00 UTC, an anniversary thank-you for buyers
     scenario("birthday -> 7 days before at 09:00 UTC", "birthday",
@@ -273,7 +273,7 @@ def test_cross_sell_coupon_is_scoped_to_the_brewing_collection():
 
 
 def test_referral_invite_and_reward():
-    code = referral_code(SHOP, A)
+    code = referral_code(CODES, SHOP, A)
     sim = run([shopper(A), paid(A, "5101", day(0)), shopper(B, at=day(5)), paid(B, "5201", day(6), codes=[code])],
               until=day(60))
     (invite,) = touches(sim, A, "referral_invite")

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import pytest
 
-from engine_helpers import (PRODUCTS, SENCHA, SHOP, T0, consent_changed, customer_created, day, order_cancelled,
+from engine_helpers import (CODES, PRODUCTS, SENCHA, SHOP, T0, consent_changed, customer_created, day, order_cancelled,
                             order_paid, order_refunded, shipped_rules)
 from plugin.engine.referral import referral_code
 from plugin.simulate import Simulator
@@ -47,7 +47,7 @@ def histories(draw):
             order_id = f"51{i}{k}"
             products = draw(st.lists(st.sampled_from(sorted(PRODUCTS)), min_size=1, max_size=3, unique=True))
             total = draw(st.sampled_from((None, None, "250.00 USD", "520.00 USD")))
-            codes = draw(st.sampled_from(([], [], ["SPRING10"]) + tuple([referral_code(SHOP, c)] for c in CUSTOMERS)))
+            codes = draw(st.sampled_from(([], [], ["SPRING10"]) + tuple([referral_code(CODES, SHOP, c)] for c in CUSTOMERS)))
             paid = order_paid(cid, order_id, placed + timedelta(minutes=5), products, total=total, codes=codes,
                               created=placed)
             events.append(paid)

@@ -13,7 +13,8 @@ from plugin.engine import apply, new_state
 from plugin.engine.referral import decode_referral_code
 from plugin.events import event_from_dict
 from plugin.rulefile import load_rules
-from plugin.sample_history import generate
+from plugin.engine.ruleset import Settings, for_shop
+from plugin.sample_history import SAMPLE_REFERRAL_KEY, generate
 from plugin.simulate import simulate
 
 SHOP = "demo.myshopify.com"
@@ -134,7 +135,7 @@ def test_referral_codes_name_an_earlier_buyer_and_self_referrals_are_ignored(eve
         if e.type != "order.paid":
             continue
         for code in e.order.discount_codes:
-            referrer = decode_referral_code(SHOP, code)
+            referrer = decode_referral_code(Settings(referral_key=SAMPLE_REFERRAL_KEY), SHOP, code)
             if referrer == e.customer_id:
                 self_referred.add(e.customer_id)
             elif referrer is not None:
@@ -146,13 +147,14 @@ def test_referral_codes_name_an_earlier_buyer_and_self_referrals_are_ignored(eve
     states = {}
     for e in events:
         if e.customer_id in referred | self_referred:
-            states[e.customer_id] = apply(states.get(e.customer_id) or new_state(SHOP, e.customer_id), e)
+            states[e.customer_id] = apply(states.get(e.customer_id) or new_state(SHOP, e.customer_id), e,
+                                           Settings(referral_key=SAMPLE_REFERRAL_KEY))
     assert all(states[cid].referred_by is None for cid in self_referred - referred)
     assert all(states[cid].referred_by not in (None, cid) for cid in referred)
 
 
 def test_shipped_rules_all_find_customers_to_touch(events):
-    report = simulate(events, load_rules())
+    report = simulate(events, for_shop(load_rules(), SAMPLE_REFERRAL_KEY))
     touched = {rule_id for rule_id, r in report.rules.items() if r.touches}
     assert touched >= {"icebreaker", "welcome", "cross_sell_brewing", "referral_invite", "referral_reward",
                        "winback", "birthday"}

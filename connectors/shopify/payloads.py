@@ -25,7 +25,7 @@ from typing import Callable
 from connectors.base import Shop
 from connectors.shopify import api, products
 from plugin.errors import PayloadError
-from plugin.events import Customer, Event, LineItem, Money, Order, parse_time
+from plugin.events import Customer, Event, LineItem, Money, Order, address_line, parse_time
 
 ORDER_TOPICS = {"orders/create": "order.created", "orders/paid": "order.paid", "orders/cancelled": "order.cancelled"}
 CUSTOMER_TOPICS = {"customers/create": "customer.created", "customers/update": "customer.updated"}
@@ -108,6 +108,8 @@ def _order_events(shop: Shop, topic: str, p: dict) -> list[Event]:
         line_items=tuple(_line_item(li, currency, topic) for li in p.get("line_items") or ()),
         discount_codes=tuple(str(d["code"]).lower() for d in p.get("discount_codes") or () if d.get("code")),
         landing_site=p.get("landing_site"),
+        phone=p.get("phone") or (p.get("shipping_address") or {}).get("phone") or c.get("phone") or None,
+        shipping_address=address_line(p.get("shipping_address"), "address1", "zip", "country_code"),
     )
     return [Event(
         id=event_id(topic, order_id, p.get("updated_at") or p.get("created_at")),

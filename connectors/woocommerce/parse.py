@@ -15,7 +15,7 @@ from typing import Any
 from connectors.base import Shop
 from connectors.woocommerce import products
 from plugin.errors import EventError, PayloadError
-from plugin.events import Customer, Event, LineItem, Money, Order, parse_time
+from plugin.events import Customer, Event, LineItem, Money, Order, address_line, parse_time
 
 PAID_STATUSES = ("processing", "completed")
 TAGS_META_KEY = "keepwell_tags"
@@ -106,6 +106,8 @@ def _order(p: dict, oid: str) -> Order:
         number=str(p["number"]) if p.get("number") not in (None, "") else None,
         line_items=lines,
         discount_codes=tuple(str(c["code"]).lower() for c in p.get("coupon_lines") or () if c.get("code")),
+        phone=((p.get("billing") or {}).get("phone") or (p.get("shipping") or {}).get("phone") or "").strip() or None,
+        shipping_address=address_line(p.get("shipping"), "address_1", "postcode", "country"),
     )
 
 

@@ -311,20 +311,24 @@ def simulate_files(files: dict[str, str]):
     keeps), or over a generated sample store while the shop has no history yet."""
     from plugin.events import event_from_dict
     from plugin.history import shop_events
-    from plugin.sample_history import generate
+    from plugin.engine.ruleset import for_shop
+    from plugin.sample_history import SAMPLE_REFERRAL_KEY, generate
+    from plugin.shops import referral_key
     from plugin.simulate import simulate
 
     ruleset, problems = lint_files(files)
     if problems:
         return None, problems
     start = _now() - timedelta(days=SIMULATION_DAYS)
-    with _edge().sessions() as s:
+    with _edge().sessions.begin() as s:
         events = shop_events(s, g.shop_id, start)
+        ruleset = for_shop(ruleset, referral_key(s, _edge().config, g.shop_id))
     source = "store"
     if not events:
         source = "sample"
         events = [event_from_dict(e) for e in generate(SIMULATION_CUSTOMERS, seed=1, start=start, days=SIMULATION_DAYS,
                                                        shop=g.shop_id)]
+        ruleset = for_shop(ruleset, SAMPLE_REFERRAL_KEY)
     report = simulate(events, ruleset)
     report.source = source
     return report, []

@@ -336,6 +336,16 @@ class Demo:
                                 f"{_tail(worker.log)}")
             time.sleep(0.1)
 
+    def _referral_code(self, shop_id: str, customer_id: str) -> str | None:
+        """The code Keepwell gives the customer (the shop's key is in its encrypted secrets)."""
+        from plugin.engine.referral import referral_code
+        from plugin.engine.ruleset import for_shop
+        from plugin.shops import active_rules, referral_key
+
+        with self.rt.sessions.begin() as session:
+            rules = for_shop(active_rules(session, shop_id)[0], referral_key(session, self.rt.config, shop_id))
+        return referral_code(rules.settings, shop_id, customer_id)
+
     def _say_services(self) -> None:
         from plugin.demo import database
 
@@ -354,7 +364,8 @@ class Demo:
     def _play(self) -> dict:
         from plugin.demo.storefront import Storefront
 
-        storefront = Storefront(self.stores[0], self.stores[1], self.shopify_secret, self.clock, sandbox=self.sandbox)
+        storefront = Storefront(self.stores[0], self.stores[1], self.shopify_secret, self.clock, self._referral_code,
+                                sandbox=self.sandbox)
         self.t0 = self.clock()
         self.timers_fired = self.steps = 0
         self.out("")

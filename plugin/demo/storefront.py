@@ -27,7 +27,6 @@ from typing import Callable
 import requests
 
 from plugin.engine.decisions import stable_percent
-from plugin.engine.referral import referral_code
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
 SHOPIFY_API_VERSION = "2026-10"
@@ -133,11 +132,12 @@ class Storefront:
     """Plays the demo stores' customers against the app at ``app_url``."""
 
     def __init__(self, shopify: StoreInfo, woocommerce: StoreInfo, shopify_secret: str, clock: Callable[[], datetime],
-                 sandbox=None, ruleset=None):
+                 referral_code: Callable[[str, str], str | None], sandbox=None, ruleset=None):
         from plugin.rulefile import load_rules
 
         self.shopify, self.woocommerce, self.shopify_secret = shopify, woocommerce, shopify_secret
         self.clock = clock
+        self.referral_code = referral_code  # (shop id, customer id) -> the code Keepwell gives that customer
         self.sandbox = sandbox  # the store API sandbox learns the customers and orders, as a store would
         self.rules = ruleset or load_rules()
         self.http = requests.Session()
@@ -182,7 +182,7 @@ class Storefront:
 
     def code_of(self, key: str, platform: str) -> str:
         """The personal referral code Keepwell gives this customer (sent in their invite email)."""
-        return referral_code(self._store(platform).shop_id, self.people[key].id, self.rules.settings.referral_prefix)
+        return self.referral_code(self._store(platform).shop_id, self.people[key].id)
 
     # --- the story -----------------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 No I/O, no clock, no randomness: the caller passes ``now``, holdout groups are stable hashes.
 For each rule the event triggers, the gates run in a fixed, documented order:
-conditions -> delay (re-check later) -> limits -> consent -> priority -> holdout -> frequency cap.
+conditions -> self-referral -> delay (re-check later) -> limits -> consent -> priority -> holdout -> frequency cap.
 """
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from datetime import date, datetime, time, timedelta, timezone
 
 from plugin.engine.decisions import Decision, Kind, Reason, coupon_code, stable_percent
 from plugin.engine.fields import Context
+from plugin.engine.referral import same_person
 from plugin.engine.ruleset import Rule, RuleSet
 from plugin.engine.values import format_duration
 from plugin.engine.state import CustomerState
@@ -40,7 +41,7 @@ def decision_key(shop: str, rule_id: str, customer_id: str, anchor: str) -> str:
 
 def decide(event: Event, state: CustomerState, rules: RuleSet, now: datetime) -> list[Decision]:
     """The decisions ``rules`` make for ``event``, given the customer's state after it."""
-    ctx = Context(event, state, now, rules.settings.referral_prefix)
+    ctx = Context(event, state, now, rules.settings)
     if event.type == "timer":
         return _on_timer(ctx, rules)
     out = _schedule_timers(ctx, rules)
@@ -104,6 +105,9 @@ def _gate(rule: Rule, ctx: Context, anchor: str, rules: RuleSet, delayed: bool, 
             return _decision(Kind.SUPPRESSED, rule, ctx, anchor, rules, reason=Reason.CANCELLED,
                              detail="conditions no longer hold when re-checked")
         return _decision(Kind.SUPPRESSED, rule, ctx, anchor, rules, reason=Reason.CONDITIONS)
+    if ctx.event.type == "referral.converted" and (same := same_person(ctx.state, ctx.event.data)):
+        return _decision(Kind.SUPPRESSED, rule, ctx, anchor, rules, reason=Reason.SELF_REFERRAL,
+                         detail=f"the referred friend has the referrer's {same}")
     if rule.delay and not delayed:
         return _timer(Reason.DELAY, rule, ctx, anchor, rules, ctx.now + rule.delay, event=ctx.event,
                       detail=f"re-checked after the delay")
@@ -198,7 +202,7 @@ def _touch(rule: Rule, ctx: Context, anchor: str, rules: RuleSet) -> Decision:
         kind = a["type"]
         if kind == "coupon":
             referral = a["referral"]
-            code = ctx.state.referral_code(rules.settings.referral_prefix) if referral else coupon_code(a["code_prefix"], key)
+            code = ctx.state.referral_code(rules.settings) if referral else coupon_code(a["code_prefix"], key)
             if code is None:
                 continue  # no referral code for this customer (e.g. a guest): nothing to share
             actions.append({
@@ -234,6 +238,11 @@ def _signal(a: dict, ctx: Context, key: str, i: int) -> dict:
     target = ctx.state.referred_by  # set by the fold, never the customer themself
     order = ctx.order
     data = {"friend_id": ctx.state.customer_id, "friend_email": ctx.state.email}
+    # what else tells the referrer's side whether the friend is the referrer under another account
+    for name, value in (("friend_phone", ctx.state.phone),
+                        ("friend_address", (order and order.shipping_address) or ctx.state.shipping_address)):
+        if value:
+            data[name] = value
     if order is not None:
         data["order_id"] = order.id
         data["order_total"] = {"amount": str(order.total.amount), "currency": order.total.currency}
@@ -313,7 +322,7 @@ def _on_timer(ctx: Context, rules: RuleSet) -> list[Decision]:
         if kind == Reason.OCCASION:
             out.extend(_occasion_timers(ctx, rules))  # and next year's
     if "event" in data:  # a delayed or deferred touch: re-check against the original event
-        ctx = Context(data["event"], ctx.state, ctx.now, ctx.referral_prefix)
+        ctx = Context(data["event"], ctx.state, ctx.now, ctx.settings)
     recheck = kind == Reason.DELAY or kind == Reason.DEFERRED
     result = _gate(rule, ctx, anchor, rules, delayed=True, recheck=recheck)
     if isinstance(result, Decision):

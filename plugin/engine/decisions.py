@@ -24,6 +24,7 @@ class Reason(str, Enum):
     HOLDOUT = "holdout"  # the customer is in the rule's control group
     PRIORITY = "priority"  # a higher-priority rule touched the customer for the same event
     CAP = "cap"  # the shop-wide frequency cap was reached
+    SELF_REFERRAL = "self_referral"  # the referred friend is the referrer (same email, phone or address)
     # scheduled reasons
     DELAY = "delay"
     LAPSE = "lapse"

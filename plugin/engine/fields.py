@@ -21,14 +21,14 @@ NUMBER, MONEY, TEXT, BOOL, LIST, DURATION, DATE = "number", "money", "text", "ye
 class Context:
     """What a condition sees: the event, the customer's state, and the evaluation time."""
 
-    __slots__ = ("event", "state", "now", "order", "referral_prefix")
+    __slots__ = ("event", "state", "now", "order", "settings")
 
-    def __init__(self, event: Event, state: CustomerState, now: datetime, referral_prefix: str = "REF"):
+    def __init__(self, event: Event, state: CustomerState, now: datetime, settings=None):
         self.event = event
         self.state = state
         self.now = now
         self.order = event.order
-        self.referral_prefix = referral_prefix
+        self.settings = settings  # the rule set's Settings (referral prefix and the shop's key)
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ def _referrer(c: Context):
     if o is None:
         return None
     for code in o.discount_codes:
-        cid = decode_referral_code(c.event.shop, code, c.referral_prefix)
+        cid = decode_referral_code(c.settings, c.event.shop, code, o.created_at or c.event.occurred_at)
         if cid is not None:
             return cid
     return None
@@ -143,7 +143,7 @@ _FIELDS = [
     Field("customer.tags", LIST, attrgetter("state.tags"), "The customer's tags."),
     Field("customer.birthday", DATE, attrgetter("state.birthday"), "The customer's birthday, when known."),
     Field("customer.anniversary", DATE, attrgetter("state.anniversary"), "The customer's anniversary date, when known."),
-    Field("customer.referral_code", TEXT, lambda c: c.state.referral_code(c.referral_prefix), "The customer's personal referral code."),
+    Field("customer.referral_code", TEXT, lambda c: c.state.referral_code(c.settings), "The customer's personal referral code."),
     Field("customer.referred_by", TEXT, attrgetter("state.referred_by"), "The customer who referred this one, if any."),
     Field("customer.tier", TEXT, attrgetter("state.tier"), "The customer's VIP tier, if any."),
     Field("customer.rules_fired", LIST, lambda c: tuple(c.state.history), "Ids of the rules that have touched this customer."),

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
-from datetime import timedelta
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 from plugin.engine.conditions import ConditionProblem, compile_condition, did_you_mean
@@ -65,12 +65,18 @@ class FrequencyCap:
     when_capped: str  # skip | defer
 
 
+#: Referral codes of the earlier, unkeyed format count on orders placed before this time.
+LEGACY_REFERRAL_CODES_UNTIL = datetime(2027, 4, 1, tzinfo=timezone.utc)
+
+
 @dataclass(frozen=True)
 class Settings:
     frequency_cap: FrequencyCap | None = None
     referral_prefix: str = "REF"
     on_import: str = "quiet"  # quiet | catch_up: what an imported past's due timers do
     catch_up_over: timedelta = timedelta(days=7)
+    referral_key: str = ""  # the shop's secret referral key: set per shop by the worker, never in rule files
+    referral_legacy_until: datetime | None = LEGACY_REFERRAL_CODES_UNTIL
 
 
 @dataclass(frozen=True)
@@ -259,6 +265,13 @@ def _settings(doc, path, problems):
         over = _duration(doc["catch_up_over"], path + ("catch_up_over",), problems, None, "catch_up_over") or over
     return Settings(frequency_cap=cap, referral_prefix=doc.get("referral_prefix", "REF").upper(),
                     on_import=doc.get("on_import", "quiet"), catch_up_over=over)
+
+
+def for_shop(rules: RuleSet, referral_key: str) -> RuleSet:
+    """``rules`` as one shop runs them: with that shop's referral key (compiled rule sets are shared)."""
+    if rules.settings.referral_key == referral_key:
+        return rules
+    return replace(rules, settings=replace(rules.settings, referral_key=referral_key))
 
 
 def compile_ruleset(documents, templates=None, problems: Problems | None = None) -> RuleSet | None:

@@ -83,12 +83,14 @@ class CustomerState:
     products_bought: frozenset[str] = frozenset()
     collections_bought: frozenset[str] = frozenset()
     referred_by: str | None = None
+    phone: str | None = None  # from the newest paid order: self-referral checks
+    shipping_address: str | None = None
     tier: str | None = None
     history: MappingProxyType = field(default_factory=lambda: _EMPTY)  # rule id -> RuleHistory
     touches: tuple[datetime, ...] = field(default=())  # marketing touches, oldest first
 
-    def referral_code(self, prefix: str = "REF") -> str | None:
-        return referral_code(self.shop, self.customer_id, prefix)
+    def referral_code(self, settings) -> str | None:
+        return referral_code(settings, self.shop, self.customer_id)
 
 
 _STATE_FIELDS = tuple(f.name for f in fields(CustomerState))
@@ -161,8 +163,9 @@ def _merge_customer(state: CustomerState, event: Event) -> CustomerState:
     return _evolve(state, changes) if changes else state
 
 
-def apply(state: CustomerState, event: Event, referral_prefix: str = "REF") -> CustomerState:
-    """The customer's state after ``event``. Pure and idempotent."""
+def apply(state: CustomerState, event: Event, settings=None) -> CustomerState:
+    """The customer's state after ``event`` (``settings``: the rule set's, for referral codes).
+    Pure and idempotent."""
     state = _merge_customer(state, event)
     o = event.order
     if o is None or not event.type.startswith("order."):
@@ -176,10 +179,12 @@ def apply(state: CustomerState, event: Event, referral_prefix: str = "REF") -> C
         changes = {
             "products_bought": state.products_bought.union(li.product_id for li in o.line_items if li.product_id),
             "collections_bought": state.collections_bought.union(*(li.collections for li in o.line_items)),
+            "phone": o.phone or state.phone,
+            "shipping_address": o.shipping_address or state.shipping_address,
         }
         if state.referred_by is None:
             for code in o.discount_codes:
-                referrer = decode_referral_code(event.shop, code, referral_prefix)
+                referrer = decode_referral_code(settings, event.shop, code, at)
                 if referrer is not None and referrer != state.customer_id:
                     changes["referred_by"] = referrer
                     break
@@ -258,6 +263,8 @@ def state_to_dict(s: CustomerState) -> dict:
         "products_bought": sorted(s.products_bought),
         "collections_bought": sorted(s.collections_bought),
         "referred_by": s.referred_by,
+        "phone": s.phone,
+        "shipping_address": s.shipping_address,
         "tier": s.tier,
         "history": {rid: {"count": h.count, "last_at": h.last_at.isoformat(), "keys": sorted(h.keys)}
                     for rid, h in s.history.items()},
@@ -287,6 +294,8 @@ def state_from_dict(d: dict) -> CustomerState:
         products_bought=frozenset(d.get("products_bought", ())),
         collections_bought=frozenset(d.get("collections_bought", ())),
         referred_by=d.get("referred_by"),
+        phone=d.get("phone"),
+        shipping_address=d.get("shipping_address"),
         tier=d.get("tier"),
         history=MappingProxyType({
             rid: RuleHistory(h["count"], parse_time(h["last_at"]), frozenset(h["keys"]))
