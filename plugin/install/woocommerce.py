@@ -348,8 +348,12 @@ def disconnect(sessions, config, shop_id: str) -> Disconnected:
     with sessions.begin() as session:
         row = session.get(ShopRow, shop_id)
         row.active = False
+        try:  # the referral key stays: codes customers hold work again after a reconnect
+            kept = {"referral_key": secrets.decrypt(config.secret_keys, row.secrets).get("referral_key", "")}
+        except secrets.SecretError:
+            kept = {}
         row.secrets = secrets.encrypt(config.secret_keys, {"access_token": "", "consumer_key": "",
-                                                           "consumer_secret": "", "webhook_secrets": []})
+                                                           "consumer_secret": "", "webhook_secrets": [], **kept})
     log.info("WooCommerce shop %s disconnected (%d webhooks removed, %d errors)", shop_id,
              len(result.removed_webhooks), len(result.errors))
     return result
