@@ -47,7 +47,8 @@ class Resolver:
 
 
 class Recorder(socket.socket):
-    """socket.socket that records every connect but the tests' own Redis: refusals must happen before any."""
+    """socket.socket that records every connect but the tests' own Redis (refusals must happen
+    before any) and never lets one leave loopback, even if the code under test regressed."""
 
     attempts: list = []
     redis_port = None
@@ -55,6 +56,8 @@ class Recorder(socket.socket):
     def connect(self, address):
         if address[1] != Recorder.redis_port:
             Recorder.attempts.append(address)
+        if not ipaddress.ip_address(address[0].split("%", 1)[0]).is_loopback:
+            raise ConnectionRefusedError(f"test guard: no connection to {address[0]} leaves this machine")
         return super().connect(address)
 
 
@@ -236,8 +239,9 @@ def test_redirects_are_not_followed(monkeypatch):
         assert len(mock.calls) == 1 and caught.value.status == 302
 
 
-def test_the_session_ignores_proxies_from_the_environment(monkeypatch):
+def test_the_session_ignores_proxies_from_the_environment(monkeypatch, resolver):
     monkeypatch.setenv("HTTPS_PROXY", "http://10.0.0.1:3128")
     assert safe_http.session().trust_env is False
     with pytest.raises(safe_http.Refused):
         safe_http.session().get("https://shop.example", proxies={"https": "http://10.0.0.1:3128"})
+    assert Recorder.attempts == []

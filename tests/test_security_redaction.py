@@ -9,11 +9,13 @@ import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
+import requests
 import responses
 from click.testing import CliRunner
 from sqlalchemy import update
 
 from conftest import free_port
+from connectors.woocommerce.client import store_error
 from live import STORES, advance, decisions, effects, running, start, stop, work
 from plugin.cli import main
 from plugin.db import ShopRow
@@ -45,6 +47,17 @@ def test_redact_masks_credentials(text, secret):
 def test_redact_keeps_ordinary_text():
     text = "WooCommerce POST coupons: 400 rest_invalid_param: Invalid parameter(s): email_restrictions"
     assert redact(text) == text
+
+
+def test_a_store_error_quoting_a_signed_url_is_masked():
+    # requests' own text for a refused connection quotes the whole signed URL
+    url = f"/wp-json/wc/v3/webhooks?oauth_consumer_key={CK}&oauth_nonce=n1&oauth_signature=Zm9vYmFy%3D"
+    exc = requests.ConnectionError(f"HTTPConnectionPool(host='store.test', port=80): Max retries exceeded with "
+                                   f"url: {url} (Caused by NewConnectionError('Failed to establish a new "
+                                   f"connection: [Errno 111] Connection refused'))")
+    error = store_error("GET", "webhooks", exc=exc)
+    assert error.retryable and "Max retries exceeded" in error.message
+    assert leaks(error.message + str(error), CK, "Zm9vYmFy") == [], error.message
 
 
 @pytest.fixture
