@@ -702,6 +702,10 @@ class WooStore:
         o = woo_order(order_id, int(customer_id), email=email, total=total, modified=gmt(at),
                       coupons=[c.lower() for c in codes], consent="yes" if consent else "no")
         o["billing"]["first_name"] = first_name
+        # each customer's own phone and address (the docs' example gives everyone the same ones,
+        # which would make every referral a self-referral)
+        o["billing"].update(phone=f"(555) 010-{int(customer_id) % 10000:04d}", address_1=f"{customer_id} Market St")
+        o["shipping"]["address_1"] = f"{customer_id} Market St"
         o["line_items"][0]["product_id"] = product_id
         self._orders[order_id] = o
         self.api.orders.append(o)

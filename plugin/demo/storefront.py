@@ -75,6 +75,14 @@ class Person:
         return f"{self.first_name} {self.last_name}"
 
     @property
+    def phone(self) -> str:
+        return f"(555) 010-{int(self.id) % 10000:04d}"
+
+    @property
+    def street(self) -> str:
+        return f"{int(self.id) % 1000} {self.last_name} Street"
+
+    @property
     def email(self) -> str:
         ascii_name = unicodedata.normalize("NFKD", f"{self.first_name}.{self.last_name}").encode("ascii", "ignore")
         return f"{ascii_name.decode().lower()}@example.com"
@@ -377,7 +385,8 @@ class Storefront:
                  updated_at=now, first_name=person.first_name, last_name=person.last_name, email=person.email,
                  state="enabled", note=None)
         c["default_address"].update(customer_id=int(person.id), first_name=person.first_name,
-                                    last_name=person.last_name, name=person.name)
+                                    last_name=person.last_name, name=person.name, address1=person.street,
+                                    phone=person.phone)
         return c
 
     def _shopify_consent(self, person: Person) -> dict:
@@ -428,10 +437,12 @@ class Storefront:
                         email=person.email, first_name=person.first_name, last_name=person.last_name,
                         created_at=now, updated_at=now, state="enabled")
         customer["default_address"].update(customer_id=int(person.id), first_name=person.first_name,
-                                           last_name=person.last_name, name=person.name)
+                                           last_name=person.last_name, name=person.name, address1=person.street,
+                                           phone=person.phone)
         for address in ("billing_address", "shipping_address"):
             if o.get(address):
-                o[address].update(first_name=person.first_name, last_name=person.last_name, name=person.name)
+                o[address].update(first_name=person.first_name, last_name=person.last_name, name=person.name,
+                                  address1=person.street, phone=person.phone)
         return o
 
     def _shopify_refund(self, order: Order, amount: str) -> dict:
@@ -469,8 +480,9 @@ class Storefront:
         c.update(id=int(person.id), email=person.email, first_name=person.first_name, last_name=person.last_name,
                  username=person.email.split("@")[0], date_created=now, date_created_gmt=now, date_modified=now,
                  date_modified_gmt=now, is_paying_customer=False)
-        c["billing"].update(first_name=person.first_name, last_name=person.last_name, email=person.email)
-        c["shipping"].update(first_name=person.first_name, last_name=person.last_name)
+        c["billing"].update(first_name=person.first_name, last_name=person.last_name, email=person.email,
+                            address_1=person.street, phone=person.phone)
+        c["shipping"].update(first_name=person.first_name, last_name=person.last_name, address_1=person.street)
         c["meta_data"] = [{"id": int(person.id) * 100, "key": CONSENT_META_KEY, "value": "yes" if person.consent else "no"}]
         base = f"{self.woocommerce.domain}/wp-json/wc/v3/customers"
         c["_links"] = {"self": [{"href": f"{base}/{person.id}"}], "collection": [{"href": base}]}
@@ -488,8 +500,9 @@ class Storefront:
                  customer_ip_address="203.0.113.24", transaction_id=f"ch_{uuid.uuid4().hex[:24]}",
                  payment_method="stripe", payment_method_title="Credit card",
                  tax_lines=[], shipping_lines=[], fee_lines=[], refunds=[])
-        o["billing"].update(first_name=person.first_name, last_name=person.last_name, email=person.email)
-        o["shipping"].update(first_name=person.first_name, last_name=person.last_name)
+        o["billing"].update(first_name=person.first_name, last_name=person.last_name, email=person.email,
+                            address_1=person.street, phone=person.phone)
+        o["shipping"].update(first_name=person.first_name, last_name=person.last_name, address_1=person.street)
         o["meta_data"] = [{"id": int(order.id) * 100, "key": CONSENT_META_KEY, "value": "yes" if person.consent else "no"}]
         template = o["line_items"][0]
         o["line_items"] = []
