@@ -140,3 +140,32 @@ def test_the_key_reaches_the_engine_as_data_only():
     bare = for_shop(rules, "")
     assert bare.rules is rules.rules and bare.settings.referral_key == ""
     assert re.fullmatch(r"REF[2-9A-HJ-NP-Z]+", referral_code(rules.settings, SHOP, REFERRER))
+
+
+def test_a_history_import_credits_keyed_codes_in_past_orders(redis_server, smtp, tmp_path):
+    from live import start, stop
+    from plugin.db import CustomerRow
+    from plugin.engine.state import state_from_dict
+    from plugin.importing.fold import Folder
+    from plugin.importing.importer import _begin
+    from plugin.shops import referral_key
+
+    live = start(redis_server, f"sqlite:///{tmp_path}/keepwell.db", smtp)
+    try:
+        shop_id, _ = live.add_shop("woocommerce", "https://a.example", consumer_key="ck", consumer_secret="cs")
+        with live.rt.sessions.begin() as session:
+            key = referral_key(session, live.config, shop_id)
+        code = referral_code(Settings(referral_key=key), shop_id, REFERRER)
+        *_, ruleset = _begin(live.rt, shop_id, None)  # the rule set the import folds with
+        at = datetime(2026, 3, 2, tzinfo=timezone.utc)
+        folder = Folder(live.rt.sessions, shop_id, ruleset.settings, at + timedelta(days=30))
+        folder.add([customer_created(REFERRER, at, shop=shop_id), order_paid(REFERRER, "5101", at, shop=shop_id),
+                    customer_created(FRIEND, at + timedelta(days=5), shop=shop_id),
+                    order_paid(FRIEND, "5201", at + timedelta(days=6), codes=[code.lower()], shop=shop_id)])
+        with live.rt.sessions.begin() as session:
+            folder.flush(session)
+        with live.rt.sessions() as session:
+            friend = state_from_dict(session.get(CustomerRow, (shop_id, FRIEND)).state)
+        assert friend.referred_by == REFERRER
+    finally:
+        stop(live)

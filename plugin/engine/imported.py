@@ -24,7 +24,7 @@ def implied_timers(state: CustomerState, rules: RuleSet, now: datetime) -> list[
     """Scheduled decisions for the lapse and occasion timers ``state``'s history implies at ``now``."""
     marker = Event(id=f"import:{state.customer_id}", type="customer.updated", shop=state.shop,
                    customer_id=state.customer_id, occurred_at=now)
-    ctx = Context(marker, state, now, rules.settings.referral_prefix)
+    ctx = Context(marker, state, now, rules.settings)
     out = []
     if state.last_order_id is not None and state.last_order_at is not None:
         for rule in rules.lapse_rules:

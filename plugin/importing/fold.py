@@ -37,8 +37,9 @@ def _chunks(items: list, size: int = CHUNK):
 class Folder:
     """One shop's imported events, applied to its customer states; ``flush`` writes a batch."""
 
-    def __init__(self, sessions, shop_id: str, referral_prefix: str, now: datetime):
-        self.sessions, self.shop_id, self.prefix, self.now = sessions, shop_id, referral_prefix, now
+    def __init__(self, sessions, shop_id: str, settings, now: datetime):
+        # settings: the shop's rule set settings, with its referral key (referral codes in orders)
+        self.sessions, self.shop_id, self.settings, self.now = sessions, shop_id, settings, now
         self.stored: dict[str, CustomerState | None] = {}  # customer id -> state as stored (None: none yet)
         self.folded: dict[str, CustomerState] = {}  # states this batch changed, not written yet
         self.unread: dict[str, list[Event]] = {}  # events of customers whose state is still to read
@@ -54,7 +55,7 @@ class Folder:
                 self.unread.setdefault(cid, []).append(e)
             else:
                 self.folded[cid] = apply(self.folded.get(cid) or self.stored[cid] or new_state(self.shop_id, cid),
-                                         e, self.prefix)
+                                         e, self.settings)
             if e.order is not None:
                 self.orders.setdefault(e.order.id, cid)
             if e.occurred_at >= self.now - RECENT:
@@ -105,7 +106,7 @@ class Folder:
             before = state_from_dict(found[cid]) if cid in found else None
             state = before or new_state(self.shop_id, cid)
             for e in self.unread.pop(cid):
-                state = apply(state, e, self.prefix)
+                state = apply(state, e, self.settings)
             self.stored[cid], self.folded[cid] = before, state
 
     def _write(self, session) -> int:

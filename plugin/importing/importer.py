@@ -33,7 +33,8 @@ from plugin.engine.state import CustomerState, state_from_dict
 from plugin.errors import PayloadError, StoreError, UnknownShop
 from plugin.events import event_to_dict
 from plugin.importing.fold import CHUNK, Folder
-from plugin.shops import active_rules, to_shop
+from plugin.engine.ruleset import for_shop
+from plugin.shops import active_rules, referral_key, to_shop
 
 log = logging.getLogger("keepwell.import")
 
@@ -173,6 +174,7 @@ def _begin(rt, shop_id: str, since: datetime | None):
             row.started_at, row.finished_at = rt.clock(), None
         session.flush()
         ruleset, _ = active_rules(session, shop_id)
+        ruleset = for_shop(ruleset, referral_key(session, rt.config, shop_id))  # referral codes in past orders
         return to_shop(shop_row, rt.config), row.since, dict(row.cursor), \
             Progress("running", row.customers or 0, row.orders or 0, row.total), ruleset
 
@@ -181,7 +183,7 @@ def _run(rt, shop_id, since, wait, report, hold) -> Progress:
     shop, since, cursor, prog, ruleset = _begin(rt, shop_id, since)
     fresh = not cursor  # this run reads the whole history (not continuing a stopped one)
     connector = connectors.get(shop.platform)
-    folder = Folder(rt.sessions, shop_id, ruleset.settings.referral_prefix, rt.clock())
+    folder = Folder(rt.sessions, shop_id, ruleset.settings, rt.clock())
     retries = 0
     while cursor.get("phase") != "done":
         try:
