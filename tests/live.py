@@ -125,6 +125,10 @@ def woo_order(order_id=727, customer_id=25, email="john.doe@example.com", status
     o.update(id=order_id, customer_id=customer_id, status=status, total=total, date_modified_gmt=modified,
              date_created_gmt=modified, date_paid_gmt=modified if status in ("processing", "completed") else None)
     o["billing"]["email"] = email
+    # the customer's own phone and address: the docs' example gives everyone the same ones, which
+    # would make every referral a self-referral
+    o["billing"].update(phone=f"(555) 010-{int(customer_id) % 10000:04d}", address_1=f"{customer_id} Market St")
+    o["shipping"]["address_1"] = f"{customer_id} Market St"
     o["coupon_lines"] = [{"id": i, "code": c, "discount": "5.00", "discount_tax": "0.00"} for i, c in enumerate(coupons)]
     o["meta_data"] = [{"id": 1, "key": "_keepwell_marketing_opt_in", "value": consent}]
     o["refunds"] = list(refunds)
@@ -702,10 +706,6 @@ class WooStore:
         o = woo_order(order_id, int(customer_id), email=email, total=total, modified=gmt(at),
                       coupons=[c.lower() for c in codes], consent="yes" if consent else "no")
         o["billing"]["first_name"] = first_name
-        # each customer's own phone and address (the docs' example gives everyone the same ones,
-        # which would make every referral a self-referral)
-        o["billing"].update(phone=f"(555) 010-{int(customer_id) % 10000:04d}", address_1=f"{customer_id} Market St")
-        o["shipping"]["address_1"] = f"{customer_id} Market St"
         o["line_items"][0]["product_id"] = product_id
         self._orders[order_id] = o
         self.api.orders.append(o)

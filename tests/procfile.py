@@ -38,6 +38,7 @@ def deployment_env(live: Live) -> dict:
                 "KEEPWELL_QUEUE": c.queue, "KEEPWELL_SECRET_KEY": ",".join(c.secret_keys),
                 "KEEPWELL_APP_URL": c.app_url, "KEEPWELL_MAIL_FROM": c.mail_from,
                 "SHOPIFY_API_SECRET": ",".join(c.shopify_api_secrets),
+                "KEEPWELL_ALLOW_PRIVATE_STORES": "1",  # the store sandbox listens on loopback
                 "PYTHONPATH": str(ROOT),  # the code under test, whatever the venv was installed from
                 "PYTHONFAULTHANDLER": "1"})  # a hung worker's threads are logged before it is killed
     return env

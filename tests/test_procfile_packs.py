@@ -30,6 +30,8 @@ from plugin.db import DecisionRow, EffectRow, TimerRow
 from plugin.demo.clock import ENV as CLOCK_ENV, DemoClock
 from plugin.demo.sandbox import Server, StoreSandbox
 from plugin.engine.referral import referral_code
+from plugin.engine.ruleset import Settings
+from plugin.shops import referral_key
 from plugin.pipeline import sweep_timers
 from plugin.rulefile import load_rules
 
@@ -71,6 +73,12 @@ class Store:
         for n, key in enumerate(("ben", "cleo", "dan", "eli", "bea"), start=1):
             self.ids[key] = str(int(first) + 1000 * n)
         self.orders = 0
+
+    def referral_code(self, key: str) -> str:
+        """The code Keepwell gives the customer (keyed with the shop's referral key)."""
+        with self.live.rt.sessions.begin() as session:
+            key_of_shop = referral_key(session, self.live.config, self.shop_id)
+        return referral_code(Settings(referral_key=key_of_shop), self.shop_id, self.ids[key])
 
     def email(self, key: str) -> str:
         return f"{key}@example.com"
@@ -148,7 +156,7 @@ class Store:
             (t0 + 3 * DAY + 4 * HOUR, lambda: self.signup("eli", t0 + 3 * DAY + 4 * HOUR)),
             # Eli's first order with Ana's code: Ana's reward once the 30-day return window is over
             (t0 + 3 * DAY + 6 * HOUR, lambda: self.order("eli", t0 + 3 * DAY + 6 * HOUR, "65.00", MACHINE,
-                                                          code=referral_code(self.shop_id, self.ids["ana"]))),
+                                                          code=self.referral_code("ana"))),
         ]
 
 
