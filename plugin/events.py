@@ -65,6 +65,9 @@ class Order:
     landing_site: str | None = None
     phone: str | None = None  # the buyer's, as the order gives it: identity checks (self-referral)
     shipping_address: str | None = None  # "line 1, postcode, country": identity checks
+    # The store reports the whole order refunded (its own status, whatever order the webhooks
+    # came in): such an order is no purchase, even when its paid event arrives afterwards.
+    fully_refunded: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +172,7 @@ def event_from_dict(d: dict) -> Event:
                 landing_site=o.get("landing_site"),
                 phone=o.get("phone"),
                 shipping_address=o.get("shipping_address"),
+                fully_refunded=bool(o.get("fully_refunded", False)),
             )
         if c := d.get("customer"):
             tags = c.get("tags")

@@ -110,6 +110,7 @@ def _order_events(shop: Shop, topic: str, p: dict) -> list[Event]:
         landing_site=p.get("landing_site"),
         phone=p.get("phone") or (p.get("shipping_address") or {}).get("phone") or c.get("phone") or None,
         shipping_address=address_line(p.get("shipping_address"), "address1", "zip", "country_code"),
+        fully_refunded=p.get("financial_status") == "refunded",
     )
     return [Event(
         id=event_id(topic, order_id, p.get("updated_at") or p.get("created_at")),

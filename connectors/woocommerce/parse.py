@@ -55,6 +55,8 @@ def _order_events(shop: Shop, topic: str, p: dict) -> list[Event]:
     if customer is None:
         return []  # a guest order without an email belongs to nobody we can reach
     order = _order(p, oid)
+    if p.get("status") == "refunded":  # final, even when an older update arrives after it
+        order = replace(order, fully_refunded=True)
     version = p.get("date_modified_gmt") or p.get("date_created_gmt")
     modified = _time(p, "date_modified_gmt") or order.created_at
 

@@ -31,10 +31,18 @@ class OrderSummary:
     paid: bool = False
     cancelled: bool = False
     refunds: tuple[tuple[str, Decimal], ...] = ()  # (refund id, amount)
+    reported_refunded: bool = False  # the store's own status said "refunded" (final)
 
     @property
     def refunded(self) -> bool:
-        return bool(self.refunds)
+        return bool(self.refunds) or self.reported_refunded
+
+    @property
+    def fully_refunded(self) -> bool:
+        """Returned in full: by the store's status, or by refunds adding up to the paid total."""
+        if self.reported_refunded:
+            return True
+        return self.paid and self.total > 0 and sum((a for _, a in self.refunds), _ZERO) >= self.total
 
     @property
     def net(self) -> Decimal:
@@ -46,7 +54,8 @@ class OrderSummary:
 
     @property
     def counts(self) -> bool:
-        return self.paid and not self.cancelled
+        """A purchase: paid, and neither cancelled nor refunded in full."""
+        return self.paid and not self.cancelled and not self.fully_refunded
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,9 +182,13 @@ def apply(state: CustomerState, event: Event, settings=None) -> CustomerState:
     orders = dict(state.orders)
     at = o.created_at or event.occurred_at
     prev = orders.get(o.id) or OrderSummary(id=o.id, at=at)
+    if o.fully_refunded and not prev.reported_refunded:
+        # A refund is final: whichever delivery says so first, the order stays refunded.
+        prev = replace(prev, reported_refunded=True)
     changes = None
     if event.type == "order.paid":
-        summary = OrderSummary(o.id, at, o.total.amount, o.total.currency, True, prev.cancelled, prev.refunds)
+        summary = OrderSummary(o.id, at, o.total.amount, o.total.currency, True, prev.cancelled, prev.refunds,
+                               prev.reported_refunded)
         changes = {
             "products_bought": state.products_bought.union(li.product_id for li in o.line_items if li.product_id),
             "collections_bought": state.collections_bought.union(*(li.collections for li in o.line_items)),
@@ -191,13 +204,16 @@ def apply(state: CustomerState, event: Event, settings=None) -> CustomerState:
     elif event.type == "order.refunded":
         refund_id = str(event.data.get("refund_id", event.id))
         if any(rid == refund_id for rid, _ in prev.refunds):
+            if prev is not orders.get(o.id):
+                orders[o.id] = prev
+                return _aggregate(state, orders)
             return state
         amount = o.refunded.amount if o.refunded is not None else o.total.amount
         summary = replace(prev, refunds=prev.refunds + ((refund_id, amount),))
     elif event.type == "order.cancelled":
         summary = replace(prev, cancelled=True)
     else:  # order.created: known, not yet paid
-        if o.id in orders:
+        if prev is orders.get(o.id):
             return state
         summary = prev
     orders[o.id] = summary
@@ -257,7 +273,7 @@ def state_to_dict(s: CustomerState) -> dict:
         "currency": s.currency,
         "orders": [
             {"id": o.id, "at": o.at.isoformat(), "total": str(o.total), "currency": o.currency, "paid": o.paid, "cancelled": o.cancelled,
-             "refunds": [[rid, str(a)] for rid, a in o.refunds]}
+             "refunds": [[rid, str(a)] for rid, a in o.refunds], "reported_refunded": o.reported_refunded}
             for o in s.orders.values()
         ],
         "products_bought": sorted(s.products_bought),
@@ -306,7 +322,8 @@ def state_from_dict(d: dict) -> CustomerState:
     orders = {
         o["id"]: OrderSummary(id=o["id"], at=parse_time(o["at"]), total=Decimal(o["total"]), currency=o.get("currency"),
                               paid=o["paid"],
-                              cancelled=o["cancelled"], refunds=tuple((rid, Decimal(a)) for rid, a in o["refunds"]))
+                              cancelled=o["cancelled"], refunds=tuple((rid, Decimal(a)) for rid, a in o["refunds"]),
+                              reported_refunded=o.get("reported_refunded", False))
         for o in d.get("orders", ())
     }
     return _aggregate(base, orders)
