@@ -1,7 +1,14 @@
-"""A small per-process cache with a time to live and a size bound, for lookups the store answers
-the same way for minutes at a time (a product's collections, a collection's id)."""
+"""Caches for lookups the store answers the same way for minutes at a time (a product's
+collections, a collection's id).
+
+``SharedCache`` keeps its entries in Redis once the process has a Runtime (``bind``), under
+per-shop keys with the same time to live: the forking worker runs every job in a fresh process,
+so a cache held in process memory would be empty for every order. Without Redis (a unit test, a
+replay) it falls back to the per-process ``TTLCache``.
+"""
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import OrderedDict
@@ -9,6 +16,13 @@ from typing import Callable, Hashable
 
 #: What ``get`` answers for a key it does not hold (None is a value worth caching).
 MISSING = object()
+
+_bound: dict = {"redis": None, "prefix": ""}
+
+
+def bind(redis, prefix: str = "keepwell") -> None:
+    """Keep every ``SharedCache`` in ``redis`` under ``prefix`` (None: back to process memory)."""
+    _bound["redis"], _bound["prefix"] = redis, prefix
 
 
 class TTLCache:
@@ -44,3 +58,55 @@ class TTLCache:
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+class SharedCache(TTLCache):
+    """A ``TTLCache`` of ``(shop id, item)`` keys that lives in Redis when the process is bound to one.
+
+    Values go through ``dump``/``load`` (JSON by default); a Redis key reads
+    ``<prefix>:{<shop id>}:cache:<name>:<item>`` and expires after ``ttl`` seconds.
+    """
+
+    def __init__(self, name: str, ttl: float, size: int, dump: Callable = lambda v: v, load: Callable = lambda v: v):
+        super().__init__(ttl, size)
+        self.name, self.dump, self.load = name, dump, load
+
+    def _key(self, key: tuple[str, str]) -> str:
+        shop, item = key
+        return f"{_bound['prefix']}:{{{shop}}}:cache:{self.name}:{item}"
+
+    def get_many(self, keys: list[tuple[str, str]]) -> list:
+        """The value of each key, or ``MISSING``: one round trip to Redis."""
+        redis = _bound["redis"]
+        if redis is None:
+            return [self.get(k) for k in keys]
+        if not keys:
+            return []
+        return [MISSING if raw is None else self.load(json.loads(raw)) for raw in redis.mget([self._key(k) for k in keys])]
+
+    def get(self, key: tuple[str, str]):
+        if _bound["redis"] is None:
+            return super().get(key)
+        return self.get_many([key])[0]
+
+    def put_many(self, items: dict) -> None:
+        redis = _bound["redis"]
+        if redis is None:
+            for k, v in items.items():
+                super().put(k, v)
+            return
+        pipe = redis.pipeline(transaction=False)
+        for k, v in items.items():
+            pipe.set(self._key(k), json.dumps(self.dump(v)), ex=max(1, round(self.ttl)))
+        pipe.execute()
+
+    def put(self, key: tuple[str, str], value) -> None:
+        self.put_many({key: value})
+
+    def clear(self) -> None:
+        super().clear()
+        redis = _bound["redis"]
+        if redis is not None:
+            keys = list(redis.scan_iter(match=f"{_bound['prefix']}:*:cache:{self.name}:*", count=1000))
+            if keys:
+                redis.delete(*keys)

@@ -68,6 +68,9 @@ class Order:
     # The store reports the whole order refunded (its own status, whatever order the webhooks
     # came in): such an order is no purchase, even when its paid event arrives afterwards.
     fully_refunded: bool = False
+    # Why the store could not say which collections and tags the products have (the order was
+    # decided without them after the retries ran out), else None.
+    products_unavailable: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +176,7 @@ def event_from_dict(d: dict) -> Event:
                 phone=o.get("phone"),
                 shipping_address=o.get("shipping_address"),
                 fully_refunded=bool(o.get("fully_refunded", False)),
+                products_unavailable=o.get("products_unavailable"),
             )
         if c := d.get("customer"):
             tags = c.get("tags")

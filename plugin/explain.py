@@ -49,6 +49,10 @@ def explain(events: Iterable[Event], rules: RuleSet, customer_id: str, event_id:
         f"rules fired {sorted(state.history) or '-'}",
         "",
     ]
+    if target.order is not None and target.order.products_unavailable:
+        lines[-1:-1] = [f"order {target.order.id}: decided without its products' collections and tags, which the "
+                        f"store could not give ({target.order.products_unavailable}); collection and product-tag "
+                        "conditions saw none"]
     for rule in rules.rules:
         if not rule.enabled:
             lines.append(f"{rule.id}: disabled")

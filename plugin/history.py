@@ -32,7 +32,7 @@ def shop_events(session, shop_id: str, since: datetime) -> list[Event]:
             if at < since or not o.get("paid"):
                 continue
             total = Money.parse(o["total"], o.get("currency") or s.get("currency") or "USD")
-            order = Order(id=o["id"], total=total, created_at=at)
+            order = Order(id=o["id"], total=total, created_at=at, fully_refunded=bool(o.get("reported_refunded")))
             events.append(Event(id=f"history:paid:{o['id']}", type="order.paid", shop=shop_id, customer_id=cid,
                                 occurred_at=at, order=order))
             for refund_id, amount in o.get("refunds", ()):

@@ -20,7 +20,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 import connectors
+import connectors.cache
 from connectors.base import Shop
+from connectors.products import fallback_allowed
+from plugin import delays
 from plugin.attribution import record_attribution
 from plugin.config import Config
 from plugin.db import (CustomerRow, DecisionRow, EffectRow, EventSeenRow, OrderIndexRow, ShopRow, TimerRow,
@@ -58,6 +61,7 @@ class Runtime:
     queue: Queue = field(init=False)
 
     def __post_init__(self):
+        connectors.cache.bind(self.redis, self.config.queue)  # caches every job process shares
         self.handoff = Handoff(self.redis, self.config.queue)
         self.queue = self.handoff.queue
         self._shops: dict[str, tuple[float, Shop | None]] = {}
@@ -95,6 +99,7 @@ def drain(rt: Runtime, shop_id: str, budget_s: float = DRAIN_BUDGET_S) -> int:
     if not lock.acquire():
         return 0  # another drain holds the shop; it will see our items
     done = 0
+    wait = None
     started = extended = time.monotonic()
     try:
         # An item left in `processing` belongs to a drain that died: it goes first, again.
@@ -103,7 +108,9 @@ def drain(rt: Runtime, shop_id: str, budget_s: float = DRAIN_BUDGET_S) -> int:
             raw = raw or rt.redis.lmove(keys.backlog, keys.processing, "LEFT", "RIGHT")
             if raw is None:
                 break
-            _process_safely(rt, shop_id, raw)
+            wait = _process_safely(rt, shop_id, raw)
+            if wait is not None:
+                break  # the entry stays first in line until the store is ready
             raw = None
             pipe = rt.redis.pipeline(transaction=False)
             pipe.lpop(keys.processing)
@@ -115,13 +122,17 @@ def drain(rt: Runtime, shop_id: str, budget_s: float = DRAIN_BUDGET_S) -> int:
             done += 1
     finally:
         lock.release()
-        rt.redis.delete(keys.draining)
-        rt.handoff.ensure_drain(shop_id)
+        if wait is not None:
+            delays.resume_later(rt, shop_id, wait)
+        else:
+            rt.redis.delete(keys.draining)
+            rt.handoff.ensure_drain(shop_id)
     return done
 
 
-def _process_safely(rt: Runtime, shop_id: str, raw: bytes) -> None:
-    """Process one envelope; a malformed one is dead-lettered instead of blocking the shop."""
+def _process_safely(rt: Runtime, shop_id: str, raw: bytes) -> float | None:
+    """Process one envelope; a malformed one is dead-lettered instead of blocking the shop.
+    Returns the seconds to wait when the store asked to be called again later."""
     keys = rt.handoff.keys(shop_id)
     try:
         env = Envelope.decode(raw)
@@ -129,19 +140,38 @@ def _process_safely(rt: Runtime, shop_id: str, raw: bytes) -> None:
         log.error("shop %s: undecodable backlog entry dead-lettered", shop_id)
         rt.redis.rpush(f"{keys.backlog}:dead", raw)
         return
+    waited = delays.delays_so_far(rt, shop_id, env.key)
     try:
-        process_envelope(rt, shop_id, env)
+        if waited >= delays.MAX_DELAYS:
+            with fallback_allowed():  # the last try: what the store still cannot say is marked as such
+                process_envelope(rt, shop_id, env)
+        else:
+            process_envelope(rt, shop_id, env)
+    except StoreError as exc:
+        if not exc.retryable or waited >= delays.MAX_DELAYS:
+            return _failed(rt, shop_id, env, raw)
+        return delays.delay(rt, shop_id, env.key, exc)
     except (PayloadError, json.JSONDecodeError) as exc:
         log.error("shop %s: %s %s refused: %s", shop_id, env.platform, env.topic, exc)
         rt.redis.rpush(f"{keys.backlog}:dead", raw)
     except Exception:
-        attempts = rt.redis.hincrby(f"{keys.backlog}:attempts", env.key, 1)
-        if attempts >= MAX_ENVELOPE_ATTEMPTS:
-            log.exception("shop %s: %s failed %d times; dead-lettered", shop_id, env.key, attempts)
-            rt.redis.rpush(f"{keys.backlog}:dead", raw)
-            rt.redis.hdel(f"{keys.backlog}:attempts", env.key)
-            return
-        raise  # RQ retries the drain with backoff; the entry stays first in line
+        return _failed(rt, shop_id, env, raw)
+    if waited:
+        delays.done(rt, shop_id, env.key)
+    return None
+
+
+def _failed(rt: Runtime, shop_id: str, env: Envelope, raw: bytes) -> None:
+    """Called in an ``except`` block: count a failure; the last one dead-letters the envelope."""
+    keys = rt.handoff.keys(shop_id)
+    attempts = rt.redis.hincrby(f"{keys.backlog}:attempts", env.key, 1)
+    if attempts >= MAX_ENVELOPE_ATTEMPTS:
+        log.exception("shop %s: %s failed %d times; dead-lettered", shop_id, env.key, attempts)
+        rt.redis.rpush(f"{keys.backlog}:dead", raw)
+        rt.redis.hdel(f"{keys.backlog}:attempts", env.key)
+        delays.done(rt, shop_id, env.key)
+        return None
+    raise  # RQ retries the drain with backoff; the entry stays first in line
 
 
 def process_envelope(rt: Runtime, shop_id: str, env: Envelope) -> None:

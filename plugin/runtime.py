@@ -28,6 +28,10 @@ def install(rt) -> None:
     """Make ``rt`` the Runtime jobs use in this process (tests, embedded demo); None resets."""
     global _installed
     _installed = rt
+    if rt is None:
+        from connectors import cache
+
+        cache.bind(None)  # back to per-process caches until the next Runtime
 
 
 def runtime(config: Config | None = None):

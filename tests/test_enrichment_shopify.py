@@ -23,6 +23,7 @@ from graphql.language import OperationDefinitionNode
 from graphql.validation import NoDeprecatedCustomRule, specified_rules
 
 from connectors.base import Shop
+from connectors.products import fallback_allowed
 from connectors.cache import MISSING, TTLCache
 from connectors.shopify import API_VERSION, connector, coupons, oauth, products
 from plugin.errors import StoreError
@@ -232,21 +233,32 @@ RETRYABLE = [
 
 
 @pytest.mark.parametrize("answer, code", RETRYABLE)
-def test_a_passing_failure_parses_the_order_bare_and_asks_again_next_time(store, caplog, answer, code):
+def test_a_passing_failure_delays_the_order_and_caches_nothing(store, answer, code):
     store.post(GRAPHQL_URL, **answer)
     store.post(GRAPHQL_URL, json=nodes(product_node(SHIRT, collections=[(11, "coffee")])))
-    first = connector.parse(SHOP, "orders/paid", order())
-    assert [e.type for e in first] == ["order.paid"] and line_items(first)[0].collections == ()
-    assert "unavailable for now" in caplog.text
-    # nothing was cached: the next order asks again, and this time gets the collections
-    assert line_items(connector.parse(SHOP, "orders/paid", order()))[0].collections == ("coffee", "11")
+    with pytest.raises(StoreError) as err:
+        connector.parse(SHOP, "orders/paid", order())
+    assert err.value.retryable and err.value.code == code
+    # nothing was cached: the retry asks again, and this time gets the collections
+    (e,) = connector.parse(SHOP, "orders/paid", order())
+    assert line_items([e])[0].collections == ("coffee", "11") and e.order.products_unavailable is None
 
 
-def test_a_network_failure_parses_the_order_bare():
+@pytest.mark.parametrize("answer, code", RETRYABLE)
+def test_the_last_try_goes_on_without_enrichment_and_says_why(store, caplog, answer, code):
+    store.post(GRAPHQL_URL, **answer)
+    with fallback_allowed():
+        (e,) = connector.parse(SHOP, "orders/paid", order())
+    assert line_items([e])[0].collections == () and e.order.products_unavailable.startswith(code)
+    assert "unavailable" in caplog.text
+
+
+def test_a_network_failure_delays_the_order():
     with responses.RequestsMock() as rsps:
         rsps.post(GRAPHQL_URL, body=responses.ConnectionError("connection reset"))
-        events = connector.parse(SHOP, "orders/paid", order())
-    assert line_items(events)[0].collections == ()
+        with pytest.raises(StoreError) as err:
+            connector.parse(SHOP, "orders/paid", order())
+    assert err.value.retryable and err.value.code == "CONNECTION"
 
 
 PERMANENT = [
@@ -267,10 +279,11 @@ def test_a_permanent_failure_keeps_the_order_without_enrichment_and_logs(store, 
         (e,) = connector.parse(SHOP, "orders/paid", order())
     assert e.type == "order.paid" and e.order.line_items[0].product_id == SHIRT
     assert e.order.line_items[0].collections == () and e.order.line_items[0].product_tags == ()
+    assert e.order.products_unavailable.startswith(code)
     (record,) = [r for r in caplog.records if r.name == "keepwell.connectors.shopify"]
     assert "shop-1" in record.getMessage() and code in record.getMessage()
-    connector.parse(SHOP, "orders/paid", order())  # the same call would fail again: not repeated per order
-    assert len(store.calls) == 1
+    (again,) = connector.parse(SHOP, "orders/paid", order())  # the same call would fail again: not repeated
+    assert len(store.calls) == 1 and again.order.products_unavailable == e.order.products_unavailable
 
 
 def test_refunds_and_customers_need_no_products():

@@ -23,6 +23,7 @@ import responses
 from responses import matchers
 
 from connectors.base import Shop
+from connectors.products import fallback_allowed
 from connectors.woocommerce import connector, products
 from plugin.errors import StoreError
 from plugin.exports import export_events
@@ -165,23 +166,28 @@ def test_more_products_than_a_page_take_one_request_per_page(store):
     (503, "<html><body>Service Unavailable</body></html>", {}),
     (429, {"code": "rest_too_many_requests", "message": "Too many requests", "data": {"status": 429}}, {"Retry-After": "7"}),
 ])
-def test_a_passing_failure_parses_the_order_bare_and_asks_again_next_time(store, caplog, status, body, headers):
+def test_a_passing_failure_delays_the_order_and_caches_nothing(store, status, body, headers):
     kw = {"json": body} if isinstance(body, dict) else {"body": body}
     store.get(f"{API}/products", status=status, headers=headers, **kw)
     store.get(f"{API}/products", json=[wc_product(93, categories=[(15, "coffee")])])
-    assert connector.parse(SHOP, "order.created", paid_order(93))[0].order.line_items[0].collections == ()
-    assert "unavailable for now" in caplog.text
-    # nothing was cached: the next order asks again
+    with pytest.raises(StoreError) as err:
+        connector.parse(SHOP, "order.created", paid_order(93))
+    assert err.value.retryable
+    # nothing was cached: the retry asks again
     assert connector.parse(SHOP, "order.created", paid_order(93))[0].order.line_items[0].collections == ("coffee", "15")
 
 
-def test_a_timeout_parses_the_order_bare():
+def test_a_timeout_delays_the_order_and_the_last_try_goes_on_marked():
     import requests
 
     with responses.RequestsMock() as rsps:
         rsps.get(f"{API}/products", body=requests.Timeout("read timed out"))
-        events = connector.parse(SHOP, "order.created", paid_order(93))
-    assert events[0].order.line_items[0].collections == ()
+        with pytest.raises(StoreError) as err:
+            connector.parse(SHOP, "order.created", paid_order(93))
+        assert err.value.retryable
+        with fallback_allowed():
+            events = connector.parse(SHOP, "order.created", paid_order(93))
+    assert events[0].order.line_items[0].collections == () and "timed out" in events[0].order.products_unavailable
 
 
 @pytest.mark.parametrize("status, body", [
@@ -194,6 +200,7 @@ def test_a_permanent_failure_keeps_the_order_without_enrichment_and_logs(store, 
     with caplog.at_level(logging.WARNING, logger="keepwell.connectors.woocommerce"):
         created, paid = connector.parse(SHOP, "order.created", paid_order(93))
     assert paid.type == "order.paid" and paid.order.line_items[0].collections == ()
+    assert body["code"] in paid.order.products_unavailable
     (record,) = [r for r in caplog.records if r.name == "keepwell.connectors.woocommerce"]
     assert "shop-1" in record.getMessage() and body["code"] in record.getMessage()
     connector.parse(SHOP, "order.created", paid_order(93))  # the same call would fail again: not repeated

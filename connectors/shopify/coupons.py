@@ -1,8 +1,9 @@
 """Personal and referral coupons as Shopify basic code discounts (``discountCodeBasicCreate``).
 
 A coupon's ``collections`` may be numeric ids, gids or handles (``brewing``, as the shipped packs
-write them); a handle is resolved with ``collectionByIdentifier`` and the answer cached per process
-for ``COLLECTION_TTL_S``. A reference made only of digits is an id.
+write them); a handle is resolved with ``collectionByIdentifier`` and the answer cached for
+``COLLECTION_TTL_S`` where every worker process sees it (``connectors.cache.SharedCache``). A
+reference made only of digits is an id.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from urllib.parse import quote
 
 from connectors.base import CouponResult, Shop
 from connectors.shopify import api
-from connectors.cache import MISSING, TTLCache
+from connectors.cache import MISSING, SharedCache
 from plugin.errors import StoreError
 
 CREATE_DISCOUNT = """
@@ -39,7 +40,7 @@ query KeepwellCollectionByHandle($identifier: CollectionIdentifierInput!) {
 
 COLLECTION_TTL_S = 600.0
 #: (Keepwell shop id, handle) -> collection gid
-COLLECTION_IDS = TTLCache(COLLECTION_TTL_S, 2_000)
+COLLECTION_IDS = SharedCache("collection-ids", COLLECTION_TTL_S, 2_000)
 
 #: Shopify reports a code that is in use as ``code: TAKEN`` on the ``code`` field with the message
 #: "Code must be unique. Please try a different code."; older answers carry only the message.

@@ -37,7 +37,7 @@ query KeepwellProductGroups($ids: [ID!]!) {{
 }}
 """
 
-LOOKUP = ProductLookup(lambda shop, ids: _fetch(shop, ids), BATCH, log)
+LOOKUP = ProductLookup(lambda shop, ids: _fetch(shop, ids), BATCH, log, name="shopify-products")
 CACHE = LOOKUP.cache
 enrich = LOOKUP.enrich
 product_groups = LOOKUP.groups

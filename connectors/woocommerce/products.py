@@ -22,7 +22,8 @@ log = logging.getLogger("keepwell.connectors.woocommerce")
 
 PER_PAGE = client.PER_PAGE
 
-LOOKUP = ProductLookup(lambda shop, ids: _fetch(shop, ids), PER_PAGE, log, known=lambda pid: _known(pid))
+LOOKUP = ProductLookup(lambda shop, ids: _fetch(shop, ids), PER_PAGE, log, known=lambda pid: _known(pid),
+                       name="woocommerce-products")
 CACHE = LOOKUP.cache
 enrich = LOOKUP.enrich
 product_groups = LOOKUP.groups
