@@ -25,6 +25,16 @@ def bind(redis, prefix: str = "keepwell") -> None:
     _bound["redis"], _bound["prefix"] = redis, prefix
 
 
+def redis():
+    """The Redis this process's shared state lives in, or None (no Runtime yet)."""
+    return _bound["redis"]
+
+
+def prefix() -> str:
+    """The key prefix (the queue name) for that Redis."""
+    return _bound["prefix"]
+
+
 class TTLCache:
     """Key -> value for ``ttl`` seconds, at most ``size`` entries (the least recently used go first)."""
 

@@ -80,7 +80,14 @@ class Runtime:
         return shop
 
 
+#: Retries that wait exactly what the store named (Retry-After, its cost bucket's refill); a store
+#: that keeps answering "later" then gets the growing backoff, so the attempts span hours.
+STORE_WAIT_ATTEMPTS = 3
+
+
 def _backoff(attempts: int, retry_after: float | None) -> float:
+    if retry_after is not None and attempts <= STORE_WAIT_ATTEMPTS:
+        return min(3600.0, max(retry_after, 1.0))
     return max(retry_after or 0.0, min(3600.0, 5.0 * 3 ** (attempts - 1)))
 
 

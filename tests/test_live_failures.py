@@ -55,7 +55,7 @@ def retry_delay(live) -> float:
 
 # --- Shopify throttling ----------------------------------------------------------------------------------
 
-def test_shopify_429_and_throttled_are_retried_with_backoff_then_one_coupon(live, rsps):
+def test_shopify_429_and_throttled_are_retried_after_the_stores_wait_then_one_coupon(live, rsps):
     store = STORES["shopify"](live, rsps)
     cid, email = signed_up(store, live)
     store.api.fail_next(429, {"errors": "Exceeded 2 calls per second for api client. Reduce request rates to resume "
@@ -74,7 +74,7 @@ def test_shopify_429_and_throttled_are_retried_with_backoff_then_one_coupon(live
     assert run_scheduled(live) == 1  # the retry: Shopify now answers 200 with a THROTTLED error
     d, eff = welcome(live, cid)
     assert d.status == "pending" and eff["coupon"].attempts == 2 and "throttled" in eff["coupon"].error
-    assert 10 < retry_delay(live) <= 15  # backoff (15 s) beats the bucket's 2 s refill
+    assert 1 < retry_delay(live) <= 2  # what the bucket implies: (112 - 12) / 50, not a fixed backoff
 
     assert run_scheduled(live) == 1
     d, eff = done_touch(live, "welcome", cid)

@@ -1,7 +1,8 @@
 """Calls to the Shopify GraphQL Admin API, and the one place that decides what a failure means.
 
-The connector never sleeps or retries: a retryable failure is raised as a ``StoreError`` with
-``retry_after`` seconds and the worker schedules the retry.
+Calls are paced by the shop's cost bucket (``connectors.shopify.pacing``), which may wait a
+moment for a refill; otherwise the connector never sleeps or retries: a retryable failure is
+raised as a ``StoreError`` with ``retry_after`` seconds and the worker schedules the retry.
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import json
 import requests
 
 from connectors.base import Shop
+from connectors.shopify import pacing
 from plugin.errors import StoreError
 
 #: The pinned Admin API version. Shopify serves a version for about a year; every document the
@@ -54,18 +56,23 @@ def execute(shop: Shop, query: str, variables: dict | None = None) -> dict:
 
     The access token comes from ``shop.tokens`` when the shop has a keeper: refreshed shortly
     before it expires, and once more (then the call repeated once) when Shopify answers 401.
+    Every call is paced by the shop's cost bucket and every answer's cost is remembered.
     """
+    op = pacing.operation(query)
     keeper = shop.tokens
     token = keeper.access_token(shop) if keeper is not None else shop.access_token
-    response = _post(shop, token, query, variables)
+    response = _post(shop, token, op, query, variables)
     if response.status_code == 401 and keeper is not None:
         fresh = keeper.after_unauthorized(shop, token)
         if fresh and fresh != token:
-            response = _post(shop, fresh, query, variables)
-    return classify(response)
+            response = _post(shop, fresh, op, query, variables)
+    body = _json(response)
+    pacing.after(shop, op, body)
+    return classify(response, body)
 
 
-def _post(shop: Shop, token: str, query: str, variables: dict | None) -> requests.Response:
+def _post(shop: Shop, token: str, op: str, query: str, variables: dict | None) -> requests.Response:
+    pacing.before(shop, op)
     try:
         return requests.post(
             endpoint(shop),
@@ -81,7 +88,7 @@ def _post(shop: Shop, token: str, query: str, variables: dict | None) -> request
         raise StoreError(f"could not reach Shopify: {exc}", retryable=True, code="CONNECTION") from exc
 
 
-def classify(response: requests.Response) -> dict:
+def classify(response: requests.Response, body=None) -> dict:
     """The ``data`` of a successful response, else the StoreError that says whether to retry.
 
     429, 5xx and GraphQL THROTTLED (which Shopify sends with HTTP 200) are retryable, with
@@ -89,7 +96,8 @@ def classify(response: requests.Response) -> dict:
     4xx and GraphQL error is final.
     """
     status = response.status_code
-    body = _json(response)
+    if body is None:
+        body = _json(response)
     if status == 429 or status >= 500:
         wait = _retry_after_header(response)
         if wait is None and status == 429:

@@ -13,9 +13,10 @@ from connectors.base import Shop
 from connectors.shopify import api
 from plugin.events import parse_time
 
-#: Page sizes keep each query's requested cost under Shopify's 1000-point single-query limit
-#: (a connection costs its ``first`` times the cost of one node).
-ORDERS_PER_PAGE = 10
+#: Page sizes keep each query's requested cost well under Shopify's 1000-point single-query limit
+#: and within a standard shop's refill of a few seconds (a connection costs 2 plus ``first`` times
+#: one node; an order node with its 15 line items costs 84, so a page of 5 costs 422).
+ORDERS_PER_PAGE = 5
 LINE_ITEMS_PER_ORDER = 15
 CUSTOMERS_PER_PAGE = 50
 
