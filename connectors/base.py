@@ -36,6 +36,19 @@ class CouponResult:
     code: str
     store_id: str | None  # the store's id for the discount/coupon
     already_existed: bool = False
+    conflict: str | None = None  # the action's own code belonged to another discount: what differed
+
+
+def fresh_code(action: dict) -> str | None:
+    """The code for a personal coupon whose own code the store holds for a discount that is not
+    ours: derived from the decision key, so a retry asks for the same one. None for a shared
+    referral code, which must stay the customer's own to be recognised."""
+    from plugin.engine.decisions import coupon_code
+
+    code = str(action["code"])
+    if not action.get("customer_id") or "-" not in code:
+        return None
+    return coupon_code(code.rsplit("-", 1)[0], f"{action.get('key', code)}:taken")
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +99,8 @@ class Connector(Protocol):
 
     def create_coupon(self, shop: Shop, action: dict) -> CouponResult:
         """Create the personal coupon an engine ``coupon`` action describes; StoreError on failure.
-        The store's "code already exists" for this very code counts as success."""
+        The store's "code already exists" counts as success only when the existing coupon is the
+        one this action describes (an earlier attempt's); else it is created under ``fresh_code``."""
 
     def add_tag(self, shop: Shop, customer_id: str, tag: str) -> None:
         """Tag the customer in the store; StoreError on failure."""

@@ -49,6 +49,9 @@ def run(rt, shop_id: str, key: str) -> str:
                     result = connectors.get(shop.platform).create_coupon(shop, action)
                     eff.coupon_code, eff.store_id = result.code, result.store_id
                     coupon = {**action, "code": result.code}
+                    if result.conflict:  # done under another code: the ledger keeps why
+                        log.warning("shop %s: coupon for %s: %s", shop_id, key, result.conflict)
+                        eff.status, eff.error = "done", result.conflict
                 elif eff.type == "email":
                     eff.status = _email(rt, session, shop, drow, action, coupon, eff)
                 elif eff.type == "tag":

@@ -151,6 +151,7 @@ from datetime import timedelta  # noqa: E402
 from itertools import count  # noqa: E402
 from urllib.parse import parse_qs, urlsplit  # noqa: E402
 
+import requests  # noqa: E402
 import responses  # noqa: E402
 from rq.registry import (DeferredJobRegistry, FailedJobRegistry, ScheduledJobRegistry,  # noqa: E402
                          StartedJobRegistry)
@@ -443,6 +444,7 @@ class FakeShopify:
         self.collections: dict[str, str] = {}  # handle -> numeric id
         self.calls: list[tuple[str, dict]] = []  # (operation, variables)
         self.failures: list[tuple[int, dict, object]] = []
+        self.lose: list[str] = []  # operations whose next answer is lost after the store acted
         self._ids = count(1471023658921)
         rsps.add_callback(responses.POST, self.url, callback=self._answer, content_type="application/json")
 
@@ -461,7 +463,11 @@ class FakeShopify:
         if self.failures:
             status, headers, payload = self.failures.pop(0)
             return status, headers, payload if isinstance(payload, str) else json.dumps(payload)
-        return 200, {}, json.dumps(self._data(op, variables))
+        answer = json.dumps(self._data(op, variables))
+        if op in self.lose:  # done in the store, but the answer never reaches Keepwell
+            self.lose.remove(op)
+            raise requests.ConnectionError("Connection reset by peer")
+        return 200, {}, answer
 
     def _data(self, op: str, v: dict) -> dict:
         if op == "KeepwellCouponCreate":
@@ -476,7 +482,8 @@ class FakeShopify:
                                                        "userErrors": []}})
         if op == "KeepwellCouponByCode":
             found = self.discounts.get(v["code"].upper())
-            return gql_ok({"codeDiscountNodeByCode": {"id": found["id"]} if found else None})
+            return gql_ok({"codeDiscountNodeByCode": {"id": found["id"], "codeDiscount": basic_discount(found)}
+                           if found else None})
         if op == "KeepwellTagsAdd":
             self.tags.append((v["id"], v["tags"]))
             return gql_ok({"tagsAdd": {"node": {"id": v["id"]}, "userErrors": []}})
@@ -500,10 +507,59 @@ class FakeShopify:
         raise AssertionError(f"unexpected Shopify operation {op}")
 
 
+def basic_discount(d: dict) -> dict:
+    """A ``DiscountCodeBasic`` as Shopify reads back a ``DiscountCodeBasicInput`` it created."""
+    context = d.get("context") or {"all": "ALL"}
+    customers = (context.get("customers") or {}).get("add")
+    value = (d.get("customerGets") or {}).get("value") or {}
+    if "percentage" in value:
+        value = {"__typename": "DiscountPercentage", "percentage": value["percentage"]}
+    else:
+        amount = value.get("discountAmount") or {}
+        value = {"__typename": "DiscountAmount", "amount": {"amount": f"{float(amount.get('amount', 0)):.1f}"},
+                 "appliesOnEachItem": bool(amount.get("appliesOnEachItem"))}
+    items = (d.get("customerGets") or {}).get("items") or {"all": True}
+    if items.get("collections"):
+        items = {"__typename": "DiscountCollections", "collections": {"nodes": [{"id": c} for c in items["collections"]["add"]]}}
+    elif items.get("products"):
+        items = {"__typename": "DiscountProducts",
+                 "products": {"nodes": [{"id": p} for p in items["products"]["productsToAdd"]]}}
+    else:
+        items = {"__typename": "AllDiscountItems", "allItems": True}
+    minimum = ((d.get("minimumRequirement") or {}).get("subtotal") or {}).get("greaterThanOrEqualToSubtotal")
+    return {"__typename": "DiscountCodeBasic", "startsAt": d.get("startsAt"), "endsAt": d.get("endsAt"),
+            "usageLimit": d.get("usageLimit"), "appliesOncePerCustomer": bool(d.get("appliesOncePerCustomer")),
+            "context": ({"__typename": "DiscountCustomers", "customers": [{"id": c} for c in customers]} if customers
+                        else {"__typename": "DiscountBuyerSelectionAll", "all": "ALL"}),
+            "customerGets": {"value": value, "items": items},
+            "minimumRequirement": ({"__typename": "DiscountMinimumSubtotal",
+                                    "greaterThanOrEqualToSubtotal": {"amount": f"{float(minimum):.1f}"}}
+                                   if minimum is not None else None)}
+
+
 # --- WooCommerce: a REST API v3 store behind `responses` -------------------------------------------
 
 def woo_error(code: str, message: str, status: int) -> dict:
     return {"code": code, "message": message, "data": {"status": status}}
+
+
+def woo_stored_coupon(body: dict, coupon_id: int) -> dict:
+    """A ``POST /coupons`` body as WooCommerce stores and lists it: the docs example's shape, with
+    WC_Coupon's defaults for what the body does not set, the code lower-cased."""
+    defaults = {"minimum_amount": "0.00", "usage_limit": None, "usage_limit_per_user": None,
+                "email_restrictions": [], "product_ids": [], "product_categories": [], "meta_data": []}
+    coupon = {**load_json("woocommerce", "rest-v3-docs-examples", "coupon_create_response.json"), **defaults,
+              **{k: v for k, v in body.items() if k != "date_expires_gmt"}, "id": coupon_id,
+              "code": body["code"].lower()}  # wc_format_coupon_code + the woocommerce_coupon_code filters
+    # WC_REST_Coupons_V2_Controller sets each prop through set_{key}(); WC_Coupon has
+    # set_date_expires but no set_date_expires_gmt, so that one is dropped silently.
+    # A date_expires without an offset is in the site's timezone (UTC for this store).
+    expires = None
+    if body.get("date_expires"):
+        expires = datetime.fromisoformat(body["date_expires"].replace("Z", "+00:00"))
+        expires = gmt(expires if expires.tzinfo else expires.replace(tzinfo=timezone.utc))
+    coupon["date_expires"] = coupon["date_expires_gmt"] = expires
+    return coupon
 
 
 class FakeWoo:
@@ -526,6 +582,7 @@ class FakeWoo:
         self.products: dict[str, list[str]] = {}  # product id -> category slugs
         self.calls: list[tuple[str, str, dict]] = []  # (method, path, query)
         self.failures: list[tuple[str, str, int, dict, object]] = []
+        self.lose: list[tuple[str, str]] = []  # (method, path) whose next answer is lost after the store acted
         self._ids = count(719)
         pattern = re.compile(re.escape(self.api) + r".*")
         for method in (responses.GET, responses.POST, responses.PUT):
@@ -557,17 +614,11 @@ class FakeWoo:
             code = body["code"].lower()  # wc_format_coupon_code + the woocommerce_coupon_code filters
             if code in self.coupons:
                 return 400, woo_error("woocommerce_rest_coupon_code_already_exists", "The coupon code already exists", 400), {}
-            coupon = {**load_json("woocommerce", "rest-v3-docs-examples", "coupon_create_response.json"),
-                      **{k: v for k, v in body.items() if k != "date_expires_gmt"}, "id": next(self._ids), "code": code}
-            # WC_REST_Coupons_V2_Controller sets each prop through set_{key}(); WC_Coupon has
-            # set_date_expires but no set_date_expires_gmt, so that one is dropped silently.
-            # A date_expires without an offset is in the site's timezone (UTC for this store).
-            expires = None
-            if body.get("date_expires"):
-                expires = datetime.fromisoformat(body["date_expires"].replace("Z", "+00:00"))
-                expires = gmt(expires if expires.tzinfo else expires.replace(tzinfo=timezone.utc))
-            coupon["date_expires"] = coupon["date_expires_gmt"] = expires
+            coupon = woo_stored_coupon(body, next(self._ids))
             self.coupons[code] = coupon
+            if ("POST", "coupons") in self.lose:  # created, but the answer never reaches Keepwell
+                self.lose.remove(("POST", "coupons"))
+                raise requests.ConnectionError("Connection reset by peer")
             return 201, coupon, {}
         if path == "coupons" and method == "GET":
             found = [c for c in self.coupons.values() if c["code"] == query.get("code", "").lower()]

@@ -36,7 +36,7 @@ from werkzeug.wrappers import Request, Response
 import children
 from children import WAIT_S
 from plugin.db import DecisionRow, EffectRow
-from live import backlog, gmt, load_json, running, woo_customer, woo_order
+from live import backlog, gmt, running, woo_customer, woo_order, woo_stored_coupon
 
 ROOT = Path(__file__).resolve().parents[1]
 KEEPWELL = ROOT / ".venv" / "bin" / "keepwell"
@@ -80,15 +80,15 @@ class SlowStore:
         assert request.args.get("oauth_signature") and request.args.get("oauth_consumer_key") == "ck_crash"
         path = request.path.removeprefix("/wp-json/wc/v3/")
         if path == "coupons" and request.method == "POST":
-            code = request.get_json()["code"].lower()
+            body = request.get_json()
+            code = body["code"].lower()
             with self._lock:
                 self.posts.append(code)
                 first = len(self.posts) == 1
                 if code in self.coupons:
                     return self._json(400, {"code": "woocommerce_rest_coupon_code_already_exists",
                                             "message": "The coupon code already exists", "data": {"status": 400}})
-                coupon = {**load_json("woocommerce", "rest-v3-docs-examples", "coupon_create_response.json"),
-                          "id": 719 + len(self.coupons), "code": code}
+                coupon = woo_stored_coupon(body, 719 + len(self.coupons))
                 self.coupons[code] = coupon
                 self.created.append(code)
             if first:

@@ -138,25 +138,66 @@ def test_woocommerce_refusal_fails_the_decision_with_the_store_message_and_is_ne
 
 
 @pytest.mark.parametrize("platform", ["shopify", "woocommerce"])
-def test_a_code_the_store_already_has_counts_as_created(redis_server, smtp, tmp_path, request, rsps, platform):
-    """The coupon was created by an earlier attempt whose answer got lost: the store refuses the
-    same code again (Shopify: TAKEN; WooCommerce: woocommerce_rest_coupon_code_already_exists)."""
+def test_a_code_our_lost_attempt_created_is_adopted(redis_server, smtp, tmp_path, request, rsps, platform):
+    """The store created the coupon but its answer got lost: the retry asks for the same code, the
+    store refuses it (Shopify: TAKEN; WooCommerce: woocommerce_rest_coupon_code_already_exists),
+    and the existing coupon, being exactly what Keepwell asked for, is adopted."""
     with running(request, redis_server, smtp, tmp_path) as live:
         live.clock.now = T0
         store = STORES[platform](live, rsps)
         cid, email = signed_up(store, live)
-        code = coupon_code("WELCOME", decision_key(store.shop_id, "welcome", cid, "customer.created"))
-        if platform == "shopify":
-            store.api.discounts[code] = {"code": code, "id": "gid://shopify/DiscountCodeNode/1471023658900"}
-        else:
-            store.api.coupons[code.lower()] = {"id": 700, "code": code.lower()}
+        store.api.lose.append("KeepwellCouponCreate" if platform == "shopify" else ("POST", "coupons"))
         advance(live, T0 + HOUR + LATE)
+        d, eff = welcome(live, cid)
+        assert eff["coupon"].status == "pending" and "Connection reset" in eff["coupon"].error
+        assert run_scheduled(live) == 1
         d, eff = done_touch(live, "welcome", cid)
-        assert eff["coupon"].coupon_code == code
-        assert eff["coupon"].store_id == ("gid://shopify/DiscountCodeNode/1471023658900" if platform == "shopify" else "700")
-        assert store.api.creates and len(store.api.creates) == 1
+        code = coupon_code("WELCOME", decision_key(store.shop_id, "welcome", cid, "customer.created"))
+        assert eff["coupon"].coupon_code == code and eff["coupon"].error is None
+        stored = store.api.discounts[code]["id"] if platform == "shopify" else str(store.api.coupons[code.lower()]["id"])
+        assert eff["coupon"].store_id == stored
+        assert len(store.coupon_codes()) == 1 and len(store.api.creates) == 2
         (msg,) = live.smtp.messages
         check_email(live, msg, to=email, subject="Welcome", code=code, effect=eff["email"])
+
+
+@pytest.mark.parametrize("platform", ["shopify", "woocommerce"])
+def test_a_code_another_discount_holds_is_left_alone_and_a_fresh_code_created(redis_server, smtp, tmp_path, request,
+                                                                               rsps, platform):
+    """The merchant's own discount happens to use the code: it is not adopted (it is for everyone,
+    with another value and no end); the touch goes out under a fresh code derived from the
+    decision key, and the ledger records the conflict."""
+    with running(request, redis_server, smtp, tmp_path) as live:
+        live.clock.now = T0
+        store = STORES[platform](live, rsps)
+        cid, email = signed_up(store, live)
+        key = decision_key(store.shop_id, "welcome", cid, "customer.created")
+        code = coupon_code("WELCOME", key)
+        if platform == "shopify":
+            theirs = {"code": code, "title": "Staff 50", "startsAt": "2026-01-01T00:00:00Z", "endsAt": None,
+                      "context": {"all": "ALL"}, "customerGets": {"value": {"percentage": 0.5}, "items": {"all": True}},
+                      "minimumRequirement": None, "usageLimit": None, "appliesOncePerCustomer": False,
+                      "id": "gid://shopify/DiscountCodeNode/1471023658900"}
+            store.api.discounts[code] = theirs
+        else:
+            theirs = {**store.api._route("POST", "coupons", {}, {"code": code, "discount_type": "percent",
+                                                                 "amount": "50", "description": "Staff 50"})[1]}
+            store.api.creates.clear()
+        advance(live, T0 + HOUR + LATE)
+        d, eff = done_touch(live, "welcome", cid)
+        fresh = coupon_code("WELCOME", f"{key}:0:taken")
+        assert eff["coupon"].coupon_code == fresh != code
+        assert eff["coupon"].error.startswith(f"code {code} is another")
+        assert f"created {fresh} instead" in eff["coupon"].error
+        if platform == "shopify":
+            assert store.api.discounts[code] == theirs
+            assert store.coupon(fresh)["context"] == {"customers": {"add": [f"gid://shopify/Customer/{cid}"]}}
+        else:
+            assert store.api.coupons[code.lower()] == theirs
+            assert store.coupon(fresh)["email_restrictions"] == [email]
+        (msg,) = live.smtp.messages
+        check_email(live, msg, to=email, subject="Welcome", code=fresh, effect=eff["email"])
+        assert code not in msg.get_body(("plain",)).get_content()
 
 
 # --- SMTP down ----------------------------------------------------------------------------------------------

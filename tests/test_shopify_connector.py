@@ -28,7 +28,9 @@ from graphql.language import OperationDefinitionNode
 from connectors.base import CouponResult, Shop
 from connectors.shopify import API_VERSION, connector
 from connectors.shopify import api, coupons, payloads, reconcile, subscriptions
+from plugin.engine.decisions import coupon_code
 from plugin.errors import PayloadError, SignatureError, StoreError
+from live import basic_discount
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOPIFY_FIXTURES = ROOT / "tests" / "fixtures" / "shopify"
@@ -41,6 +43,9 @@ SHOP = Shop(id="shop-1", platform="shopify", domain="keepwell-demo.myshopify.com
             api_url="https://keepwell-demo.myshopify.com", access_token="shpat_test_token",
             webhook_secrets=(SECRET, OLD_SECRET))
 GRAPHQL_URL = f"https://keepwell-demo.myshopify.com/admin/api/{API_VERSION}/graphql.json"
+#: The shop as a replayed export sees it: no API, so parsing asks the store nothing.
+OFFLINE = Shop(id="shop-1", platform="shopify", domain="keepwell-demo.myshopify.com", api_url="",
+               webhook_secrets=(SECRET, OLD_SECRET))
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -226,17 +231,17 @@ def test_the_shared_samples_cover_both_api_versions():
 @pytest.mark.parametrize("name", ALL_SAMPLES)
 def test_every_official_sample_parses(name):
     topic, body = sample(name)
-    events = connector.parse(SHOP, topic, json.loads(body))
+    events = connector.parse(OFFLINE, topic, json.loads(body))
     if topic not in EXPECTED_TYPE:
         # app/uninstalled, compliance topics, tags and purchasing summary give no rule events
         assert events == []
         return
     (event,) = events
     assert event.type == EXPECTED_TYPE[topic]
-    assert event.shop == SHOP.id
+    assert event.shop == OFFLINE.id
     assert event.customer_id.isdigit()
     assert event.occurred_at.tzinfo is not None and event.occurred_at.utcoffset().total_seconds() == 0
-    assert event.id == connector.parse(SHOP, topic, json.loads(body))[0].id  # deterministic
+    assert event.id == connector.parse(OFFLINE, topic, json.loads(body))[0].id  # deterministic
 
 
 @pytest.mark.parametrize("version, total, subtotal, items", [
@@ -248,7 +253,7 @@ def test_the_official_order_sample_in_detail(version, total, subtotal, items):
     topic, body = sample(f"{version}__orders_paid")
     payload = json.loads(body)
     assert payload["financial_status"] == "voided" and payload["cancelled_at"]
-    (e,) = connector.parse(SHOP, topic, payload)
+    (e,) = connector.parse(OFFLINE, topic, payload)
     # The scraped sample's numeric ids lost precision; the gid carries the real one.
     assert payload["id"] == 820982911946154500
     assert e.order.id == "820982911946154508"
@@ -269,14 +274,14 @@ def test_the_official_order_sample_in_detail(version, total, subtotal, items):
 
 def test_custom_line_items_keep_an_empty_product_id():
     topic, body = sample("2026-04__orders_create")
-    (e,) = connector.parse(SHOP, topic, json.loads(body))
+    (e,) = connector.parse(OFFLINE, topic, json.loads(body))
     custom = [li for li in e.order.line_items if li.product_id == ""]
     assert [li.sku for li in custom] == ["LENS-PROTECT-2YR", "CASE-LEATHER-PREM"]
 
 
 def test_the_official_customer_sample():
     topic, body = sample("2026-04__customers_create")
-    (e,) = connector.parse(SHOP, topic, json.loads(body))
+    (e,) = connector.parse(OFFLINE, topic, json.loads(body))
     assert e.customer_id == "706405506930370084"
     assert e.customer.email == "bob@biller.com"
     assert e.customer.tags is None  # not in customer webhooks since 2025-01: unknown, not empty
@@ -286,7 +291,7 @@ def test_the_official_customer_sample():
 
 def test_the_official_consent_sample():
     topic, body = sample("2026-04__customers_email_marketing_consent_update")
-    (e,) = connector.parse(SHOP, topic, json.loads(body))
+    (e,) = connector.parse(OFFLINE, topic, json.loads(body))
     assert topic == "customers_email_marketing_consent/update"
     assert e.type == "customer.consent_changed"
     assert e.customer.email == "bob@biller.com"
@@ -301,7 +306,7 @@ def test_consent_states(state, expected):
     payload = {"customer_id": 7421852987654321123, "email_address": "ana.silva@example.com",
                "email_marketing_consent": {"state": state, "opt_in_level": "single_opt_in",
                                            "consent_updated_at": "2026-10-14T09:20:00-04:00"}}
-    (e,) = connector.parse(SHOP, "customers/email_marketing_consent_update", payload)
+    (e,) = connector.parse(OFFLINE, "customers/email_marketing_consent_update", payload)
     assert e.customer.accepts_marketing is expected
     assert e.customer_id == "7421852987654321123"
     assert e.occurred_at == datetime(2026, 10, 14, 13, 20, tzinfo=timezone.utc)
@@ -309,14 +314,14 @@ def test_consent_states(state, expected):
 
 def test_tag_topics_are_ignored():
     topic, body = sample("2026-04__customer.tags_added")
-    assert connector.parse(SHOP, topic, json.loads(body)) == []
-    assert connector.parse(SHOP, "customer.tags_removed", json.loads(body)) == []
+    assert connector.parse(OFFLINE, topic, json.loads(body)) == []
+    assert connector.parse(OFFLINE, "customer.tags_removed", json.loads(body)) == []
 
 
 # --- parse: a realistic paid order --------------------------------------------------------------
 
 def test_a_paid_order():
-    (e,) = connector.parse(SHOP, "orders/paid", fixture("order_paid.json"))
+    (e,) = connector.parse(OFFLINE, "orders/paid", fixture("order_paid.json"))
     assert e.type == "order.paid"
     assert e.id == "shopify:orders/paid:9007199254740993:2026-10-14T13:12:35+00:00"
     assert e.customer_id == "7421852987654321123"
@@ -339,7 +344,7 @@ def test_a_paid_order():
 def test_big_ids_stay_exact_from_raw_json():
     body = (FIXTURES / "order_paid.json").read_text()
     body = body.replace("9007199254740993", "9223372036854775807")  # 2**63 - 1
-    (e,) = connector.parse(SHOP, "orders/paid", json.loads(body))
+    (e,) = connector.parse(OFFLINE, "orders/paid", json.loads(body))
     assert e.order.id == "9223372036854775807"
     assert float(9223372036854775807) != 9223372036854775807  # what a float would have done
 
@@ -349,25 +354,25 @@ def test_a_float_id_is_refused():
     del payload["admin_graphql_api_id"]
     payload["id"] = 9007199254740993.0
     with pytest.raises(PayloadError, match="'id' is a float"):
-        connector.parse(SHOP, "orders/paid", payload)
+        connector.parse(OFFLINE, "orders/paid", payload)
 
 
 def test_duplicate_deliveries_get_one_event_id():
     first = fixture("order_paid.json")
     second = fixture("order_paid.json")
     second["updated_at"] = "2026-10-14T13:12:35Z"  # the same instant written in UTC
-    assert connector.parse(SHOP, "orders/paid", first)[0].id == connector.parse(SHOP, "orders/paid", second)[0].id
+    assert connector.parse(OFFLINE, "orders/paid", first)[0].id == connector.parse(OFFLINE, "orders/paid", second)[0].id
     later = {**first, "updated_at": "2026-10-14T09:30:00-04:00"}
-    assert connector.parse(SHOP, "orders/paid", later)[0].id != connector.parse(SHOP, "orders/paid", first)[0].id
+    assert connector.parse(OFFLINE, "orders/paid", later)[0].id != connector.parse(OFFLINE, "orders/paid", first)[0].id
 
 
 def test_created_and_cancelled_orders():
     payload = fixture("order_paid.json")
-    (created,) = connector.parse(SHOP, "orders/create", payload)
+    (created,) = connector.parse(OFFLINE, "orders/create", payload)
     assert created.type == "order.created"
     assert created.occurred_at == datetime(2026, 10, 14, 13, 12, 31, tzinfo=timezone.utc)
     payload.update(cancelled_at="2026-10-15T08:00:00+00:00", cancel_reason="customer")
-    (cancelled,) = connector.parse(SHOP, "orders/cancelled", payload)
+    (cancelled,) = connector.parse(OFFLINE, "orders/cancelled", payload)
     assert cancelled.type == "order.cancelled"
     assert cancelled.occurred_at == datetime(2026, 10, 15, 8, tzinfo=timezone.utc)
 
@@ -375,9 +380,9 @@ def test_created_and_cancelled_orders():
 def test_a_guest_order_gives_no_event():
     payload = fixture("order_paid.json")
     payload["customer"] = None
-    assert connector.parse(SHOP, "orders/paid", payload) == []
+    assert connector.parse(OFFLINE, "orders/paid", payload) == []
     del payload["customer"]
-    assert connector.parse(SHOP, "orders/create", payload) == []
+    assert connector.parse(OFFLINE, "orders/create", payload) == []
 
 
 @pytest.mark.parametrize("mutate, field", [
@@ -396,20 +401,20 @@ def test_malformed_orders_name_the_field(mutate, field):
     payload = fixture("order_paid.json")
     mutate(payload)
     with pytest.raises(PayloadError, match=f"'{field}'"):
-        connector.parse(SHOP, "orders/paid", payload)
+        connector.parse(OFFLINE, "orders/paid", payload)
 
 
 def test_malformed_customer_and_consent_payloads():
     with pytest.raises(PayloadError, match="'id'"):
-        connector.parse(SHOP, "customers/update", {"email": "x@example.com", "updated_at": "2026-10-01T00:00:00Z"})
+        connector.parse(OFFLINE, "customers/update", {"email": "x@example.com", "updated_at": "2026-10-01T00:00:00Z"})
     with pytest.raises(PayloadError, match="email_marketing_consent.state"):
-        connector.parse(SHOP, "customers_email_marketing_consent/update", {"customer_id": 1})
+        connector.parse(OFFLINE, "customers_email_marketing_consent/update", {"customer_id": 1})
     with pytest.raises(PayloadError, match="not a JSON object"):
-        connector.parse(SHOP, "orders/paid", ["not", "an", "object"])
+        connector.parse(OFFLINE, "orders/paid", ["not", "an", "object"])
 
 
 def test_unknown_topics_give_no_event():
-    assert connector.parse(SHOP, "products/update", {"id": 1}) == []
+    assert connector.parse(OFFLINE, "products/update", {"id": 1}) == []
 
 
 # --- parse: refunds ----------------------------------------------------------------------------
@@ -542,14 +547,61 @@ TAKEN_ERRORS = [
 ]
 
 
+def found(action: dict, **changes) -> dict:
+    """``codeDiscountNodeByCode`` answering the discount ``action`` describes, as Shopify reads it
+    back (amounts as decimals, ``context`` as DiscountCustomers), with ``changes`` made to it."""
+    node = basic_discount(coupons.discount_input(action))
+    node.update(changes)
+    return ok({"codeDiscountNodeByCode": {"id": "gid://shopify/DiscountCodeNode/1471023658921", "codeDiscount": node}})
+
+
 @pytest.mark.parametrize("error", TAKEN_ERRORS)
-def test_a_code_that_already_exists_counts_as_success(store, error):
+def test_a_code_our_earlier_attempt_created_is_adopted(store, error):
     store.post(GRAPHQL_URL, json=ok({"discountCodeBasicCreate": {"codeDiscountNode": None, "userErrors": [error]}}))
-    store.post(GRAPHQL_URL, json=ok({"codeDiscountNodeByCode": {"id": "gid://shopify/DiscountCodeNode/1471023658921"}}))
+    store.post(GRAPHQL_URL, json=found(coupon_action()))
     result = connector.create_coupon(SHOP, coupon_action())
     assert result == CouponResult(code="WINBACK-K3J5Q2ZX7A", store_id="gid://shopify/DiscountCodeNode/1471023658921",
                                   already_existed=True)
     assert sent(store)[1]["variables"] == {"code": "WINBACK-K3J5Q2ZX7A"}
+
+
+OTHER_CUSTOMER = {"__typename": "DiscountCustomers", "customers": [{"id": "gid://shopify/Customer/1"}]}
+
+
+@pytest.mark.parametrize("changes, difference", [
+    ({"context": {"__typename": "DiscountBuyerSelectionAll", "all": "ALL"}}, "for customers all"),
+    ({"context": OTHER_CUSTOMER}, "for customers ['gid://shopify/Customer/1']"),
+    ({"customerGets": {"value": {"__typename": "DiscountPercentage", "percentage": 0.5},
+                       "items": {"__typename": "AllDiscountItems", "allItems": True}}}, "value ('percentage', 0.5)"),
+    ({"endsAt": None}, "endsAt None"),
+    ({"startsAt": "2026-01-01T00:00:00Z"}, "startsAt 2026-01-01"),
+    ({"usageLimit": None}, "usageLimit None"),
+    ({"minimumRequirement": {"__typename": "DiscountMinimumSubtotal",
+                             "greaterThanOrEqualToSubtotal": {"amount": "100.0"}}}, "minimum subtotal 100.0"),
+    ({"__typename": "DiscountCodeFreeShipping"}, "a DiscountCodeFreeShipping discount"),
+])
+def test_a_taken_code_that_is_not_ours_gets_a_fresh_code(store, changes, difference):
+    action = coupon_action()
+    store.post(GRAPHQL_URL, json=ok({"discountCodeBasicCreate": {"codeDiscountNode": None, "userErrors": [TAKEN_ERRORS[0]]}}))
+    store.post(GRAPHQL_URL, json=found(action, **changes))
+    store.post(GRAPHQL_URL, json=CREATED)
+    result = connector.create_coupon(SHOP, action)
+    fresh = coupon_code("WINBACK", f"{action['key']}:taken")
+    assert result.code == fresh and result.store_id == "gid://shopify/DiscountCodeNode/1471023658921"
+    assert difference in result.conflict and result.conflict.endswith(f"created {fresh} instead")
+    retry = sent(store)[2]["variables"]["discount"]
+    assert retry["code"] == fresh and retry["title"] == f"Win-back {fresh}"
+    assert retry["context"] == {"customers": {"add": ["gid://shopify/Customer/7421852987654321123"]}}
+
+
+def test_a_taken_referral_code_that_is_not_ours_is_final(store):
+    """A referral code must stay the customer's own (friends' orders are recognised by it)."""
+    action = coupon_action(customer_id=None, email=None, usage_limit=None)
+    store.post(GRAPHQL_URL, json=ok({"discountCodeBasicCreate": {"codeDiscountNode": None, "userErrors": [TAKEN_ERRORS[0]]}}))
+    store.post(GRAPHQL_URL, json=found(action, endsAt=None))
+    with pytest.raises(StoreError) as err:
+        connector.create_coupon(SHOP, action)
+    assert err.value.code == "CODE_CONFLICT" and err.value.retryable is False and "endsAt None" in err.value.message
 
 
 def test_other_user_errors_are_final_and_carry_the_store_message(store):
@@ -683,7 +735,7 @@ def test_changes_since_pages_through_customers_and_orders(store):
     assert bodies[0]["variables"] == {"query": "updated_at:>'2026-10-14T11:00:00Z'", "after": None}
     assert bodies[2]["variables"] == {"query": "updated_at:>'2026-10-14T11:00:00Z'", "after": "eyJsYXN0X2lkIjoy"}
 
-    events = [e for topic, payload in changes for e in connector.parse(SHOP, topic, payload)]
+    events = [e for topic, payload in changes for e in connector.parse(OFFLINE, topic, payload)]
     assert len(events) == 5  # the guest order gives none
     c1, c2, paid, created, cancelled = events
     assert c1.type == "customer.created" and c1.customer.accepts_marketing is True
@@ -705,7 +757,7 @@ def test_a_reconciled_order_has_the_webhook_event_id():
     node["legacyResourceId"] = str(webhook["id"])
     node["updatedAt"] = "2026-10-14T13:12:35Z"  # = 09:12:35-04:00
     payload = reconcile.order_payload(node)
-    assert connector.parse(SHOP, "orders/paid", payload)[0].id == connector.parse(SHOP, "orders/paid", webhook)[0].id
+    assert connector.parse(OFFLINE, "orders/paid", payload)[0].id == connector.parse(OFFLINE, "orders/paid", webhook)[0].id
 
 
 # --- every document, validated -----------------------------------------------------------------
@@ -714,7 +766,7 @@ def test_every_document_the_connector_can_send_is_valid(store, schema):
     """Drive each write and read once; the ``store`` fixture validates what was actually sent."""
     store.post(GRAPHQL_URL, json=CREATED)
     store.post(GRAPHQL_URL, json=ok({"discountCodeBasicCreate": {"codeDiscountNode": None, "userErrors": [TAKEN_ERRORS[0]]}}))
-    store.post(GRAPHQL_URL, json=ok({"codeDiscountNodeByCode": None}))
+    store.post(GRAPHQL_URL, json=found(coupon_action(customer_id=None, usage_limit=None)))
     store.post(GRAPHQL_URL, json=ok({"tagsAdd": {"node": None, "userErrors": []}}))
     store.post(GRAPHQL_URL, json=ok({"order": None}))
     for _ in subscriptions.TOPICS:

@@ -25,6 +25,7 @@ from connectors.base import CouponResult, Shop
 from connectors.woocommerce import WooCommerceConnector, connector
 from connectors.woocommerce.oauth import signature as oauth_signature
 from plugin.engine.state import apply, new_state
+from plugin.engine.decisions import coupon_code
 from plugin.errors import PayloadError, SignatureError, StoreError
 
 EXAMPLES = Path(__file__).resolve().parent / "fixtures" / "woocommerce" / "rest-v3-docs-examples"
@@ -42,6 +43,8 @@ SHOP = Shop(
     settings={"consent_meta_key": "_wc_marketing_opt_in", "birthday_meta_key": "birthday"},
 )
 PLAIN_SHOP = replace(SHOP, api_url="http://example.com")
+#: The shop as a replayed export sees it: no API, so parsing asks the store nothing.
+OFFLINE = replace(SHOP, api_url="")
 
 
 def example(name: str):
@@ -240,7 +243,7 @@ def _real_payloads():
 
 @pytest.mark.parametrize("topic,payload", list(_real_payloads()))
 def test_every_real_example_parses_into_valid_events(topic, payload):
-    events = connector.parse(SHOP, topic, payload)
+    events = connector.parse(OFFLINE, topic, payload)
     for e in events:
         assert e.shop == "shop-1"
         assert e.occurred_at.tzinfo is not None and e.occurred_at.utcoffset().total_seconds() == 0
@@ -248,7 +251,7 @@ def test_every_real_example_parses_into_valid_events(topic, payload):
         if e.order is not None:
             assert isinstance(e.order.total.amount, Decimal)
             assert e.order.id == str(payload["id"])
-    assert connector.parse(SHOP, topic, copy.deepcopy(payload)) == events  # deterministic
+    assert connector.parse(OFFLINE, topic, copy.deepcopy(payload)) == events  # deterministic
     if topic.startswith("customer."):
         assert [e.type for e in events] == [topic]
 
@@ -259,16 +262,16 @@ def test_every_real_example_parses_into_valid_events(topic, payload):
     ("order_update_response.json", "order.restored"),
 ])
 def test_topics_no_rule_triggers_on_give_no_events(name, topic):
-    assert connector.parse(SHOP, topic, example(name)) == []
+    assert connector.parse(OFFLINE, topic, example(name)) == []
 
 
 def test_deleted_bodies_give_no_events():
-    assert connector.parse(SHOP, "order.deleted", {"id": 727}) == []
-    assert connector.parse(SHOP, "customer.deleted", {"id": 25}) == []
+    assert connector.parse(OFFLINE, "order.deleted", {"id": 727}) == []
+    assert connector.parse(OFFLINE, "customer.deleted", {"id": 25}) == []
 
 
 def test_order_created_and_paid_guest_order():
-    events = connector.parse(SHOP, "order.created", example("order_create_response.json"))
+    events = connector.parse(OFFLINE, "order.created", example("order_create_response.json"))
     assert [e.type for e in events] == ["order.created", "order.paid"]
     created, paid = events
     assert created.customer_id == paid.customer_id == "guest:john.doe@example.com"
@@ -288,11 +291,11 @@ def test_order_created_and_paid_guest_order():
 
 
 def test_order_updated_to_completed_is_paid_again_harmlessly():
-    events = connector.parse(SHOP, "order.updated", example("order_update_response.json"))
+    events = connector.parse(OFFLINE, "order.updated", example("order_update_response.json"))
     assert [e.type for e in events] == ["order.paid"]
     assert events[0].id == "wc:order.paid:727:2017-03-22T19:30:35"
     state = new_state("shop-1", events[0].customer_id)
-    for e in connector.parse(SHOP, "order.created", example("order_create_response.json")) + events + events:
+    for e in connector.parse(OFFLINE, "order.created", example("order_create_response.json")) + events + events:
         state = apply(state, e)
     assert state.orders_count == 1 and state.total_spent.amount == Decimal("29.35")
 
@@ -300,103 +303,103 @@ def test_order_updated_to_completed_is_paid_again_harmlessly():
 def test_event_ids_are_deterministic_and_follow_the_version():
     order = example("order_update_response.json")
     newer = {**order, "date_modified_gmt": "2017-03-24T10:00:00"}
-    assert connector.parse(SHOP, "order.updated", order)[0].id != connector.parse(SHOP, "order.updated", newer)[0].id
+    assert connector.parse(OFFLINE, "order.updated", order)[0].id != connector.parse(OFFLINE, "order.updated", newer)[0].id
 
 
 def test_pending_order_is_only_created():
     order = {**example("order_create_response.json"), "status": "pending", "date_paid": None, "date_paid_gmt": None}
-    assert [e.type for e in connector.parse(SHOP, "order.created", order)] == ["order.created"]
-    assert connector.parse(SHOP, "order.updated", order) == []
+    assert [e.type for e in connector.parse(OFFLINE, "order.created", order)] == ["order.created"]
+    assert connector.parse(OFFLINE, "order.updated", order) == []
 
 
 def test_processing_without_date_paid_is_not_paid():
     order = {**example("order_create_response.json"), "date_paid": None, "date_paid_gmt": None}
-    assert [e.type for e in connector.parse(SHOP, "order.created", order)] == ["order.created"]
+    assert [e.type for e in connector.parse(OFFLINE, "order.created", order)] == ["order.created"]
 
 
 def test_cancelled_order():
     order = {**example("order_create_response.json"), "status": "cancelled", "date_modified_gmt": "2017-03-23T09:00:00"}
-    events = connector.parse(SHOP, "order.updated", order)
+    events = connector.parse(OFFLINE, "order.updated", order)
     assert [e.type for e in events] == ["order.cancelled"]
     assert events[0].occurred_at == datetime(2017, 3, 23, 9, 0, tzinfo=timezone.utc)
 
 
 def test_refunds_one_event_each_with_positive_amount():
     order = example("orders_list_response.json")[1]  # order 723: two refunds
-    events = connector.parse(SHOP, "order.updated", order)
+    events = connector.parse(OFFLINE, "order.updated", order)
     assert [e.type for e in events] == ["order.refunded", "order.refunded"]
     assert [e.data for e in events] == [{"refund_id": "726"}, {"refund_id": "724"}]
     assert [e.order.refunded.amount for e in events] == [Decimal("10.00"), Decimal("9.00")]
     assert all(e.customer_id == "26" for e in events)
     # a refund's event id survives later modifications of its order
     later = {**order, "date_modified_gmt": "2017-04-01T00:00:00"}
-    assert [e.id for e in connector.parse(SHOP, "order.updated", later)] == [e.id for e in events]
+    assert [e.id for e in connector.parse(OFFLINE, "order.updated", later)] == [e.id for e in events]
 
 
 def test_refunds_fold_idempotently_into_state():
     order = {**example("orders_list_response.json")[1], "date_paid_gmt": "2017-03-21T19:00:00"}
     state = new_state("shop-1", "26")
     for _ in range(3):
-        for e in connector.parse(SHOP, "order.updated", order):
+        for e in connector.parse(OFFLINE, "order.updated", order):
             state = apply(state, e)
     assert state.orders["723"].refunds == (("726", Decimal("10.00")), ("724", Decimal("9.00")))
 
 
 def test_paid_and_refunded_in_one_payload():
     order = {**example("orders_list_response.json")[1], "date_paid_gmt": "2017-03-21T19:00:00"}
-    assert [e.type for e in connector.parse(SHOP, "order.updated", order)] == ["order.paid", "order.refunded", "order.refunded"]
+    assert [e.type for e in connector.parse(OFFLINE, "order.updated", order)] == ["order.paid", "order.refunded", "order.refunded"]
 
 
 def test_guest_id_is_lower_cased_billing_email():
     order = copy.deepcopy(example("order_create_response.json"))
     order["billing"]["email"] = "  John.DOE@Example.com "
-    assert {e.customer_id for e in connector.parse(SHOP, "order.created", order)} == {"guest:john.doe@example.com"}
+    assert {e.customer_id for e in connector.parse(OFFLINE, "order.created", order)} == {"guest:john.doe@example.com"}
 
 
 def test_guest_order_without_email_gives_nothing():
     order = copy.deepcopy(example("order_create_response.json"))
     order["billing"]["email"] = ""
-    assert connector.parse(SHOP, "order.created", order) == []
+    assert connector.parse(OFFLINE, "order.created", order) == []
 
 
 def test_registered_customer_order_uses_customer_id():
     order = {**example("order_create_response.json"), "customer_id": 25}
-    assert {e.customer_id for e in connector.parse(SHOP, "order.created", order)} == {"25"}
+    assert {e.customer_id for e in connector.parse(OFFLINE, "order.created", order)} == {"25"}
 
 
 def test_coupon_lines_are_lower_cased_discount_codes():
     order = {**example("order_create_response.json"), "coupon_lines": [
         {"id": 320, "code": "REF-ABCDEF", "discount": "2.00", "discount_tax": "0.00", "meta_data": []},
         {"id": 321, "code": "welcome-x", "discount": "1.00", "discount_tax": "0.00", "meta_data": []}]}
-    paid = connector.parse(SHOP, "order.created", order)[1]
+    paid = connector.parse(OFFLINE, "order.created", order)[1]
     assert paid.order.discount_codes == ("ref-abcdef", "welcome-x")
 
 
 def test_price_as_float_goes_through_str():
     order = copy.deepcopy(example("order_create_response.json"))
     order["line_items"][0]["price"] = 2.7
-    assert connector.parse(SHOP, "order.created", order)[0].order.line_items[0].price.amount == Decimal("2.7")
+    assert connector.parse(OFFLINE, "order.created", order)[0].order.line_items[0].price.amount == Decimal("2.7")
 
 
 def test_deleted_product_line_item_is_kept():
     order = copy.deepcopy(example("order_create_response.json"))
     order["line_items"][0]["product_id"] = 0
-    assert connector.parse(SHOP, "order.created", order)[0].order.line_items[0].product_id == "0"
+    assert connector.parse(OFFLINE, "order.created", order)[0].order.line_items[0].product_id == "0"
 
 
 def test_customer_created_and_updated():
     payload = example("customer_create_response.json")
-    created = connector.parse(SHOP, "customer.created", payload)[0]
+    created = connector.parse(OFFLINE, "customer.created", payload)[0]
     assert (created.type, created.customer_id, created.id) == ("customer.created", "25", "wc:customer.created:25:2017-03-21T19:09:30")
     assert created.occurred_at == datetime(2017, 3, 21, 19, 9, 28, tzinfo=timezone.utc)
     c = created.customer
     assert (c.email, c.first_name, c.last_name) == ("john.doe@example.com", "John", "Doe")
     assert c.created_at == datetime(2017, 3, 21, 19, 9, 28, tzinfo=timezone.utc)
     assert c.accepts_marketing is None and c.tags is None and c.birthday is None
-    updated = connector.parse(SHOP, "customer.updated", payload)[0]
+    updated = connector.parse(OFFLINE, "customer.updated", payload)[0]
     assert updated.type == "customer.updated"
     assert updated.occurred_at == datetime(2017, 3, 21, 19, 9, 30, tzinfo=timezone.utc)
-    assert connector.parse(SHOP, "customer.created", example("customers_list_response.json")[0])[0].customer.first_name == "João"
+    assert connector.parse(OFFLINE, "customer.created", example("customers_list_response.json")[0])[0].customer.first_name == "João"
 
 
 def _with_meta(payload: dict, key: str, value) -> dict:
@@ -410,19 +413,19 @@ def _with_meta(payload: dict, key: str, value) -> dict:
 ])
 def test_consent_from_customer_meta(value, expected):
     payload = _with_meta(example("customer_create_response.json"), "_wc_marketing_opt_in", value)
-    assert connector.parse(SHOP, "customer.updated", payload)[0].customer.accepts_marketing is expected
+    assert connector.parse(OFFLINE, "customer.updated", payload)[0].customer.accepts_marketing is expected
 
 
 def test_consent_absent_or_not_configured_is_unknown():
     payload = _with_meta(example("customer_create_response.json"), "_wc_marketing_opt_in", "yes")
-    assert connector.parse(SHOP, "customer.updated", example("customer_create_response.json"))[0].customer.accepts_marketing is None
+    assert connector.parse(OFFLINE, "customer.updated", example("customer_create_response.json"))[0].customer.accepts_marketing is None
     no_setting = replace(SHOP, settings={})
     assert connector.parse(no_setting, "customer.updated", payload)[0].customer.accepts_marketing is None
 
 
 def test_checkout_opt_in_on_the_order():
     order = _with_meta(example("order_create_response.json"), "_wc_marketing_opt_in", "yes")
-    events = connector.parse(SHOP, "order.created", order)
+    events = connector.parse(OFFLINE, "order.created", order)
     assert all(e.customer.accepts_marketing is True for e in events)
     state = apply(new_state("shop-1", events[0].customer_id), events[0])
     assert state.accepts_marketing is True and state.email == "john.doe@example.com"
@@ -430,14 +433,14 @@ def test_checkout_opt_in_on_the_order():
 
 def test_birthday_meta():
     payload = _with_meta(example("customer_create_response.json"), "birthday", "1990-05-17")
-    assert connector.parse(SHOP, "customer.updated", payload)[0].customer.birthday == date(1990, 5, 17)
+    assert connector.parse(OFFLINE, "customer.updated", payload)[0].customer.birthday == date(1990, 5, 17)
     typo = _with_meta(example("customer_create_response.json"), "birthday", "17/05/1990")
-    assert connector.parse(SHOP, "customer.updated", typo)[0].customer.birthday is None
+    assert connector.parse(OFFLINE, "customer.updated", typo)[0].customer.birthday is None
 
 
 def test_keepwell_tags_meta_become_customer_tags():
     payload = _with_meta(example("customer_create_response.json"), "keepwell_tags", "vip, gold")
-    assert connector.parse(SHOP, "customer.updated", payload)[0].customer.tags == ("vip", "gold")
+    assert connector.parse(OFFLINE, "customer.updated", payload)[0].customer.tags == ("vip", "gold")
 
 
 @pytest.mark.parametrize("topic,change,problem", [
@@ -458,12 +461,12 @@ def test_malformed_payloads_name_the_problem(topic, change, problem):
     payload = copy.deepcopy(example("customer_create_response.json" if topic.startswith("customer") else "order_create_response.json"))
     change(payload)
     with pytest.raises(PayloadError, match=problem):
-        connector.parse(SHOP, topic, payload)
+        connector.parse(OFFLINE, topic, payload)
 
 
 def test_payload_must_be_an_object():
     with pytest.raises(PayloadError, match="expected a JSON object"):
-        connector.parse(SHOP, "order.created", [example("order_create_response.json")])
+        connector.parse(OFFLINE, "order.created", [example("order_create_response.json")])
 
 
 # --- auth: Basic over HTTPS, OAuth 1.0a over HTTP ------------------------------------------------
@@ -637,21 +640,56 @@ def test_guest_coupon_without_email_uses_the_guest_id(store):
     assert json.loads(store.calls[0].request.body)["email_restrictions"] == ["ann@example.com"]
 
 
-def test_already_exists_is_success_case_insensitively(store):
-    store.post(f"{API}/coupons", status=400, json=error_body(
-        "woocommerce_rest_coupon_code_already_exists", "The coupon code already exists", 400))
+def stored_welcome(coupon_id: int = 733, **change) -> dict:
+    """welcome_action()'s coupon as GET /coupons lists it once WooCommerce stored it."""
+    return {**example("coupon_create_response.json"), "id": coupon_id, "code": "welcome-vrhphjyfbq",
+            "amount": "10.00", "discount_type": "percent", "description": "Welcome new subscribers WELCOME-VRHPHJYFBQ",
+            "date_expires": "2024-05-15T10:00:00", "date_expires_gmt": "2024-05-15T10:00:00",
+            "email_restrictions": ["john.doe@example.com"], "usage_limit": 1, "usage_limit_per_user": 1,
+            "minimum_amount": "0.00", "product_ids": [], "product_categories": [],
+            "meta_data": [{"id": 4210, "key": "keepwell_key", "value": "shop-1:welcome:25:customer.created:0"}],
+            **change}
+
+
+ALREADY_EXISTS = error_body("woocommerce_rest_coupon_code_already_exists", "The coupon code already exists", 400)
+
+
+def test_already_exists_for_our_own_earlier_coupon_is_adopted_case_insensitively(store):
+    store.post(f"{API}/coupons", status=400, json=ALREADY_EXISTS)
     store.get(f"{API}/coupons", match=[matchers.query_param_matcher({"code": "WELCOME-VRHPHJYFBQ"})],
-              json=[created_coupon("WELCOME-VRHPHJYFBQ", 733)])
+              json=[stored_welcome()])
     result = connector.create_coupon(SHOP, welcome_action())
     assert result == CouponResult(code="WELCOME-VRHPHJYFBQ", store_id="733", already_existed=True)
 
 
-def test_already_exists_when_lookup_fails_is_still_success(store):
-    store.post(f"{API}/coupons", status=400, json=error_body(
-        "woocommerce_rest_coupon_code_already_exists", "The coupon code already exists", 400))
+@pytest.mark.parametrize("change, difference", [
+    ({"meta_data": []}, "made for no Keepwell touch"),
+    ({"email_restrictions": []}, "for everyone"),
+    ({"amount": "50.00"}, "50.00 percent"),
+    ({"date_expires_gmt": None}, "expires None"),
+    ({"usage_limit": None}, "usage_limit None"),
+    ({"minimum_amount": "100.00"}, "minimum 100.00"),
+])
+def test_already_exists_for_another_coupon_creates_a_fresh_code(store, change, difference):
+    action = welcome_action()
+    fresh = coupon_code("WELCOME", f"{action['key']}:taken")
+    store.post(f"{API}/coupons", status=400, json=ALREADY_EXISTS)
+    store.get(f"{API}/coupons", json=[stored_welcome(**change)])
+    store.post(f"{API}/coupons", status=201, json=created_coupon(fresh, 734))
+    result = connector.create_coupon(SHOP, action)
+    assert (result.code, result.store_id, result.already_existed) == (fresh, "734", False)
+    assert difference in result.conflict and result.conflict.endswith(f"created {fresh} instead")
+    retry = json.loads(store.calls[2].request.body)
+    assert retry["code"] == fresh and retry["email_restrictions"] == ["john.doe@example.com"]
+    assert retry["description"] == f"Welcome new subscribers {fresh}"
+
+
+def test_already_exists_when_the_lookup_fails_is_retried(store):
+    store.post(f"{API}/coupons", status=400, json=ALREADY_EXISTS)
     store.get(f"{API}/coupons", status=503, body="Service Unavailable")
-    result = connector.create_coupon(SHOP, welcome_action())
-    assert (result.already_existed, result.store_id) == (True, None)
+    with pytest.raises(StoreError) as info:
+        connector.create_coupon(SHOP, welcome_action())
+    assert info.value.retryable
 
 
 def test_other_coupon_errors_are_not_success(store):
@@ -854,7 +892,7 @@ def test_changes_since_pages_orders_and_filters_customers(store):
         ("customer.updated", 26),  # 25 was last modified 19:09:30, before since
     ]
     for topic, payload in changes:
-        connector.parse(SHOP, topic, payload)
+        connector.parse(OFFLINE, topic, payload)
     # three listing pages; parsing adds only product lookups (order enrichment)
     assert sum("/products" not in c.request.url for c in store.calls) == 3
 

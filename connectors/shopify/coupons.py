@@ -8,11 +8,12 @@ reference made only of digits is an id.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from urllib.parse import quote
 
-from connectors.base import CouponResult, Shop
+from connectors.base import CouponResult, Shop, fresh_code
 from connectors.shopify import api
 from connectors.cache import MISSING, SharedCache
 from plugin.errors import StoreError
@@ -26,9 +27,41 @@ mutation KeepwellCouponCreate($discount: DiscountCodeBasicInput!) {
 }
 """
 
+#: What ``discountCodeBasicCreate`` would have set, to tell our own earlier attempt from another discount.
 FIND_DISCOUNT = """
 query KeepwellCouponByCode($code: String!) {
-  codeDiscountNodeByCode(code: $code) { id }
+  codeDiscountNodeByCode(code: $code) {
+    id
+    codeDiscount {
+      __typename
+      ... on DiscountCodeBasic {
+        startsAt
+        endsAt
+        usageLimit
+        appliesOncePerCustomer
+        context {
+          __typename
+          ... on DiscountCustomers { customers { id } }
+        }
+        customerGets {
+          value {
+            __typename
+            ... on DiscountPercentage { percentage }
+            ... on DiscountAmount { amount { amount } appliesOnEachItem }
+          }
+          items {
+            __typename
+            ... on DiscountProducts { products(first: 50) { nodes { id } } }
+            ... on DiscountCollections { collections(first: 50) { nodes { id } } }
+          }
+        }
+        minimumRequirement {
+          __typename
+          ... on DiscountMinimumSubtotal { greaterThanOrEqualToSubtotal { amount } }
+        }
+      }
+    }
+  }
 }
 """
 
@@ -51,26 +84,91 @@ _TAKEN_MESSAGE = re.compile(r"must be unique|already (been )?taken|already exist
 COMBINES_WITH = {"productDiscounts": False, "orderDiscounts": False, "shippingDiscounts": True}
 
 
-def create_coupon(shop: Shop, action: dict) -> CouponResult:
+def create_coupon(shop: Shop, action: dict, fresh: bool = False) -> CouponResult:
     """Create the discount code an engine ``coupon`` action describes.
 
-    A "code already taken" answer for this very code counts as success: codes are derived from
-    the decision key, so a retry after a crash asks for the same code.
+    Codes are derived from the decision key, so a retry after a crash asks for the same code and
+    Shopify answers TAKEN: the existing discount is adopted when it is the one this action
+    describes (our earlier attempt). A discount that differs is someone else's: the touch is
+    created under a fresh code derived from the decision key, and the conflict is reported.
     """
     code = action["code"]
     if action.get("collections"):
         action = {**action, "collections": collection_gids(shop, action["collections"])}
-    data = api.execute(shop, CREATE_DISCOUNT, {"discount": discount_input(action)})
+    sent = discount_input(action)
+    data = api.execute(shop, CREATE_DISCOUNT, {"discount": sent})
     result = data.get("discountCodeBasicCreate") or {}
     errors = api.user_errors(result)
     if not errors:
         node = result.get("codeDiscountNode") or {}
         return CouponResult(code=code, store_id=node.get("id"))
-    if all(code_taken(e) for e in errors):
-        found = api.execute(shop, FIND_DISCOUNT, {"code": code}).get("codeDiscountNodeByCode") or {}
+    if not all(code_taken(e) for e in errors):
+        raise StoreError(f"Shopify refused coupon {code}: {api.user_error_message(errors)}", retryable=False,
+                         code=next((e.get("code") for e in errors if e.get("code")), "USER_ERROR"))
+    found = api.execute(shop, FIND_DISCOUNT, {"code": code}).get("codeDiscountNodeByCode") or {}
+    differences = discount_differences(found.get("codeDiscount"), sent)
+    if not differences:
         return CouponResult(code=code, store_id=found.get("id"), already_existed=True)
-    raise StoreError(f"Shopify refused coupon {code}: {api.user_error_message(errors)}", retryable=False,
-                     code=next((e.get("code") for e in errors if e.get("code")), "USER_ERROR"))
+    conflict = f"code {code} is another discount's ({'; '.join(differences)})"
+    other = None if fresh else fresh_code(action)
+    if other is None:
+        raise StoreError(f"Shopify refused coupon {code}: {conflict}", retryable=False, code="CODE_CONFLICT")
+    created = create_coupon(shop, {**action, "code": other, "title": str(sent["title"]).replace(code, other)}, fresh=True)
+    return replace(created, conflict=f"{conflict}; created {other} instead")
+
+
+def discount_differences(existing: dict | None, sent: dict) -> list[str]:
+    """How an existing ``DiscountCodeBasic`` differs from the ``DiscountCodeBasicInput`` we would
+    send (customer eligibility, value, items, minimum, dates, usage limits); [] when it is ours."""
+    if not existing or existing.get("__typename") != "DiscountCodeBasic":
+        return [f"a {(existing or {}).get('__typename', 'missing')} discount"]
+    out = []
+    customers = sorted(c["id"] for c in (existing.get("context") or {}).get("customers") or ())
+    if customers != sorted((sent["context"].get("customers") or {}).get("add") or ()):
+        out.append(f"for customers {customers or 'all'}")
+    gets = existing.get("customerGets") or {}
+    if _value_of(gets.get("value") or {}) != _value_of(sent["customerGets"]["value"]):
+        out.append(f"value {_value_of(gets.get('value') or {})}")
+    if _items_of(gets.get("items") or {}) != _items_of(sent["customerGets"]["items"]):
+        out.append(f"items {_items_of(gets.get('items') or {})}")
+    minimum = ((existing.get("minimumRequirement") or {}).get("greaterThanOrEqualToSubtotal") or {}).get("amount")
+    wanted = ((sent.get("minimumRequirement") or {}).get("subtotal") or {}).get("greaterThanOrEqualToSubtotal")
+    if _number(minimum) != _number(wanted):
+        out.append(f"minimum subtotal {minimum}")
+    for name in ("startsAt", "endsAt"):
+        if _instant(existing.get(name)) != _instant(sent.get(name)):
+            out.append(f"{name} {existing.get(name)}")
+    for name in ("usageLimit", "appliesOncePerCustomer"):
+        if existing.get(name) != sent.get(name):
+            out.append(f"{name} {existing.get(name)}")
+    return out
+
+
+def _value_of(value: dict) -> tuple:
+    if "percentage" in value:
+        return ("percentage", round(float(value["percentage"]), 6))
+    amount = value.get("discountAmount") or value
+    money = amount.get("amount")
+    return ("amount", _number(money.get("amount") if isinstance(money, dict) else money),
+            bool(amount.get("appliesOnEachItem")))
+
+
+def _items_of(items: dict) -> tuple:
+    products = (items.get("products") or {})
+    collections = (items.get("collections") or {})
+    return (tuple(sorted(products.get("productsToAdd") or [n["id"] for n in products.get("nodes") or ()])),
+            tuple(sorted(collections.get("add") or [n["id"] for n in collections.get("nodes") or ()])))
+
+
+def _number(value) -> Decimal | None:
+    return None if value in (None, "") else Decimal(str(value))
+
+
+def _instant(value) -> datetime | None:
+    if not value:
+        return None
+    t = value if isinstance(value, datetime) else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return t.astimezone(timezone.utc).replace(microsecond=0)
 
 
 def collection_gids(shop: Shop, refs) -> list[str]:

@@ -1,9 +1,10 @@
 """Personal coupons through ``POST /wc/v3/coupons``."""
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal, InvalidOperation
 
-from connectors.base import CouponResult, Shop
+from connectors.base import CouponResult, Shop, fresh_code
 from connectors.woocommerce import client
 from plugin.errors import StoreError
 from plugin.events import parse_time
@@ -13,11 +14,14 @@ KEY_META = "keepwell_key"
 _DISCOUNT_TYPES = {"percent": "percent", "fixed": "fixed_cart"}
 
 
-def create_coupon(shop: Shop, action: dict) -> CouponResult:
+def create_coupon(shop: Shop, action: dict, fresh: bool = False) -> CouponResult:
     """Create the coupon an engine ``coupon`` action describes (its JSON form).
 
-    Codes come from the decision key, so a retry asks for the same code; the store's
-    "already exists" answer for it counts as success.
+    Codes come from the decision key, so a retry asks for the same code and the store answers
+    "already exists": the coupon is adopted when it is the one this action describes (our
+    earlier attempt, carrying its key in ``keepwell_key``). Another coupon under that code is
+    left alone: the touch is created under a fresh code derived from the decision key, and the
+    conflict is reported.
     """
     code = str(action["code"])
     categories = [_category_id(shop, c) for c in action.get("collections") or ()]
@@ -27,8 +31,49 @@ def create_coupon(shop: Shop, action: dict) -> CouponResult:
     except StoreError as exc:
         if exc.code != ALREADY_EXISTS:
             raise
-        return CouponResult(code=code, store_id=_existing_id(shop, code), already_existed=True)
+        existing = _existing(shop, code)
+        differences = coupon_differences(existing, body)
+        if not differences:
+            return CouponResult(code=code, store_id=str(existing["id"]), already_existed=True)
+        conflict = f"code {code} is another coupon's ({'; '.join(differences)})"
+        other = None if fresh else fresh_code(action)
+        if other is None:
+            raise StoreError(f"WooCommerce refused coupon {code}: {conflict}", retryable=False,
+                             code="keepwell_code_conflict") from exc
+        result = create_coupon(shop, {**action, "code": other, "title": str(action.get("title") or "").replace(code, other)},
+                               fresh=True)
+        return replace(result, conflict=f"{conflict}; created {other} instead")
     return CouponResult(code=code, store_id=str(created["id"]) if created.get("id") else None)
+
+
+def coupon_differences(existing: dict | None, body: dict) -> list[str]:
+    """How a stored coupon differs from the ``POST /coupons`` body we would send; [] when it is ours."""
+    if not existing:
+        return ["no coupon readable under that code"]
+    out = []
+    meta = {m.get("key"): m.get("value") for m in existing.get("meta_data") or () if isinstance(m, dict)}
+    if meta.get(KEY_META) != body["meta_data"][0]["value"]:
+        out.append(f"made for {meta.get(KEY_META) or 'no Keepwell touch'}")
+    if existing.get("discount_type") != body["discount_type"] or _dec(existing.get("amount")) != _dec(body["amount"]):
+        out.append(f"{existing.get('amount')} {existing.get('discount_type')}")
+    if sorted(str(e).lower() for e in existing.get("email_restrictions") or ()) != body.get("email_restrictions", []):
+        out.append(f"for {existing.get('email_restrictions') or 'everyone'}")
+    for name in ("usage_limit", "usage_limit_per_user"):
+        if existing.get(name) != body.get(name):
+            out.append(f"{name} {existing.get(name)}")
+    for name in ("product_ids", "product_categories"):
+        if sorted(existing.get(name) or ()) != sorted(body.get(name) or ()):
+            out.append(f"{name} {existing.get(name)}")
+    if _dec(existing.get("minimum_amount")) != _dec(body.get("minimum_amount")):
+        out.append(f"minimum {existing.get('minimum_amount')}")
+    expires = parse_time(existing["date_expires_gmt"]) if existing.get("date_expires_gmt") else None
+    if expires != (parse_time(body["date_expires"]) if body.get("date_expires") else None):
+        out.append(f"expires {existing.get('date_expires_gmt')}")
+    return out
+
+
+def _dec(value) -> Decimal:
+    return Decimal(str(value)) if value not in (None, "") else Decimal(0)
 
 
 def coupon_body(action: dict, category_ids: list[int], email: str | None) -> dict:
@@ -95,18 +140,12 @@ def _category_id(shop: Shop, ref) -> int:
                      status=404, code="keepwell_unknown_category")
 
 
-def _existing_id(shop: Shop, code: str) -> str | None:
-    """The store id of the coupon with this code; WooCommerce lower-cases codes, so compare so.
-
-    Only a nicety: the coupon exists either way, so a failed lookup leaves the id unknown.
-    """
-    try:
-        found = client.call(shop, "GET", "coupons", params={"code": code})
-    except StoreError:
-        return None
+def _existing(shop: Shop, code: str) -> dict | None:
+    """The stored coupon with this code; WooCommerce lower-cases codes, so compare so."""
+    found = client.call(shop, "GET", "coupons", params={"code": code})
     for coupon in found if isinstance(found, list) else ():
         if str(coupon.get("code", "")).lower() == code.lower():
-            return str(coupon["id"])
+            return coupon
     return None
 
 
