@@ -92,6 +92,7 @@ def test_a_redeemed_welcome_coupon_is_attributed_once_and_reported(live):
                                     settings=CONSENT)
     responses.post(f"{STORE}/wp-json/wc/v3/coupons",
                    json=load_json("woocommerce", "rest-v3-docs-examples", "coupon_create_response.json"), status=201)
+    responses.get(f"{STORE}/wp-json/wc/v3/products", json=[])  # the order's products, deleted since
     coupon = _welcome(live, shop_id, secret, signup)
     assert coupon.status == "done" and coupon.coupon_code.startswith("WELCOME-")
     decision, = live.rows(DecisionRow, rule_id="welcome")
@@ -148,6 +149,8 @@ def test_codes_of_other_shops_and_foreign_codes_are_not_attributed(live):
     created = load_json("woocommerce", "rest-v3-docs-examples", "coupon_create_response.json")
     responses.post(f"{STORE}/wp-json/wc/v3/coupons", json=created, status=201)
     responses.post(f"{OTHER_STORE}/wp-json/wc/v3/coupons", json=created, status=201)
+    for store in (STORE, OTHER_STORE):
+        responses.get(f"{store}/wp-json/wc/v3/products", json=[])  # the orders' products, deleted since
     code = _welcome(live, shop_id, secret, now).coupon_code
 
     paid = _wc_time(now + timedelta(hours=3))
