@@ -168,7 +168,8 @@ def test_simulate_replays_the_shops_own_history(live):
     a, secret = live.add_shop("woocommerce", "https://a.example", consumer_key="ck", consumer_secret="cs",
                               settings={"consent_meta_key": "_keepwell_marketing_opt_in"})
     now = live.clock.now.strftime("%Y-%m-%dT%H:%M:%S")
-    with responses.RequestsMock(assert_all_requests_are_fired=False):  # enrichment may ask for products
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        rsps.get("https://a.example/wp-json/wc/v3/products", json=[])  # the orders' products, deleted since
         for n in range(3):
             live.post_woocommerce(a, secret, "customer.created", woo_customer(100 + n, email=f"c{n}@example.com",
                                                                               modified=now))
@@ -196,7 +197,8 @@ def test_a_decision_shows_its_conditions_with_the_values_seen(live):
     a, secret = live.add_shop("woocommerce", "https://a.example", consumer_key="ck", consumer_secret="cs",
                               settings={"consent_meta_key": "_keepwell_marketing_opt_in"})
     now = live.clock.now.strftime("%Y-%m-%dT%H:%M:%S")
-    with responses.RequestsMock(assert_all_requests_are_fired=False):
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        rsps.get("https://a.example/wp-json/wc/v3/products", json=[])  # the order's products, deleted since
         live.post_woocommerce(a, secret, "customer.created", woo_customer(100, email="c@example.com", modified=now))
         live.post_woocommerce(a, secret, "order.created", woo_order(900, 100, email="c@example.com", modified=now))
         live.work()
