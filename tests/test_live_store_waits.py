@@ -74,7 +74,7 @@ def test_a_throttled_product_lookup_delays_the_order_by_the_stores_wait(live, rs
     assert rule_timers(live, store.shop_id, "cross_sell_brewing") == []
     assert backlog(live, store.shop_id) == 1
     (left,) = drain_waits(live)
-    assert wait - 1.5 < left.total_seconds() <= wait
+    assert wait - 3 < left.total_seconds() <= wait  # the store's figure, not a fixed backoff (RQ keeps whole seconds)
     keys = live.rt.handoff.keys(store.shop_id)
     assert live.rt.redis.hgetall(f"{keys.backlog}:attempts") == {}  # a wait is not a failure
     assert live.rt.redis.llen(f"{keys.backlog}:dead") == 0
