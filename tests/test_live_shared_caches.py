@@ -3,6 +3,7 @@ fresh process, so the product and collection caches live in Redis under per-shop
 their TTL; two orders of one product processed by two job processes ask the store once."""
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -49,6 +50,7 @@ def test_two_job_processes_share_the_product_cache(live):
         store.api.__class__ = CountingShopify
         store.api.redis, store.api.counter = live.rt.redis, f"{live.config.queue}:product-lookups"
         store.api.products[PRODUCT] = {"tags": ["ethiopia"], "collections": {"coffee": "841564296"}}
+        started = time.monotonic()
         for n, order_id in enumerate((5001, 5002)):
             store.order(order_id, store.customer(n + 1), T0 + timedelta(minutes=n), email=f"c{n}@example.com",
                         first_name="Ana")
@@ -57,7 +59,8 @@ def test_two_job_processes_share_the_product_cache(live):
     assert int(live.rt.redis.get(store.api.counter)) == 1
     (key,) = live.rt.redis.keys(f"{live.config.queue}:{{{store.shop_id}}}:cache:shopify-products:*")
     assert key.decode().endswith(f":{PRODUCT}")
-    assert TTL_S - 60 < live.rt.redis.ttl(key) <= TTL_S
+    # the product's TTL, counted from the first lookup (a loaded machine may take a while)
+    assert TTL_S - (time.monotonic() - started) - 2 <= live.rt.redis.ttl(key) <= TTL_S
     assert products.product_groups(live.rt.shop(store.shop_id), [PRODUCT])[PRODUCT].collections == ("coffee", "841564296")
 
 
