@@ -71,10 +71,14 @@ def test_shopify_429_and_throttled_are_retried_after_the_stores_wait_then_one_co
     assert job.args == (store.shop_id, d.key)
     assert 25 < retry_delay(live) <= 30  # the store's Retry-After, not the 5 s first backoff
 
+    before = datetime.now(timezone.utc)
     assert run_scheduled(live) == 1  # the retry: Shopify now answers 200 with a THROTTLED error
+    after = datetime.now(timezone.utc)
     d, eff = welcome(live, cid)
     assert d.status == "pending" and eff["coupon"].attempts == 2 and "throttled" in eff["coupon"].error
-    assert 1 < retry_delay(live) <= 2  # what the bucket implies: (112 - 12) / 50, not a fixed backoff
+    # what the bucket implies, (112 - 12) / 50 = 2 s, not a fixed backoff (RQ keeps whole seconds)
+    ((_, when),) = scheduled(live)
+    assert before + timedelta(seconds=1) <= when <= after + timedelta(seconds=2)
 
     assert run_scheduled(live) == 1
     d, eff = done_touch(live, "welcome", cid)

@@ -216,7 +216,7 @@ def test_diff_shows_a_unified_diff_and_exits_1_when_different(sqlite_live, tmp_p
     r = keepwell(live, "rules", "diff", "--shop", shop_id, other)
     assert r.exit_code == 1
     assert r.stdout.startswith(
-        f"--- v1/icebreaker.yaml\n+++ {other}/icebreaker.yaml\n@@ -18,7 +18,7 @@\n"
+        f"--- v1/icebreaker.yaml\n+++ {other}/icebreaker.yaml\n@@ -19,7 +19,7 @@\n"
         "       once_per_customer: true\n     actions:\n       - coupon:\n"
         "-          discount: 15%\n+          discount: 20%\n"
         "           expires_in: 30d\n           minimum_subtotal: \"30 USD\"\n           code_prefix: THANKS\n"
@@ -275,6 +275,7 @@ def test_a_delayed_icebreaker_runs_under_the_version_it_was_scheduled_with(live,
     (v1,) = live.rows(RuleSetRow, shop_id=shop_id)
     created = load_json("woocommerce", "rest-v3-docs-examples", "coupon_create_response.json")
     responses.post(COUPONS, json=created, status=201)
+    responses.get(f"{STORE}/wp-json/wc/v3/products", json=[])  # the orders' products, deleted since
     a, b = _customers_outside_holdout(shop_id, 2)
     timer_a = _first_order(live, shop_id, secret, a, 901)
     timer_b = _first_order(live, shop_id, secret, b, 902)

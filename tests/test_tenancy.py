@@ -97,6 +97,7 @@ def stores():
         created = load_json("woocommerce", "rest-v3-docs-examples", "coupon_create_response.json")
         for store in (STORE_A, STORE_B):
             mock.post(f"{store}/wp-json/wc/v3/coupons", json=created, status=201)
+            mock.get(f"{store}/wp-json/wc/v3/products", json=[])  # the order's products, deleted since
         yield mock
 
 
