@@ -2,9 +2,10 @@
 collections, a collection's id).
 
 ``SharedCache`` keeps its entries in Redis once the process has a Runtime (``bind``), under
-per-shop keys with the same time to live: the forking worker runs every job in a fresh process,
-so a cache held in process memory would be empty for every order. Without Redis (a unit test, a
-replay) it falls back to the per-process ``TTLCache``.
+per-shop keys with the same time to live: a shop's jobs run in several worker processes (more
+than one ``keepwell worker``, several machines, or RQ's forking worker with a fresh process per
+job), and a cache held in one process's memory would miss for the others. Without Redis (a unit
+test, a replay) it falls back to the per-process ``TTLCache``.
 """
 from __future__ import annotations
 

@@ -3,7 +3,8 @@ platform's order webhooks carry; each connector supplies only how to fetch a bat
 
 - A cache shared by every worker process (``connectors.cache.SharedCache``: Redis, per-shop keys)
   holds each product for ``TTL_S`` seconds: a busy shop costs one lookup per product per TTL, not
-  one per order, even though the forking worker runs each job in a fresh process.
+  one per order, however many worker processes it runs in (several ``keepwell worker``
+  processes or machines, or RQ's forking worker, which runs each job in a fresh process).
 - A passing failure (429, 5xx, throttling, timeouts) is raised: the worker delays the order
   and retries it with the store's suggested wait, because an order decided without its
   collections would miss its collection rules for good. Only a final failure (no read access,

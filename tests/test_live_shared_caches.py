@@ -1,6 +1,7 @@
-"""Caches that survive a job: the forking worker (`keepwell worker`, rq.Worker) runs every job in a
-fresh process, so the product and collection caches live in Redis under per-shop keys with
-their TTL; two orders of one product processed by two job processes ask the store once."""
+"""Caches that survive a job and its process: a shop's jobs run in several worker processes (more
+than one `keepwell worker`, or RQ's forking worker with a fresh process per job), so the product
+and collection caches live in Redis under per-shop keys with their TTL; two orders of one product
+processed by two job processes ask the store once."""
 from __future__ import annotations
 
 import time
@@ -40,7 +41,7 @@ class CountingShopify(FakeShopify):
 
 
 def fork_work(live) -> None:
-    """The forking worker `keepwell worker` runs: one child process per job."""
+    """RQ's forking worker: one child process per job, so no job sees another's memory."""
     Worker([live.rt.queue], connection=live.rt.redis).work(burst=True, with_scheduler=False)
 
 

@@ -24,7 +24,7 @@ from connectors.shopify import API_VERSION, api, pacing, products, reconcile
 from plugin.errors import StoreError
 from live import STORES, backlog, running, scheduled, work
 
-SCHEMA = Path(__file__).resolve().parents[1].parent / "shared" / "platforms" / "shopify" / f"admin_schema_{API_VERSION}.json.gz"
+SCHEMA = Path(__file__).resolve().parent / "fixtures" / "shopify" / f"admin_schema_{API_VERSION}.json.gz"
 SHOP = Shop(id="shop-pace", platform="shopify", domain="pace.myshopify.com", api_url="https://pace.myshopify.com",
             access_token="shpat_pace")
 URL = f"https://pace.myshopify.com/admin/api/{API_VERSION}/graphql.json"
