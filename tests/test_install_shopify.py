@@ -358,7 +358,7 @@ FORGED = {
     "HS512": lambda now: session_token(alg="HS512", now=now),
     "HS384": lambda now: session_token(alg="HS384", now=now),
     "expired": lambda now: session_token(exp=int(now) - 11, nbf=int(now) - 70, now=now),
-    "nbf in the future": lambda now: session_token(nbf=int(now) + 11, now=now),
+    "nbf in the future": lambda now: session_token(nbf=int(now) + 40, now=now),  # well past the 10 s leeway, on a slow machine too
     "no exp": lambda now: session_token(exp=None, now=now),
     "no nbf": lambda now: session_token(nbf=None, now=now),
     "exp not a number": lambda now: session_token(exp=str(int(now) + 60), now=now),
