@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import logging
 import resource
 import statistics
@@ -79,6 +80,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     logging.getLogger("keepwell").setLevel(logging.WARNING)
+    os.environ["KEEPWELL_ALLOW_PRIVATE_STORES"] = "1"  # the sandbox store listens on loopback
     prefix = f"kwfork{uuid.uuid4().hex[:8]}"
     redis = Redis.from_url(args.redis_url)
     redis.ping()
