@@ -7,7 +7,7 @@
   (engine ``apply``), order index rows and the stored cursor, batch by batch, then sets the
   timers the past implies.
 
-Each platform is parsed and imported ``--repeat`` times in turn (default 2, each import into a
+Each platform is parsed and imported ``--repeat`` times in turn (default 3, each import into a
 fresh shop) and the best time of each counts, so a busy machine weighs on both alike. Both read
 the same generated store (tests/history_store.py, default 50,000 orders, 10,000
 customers), served by the same store mocks at the HTTP layer (``responses``), in the same run.
@@ -138,7 +138,7 @@ def main() -> None:
     ap.add_argument("--database-url", help="default: SQLite in a temporary directory")
     ap.add_argument("--redis-url", default=default_redis())
     ap.add_argument("--platform", choices=["shopify", "woocommerce", "both"], default="both")
-    ap.add_argument("--repeat", type=int, default=2, help="runs of each, in turn; the best time counts")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each, in turn; the best time counts")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
