@@ -5,12 +5,20 @@ come from the decision key: a retry asks the store for the same code, and "alrea
 counts as success. Retryable failures (429, 5xx, timeouts, throttling, SMTP down) reschedule
 the decision with backoff; any other failure marks it failed with the store's message, and the
 effects after it (an email that would show a missing coupon) are skipped.
+
+An effect that raises anything else (a bug, a malformed store answer, data no check foresaw) fails
+its touch with the exception as the reason instead of aborting the job: one bad customer must not
+stop a drain or the housekeeping tick. Only our own services being down (database, Redis) still
+raise, so the job is retried rather than the touch given up. What can be checked before any side
+effect is: an email to an address that is not exactly one valid address skips the whole touch.
 """
 from __future__ import annotations
 
 import logging
 
+from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeoutError
 from sqlalchemy import select
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 import connectors
 from plugin import mail
@@ -22,6 +30,8 @@ from plugin.events import Event, event_to_dict
 from plugin.shops import rules_for
 
 log = logging.getLogger("keepwell.effects")
+#: Our own services failing: the job is retried, the touch is not given up.
+OUTAGES = (OperationalError, InterfaceError, RedisConnectionError, RedisTimeoutError)
 
 
 def run(rt, shop_id: str, key: str) -> str:
@@ -37,6 +47,9 @@ def run(rt, shop_id: str, key: str) -> str:
         effects = session.scalars(select(EffectRow).where(EffectRow.shop_id == shop_id, EffectRow.decision_key == key)
                                   .order_by(EffectRow.id)).all()
         actions = {a["key"]: a for a in drow.decision["actions"]}
+        refused = _unreachable(session, shop_id, drow, effects, actions)
+        if refused is not None:
+            return _give_up(session, drow, effects, None, f"email: {refused}", "skipped")
         coupon = None
         for eff in effects:
             action = actions[eff.key]
@@ -71,15 +84,16 @@ def run(rt, shop_id: str, key: str) -> str:
                                                  getattr(exc, "retry_after", None))
                     log.warning("shop %s: %s for %s failed (%s); retry in %.0fs", shop_id, eff.type, key, message, delay)
                     return "pending"
-                eff.status = "failed"
-                drow.status = "failed"
-                drow.error = f"{eff.type}: {message}"
-                for later in effects:
-                    if later.status == "pending" and later is not eff:
-                        later.status = "skipped"
-                session.commit()
                 log.error("shop %s: %s for %s failed for good: %s", shop_id, eff.type, key, message)
-                return "failed"
+                return _give_up(session, drow, effects, eff, f"{eff.type}: {message}")
+            except OUTAGES:
+                raise
+            except Exception as exc:
+                log.exception("shop %s: %s for %s raised; the touch fails", shop_id, eff.type, key)
+                session.rollback()  # whatever the effect left half-done in the session
+                eff.attempts += 1
+                eff.error = f"{type(exc).__name__}: {exc}"
+                return _give_up(session, drow, effects, eff, f"{eff.type}: {eff.error}")
             eff.attempts += 1
             if eff.status == "pending":
                 eff.status = "done"
@@ -90,17 +104,50 @@ def run(rt, shop_id: str, key: str) -> str:
         return "done"
 
 
+def _give_up(session, drow, effects, eff, reason: str, status: str = "failed") -> str:
+    """Fail the touch: ``eff`` (the effect that failed, if any) gets ``status``, every effect
+    still pending is skipped, and the decision records ``reason``."""
+    if eff is not None:
+        eff.status = status
+    for other in effects:
+        if other.status == "pending":
+            other.status = "skipped"
+            other.error = other.error or reason
+    drow.status = "failed"
+    drow.error = reason
+    session.commit()
+    return "failed"
+
+
+def _customer(session, shop_id: str, drow, action: dict) -> tuple[dict, str | None]:
+    crow = session.get(CustomerRow, (shop_id, drow.customer_id))
+    customer = crow.state if crow else {}
+    return customer, customer.get("email") or action.get("to")
+
+
+def _unreachable(session, shop_id: str, drow, effects, actions) -> str | None:
+    """Why the touch's pending email could never be sent to the address we hold, or None."""
+    for eff in effects:
+        if eff.type == "email" and eff.status == "pending":
+            _, to = _customer(session, shop_id, drow, actions[eff.key])
+            if to:
+                try:
+                    mail.recipient(to)
+                except mail.AddressError as exc:
+                    return str(exc)
+    return None
+
+
 def _email(rt, session, shop, drow, action, coupon, eff) -> str:
     """Send the touch's email; 'done', or 'skipped' when the customer cannot be emailed."""
     if session.get(UnsubscribeRow, (shop.id, drow.customer_id)) is not None:
         eff.error = "customer unsubscribed"
         return "skipped"
-    crow = session.get(CustomerRow, (shop.id, drow.customer_id))
-    customer = crow.state if crow else {}
-    to = customer.get("email") or action.get("to")
+    customer, to = _customer(session, shop.id, drow, action)
     if not to:
         eff.error = "no email address"
         return "skipped"
+    to = mail.recipient(to)
     ruleset, templates = rules_for(session, shop.id, drow.ruleset_version)  # the version that decided
     token = mail.unsubscribe_token(rt.config.secret_key, shop.id, drow.customer_id)
     unsubscribe_url = f"{rt.config.app_url}/unsubscribe/{token}"

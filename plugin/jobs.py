@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -16,11 +17,17 @@ TICK_EVERY = timedelta(seconds=60)
 # so a retry that honours the store's Retry-After is never run early).
 STALE_PENDING = timedelta(hours=2)
 RECONCILE_EVERY = timedelta(minutes=15)
+#: A tick that has not armed its successor for this long is lost: any drain re-arms it.
+TICK_LOST_AFTER = timedelta(minutes=3)
 
 
 def drain(shop_id: str) -> int:
     """Work through a shop's backlog of webhooks, timers and signals."""
-    return pipeline.drain(runtime(), shop_id)
+    rt = runtime()
+    try:
+        return pipeline.drain(rt, shop_id)
+    finally:
+        ensure_tick(rt)
 
 
 def fire_timer(shop_id: str, key: str) -> bool:
@@ -54,29 +61,54 @@ def import_history(shop_id: str, since: str | None = None, continuing: bool = Fa
 
 
 def tick() -> dict:
-    """Housekeeping every minute: lost timers, stranded decisions, idle backlogs, history imports
-    a dead worker left unfinished; then re-arm."""
+    """Housekeeping every minute: lost timers, stranded decisions, idle backlogs, reconciliation,
+    history imports a dead worker left unfinished.
+
+    The next tick is armed first, and every step (and every shop within a step) has its own
+    error boundary: one poisoned record is logged and skipped, never the end of housekeeping."""
     from plugin.importing import resume_stopped
 
     rt = runtime()
-    fired = pipeline.sweep_timers(rt, grace=timedelta(0))
-    now = rt.clock()
-    with rt.sessions() as session:
-        stale = session.execute(select(DecisionRow.shop_id, DecisionRow.key).where(
-            DecisionRow.status == "pending", DecisionRow.updated_at < now - STALE_PENDING)).all()
-        shops = session.execute(select(ShopRow.id, ShopRow.last_sync_at).where(ShopRow.active)).all()
-    for shop_id, key in stale:
-        pipeline.execute_decision(rt, shop_id, key)
-    drains = sum(rt.handoff.ensure_drain(shop_id) for shop_id, _ in shops)
-    due = [shop_id for shop_id, synced in shops if synced is None or synced < now - RECONCILE_EVERY]
-    for shop_id in due:
-        slot = now.strftime("%Y%m%d%H") + str(now.minute // 15)
-        job_id = f"{rt.config.queue}-reconcile-{shop_id}-{slot}"  # job ids are global in Redis: namespace them
-        if rt.queue.fetch_job(job_id) is None:
-            rt.queue.enqueue("plugin.jobs.reconcile", shop_id, job_id=job_id, result_ttl=3600)
-    imports = resume_stopped(rt)
     schedule_tick(rt)
-    return {"timers": fired, "retried": len(stale), "drains": drains, "reconciling": len(due), "imports": imports}
+    now = rt.clock()
+    out = {"timers": 0, "retried": 0, "drains": 0, "reconciling": 0, "imports": 0, "errors": 0}
+    with _boundary(out, "timer sweep"):
+        out["timers"] = pipeline.sweep_timers(rt, grace=timedelta(0))
+    stale, shops = [], []
+    with _boundary(out, "listing shops and stale decisions"):
+        with rt.sessions() as session:
+            stale = session.execute(select(DecisionRow.shop_id, DecisionRow.key).where(
+                DecisionRow.status == "pending", DecisionRow.updated_at < now - STALE_PENDING)).all()
+            shops = session.execute(select(ShopRow.id, ShopRow.last_sync_at).where(ShopRow.active)).all()
+    for shop_id, key in stale:
+        with _boundary(out, f"shop {shop_id}: retrying decision {key}"):
+            pipeline.execute_decision(rt, shop_id, key)
+            out["retried"] += 1
+    slot = now.strftime("%Y%m%d%H") + str(now.minute // 15)
+    for shop_id, synced in shops:
+        with _boundary(out, f"shop {shop_id}: drain and reconciliation"):
+            out["drains"] += rt.handoff.ensure_drain(shop_id)
+            if synced is None or synced < now - RECONCILE_EVERY:
+                job_id = f"{rt.config.queue}-reconcile-{shop_id}-{slot}"  # job ids are global in Redis: namespace them
+                if rt.queue.fetch_job(job_id) is None:
+                    rt.queue.enqueue("plugin.jobs.reconcile", shop_id, job_id=job_id, result_ttl=3600)
+                out["reconciling"] += 1
+    with _boundary(out, "resuming history imports"):
+        out["imports"] = resume_stopped(rt)
+    return out
+
+
+@contextmanager
+def _boundary(out: dict, what: str):
+    try:
+        yield
+    except Exception:
+        out["errors"] += 1
+        log.exception("tick: %s failed; housekeeping goes on", what)
+
+
+def _tick_key(rt) -> str:
+    return f"{rt.config.queue}:tick:armed"
 
 
 def schedule_tick(rt) -> None:
@@ -85,3 +117,15 @@ def schedule_tick(rt) -> None:
     job_id = f"{rt.config.queue}-tick-{at.strftime('%Y%m%d%H%M')}"
     if rt.queue.fetch_job(job_id) is None:
         rt.queue.enqueue_at(at, "plugin.jobs.tick", job_id=job_id, result_ttl=300)
+    # outlives a tick period or two: a lost tick job lets it expire, and the next drain re-arms
+    rt.redis.set(_tick_key(rt), job_id, ex=int(TICK_LOST_AFTER.total_seconds()))
+
+
+def ensure_tick(rt) -> bool:
+    """Re-arm the tick if it stopped arming itself (its job lost with Redis, or deleted); one
+    EXISTS per call, so every drain can afford it. True when it had to re-arm."""
+    if rt.redis.exists(_tick_key(rt)):
+        return False
+    log.warning("the housekeeping tick was not armed; arming it")
+    schedule_tick(rt)
+    return True

@@ -11,6 +11,7 @@ The Message-ID is derived from the action key, so a retried send carries the sam
 it in the ledger (and not sending twice) is the worker's job.
 """
 
+from plugin.mail.address import AddressError, recipient
 from plugin.mail.context import email_context, format_date, format_money
 from plugin.mail.message import build_message, message_id
 from plugin.mail.render import TEMPLATES_DIR, Rendered, TemplateError, render
@@ -18,7 +19,7 @@ from plugin.mail.smtp import SMTPServer, parse_smtp_url, send
 from plugin.mail.unsubscribe import UnsubscribeTokenError, unsubscribe_token, verify_unsubscribe_token
 
 __all__ = [
-    "TEMPLATES_DIR", "Rendered", "SMTPServer", "TemplateError", "UnsubscribeTokenError", "build_message",
-    "email_context", "format_date", "format_money", "message_id", "parse_smtp_url", "render", "send",
+    "TEMPLATES_DIR", "AddressError", "Rendered", "SMTPServer", "TemplateError", "UnsubscribeTokenError", "build_message",
+    "email_context", "format_date", "format_money", "message_id", "parse_smtp_url", "recipient", "render", "send",
     "unsubscribe_token", "verify_unsubscribe_token",
 ]
