@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from plugin.cli_deadletters import dead_letters
 from plugin.rulefile import RULES_DIR, lint, load_rules, rule_files
 from plugin.errors import RuleError
 from plugin.importing.cli import import_command
@@ -18,6 +19,9 @@ def main():
     from plugin.redact import install_log_redaction
 
     install_log_redaction()  # the worker's and every command's logs
+
+
+main.add_command(dead_letters)
 
 
 @main.group()

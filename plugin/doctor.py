@@ -154,6 +154,31 @@ def check_redis(config: Config, timeout: float = 3.0) -> Check:
         client.close()
 
 
+def check_dead_letters(config: Config, timeout: float = 3.0) -> Check:
+    """Backlog entries the worker gave up on: each is a webhook (or timer) nobody acted on yet."""
+    from redis import Redis
+    from redis.exceptions import RedisError
+
+    from plugin import deadletters
+    from plugin.handoff import Handoff
+
+    name = "dead letters"
+    client = Redis.from_url(config.redis_url, socket_connect_timeout=timeout, socket_timeout=timeout)
+    try:
+        found = deadletters.counts(Handoff(client, config.queue))
+    except RedisError as exc:
+        return Check(name, SKIP, f"cannot count them: {_reason(exc)}")
+    finally:
+        client.close()
+    if not found:
+        return Check(name, OK, "none")
+    listed = ", ".join(f"shop {shop} ({n})" for shop, n in list(found.items())[:MAX_LISTED])
+    more = f" and {len(found) - MAX_LISTED} more shops" if len(found) > MAX_LISTED else ""
+    return Check(name, WARN, f"{sum(found.values())} backlog entries were set aside: {listed}{more}",
+                 "`keepwell dead-letters list --shop SHOP_ID` says why; fix the cause, then "
+                 "`keepwell dead-letters retry --shop SHOP_ID --all` (or `drop`)")
+
+
 def _tls(verify: bool) -> ssl.SSLContext:
     context = ssl.create_default_context()
     if not verify:
@@ -374,6 +399,10 @@ def check_timers(session) -> Check:
 def run(config: Config, timeout: float = 5.0) -> list[Check]:
     """Every check, in the order ``keepwell doctor`` prints them."""
     checks = [check_secret_key(config), check_shopify(config), check_app_url(config), check_redis(config, timeout)]
+    if checks[-1].status == OK:
+        checks.append(check_dead_letters(config, timeout))
+    else:
+        checks.append(Check("dead letters", SKIP, "needs a reachable Redis"))
     db_checks, engine = check_database(config, timeout)
     checks += db_checks
     checks.append(check_smtp(config, timeout))
@@ -391,5 +420,5 @@ def run(config: Config, timeout: float = 5.0) -> list[Check]:
 
 
 __all__ = ["Check", "OK", "WARN", "FAIL", "SKIP", "run", "failed", "check_secret_key", "check_shopify", "check_app_url",
-           "check_redis", "check_smtp", "check_database", "check_stored_secrets", "check_rule_sets",
-           "check_shopify_tokens", "check_timers"]
+           "check_redis", "check_dead_letters", "check_smtp", "check_database", "check_stored_secrets",
+           "check_rule_sets", "check_shopify_tokens", "check_timers"]

@@ -6,10 +6,6 @@ class KeepwellError(Exception):
     """Base of every error Keepwell raises on purpose."""
 
 
-class EventError(KeepwellError, ValueError):
-    """A canonical event is malformed."""
-
-
 class RuleError(KeepwellError):
     """A rule set failed validation; ``problems`` lists each one with file, line and rule."""
 
@@ -34,6 +30,10 @@ class SignatureError(WebhookError):
 
 class PayloadError(WebhookError):
     status = 400
+
+
+class EventError(PayloadError, ValueError):
+    """A canonical event is malformed (a payload of our own: a timer, a signal, a history line)."""
 
 
 class PayloadTooLarge(WebhookError):

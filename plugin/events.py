@@ -10,7 +10,8 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from plugin.errors import EventError
+from plugin import shape
+from plugin.errors import EventError, PayloadError
 
 #: Events a store produces (through a connector) and rules may trigger on.
 STORE_EVENTS = (
@@ -117,15 +118,18 @@ def address_line(address, *parts: str) -> str | None:
     return ", ".join(f for f in found if f) or None
 
 
-# --- JSON (JSON Lines history files, RQ job arguments) ---------------------------------------
+# --- JSON (JSON Lines history files, RQ job arguments, the backlog) ----------------------------
 
-def _money(d: Any) -> Money | None:
+def _money(d: Any, where: str) -> Money | None:
     if d is None:
         return None
     if isinstance(d, str):
         amount, _, currency = d.partition(" ")
-        return Money.parse(amount, currency)
-    return Money.parse(d["amount"], d["currency"])
+    elif isinstance(d, dict):
+        amount, currency = d.get("amount"), d.get("currency")
+    else:
+        raise EventError(f"{where}: {type(d).__name__} is not money")
+    return Money(shape.amount(amount, where), shape.currency(currency, where))
 
 
 def parse_time(value: str | None) -> datetime | None:
@@ -138,77 +142,107 @@ def parse_time(value: str | None) -> datetime | None:
     return t.astimezone(timezone.utc)
 
 
-def _date(value: str | None) -> date | None:
+def _time(d: dict, key: str, where: str) -> datetime | None:
+    value = shape.text(d, key, where)
+    return None if value is None else parse_time(value)
+
+
+def _date(d: dict, key: str, where: str) -> date | None:
+    value = shape.text(d, key, where)
     return date.fromisoformat(value) if value else None
 
 
-def _tuple(v) -> tuple:
-    return tuple(str(x) for x in v) if v else ()
+def _tuple(d: dict, key: str, where: str) -> tuple:
+    value = d.get(key)
+    return tuple(shape.scalars(value, f"{where} {key}")) if value else ()
+
+
+def _line_item(li: dict, where: str) -> LineItem:
+    return LineItem(
+        product_id=_required_text(li, "product_id", where),
+        quantity=shape.quantity(li.get("quantity", 1), f"{where} quantity"),
+        price=_money(li.get("price"), f"{where} price"),
+        variant_id=shape.text(li, "variant_id", where),
+        sku=shape.text(li, "sku", where),
+        title=shape.text(li, "title", where),
+        product_tags=_tuple(li, "product_tags", where),
+        collections=_tuple(li, "collections", where),
+    )
+
+
+def _order(o: dict) -> Order:
+    where = "order"
+    return Order(
+        id=_required_text(o, "id", where),
+        total=_money(o.get("total"), "order total"),
+        subtotal=_money(o.get("subtotal"), "order subtotal"),
+        created_at=_time(o, "created_at", where),
+        number=shape.text(o, "number", where),
+        line_items=tuple(_line_item(li, "order line item") for li in shape.objects(o, "line_items", where)),
+        discount_codes=tuple(c.lower() for c in _tuple(o, "discount_codes", where)),
+        refunded=_money(o.get("refunded"), "order refunded"),
+        landing_site=shape.text(o, "landing_site", where),
+        phone=shape.text(o, "phone", where),
+        shipping_address=shape.text(o, "shipping_address", where),
+        fully_refunded=bool(shape.flag(o, "fully_refunded", where)),
+        products_unavailable=shape.text(o, "products_unavailable", where),
+    )
+
+
+def _customer(c: dict) -> Customer:
+    where = "customer"
+    tags = c.get("tags")
+    return Customer(
+        id=_required_text(c, "id", where),
+        email=shape.text(c, "email", where),
+        first_name=shape.text(c, "first_name", where),
+        last_name=shape.text(c, "last_name", where),
+        accepts_marketing=shape.flag(c, "accepts_marketing", where),
+        tags=None if tags is None else tuple(shape.scalars(tags, "customer tags")),
+        birthday=_date(c, "birthday", where),
+        anniversary=_date(c, "anniversary", where),
+        locale=shape.text(c, "locale", where),
+        created_at=_time(c, "created_at", where),
+    )
+
+
+def _required_text(d: dict, key: str, where: str) -> str:
+    value = shape.text(d, key, where)
+    if value is None:
+        raise EventError(f"{where}: missing '{key}'")
+    return value
 
 
 def event_from_dict(d: dict) -> Event:
-    """Build an Event from its JSON form; raises EventError with the reason if malformed."""
+    """Build an Event from its JSON form; raises EventError (a PayloadError) with the reason if malformed."""
+    if not isinstance(d, dict):
+        raise EventError(f"an event is a JSON object, not {type(d).__name__}")
     try:
-        order = customer = None
-        if o := d.get("order"):
-            order = Order(
-                id=str(o["id"]),
-                total=_money(o["total"]),
-                subtotal=_money(o.get("subtotal")),
-                created_at=parse_time(o.get("created_at")),
-                number=o.get("number"),
-                line_items=tuple(
-                    LineItem(
-                        product_id=str(li["product_id"]),
-                        quantity=int(li.get("quantity", 1)),
-                        price=_money(li["price"]),
-                        variant_id=None if li.get("variant_id") is None else str(li["variant_id"]),
-                        sku=li.get("sku"),
-                        title=li.get("title"),
-                        product_tags=_tuple(li.get("product_tags")),
-                        collections=_tuple(li.get("collections")),
-                    )
-                    for li in o.get("line_items", ())
-                ),
-                discount_codes=tuple(str(c).lower() for c in o.get("discount_codes") or ()),
-                refunded=_money(o.get("refunded")),
-                landing_site=o.get("landing_site"),
-                phone=o.get("phone"),
-                shipping_address=o.get("shipping_address"),
-                fully_refunded=bool(o.get("fully_refunded", False)),
-                products_unavailable=o.get("products_unavailable"),
-            )
-        if c := d.get("customer"):
-            tags = c.get("tags")
-            customer = Customer(
-                id=str(c["id"]),
-                email=c.get("email"),
-                first_name=c.get("first_name"),
-                last_name=c.get("last_name"),
-                accepts_marketing=c.get("accepts_marketing"),
-                tags=None if tags is None else _tuple(tags),
-                birthday=_date(c.get("birthday")),
-                anniversary=_date(c.get("anniversary")),
-                locale=c.get("locale"),
-                created_at=parse_time(c.get("created_at")),
-            )
-        data = d.get("data") or {}
+        shape.check_depth(d)
+        order = _order(o) if (o := shape.obj(d, "order", "event")) else None
+        customer = _customer(c) if (c := shape.obj(d, "customer", "event")) else None
+        data = shape.obj(d, "data", "event") or {}
         if isinstance(data.get("event"), dict):  # a timer carries the event it re-checks
             data = {**data, "event": event_from_dict(data["event"])}
+        occurred_at = _time(d, "occurred_at", "event")
+        if occurred_at is None:
+            raise EventError("event: missing 'occurred_at'")
         return Event(
-            id=str(d["id"]),
-            type=d["type"],
-            shop=str(d.get("shop", "")),
-            customer_id=str(d["customer_id"]),
-            occurred_at=parse_time(d["occurred_at"]),
+            id=_required_text(d, "id", "event"),
+            type=_required_text(d, "type", "event"),
+            shop=shape.text(d, "shop", "event") or "",
+            customer_id=_required_text(d, "customer_id", "event"),
+            occurred_at=occurred_at,
             order=order,
             customer=customer,
             data=data,
         )
     except EventError:
         raise
-    except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
-        raise EventError(f"malformed event {d.get('id', '?')!r}: {type(exc).__name__}: {exc}") from exc
+    except PayloadError as exc:
+        raise EventError(f"malformed event {d.get('id', '?')!r}: {exc}") from exc
+    except ValueError as exc:  # a date or time that is not ISO 8601
+        raise EventError(f"malformed event {d.get('id', '?')!r}: {exc}") from exc
 
 
 def _json_value(v):

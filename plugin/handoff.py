@@ -55,10 +55,18 @@ class Envelope:
         return cls(platform, topic, key, float(received_at), body)
 
 
+def entry_id(raw: bytes | str) -> str:
+    """A short stable name for a backlog entry that holds none of its data."""
+    return hashlib.sha256(raw if isinstance(raw, bytes) else raw.encode()).hexdigest()[:16]
+
+
 class Keys:
     def __init__(self, prefix: str, shop_id: str):
         base = f"{prefix}:{{{shop_id}}}"  # hash tag: one cluster slot per shop
         self.backlog = f"{base}:backlog"
+        self.dead = f"{base}:backlog:dead"  # raw entries the worker gave up on, oldest first
+        self.dead_reasons = f"{base}:backlog:dead:reasons"  # hash: entry_id(entry) -> why and when, JSON
+        self.attempts = f"{base}:backlog:attempts"  # hash: envelope key -> failed tries so far
         self.processing = f"{base}:processing"
         self.draining = f"{base}:draining"
         self.seen = f"{base}:seen:"
@@ -89,6 +97,14 @@ class Handoff:
         key = f"event:{event_dict['id']}" + (f":{attempt}" if attempt else "")
         env = Envelope("keepwell", "event", key, time.time(), json.dumps(event_dict))
         return self.push(shop_id, env)
+
+    def dead_letter(self, shop_id: str, raw: bytes | str, reason: str) -> None:
+        """Set a backlog entry aside for good, with the reason, for `keepwell dead-letters`."""
+        k = self.keys(shop_id)
+        pipe = self.redis.pipeline()
+        pipe.rpush(k.dead, raw)
+        pipe.hset(k.dead_reasons, entry_id(raw), json.dumps({"reason": reason[:2000], "at": time.time()}))
+        pipe.execute()
 
     def enqueue_drain(self, shop_id: str):
         self.queue.enqueue("plugin.jobs.drain", shop_id, retry=RETRY, result_ttl=60, failure_ttl=7 * 24 * 3600,

@@ -7,7 +7,6 @@ are marked done; a retried job finds them done and skips them (DESIGN.md princip
 """
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass, field, replace
@@ -23,7 +22,7 @@ import connectors
 import connectors.cache
 from connectors.base import Shop
 from connectors.products import fallback_allowed
-from plugin import delays
+from plugin import delays, shape
 from plugin.attribution import record_attribution
 from plugin.config import Config
 from plugin.db import (CustomerRow, DecisionRow, EffectRow, EventSeenRow, OrderIndexRow, ShopRow, TimerRow,
@@ -138,14 +137,15 @@ def drain(rt: Runtime, shop_id: str, budget_s: float = DRAIN_BUDGET_S) -> int:
 
 
 def _process_safely(rt: Runtime, shop_id: str, raw: bytes) -> float | None:
-    """Process one envelope; a malformed one is dead-lettered instead of blocking the shop.
-    Returns the seconds to wait when the store asked to be called again later."""
+    """Process one envelope; a malformed one is dead-lettered at once instead of blocking the
+    shop, one that keeps failing after MAX_ENVELOPE_ATTEMPTS tries. Returns the seconds to wait
+    when the store asked to be called again later."""
     keys = rt.handoff.keys(shop_id)
     try:
         env = Envelope.decode(raw)
-    except ValueError:
+    except ValueError as exc:
         log.error("shop %s: undecodable backlog entry dead-lettered", shop_id)
-        rt.redis.rpush(f"{keys.backlog}:dead", raw)
+        rt.handoff.dead_letter(shop_id, raw, f"undecodable backlog entry: {exc}")
         return
     waited = delays.delays_so_far(rt, shop_id, env.key)
     try:
@@ -156,26 +156,28 @@ def _process_safely(rt: Runtime, shop_id: str, raw: bytes) -> float | None:
             process_envelope(rt, shop_id, env)
     except StoreError as exc:
         if not exc.retryable or waited >= delays.MAX_DELAYS:
-            return _failed(rt, shop_id, env, raw)
+            return _failed(rt, shop_id, env, raw, exc)
         return delays.delay(rt, shop_id, env.key, exc)
-    except (PayloadError, json.JSONDecodeError) as exc:
+    except PayloadError as exc:
         log.error("shop %s: %s %s refused: %s", shop_id, env.platform, env.topic, exc)
-        rt.redis.rpush(f"{keys.backlog}:dead", raw)
-    except Exception:
-        return _failed(rt, shop_id, env, raw)
+        rt.handoff.dead_letter(shop_id, raw, f"refused: {exc}")
+        rt.redis.hdel(keys.attempts, env.key)
+        delays.done(rt, shop_id, env.key)
+    except Exception as exc:
+        return _failed(rt, shop_id, env, raw, exc)
     if waited:
         delays.done(rt, shop_id, env.key)
     return None
 
 
-def _failed(rt: Runtime, shop_id: str, env: Envelope, raw: bytes) -> None:
+def _failed(rt: Runtime, shop_id: str, env: Envelope, raw: bytes, exc: Exception) -> None:
     """Called in an ``except`` block: count a failure; the last one dead-letters the envelope."""
     keys = rt.handoff.keys(shop_id)
-    attempts = rt.redis.hincrby(f"{keys.backlog}:attempts", env.key, 1)
+    attempts = rt.redis.hincrby(keys.attempts, env.key, 1)
     if attempts >= MAX_ENVELOPE_ATTEMPTS:
         log.exception("shop %s: %s failed %d times; dead-lettered", shop_id, env.key, attempts)
-        rt.redis.rpush(f"{keys.backlog}:dead", raw)
-        rt.redis.hdel(f"{keys.backlog}:attempts", env.key)
+        rt.handoff.dead_letter(shop_id, raw, f"failed {attempts} times: {type(exc).__name__}: {exc}")
+        rt.redis.hdel(keys.attempts, env.key)
         delays.done(rt, shop_id, env.key)
         return None
     raise  # RQ retries the drain with backoff; the entry stays first in line
@@ -187,14 +189,15 @@ def process_envelope(rt: Runtime, shop_id: str, env: Envelope) -> None:
         log.info("shop %s is not active: %s %s dropped", shop_id, env.platform, env.topic)
         return
     with rt.sessions() as session:
+        payload = shape.loads(env.body)
         if env.platform == "keepwell":
-            events = [event_from_dict(json.loads(env.body))]
+            events = [event_from_dict(payload)]
         else:
             def customer_of_order(order_id: str):
                 idx = session.get(OrderIndexRow, (shop_id, str(order_id)))
                 return idx.customer_id if idx else None
 
-            events = connectors.get(env.platform).parse(shop, env.topic, json.loads(env.body), customer_of_order)
+            events = connectors.get(env.platform).parse(shop, env.topic, payload, customer_of_order)
     for event in events:
         process_event(rt, shop_id, event)
 

@@ -40,6 +40,7 @@ from sqlalchemy import delete, or_, select
 
 from plugin.db import (Base, CustomerRow, DataExportRow, DecisionRow, EffectRow, OrderIndexRow, ShopRow, TimerRow,
                        UnsubscribeRow, utcnow)
+from plugin.handoff import entry_id
 
 log = logging.getLogger("keepwell.privacy")
 
@@ -246,6 +247,7 @@ def scrub_dead_letters(redis, backlog_key: str, contact) -> int:
     for raw in redis.lrange(dead, 0, -1):
         if scrub.inside.search(raw.decode("utf-8", "replace")):
             removed += redis.lrem(dead, 0, raw)
+            redis.hdel(f"{dead}:reasons", entry_id(raw))
     return removed
 
 

@@ -67,6 +67,7 @@ def test_a_good_deployment_passes(redis_server, smtp, database_url):
         "OK   shopify app: SHOPIFY_API_KEY and SHOPIFY_API_SECRET are set",
         "OK   app url: KEEPWELL_APP_URL=https://keepwell.example.com",
         f"OK   redis: {redis_server} answers PING and accepts writes",
+        "OK   dead letters: none",
         f"OK   database: {database_url} is reachable",
         f"OK   migrations: schema at revision {HEAD} (current)",
         f"OK   smtp: {smtp.url} answers EHLO",
@@ -114,7 +115,7 @@ def test_the_command_prints_one_line_per_check_and_exits_by_the_result(redis_ser
         "KEEPWELL_APP_URL to this app's public https URL, e.g. https://keepwell.example.com",
     ]
     # the development key cannot decrypt what the real key stored
-    assert out[7].startswith("FAIL stored secrets: ")
+    assert out[8].startswith("FAIL stored secrets: ")
 
 
 def test_secret_key_problems():
@@ -263,3 +264,23 @@ def test_shops_without_a_compiling_rule_set_fail(redis_server, smtp, tmp_path):
         f"not found (did you mean 'welcome'?) (templates are rules/templates/NAME.html and NAME.txt); shop {second} has "
         "no active rule set. Fix: push a valid rule set: `keepwell rules push --shop SHOP_ID DIR` (`keepwell rules lint "
         "DIR` shows every problem)")
+
+
+def test_dead_letters_warn_with_the_shops_and_how_to_recover(redis_server, smtp, tmp_path):
+    from plugin.handoff import Envelope, Handoff
+
+    config = good_config(redis_server, smtp, f"sqlite:///{tmp_path}/keepwell.db")
+    handoff = Handoff(Redis.from_url(redis_server), config.queue)
+    try:
+        body = Envelope("woocommerce", "order.created", "d1", 1.0, '{"id": 1}').encode()
+        handoff.dead_letter("wo_1", body, "refused: order 1: missing currency")
+        handoff.dead_letter("wo_1", body + " ", "refused: order 1: missing currency")
+        handoff.dead_letter("sh_2", "not an envelope", "undecodable backlog entry")
+        check = doctor.check_dead_letters(config)
+        assert str(check) == ("WARN dead letters: 3 backlog entries were set aside: shop sh_2 (1), shop wo_1 (2). "
+                              "Fix: `keepwell dead-letters list --shop SHOP_ID` says why; fix the cause, then "
+                              "`keepwell dead-letters retry --shop SHOP_ID --all` (or `drop`)")
+        assert lines(config)["dead letters"] == str(check)
+    finally:
+        for key in live_keys(redis_server):
+            handoff.redis.delete(key)

@@ -13,17 +13,20 @@ Choices worth knowing:
   tags, while ``Customer.tags`` means the customer's whole tag set.
 - Event ids are ``shopify:<topic>:<resource id>:<updated_at in UTC>``, so every delivery of one
   change has the same id, and so has reconciliation's view of it while the resource is unchanged.
+- Every field read is type-checked (``plugin.shape``): a wrong shape is a PayloadError naming the
+  field, never a TypeError deep in the worker.
 - Order webhooks carry no product collections or tags: ``connectors.shopify.products`` asks the
   store for them (cached), so parsing an order may raise a retryable StoreError.
 """
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Callable
 
 from connectors.base import Shop
 from connectors.shopify import api, products
+from plugin import shape
 from plugin.errors import PayloadError
 from plugin.events import Customer, Event, LineItem, Money, Order, address_line, parse_time
 
@@ -64,6 +67,7 @@ def parse(shop: Shop, topic: str, payload: dict,
     """
     if not isinstance(payload, dict):
         raise PayloadError(f"{topic}: payload is not a JSON object")
+    shape.check_depth(payload)
     if topic in ORDER_TOPICS:
         return products.enrich(shop, _order_events(shop, topic, payload))
     if topic in CUSTOMER_TOPICS:
@@ -79,24 +83,25 @@ def parse(shop: Shop, topic: str, payload: dict,
 
 def _order_events(shop: Shop, topic: str, p: dict) -> list[Event]:
     order_id = _resource_id(p, topic)
-    c = p.get("customer")
-    if not c:
+    c = shape.obj(p, "customer", topic)
+    if c is None:
         return []
     customer_id = _resource_id(c, f"{topic} customer")
-    currency = _required(p, "currency", topic)
+    currency = shape.currency(_required(p, "currency", topic), topic)
     when = {
         "orders/create": ("created_at", "processed_at"),
         "orders/paid": ("processed_at", "created_at"),
         "orders/cancelled": ("cancelled_at", "updated_at"),
     }[topic]
     occurred_at = _first_time(p, when, topic)
+    shipping = shape.obj(p, "shipping_address", topic)
     customer = Customer(
         id=customer_id,
-        email=c.get("email") or p.get("email") or p.get("contact_email") or None,
-        first_name=c.get("first_name"),
-        last_name=c.get("last_name"),
+        email=_text(c, "email", topic) or _text(p, "email", topic) or _text(p, "contact_email", topic) or None,
+        first_name=_text(c, "first_name", topic),
+        last_name=_text(c, "last_name", topic),
         accepts_marketing=True if p.get("buyer_accepts_marketing") is True else None,
-        locale=p.get("customer_locale"),
+        locale=_text(p, "customer_locale", topic),
         created_at=_time(c, "created_at", topic),
     )
     order = Order(
@@ -104,16 +109,18 @@ def _order_events(shop: Shop, topic: str, p: dict) -> list[Event]:
         total=_money(p, "total_price", currency, topic),
         subtotal=_money(p, "subtotal_price", currency, topic) if p.get("subtotal_price") is not None else None,
         created_at=_first_time(p, ("processed_at", "created_at"), topic),
-        number=p.get("name") or _str_or_none(p.get("order_number")),
-        line_items=tuple(_line_item(li, currency, topic) for li in p.get("line_items") or ()),
-        discount_codes=tuple(str(d["code"]).lower() for d in p.get("discount_codes") or () if d.get("code")),
-        landing_site=p.get("landing_site"),
-        phone=p.get("phone") or (p.get("shipping_address") or {}).get("phone") or c.get("phone") or None,
-        shipping_address=address_line(p.get("shipping_address"), "address1", "zip", "country_code"),
+        number=_text(p, "name", topic) or _text(p, "order_number", topic),
+        line_items=tuple(_line_item(li, currency, topic) for li in shape.objects(p, "line_items", topic)),
+        discount_codes=tuple(code.lower() for d in shape.objects(p, "discount_codes", topic)
+                             if (code := _text(d, "code", f"{topic} discount code"))),
+        landing_site=_text(p, "landing_site", topic),
+        phone=_text(p, "phone", topic) or _text(shipping or {}, "phone", f"{topic} shipping_address")
+        or _text(c, "phone", f"{topic} customer") or None,
+        shipping_address=address_line(shipping, "address1", "zip", "country_code"),
         fully_refunded=p.get("financial_status") == "refunded",
     )
     return [Event(
-        id=event_id(topic, order_id, p.get("updated_at") or p.get("created_at")),
+        id=event_id(topic, order_id, _stamp(p, ("updated_at", "created_at"), topic)),
         type=ORDER_TOPICS[topic],
         shop=shop.id,
         customer_id=customer_id,
@@ -129,10 +136,10 @@ def _line_item(li: dict, currency: str, topic: str) -> LineItem:
     return LineItem(
         product_id="" if product is None else _id(li, "product_id", where),
         variant_id=None if li.get("variant_id") is None else _id(li, "variant_id", where),
-        quantity=_int(li, "quantity", where),
+        quantity=shape.quantity(_required(li, "quantity", where), f"{where} 'quantity'"),
         price=_money(li, "price", currency, where),
-        sku=li.get("sku") or None,
-        title=li.get("title") or li.get("name"),
+        sku=_text(li, "sku", where) or None,
+        title=_text(li, "title", where) or _text(li, "name", where),
     )
 
 
@@ -150,7 +157,7 @@ def _refund_events(shop: Shop, p: dict, customer_of_order: CustomerOfOrder | Non
         return []  # a guest order (or one deleted since): no customer to attribute the refund to
     refunded = Money(amount, currency)
     return [Event(
-        id=event_id(topic, refund_id, p.get("created_at") or p.get("processed_at")),
+        id=event_id(topic, refund_id, _stamp(p, ("created_at", "processed_at"), topic)),
         type="order.refunded",
         shop=shop.id,
         customer_id=str(customer_id),
@@ -164,7 +171,7 @@ def _refund_events(shop: Shop, p: dict, customer_of_order: CustomerOfOrder | Non
 def refund_amount(p: dict) -> tuple[Decimal, str]:
     """Money a refund returned: its successful refund transactions, else its line-item subtotals."""
     topic = REFUND_TOPIC
-    transactions = p.get("transactions") or []
+    transactions = shape.objects(p, "transactions", topic)
     if transactions:
         ok = [t for t in transactions if t.get("kind") == "refund" and t.get("status") == "success"]
         amount = sum((_decimal(t, "amount", f"{topic} transaction") for t in ok), Decimal(0))
@@ -172,18 +179,19 @@ def refund_amount(p: dict) -> tuple[Decimal, str]:
         # as null, and then the presentment side of the refund's money objects names it.
         currencies = [t.get("currency") for t in ok] + _set_currencies(p, "presentment_money")
     else:
-        lines = p.get("refund_line_items") or []
+        lines = shape.objects(p, "refund_line_items", topic)
         amount = sum((_decimal(li, "subtotal", f"{topic} refund line item") for li in lines), Decimal(0))
         currencies = _set_currencies(p, "shop_money")
     currency = next((c for c in currencies if c and c != NO_CURRENCY), None)
     if currency is None:
         raise PayloadError(f"{topic} {p.get('id')}: no currency in transactions or refund_line_items")
-    return amount, str(currency).upper()
+    return amount, shape.currency(currency, topic)
 
 
 def _set_currencies(p: dict, side: str) -> list:
-    sets = [li.get("subtotal_set") for li in p.get("refund_line_items") or ()] + [p.get("total_duties_set")]
-    return [((s or {}).get(side) or {}).get("currency_code") for s in sets]
+    sets = [li.get("subtotal_set") for li in shape.objects(p, "refund_line_items", REFUND_TOPIC)] + [p.get("total_duties_set")]
+    money = [s.get(side) for s in sets if isinstance(s, dict)]
+    return [m.get("currency_code") for m in money if isinstance(m, dict)]
 
 
 def order_customer(shop: Shop, order_id: str) -> str | None:
@@ -203,16 +211,16 @@ def _customer_event(shop: Shop, topic: str, p: dict) -> Event:
     consent = p.get("email_marketing_consent")  # absent from webhooks since 2025-01; reconciliation adds it
     customer = Customer(
         id=customer_id,
-        email=p.get("email"),
-        first_name=p.get("first_name"),
-        last_name=p.get("last_name"),
+        email=_text(p, "email", topic),
+        first_name=_text(p, "first_name", topic),
+        last_name=_text(p, "last_name", topic),
         accepts_marketing=CONSENT_STATES.get(str(consent.get("state")).lower()) if isinstance(consent, dict) else None,
-        tags=None if tags is None else _tags(tags),
-        locale=p.get("locale"),
+        tags=None if tags is None else _tags(tags, topic),
+        locale=_text(p, "locale", topic),
         created_at=_time(p, "created_at", topic),
     )
     return Event(
-        id=event_id(topic, customer_id, p.get(stamp_key) or p.get("updated_at") or p.get("created_at")),
+        id=event_id(topic, customer_id, _stamp(p, (stamp_key, "updated_at", "created_at"), topic)),
         type=CUSTOMER_TOPICS[topic],
         shop=shop.id,
         customer_id=customer_id,
@@ -224,10 +232,11 @@ def _customer_event(shop: Shop, topic: str, p: dict) -> Event:
 def _consent_event(shop: Shop, topic: str, p: dict) -> Event:
     customer_id = _id(p, "customer_id", topic)
     consent = p.get("email_marketing_consent")
-    if not isinstance(consent, dict) or not consent.get("state"):
+    state = _text(consent, "state", f"{topic} email_marketing_consent") if isinstance(consent, dict) else None
+    if not state:
         raise PayloadError(f"{topic}: missing 'email_marketing_consent.state'")
-    state = str(consent["state"]).lower()
-    updated = consent.get("consent_updated_at")
+    state = state.lower()
+    updated = _text(consent, "consent_updated_at", topic)
     # The official sample has no consent time; then the event is dated when it was received.
     occurred_at = _time(consent, "consent_updated_at", topic) or datetime.now(timezone.utc)
     return Event(
@@ -236,7 +245,7 @@ def _consent_event(shop: Shop, topic: str, p: dict) -> Event:
         shop=shop.id,
         customer_id=customer_id,
         occurred_at=occurred_at,
-        customer=Customer(id=customer_id, email=p.get("email_address"), accepts_marketing=CONSENT_STATES.get(state)),
+        customer=Customer(id=customer_id, email=_text(p, "email_address", topic), accepts_marketing=CONSENT_STATES.get(state)),
     )
 
 
@@ -283,33 +292,31 @@ def _required(d: dict, key: str, where: str):
 
 
 def _decimal(d: dict, key: str, where: str) -> Decimal:
-    value = _required(d, key, where)
-    if isinstance(value, float):
-        value = repr(value)  # subtotals are JSON numbers in refund payloads; repr keeps 89.99 as typed
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        raise PayloadError(f"{where}: '{key}' is not an amount: {value!r}") from None
+    # subtotals are JSON numbers in refund payloads; shape.amount keeps 89.99 as typed
+    return shape.amount(_required(d, key, where), f"{where} '{key}'")
 
 
 def _money(d: dict, key: str, currency: str, where: str) -> Money:
-    return Money(_decimal(d, key, where), str(currency).upper())
+    return Money(_decimal(d, key, where), currency)
 
 
-def _int(d: dict, key: str, where: str) -> int:
-    value = _required(d, key, where)
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise PayloadError(f"{where}: '{key}' is not a whole number: {value!r}") from None
+def _text(d: dict, key: str, where: str) -> str | None:
+    return shape.text(d, key, where)
+
+
+def _stamp(d: dict, keys: tuple[str, ...], where: str) -> str | None:
+    """The first of ``keys`` that holds a string (the version part of an event id)."""
+    return next((t for t in (_text(d, k, where) for k in keys) if t), None)
 
 
 def _time(d: dict, key: str, where: str) -> datetime | None:
     value = d.get(key)
     if value in (None, ""):
         return None
+    if not isinstance(value, str):
+        raise PayloadError(f"{where}: '{key}' is {type(value).__name__}, not an ISO time")
     try:
-        return parse_time(str(value))
+        return parse_time(value)
     except ValueError:
         raise PayloadError(f"{where}: '{key}' is not an ISO time: {value!r}") from None
 
@@ -322,13 +329,9 @@ def _first_time(d: dict, keys: tuple[str, ...], where: str) -> datetime:
     raise PayloadError(f"{where}: missing '{keys[0]}'")
 
 
-def _tags(value) -> tuple[str, ...]:
-    items = value.split(",") if isinstance(value, str) else value
-    return tuple(t.strip() for t in items if str(t).strip())
-
-
-def _str_or_none(value) -> str | None:
-    return None if value is None else str(value)
+def _tags(value, where: str) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else shape.scalars(value, f"{where} tags")
+    return tuple(t.strip() for t in items if t.strip())
 
 
 def export_deliveries(order: dict) -> list[tuple[str, dict]]:

@@ -3,18 +3,20 @@
 Webhook bodies are the resource as ``GET /wc/v3/{orders,customers}/{id}`` returns it, so the
 same code parses webhooks and reconciliation pages. No clock; the only I/O is asking the store
 for the categories and tags of an order's products (``connectors.woocommerce.products``, cached),
-which the order payload does not carry.
+which the order payload does not carry. Every field read is type-checked (``plugin.shape``): a
+wrong shape is a PayloadError naming the field.
 """
 from __future__ import annotations
 
 from dataclasses import replace
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from connectors.base import Shop
 from connectors.woocommerce import products
-from plugin.errors import EventError, PayloadError
+from plugin import shape
+from plugin.errors import PayloadError
 from plugin.events import Customer, Event, LineItem, Money, Order, address_line, parse_time
 
 PAID_STATUSES = ("processing", "completed")
@@ -33,18 +35,12 @@ def parse(shop: Shop, topic: str, payload: dict, customer_of_order=None) -> list
     """
     if not isinstance(payload, dict):
         raise PayloadError(f"{topic}: payload is {type(payload).__name__}, expected a JSON object")
-    try:
-        if topic in ("order.created", "order.updated"):
-            events = _order_events(shop, topic, payload)
-        elif topic in ("customer.created", "customer.updated"):
-            return [_customer_event(shop, topic, payload)]
-        else:
-            return []  # deleted/restored, coupons, products: nothing a rule triggers on
-    except PayloadError:
-        raise
-    except (KeyError, TypeError, ValueError, InvalidOperation, EventError) as exc:
-        raise PayloadError(f"{topic} {payload.get('id', '?')}: {type(exc).__name__}: {exc}") from exc
-    return products.enrich(shop, events)
+    shape.check_depth(payload)
+    if topic in ("order.created", "order.updated"):
+        return products.enrich(shop, _order_events(shop, topic, payload))
+    if topic in ("customer.created", "customer.updated"):
+        return [_customer_event(shop, topic, payload)]
+    return []  # deleted/restored, coupons, products: nothing a rule triggers on
 
 
 # --- orders ----------------------------------------------------------------------------------
@@ -79,9 +75,9 @@ def _order_events(shop: Shop, topic: str, p: dict) -> list[Event]:
         events.append(event("order.paid", paid_at))
     if status == "cancelled":
         events.append(event("order.cancelled", modified))
-    for r in p.get("refunds") or ():
+    for r in shape.objects(p, "refunds", f"order {oid}"):
         rid = _id(r, f"order {oid} refund")
-        amount = abs(_decimal(r.get("total"), f"order {oid} refund {rid} total"))
+        amount = abs(shape.amount(r.get("total"), f"order {oid} refund {rid} total", negative=True))
         # A refund never changes once made, so its id alone names the event: later order
         # updates that repeat it produce the same event.
         refunded = replace(order, refunded=Money(amount, order.total.currency))
@@ -90,61 +86,69 @@ def _order_events(shop: Shop, topic: str, p: dict) -> list[Event]:
     return events
 
 
+def _phone(p: dict, part: str, oid: str) -> str | None:
+    address = shape.obj(p, part, f"order {oid}")
+    return shape.text(address, "phone", f"order {oid} {part}") if address else None
+
+
 def _order(p: dict, oid: str) -> Order:
-    currency = p.get("currency")
-    if not currency:
+    if not p.get("currency"):
         raise PayloadError(f"order {oid}: missing currency")
+    currency = shape.currency(p["currency"], f"order {oid}")
     created = _time(p, "date_created_gmt")
     if created is None:
         raise PayloadError(f"order {oid}: missing date_created_gmt")
-    lines = tuple(_line(li, currency, oid) for li in p.get("line_items") or ())
+    items = shape.objects(p, "line_items", f"order {oid}")
     return Order(
         id=oid,
-        total=Money(_decimal(p.get("total"), f"order {oid} total"), currency.upper()),
+        total=Money(shape.amount(p.get("total"), f"order {oid} total"), currency),
         # before shipping and tax, after discounts: what the goods cost the customer
-        subtotal=Money(sum((_decimal(li.get("total"), f"order {oid} line total") for li in p.get("line_items") or ()),
-                           Decimal(0)), currency.upper()),
+        subtotal=Money(sum((shape.amount(li.get("total"), f"order {oid} line total") for li in items), Decimal(0)),
+                       currency),
         created_at=created,
-        number=str(p["number"]) if p.get("number") not in (None, "") else None,
-        line_items=lines,
-        discount_codes=tuple(str(c["code"]).lower() for c in p.get("coupon_lines") or () if c.get("code")),
-        phone=((p.get("billing") or {}).get("phone") or (p.get("shipping") or {}).get("phone") or "").strip() or None,
-        shipping_address=address_line(p.get("shipping"), "address_1", "postcode", "country"),
+        number=shape.text(p, "number", f"order {oid}") or None,
+        line_items=tuple(_line(li, currency, oid) for li in items),
+        discount_codes=tuple(code.lower() for c in shape.objects(p, "coupon_lines", f"order {oid}")
+                             if (code := shape.text(c, "code", f"order {oid} coupon line"))),
+        phone=(_phone(p, "billing", oid) or _phone(p, "shipping", oid) or "").strip() or None,
+        shipping_address=address_line(shape.obj(p, "shipping", f"order {oid}"), "address_1", "postcode", "country"),
     )
 
 
 def _line(li: dict, currency: str, oid: str) -> LineItem:
-    if "product_id" not in li:  # 0 is legitimate: the product was deleted since
+    where = f"order {oid} line {li.get('id', '?')}"
+    product = shape.text(li, "product_id", where)
+    if product is None:  # 0 is legitimate: the product was deleted since
         raise PayloadError(f"order {oid}: line item {li.get('id', '?')} has no product_id")
-    variation = li.get("variation_id")
+    variation = shape.text(li, "variation_id", where)
     return LineItem(
-        product_id=str(li["product_id"]),
-        quantity=int(li.get("quantity", 1)),
-        # price is a JSON number (unit price after discounts): via str, never through float maths
-        price=Money(_decimal(li.get("price"), f"order {oid} line {li.get('id', '?')} price"), currency.upper()),
-        variant_id=str(variation) if variation else None,
-        sku=li.get("sku") or None,
-        title=li.get("name") or None,
+        product_id=product,
+        quantity=shape.quantity(li.get("quantity", 1), f"{where} quantity"),
+        # price is a JSON number (unit price after discounts): never through float maths
+        price=Money(shape.amount(li.get("price"), f"{where} price"), currency),
+        variant_id=variation if variation not in (None, "0") else None,
+        sku=shape.text(li, "sku", where) or None,
+        title=shape.text(li, "name", where) or None,
     )
 
 
 def _order_customer(shop: Shop, p: dict, oid: str) -> Customer | None:
-    billing = p.get("billing") or {}
-    email = (billing.get("email") or "").strip() or None
-    raw = p.get("customer_id")
-    if raw in (None, ""):
+    billing = shape.obj(p, "billing", f"order {oid}") or {}
+    email = (shape.text(billing, "email", f"order {oid} billing") or "").strip() or None
+    raw = shape.text(p, "customer_id", f"order {oid}")
+    if not raw:
         raise PayloadError(f"order {oid}: missing customer_id")
-    if str(raw) == "0":  # a guest checkout: the billing email is the only identity
+    if raw == "0":  # a guest checkout: the billing email is the only identity
         if email is None:
             return None
         cid = "guest:" + email.lower()
     else:
-        cid = str(raw)
+        cid = raw
     return Customer(
         id=cid,
         email=email,
-        first_name=billing.get("first_name") or None,
-        last_name=billing.get("last_name") or None,
+        first_name=shape.text(billing, "first_name", f"order {oid} billing") or None,
+        last_name=shape.text(billing, "last_name", f"order {oid} billing") or None,
         accepts_marketing=_consent(shop, p),  # a checkout opt-in is stored on the order
     )
 
@@ -158,11 +162,12 @@ def _customer_event(shop: Shop, topic: str, p: dict) -> Event:
     at = created if topic == "customer.created" else modified
     if at is None:
         raise PayloadError(f"customer {cid}: missing date_created_gmt")
+    where = f"customer {cid}"
     customer = Customer(
         id=cid,
-        email=(p.get("email") or "").strip() or None,
-        first_name=p.get("first_name") or None,
-        last_name=p.get("last_name") or None,
+        email=(shape.text(p, "email", where) or "").strip() or None,
+        first_name=shape.text(p, "first_name", where) or None,
+        last_name=shape.text(p, "last_name", where) or None,
         accepts_marketing=_consent(shop, p),
         tags=_tags(p),
         birthday=_birthday(shop, p),
@@ -208,6 +213,8 @@ def _birthday(shop: Shop, p: dict) -> date | None:
 def _tags(p: dict) -> tuple[str, ...] | None:
     """Tags Keepwell keeps in customer meta (core WooCommerce has no customer tags)."""
     found, value = _meta(p, TAGS_META_KEY)
+    if found and isinstance(value, list):
+        value = shape.scalars(value, f"meta {TAGS_META_KEY}")
     return split_tags(value) if found else None
 
 
@@ -221,8 +228,8 @@ def split_tags(value: Any) -> tuple[str, ...]:
 
 def _meta(p: dict, key: str) -> tuple[bool, Any]:
     """(found, value) of the first meta_data entry named ``key``, as WC_Data::get_meta does."""
-    for m in p.get("meta_data") or ():
-        if isinstance(m, dict) and m.get("key") == key:
+    for m in shape.objects(p, "meta_data", "meta_data"):
+        if m.get("key") == key:
             return True, m.get("value")
     return False, None
 
@@ -231,6 +238,8 @@ def _id(p: dict, what: str) -> str:
     value = p.get("id")
     if value in (None, "", 0) or isinstance(value, bool):
         raise PayloadError(f"{what}: missing id")
+    if not isinstance(value, (int, str)):
+        raise PayloadError(f"{what}: id is {type(value).__name__}, expected a number")
     return str(value)
 
 
@@ -239,19 +248,9 @@ def _time(p: dict, name: str) -> datetime | None:
     value = p.get(name)
     if not value:
         return None
+    if not isinstance(value, str):
+        raise PayloadError(f"{name}: {type(value).__name__} is not an ISO-8601 time")
     try:
         return parse_time(value)
-    except (TypeError, ValueError):
+    except ValueError:
         raise PayloadError(f"{name}: {value!r} is not an ISO-8601 time") from None
-
-
-def _decimal(value: Any, what: str) -> Decimal:
-    if value is None or isinstance(value, bool) or value == "":
-        raise PayloadError(f"{what}: missing amount")
-    try:
-        amount = Decimal(str(value))
-    except InvalidOperation:
-        raise PayloadError(f"{what}: {value!r} is not a number") from None
-    if not amount.is_finite():
-        raise PayloadError(f"{what}: {value!r} is not a number")
-    return amount

@@ -235,6 +235,8 @@ def overview():
         "touches": sum(r.touches for r in rules30),
         "coupons": sum(r.coupons_issued for r in rules30),
         "revenue": money(sum((r.attributed_revenue for r in rules30), Decimal(0))),
+        # webhooks the worker set aside; `keepwell dead-letters` shows why and puts them back
+        "dead_letters": _edge().handoff.redis.llen(_edge().handoff.keys(g.shop_id).dead),
     }
     series = repeat_rate_series(inputs, total.currency, now)
     per_rule = [{"label": rid, "revenue": r.attributed_revenue, "discount": r.discount_cost}
