@@ -120,8 +120,10 @@ def address_line(address, *parts: str) -> str | None:
 
 # --- JSON (JSON Lines history files, RQ job arguments, the backlog) ----------------------------
 
-def _money(d: Any, where: str) -> Money | None:
+def _money(d: Any, where: str, required: bool = False) -> Money | None:
     if d is None:
+        if required:
+            raise EventError(f"{where}: missing")
         return None
     if isinstance(d, str):
         amount, _, currency = d.partition(" ")
@@ -161,7 +163,7 @@ def _line_item(li: dict, where: str) -> LineItem:
     return LineItem(
         product_id=_required_text(li, "product_id", where),
         quantity=shape.quantity(li.get("quantity", 1), f"{where} quantity"),
-        price=_money(li.get("price"), f"{where} price"),
+        price=_money(li.get("price"), f"{where} price", required=True),
         variant_id=shape.text(li, "variant_id", where),
         sku=shape.text(li, "sku", where),
         title=shape.text(li, "title", where),
@@ -174,7 +176,7 @@ def _order(o: dict) -> Order:
     where = "order"
     return Order(
         id=_required_text(o, "id", where),
-        total=_money(o.get("total"), "order total"),
+        total=_money(o.get("total"), "order total", required=True),
         subtotal=_money(o.get("subtotal"), "order subtotal"),
         created_at=_time(o, "created_at", where),
         number=shape.text(o, "number", where),

@@ -296,8 +296,30 @@ def lint_sources(sources, templates: dict[str, str], templates_where: str = "tem
     _check_subjects(docs, problems)
     used = {a["template"] for r in (ruleset.rules if ruleset else ()) for a in r.actions if a["type"] == "email"}
     _check_templates(templates_where, templates, used, problems)
+    if ruleset is not None and not problems:
+        problems += _render_problems(docs, ruleset, templates, templates_where)
     problems.sort()
     return (ruleset if not problems else None), problems
+
+
+def _render_problems(docs: list[_Doc], ruleset: RuleSet, templates: dict[str, str], templates_where: str):
+    from plugin.template_lint import render_problems
+
+    placed = {}  # rule id -> (doc, index in its file)
+    for doc in docs:
+        for i, rule in enumerate(doc.data.get("rules") or []):
+            if isinstance(rule, dict) and isinstance(rule.get("id"), str):
+                placed.setdefault(rule["id"], (doc, i))
+
+    def where_rule(rule_id, j, message):
+        doc, i = placed[rule_id]
+        line, col = doc.where(("rules", i, "actions", j, "email", "subject"))
+        return Problem(doc.file, line, col, rule_id, message)
+
+    def where_template(name, line, rule_id, message):
+        return Problem(f"{templates_where}/{name}", line, 1, rule_id, f"renders with an error: {message}")
+
+    return render_problems(ruleset, templates, where_rule, where_template)
 
 
 def rule_files(paths) -> list[Path]:

@@ -6,12 +6,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from plugin.errors import KeepwellError
+from plugin.mail.sandbox import BoundedSandbox, render_limited
 from plugin.rulefile import RULES_DIR
 
 TEMPLATES_DIR = RULES_DIR / "templates"
+MAX_SUBJECT_BYTES = 1024
+MAX_BODY_BYTES = 512 * 1024  # each of the HTML and the text part
 
 
 class TemplateError(KeepwellError):
@@ -35,8 +37,8 @@ class Rendered:
 
 
 @functools.lru_cache(maxsize=32)
-def _environment(templates_dir: str) -> ImmutableSandboxedEnvironment:
-    return ImmutableSandboxedEnvironment(
+def _environment(templates_dir: str) -> BoundedSandbox:
+    return BoundedSandbox(
         loader=jinja2.FileSystemLoader(templates_dir),
         # escape HTML bodies only: the subject and text part are plain text, "O'Brien" stays as is
         autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
@@ -45,7 +47,7 @@ def _environment(templates_dir: str) -> ImmutableSandboxedEnvironment:
 
 
 @functools.lru_cache(maxsize=32)
-def _dict_environment(items: tuple) -> ImmutableSandboxedEnvironment:
+def _dict_environment(items: tuple) -> BoundedSandbox:
     env = _environment.__wrapped__(".")
     env.loader = jinja2.DictLoader(dict(items))
     return env
@@ -68,11 +70,13 @@ def _template_error(exc: Exception, name: str) -> TemplateError:
 
 def render(template: str, subject: str, context: dict, templates_dir: Path | str = TEMPLATES_DIR,
            templates: dict[str, str] | None = None) -> Rendered:
-    """Render NAME.html, NAME.txt and the subject template in a sandbox; TemplateError on any problem.
-    ``templates`` (file name -> text, e.g. a shop's stored rule set) takes precedence over the folder."""
+    """Render NAME.html, NAME.txt and the subject template in a sandbox; TemplateError on any problem,
+    including a subject over MAX_SUBJECT_BYTES or a part over MAX_BODY_BYTES (see plugin.mail.sandbox
+    for the limits inside a render). ``templates`` (file name -> text, e.g. a shop's stored rule set)
+    takes precedence over the folder."""
     env = _dict_environment(tuple(sorted(templates.items()))) if templates is not None else _environment(str(templates_dir))
     try:
-        subject_text = env.from_string(subject).render(context)
+        subject_text = render_limited(env.from_string(subject), context, MAX_SUBJECT_BYTES, "the subject")
     except Exception as exc:  # templates are merchant data: any failure is theirs to fix
         raise _template_error(exc, f"subject of {template}") from exc
     # a subject spanning lines would inject headers; collapse all whitespace runs to one space
@@ -82,7 +86,7 @@ def render(template: str, subject: str, context: dict, templates_dir: Path | str
     for suffix in (".html", ".txt"):
         name = f"{template}{suffix}"
         try:
-            parts.append(env.get_template(name).render(context))
+            parts.append(render_limited(env.get_template(name), context, MAX_BODY_BYTES, name))
         except Exception as exc:
             raise _template_error(exc, name) from exc
     return Rendered(subject=subject_text, html=parts[0], text=parts[1])
