@@ -85,7 +85,7 @@ def test_an_effect_that_raises_anything_fails_its_touch_and_the_job_goes_on(live
 
 
 def _tick_jobs(live) -> list[str]:
-    return [j for j, _ in ((job.id, when) for job, when in scheduled(live, "plugin.jobs.tick"))]
+    return [job.id for job, _ in scheduled(live, "plugin.jobs.tick")]
 
 
 def test_the_tick_survives_a_poisoned_decision_and_arms_the_next_minute(live, rsps):
