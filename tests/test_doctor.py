@@ -97,7 +97,7 @@ def test_the_command_prints_one_line_per_check_and_exits_by_the_result(redis_ser
     with_shop(config)
     r = CliRunner().invoke(main, ["doctor", "--timeout", "2"], env=env_of(config))
     assert r.exit_code == 0, r.output
-    assert [line.split(" ", 1)[0] for line in r.stdout.splitlines()] == ["OK"] * 11
+    assert [line.split(" ", 1)[0] for line in r.stdout.splitlines()] == ["OK"] * 12
 
     # the embedded defaults are not a deployment
     bad = replace(config, secret_keys=(DEV_SECRET_KEY,), app_url="http://127.0.0.1:5000", shopify_api_key="",
