@@ -76,7 +76,8 @@ def run(rt, shop_id: str, key: str) -> str:
                 # a tier lives in Keepwell's customer state; the store gets the rule's tag action
             except (StoreError, DeliveryError, mail.TemplateError) as exc:
                 eff.attempts += 1
-                eff.error = message = getattr(exc, "message", str(exc))
+                # a template error names its template and line; the others carry the answer itself
+                eff.error = message = str(exc) if isinstance(exc, mail.TemplateError) else getattr(exc, "message", str(exc))
                 retryable = getattr(exc, "retryable", False)  # a template error waits for a fixed template
                 if retryable and eff.attempts < MAX_EFFECT_ATTEMPTS:
                     session.commit()
