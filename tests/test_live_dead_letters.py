@@ -113,9 +113,9 @@ def test_dead_letters_are_listed_shown_counted_retried_and_dropped(live, rsps):
     poison(store, live, SHOPIFY_POISON["negative total"][0])
     work(live)
     # A refund of an order Keepwell never saw: the worker asks the store whose order it was, and the
-    # store's API is down for every try.
+    # store refuses every try (the app lost its access to orders until the merchant grants it again).
     for _ in range(MAX_ENVELOPE_ATTEMPTS):
-        store.api.fail_next(503, {"errors": "Unavailable Shop"})
+        store.api.fail_next(403, {"errors": "[API] This action requires merchant approval for read_orders scope."})
     zoe = store.customer(2)
     store.api.orders["5002"] = zoe
     store.refund(91, 5002, T0, "20.00")
@@ -128,7 +128,7 @@ def test_dead_letters_are_listed_shown_counted_retried_and_dropped(live, rsps):
     lines = cli(live, "list", "--shop", store.shop_id).output.splitlines()
     assert [x.split()[0] for x in lines] == ["0", "1"]
     assert "shopify orders/paid: refused: orders/paid 'total_price': '-120.00' is negative" in lines[0], lines
-    assert f"shopify refunds/create: failed {MAX_ENVELOPE_ATTEMPTS} times: StoreError: Shopify answered 503" in lines[1]
+    assert f"shopify refunds/create: failed {MAX_ENVELOPE_ATTEMPTS} times: StoreError: Shopify answered 403" in lines[1]
     shown = cli(live, "show", "--shop", store.shop_id, lines[0].split()[1]).output
     assert shown.startswith(lines[0]) and '"total_price": "-120.00"' in shown
     assert cli(live, "show", "--shop", store.shop_id, "7").exit_code == 1
@@ -138,7 +138,7 @@ def test_dead_letters_are_listed_shown_counted_retried_and_dropped(live, rsps):
     client.get(f"{link.path}?{link.query}")
     assert '<dd data-kpi="dead-letters">2</dd>' in client.get("/admin").get_data(as_text=True)
 
-    # the store is back: the order that kept failing goes through when retried
+    # access granted again: the order that kept failing goes through when retried
     assert cli(live, "retry", "--shop", store.shop_id, "1").output.endswith("1 dead letter(s) back on the backlog\n")
     work(live)
     (refund,) = live.rows(CustomerRow, customer_id=zoe)
