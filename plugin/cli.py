@@ -501,6 +501,29 @@ def shop_migrate_tokens():
                                    "merchant open Keepwell in the Shopify admin")
 
 
+@main.command("shopify-config")
+@click.option("--output", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write it here (e.g. shopify.app.production.toml) instead of printing it.")
+def shopify_config(output):
+    """The Shopify app configuration (shopify.app.toml) for this deployment, for `shopify app deploy`."""
+    from plugin.install.app_config import render
+
+    try:
+        text = render(_config())
+    except ValueError as exc:
+        raise click.ClickException(str(exc))
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}: deploy it with `shopify app deploy --config {_config_name(output)}`")
+    else:
+        click.echo(text, nl=False)
+
+
+def _config_name(path: str) -> str:
+    name = Path(path).name
+    return name.removeprefix("shopify.app.").removesuffix(".toml") if name.startswith("shopify.app.") else name
+
+
 @shop.command("admin-link")
 @click.argument("shop_id")
 @click.option("--ttl", default=3600, show_default=True, help="Seconds the link stays valid.")
