@@ -1,5 +1,11 @@
 """Who is asking: the shop a merchant-admin request is authenticated for.
 
+Shopify's embedded admin authenticates every request with a fresh App Bridge session token:
+``Authorization: Bearer`` on fetches, ``id_token`` on navigations and form posts. Nothing is
+remembered between requests, so no cookie is set (third-party cookies are blocked in the
+admin's iframe in many browsers). WooCommerce merchants open a signed admin link, after which a
+first-party session cookie carries the shop.
+
 Each platform has one scheme: a function ``(request, edge) -> shop id | None`` that returns None
 when the request carries no credentials of its kind, raises ``Unauthenticated`` when it carries
 bad ones, and otherwise returns the id of the one active shop the credentials belong to. A page
@@ -24,10 +30,11 @@ log = logging.getLogger("keepwell.admin")
 
 
 class Unauthenticated(KeepwellError):
-    """The request is not authenticated for any shop; ``headers`` go on the 401 answer."""
+    """The request is not authenticated for any shop; ``headers`` go on the 401 answer, and
+    ``bounce`` says a fresh session token from App Bridge would do."""
 
-    def __init__(self, reason: str, headers: dict | None = None):
-        self.reason, self.headers = reason, dict(headers or {})
+    def __init__(self, reason: str, headers: dict | None = None, bounce: bool = False):
+        self.reason, self.headers, self.bounce = reason, dict(headers or {}), bounce
         super().__init__(reason)
 
 
@@ -60,13 +67,19 @@ def _shopify_token_shop(token: str, edge, retry: dict) -> str:
 
 
 def shopify_id_token(request, edge) -> str | None:
-    """``?id_token=<session token>``: what Shopify appends to an embedded app's full page loads."""
-    token = (request.args.get("id_token") or "").strip()
+    """``?id_token=<session token>``: what Shopify appends to an embedded app's full page loads.
+    Opening the app is also how a shop is installed (Shopify-managed installation): a shop
+    without a current offline token gets one by token exchange first."""
+    from plugin.install.shopify import InstallError, install_by_session_token
+
+    token = (request.values.get("id_token") or "").strip()
     if not token:
         return None
-    shop_id = _shopify_token_shop(token, edge, {})
-    _remember(shop_id)
-    return shop_id
+    try:
+        return install_by_session_token(edge, token)
+    except (oauth.OAuthError, InstallError) as exc:
+        # An expired token is what a page left open too long sends: App Bridge can fetch a new one.
+        raise Unauthenticated(exc.reason, bounce=isinstance(exc, oauth.SessionTokenExpired)) from None
 
 
 # --- WooCommerce: single-use admin links, then a session cookie ----------------------------------
@@ -93,7 +106,7 @@ def _active_shop(edge, shop_id: str) -> bool:
 
 
 def _remember(shop_id: str) -> None:
-    """Keep the shop in the signed admin session cookie so following pages need no credentials."""
+    """Keep the shop in the signed (first-party) admin session cookie of a WooCommerce link."""
     cookie_session.clear()
     cookie_session["shop"] = shop_id
     cookie_session["at"] = int(time.time())
@@ -127,7 +140,7 @@ def signed_admin_link(request, edge) -> str | None:
 
 
 def admin_session(request, edge) -> str | None:
-    """The signed session cookie set after a valid admin link or id_token."""
+    """The signed session cookie set after a valid admin link."""
     shop_id = cookie_session.get("shop") if current_app.secret_key else None
     if not shop_id:
         return None
@@ -139,15 +152,24 @@ def admin_session(request, edge) -> str | None:
 
 #: Tried in order; the first that recognises the request's credentials decides.
 SCHEMES = [shopify_session_token, shopify_id_token, signed_admin_link, admin_session]
+#: Schemes whose credentials travel with each request (nothing ambient: no CSRF to fear).
+PER_REQUEST = (shopify_session_token, shopify_id_token)
+
+
+def authenticate(request, edge) -> tuple[str, bool]:
+    """(the id of the shop ``request`` is authenticated for, whether by a per-request session
+    token); Unauthenticated otherwise."""
+    for scheme in SCHEMES:
+        shop_id = scheme(request, edge)
+        if shop_id is not None:
+            return shop_id, scheme in PER_REQUEST
+    raise Unauthenticated("no credentials: send Authorization: Bearer <session token>, or open an admin link",
+                          bounce=True)
 
 
 def shop_from_request(request, edge) -> str:
     """The id of the shop ``request`` is authenticated for; Unauthenticated otherwise."""
-    for scheme in SCHEMES:
-        shop_id = scheme(request, edge)
-        if shop_id is not None:
-            return shop_id
-    raise Unauthenticated("no credentials: send Authorization: Bearer <session token>, or open an admin link")
+    return authenticate(request, edge)[0]
 
 
 def require_shop(view):

@@ -106,7 +106,11 @@ def test_shopify_session_token_header_and_id_token(live):
     assert live.app.test_client().get(f"/admin?id_token={session_token('dash-test.myshopify.com', -600)}").status_code == 401
     forged = session_token("dash-test.myshopify.com", secret="not-the-secret")
     assert live.app.test_client().get(f"/admin?id_token={forged}").status_code == 401
-    assert live.app.test_client().get(f"/admin?id_token={session_token('other.myshopify.com')}").status_code == 401
+    # a shop Keepwell does not know is installed by token exchange; here Shopify refuses it
+    with responses.RequestsMock() as rsps:
+        rsps.post("https://other.myshopify.com/admin/oauth/access_token", status=400,
+                  json={"error": "invalid_subject_token", "error_description": "The session token is invalid"})
+        assert live.app.test_client().get(f"/admin?id_token={session_token('other.myshopify.com')}").status_code == 401
 
 
 def test_rtl_mode(live):

@@ -419,7 +419,7 @@ def test_the_admin_helper_returns_the_tokens_own_shop_only(live):
 
 def test_install_flow(live_any_db, store):
     live = live_any_db
-    r = install_request(live, host=host_param(SHOP), embedded="1")
+    r = install_request(live, host=host_param(SHOP))  # a non-embedded (legacy) install: the code grant
     assert r.status_code == 302
     location = urlsplit(r.headers["Location"])
     query = parse_qs(location.query)

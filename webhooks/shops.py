@@ -41,6 +41,10 @@ class ShopCache:
         return self._lookup(("id", shop_id),
                             lambda: select(ShopRow).where(ShopRow.platform == platform, ShopRow.id == shop_id))
 
+    def forget(self) -> None:
+        """Drop every cached shop (one was installed or changed): the next lookup reads the database."""
+        self._entries.clear()
+
     def uninstall(self, shop_id: str, platform_shop_id: str | None = None) -> None:
         """Stop processing the shop and drop its access token (it is already revoked); keep the
         platform's own id of the shop, which the later shop/redact must carry."""

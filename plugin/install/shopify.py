@@ -1,11 +1,22 @@
-"""Installing Keepwell from the Shopify App Store: the authorization-code grant.
+"""Installing Keepwell from the Shopify App Store.
 
-``GET /shopify/install``   Shopify's signed request (shop, hmac, timestamp[, host, embedded]).
-    Checked, then the merchant is sent to approve the app with a single-use ``state`` nonce
-    (a Redis key under the queue's prefix, 10 minutes).
+Shopify-managed installation (the way for an embedded app): Shopify installs the app with the
+scopes of ``shopify.app.toml`` and subscribes its webhooks, then opens the app in the admin
+with an ``id_token`` (an App Bridge session token). ``install_by_session_token`` exchanges
+that token for an expiring offline token the first time (and whenever the stored token is a
+non-expiring one or has lapsed) and stores the shop; the admin pages call it for every
+``id_token`` they are opened with, so opening the app is the installation.
+
+``GET /shopify/install``   The App URL of apps configured before ``shopify.app.toml``.
+    With an ``id_token``: on to the dashboard (installing as above). Without one, Shopify's
+    signed request (shop, hmac, timestamp[, host, embedded]) is checked; a shop already
+    installed with an expiring token goes straight to its dashboard (a short-lived signed
+    link), any other is sent to approve the app with a single-use ``state`` nonce (a Redis
+    key under the queue's prefix, 10 minutes) -- leaving the admin's iframe first, where
+    Shopify's approval page cannot load.
 ``GET /shopify/callback``  Shopify's signed redirect (code, shop, state, timestamp[, host]).
-    Checked, the state consumed, the code exchanged for an offline token, the webhooks
-    subscribed; then the shop is stored (token encrypted, default rule packs on a first
+    Checked, the state consumed, the code exchanged for an expiring offline token, the webhooks
+    subscribed; then the shop is stored (tokens encrypted, default rule packs on a first
     install) and the merchant sent to the app in their admin.
 
 Every refusal answers 400/401/403 with what went wrong, is logged, and stores nothing. The
@@ -20,21 +31,25 @@ import logging
 import re
 import secrets
 import time
+from urllib.parse import urlencode
 
-from flask import Blueprint, Response, current_app, redirect, request, url_for
+from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 
 import connectors
 from connectors.base import Shop
 from connectors.shopify import grants, oauth
 from plugin import importing
+from plugin import secrets as stored_secrets
 from plugin.errors import KeepwellError, StoreError
 from plugin.shops import add_shop, default_api_url, find_shop
-from plugin.tokens import stored_fields
+from plugin.tokens import app_installed, expiring, stored_fields
 
 log = logging.getLogger("keepwell.install")
 bp = Blueprint("shopify", __name__, url_prefix="/shopify")
 
 STATE_TTL_S = 600
+#: The dashboard link an installed shop's signed install request is answered with.
+INSTALLED_LINK_TTL_S = 120
 _STATE = re.compile(r"[A-Za-z0-9_-]{16,128}")
 
 
@@ -80,6 +95,61 @@ def consume_state(redis, prefix: str, state: str | None) -> str | None:
     return shop.decode() if shop is not None else None
 
 
+# --- Shopify-managed installation: token exchange ------------------------------------------------
+
+def _current(row, config) -> bool:
+    """The shop is active with an expiring token whose refresh token has not lapsed (or was
+    added with a custom app's token, which Shopify lets keep not expiring)."""
+    if row is None or not row.active:
+        return False
+    if not app_installed(row.settings):
+        return True
+    stored = stored_secrets.decrypt(config.secret_keys, row.secrets)
+    refresh_expires = stored.get("refresh_token_expires_at")
+    return expiring(stored) and (refresh_expires is None or refresh_expires > time.time())
+
+
+def install_by_session_token(edge, id_token: str) -> str:
+    """The id of the shop an App Bridge session token was issued for, after installing it (or
+    replacing a non-expiring or lapsed token) by token exchange; OAuthError for a bad token,
+    InstallError when Shopify refuses the exchange."""
+    config = edge.config
+    _configured(config)
+    domain = oauth.decode_session_token(id_token, config.shopify_api_key, config.shopify_api_secrets, time.time())
+    with edge.sessions() as session:
+        row = find_shop(session, "shopify", domain)
+        if _current(row, config):
+            return row.id
+        installing = row is None or not row.active  # else only its token is replaced
+    try:
+        grant = grants.exchange_session_token(domain, config.shopify_api_key, config.shopify_api_secrets[0], id_token)
+    except StoreError as exc:
+        log.error("shop %s: token exchange failed: %s", domain, exc.message)
+        raise InstallError(f"Shopify did not hand over the shop's access ({exc.message}): reload the app in a "
+                           "moment", 502) from exc
+    shop_id, _ = _store(edge, domain, grant)
+    if installing:
+        importing.enqueue(edge.handoff.queue, shop_id)  # the store's past, folded in without acting on it
+    log.info("shop %s (%s) %s by token exchange", domain, shop_id, "installed" if installing else "token renewed")
+    return shop_id
+
+
+def _store(edge, shop: str, grant) -> tuple[str, bool]:
+    """Store the shop with its granted token pair; (its id, whether it was known before)."""
+    missing = grant.missing()
+    if missing:
+        log.warning("shop %s granted %s but not %s: some actions will fail", shop, ",".join(grant.scopes),
+                    ",".join(missing))
+    with edge.sessions.begin() as session:
+        known = find_shop(session, "shopify", shop) is not None
+        # No webhook secret of its own: Shopify signs with the app's client secret.
+        row, _ = add_shop(session, edge.config, "shopify", shop, access_token=grant.access_token,
+                          settings={"scopes": list(grant.scopes)}, token_fields=stored_fields(grant))
+        shop_id = row.id
+    edge.shops.forget()  # it may be cached as unknown, or with its old token
+    return shop_id, known
+
+
 # --- the routes --------------------------------------------------------------------------------
 
 @bp.errorhandler(oauth.OAuthError)
@@ -92,18 +162,32 @@ def _refused(exc):
 
 @bp.get("/install")
 def install():
-    """Shopify's install request: send the merchant to approve the app."""
+    """The App URL: the dashboard for an installed shop, else the merchant's approval."""
     edge = _edge()
     config = edge.config
     _configured(config)
+    if request.args.get("id_token"):
+        # Opened in the admin: the admin pages authenticate (and install) with the id_token.
+        return redirect(url_for("admin.overview") + "?" + urlencode(request.args), 302)
     oauth.verify_query_hmac(request.args, config.shopify_api_secrets, time.time())
     shop = oauth.require_shop_domain(request.args.get("shop"))
+    with edge.sessions() as session:
+        row = find_shop(session, "shopify", shop)
+        if _current(row, config):
+            # Shopify just signed this request for this shop: open its dashboard, no approval again.
+            from plugin.admin_auth import admin_link
+
+            return redirect(admin_link(config, row.id, ttl=INSTALLED_LINK_TTL_S), 302)
     state = issue_state(edge.handoff.redis, config.queue, shop)
     redirect_uri = config.app_url.rstrip("/") + url_for("shopify.callback")
     log.info("shop %s: installation started", shop)
     # orders older than 60 days only when the merchant asked for deep history
     scopes = oauth.SCOPES + (("read_all_orders",) if config.shopify_deep_history else ())
-    return redirect(oauth.authorize_url(shop, config.shopify_api_key, scopes, redirect_uri, state), 302)
+    authorize = oauth.authorize_url(shop, config.shopify_api_key, scopes, redirect_uri, state)
+    if request.args.get("embedded") == "1":
+        # Shopify's approval page refuses to load in a frame: leave the admin's iframe first.
+        return render_template("admin/exit_iframe.html", url=authorize, api_key=config.shopify_api_key)
+    return redirect(authorize, 302)
 
 
 @bp.get("/callback")
@@ -133,16 +217,7 @@ def callback():
         log.error("shop %s: installation failed at Shopify: %s", shop, exc.message)
         raise InstallError(f"Shopify did not complete the installation ({exc.message}): try again in a moment",
                            502) from exc
-    missing = grant.missing()
-    if missing:
-        log.warning("shop %s granted %s but not %s: some actions will fail", shop, ",".join(grant.scopes),
-                    ",".join(missing))
-    with edge.sessions.begin() as session:
-        reinstall = find_shop(session, "shopify", shop) is not None
-        # No webhook secret of its own: Shopify signs with the app's client secret.
-        row, _ = add_shop(session, config, "shopify", shop, access_token=grant.access_token,
-                          settings={"scopes": list(grant.scopes)}, token_fields=stored_fields(grant))
-        shop_id = row.id
+    shop_id, reinstall = _store(edge, shop, grant)
     importing.enqueue(edge.handoff.queue, shop_id)  # the store's past, folded in without acting on it
     log.info("shop %s (%s) %s; webhooks: %s", shop, shop_id, "reinstalled" if reinstall else "installed",
              ", ".join(topics))
