@@ -1,9 +1,12 @@
 """The merchant dashboard: server-rendered pages (Flask + Jinja), scoped to the authenticated shop.
 
-Who is asking comes from plugin.admin_auth (Shopify session tokens as a Bearer header or the
-``id_token`` Shopify appends to full page loads; WooCommerce signed admin links), after which a
-signed session cookie carries the shop. Every query below is filtered by ``g.shop_id``; nothing in
-a URL can point a page at another shop. Charts are SVG drawn here, no scripts, no network calls.
+Who is asking comes from plugin.admin_auth: inside Shopify's admin every request carries a fresh
+session token (a Bearer header, or ``id_token`` on navigations and forms, which the pages' own
+script refreshes through App Bridge) and no cookie is set; WooCommerce signed admin links open a
+first-party session cookie. Every query below is filtered by ``g.shop_id``; nothing in a URL can
+point a page at another shop. In Shopify the pages load App Bridge and Polaris from Shopify's CDN
+and look native; without them (WooCommerce, local use, the CDN unreachable) they are plain,
+readable HTML. Charts are SVG drawn here.
 """
 from __future__ import annotations
 
@@ -21,7 +24,8 @@ from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy import func, select
 
 from plugin import admin_auth
-from plugin.analytics import build_report, store_kpis
+from plugin.admin.charts import bar_rows, error_bar, line_chart, money, now as _now, pct, repeat_rate_series
+from plugin.analytics import build_report
 from plugin.db import DecisionRow, EffectRow, ImportRow, RuleSetRow, ShopRow
 from plugin.importing.status import describe
 from plugin.errors import RuleError
@@ -82,14 +86,16 @@ def shop_page(view):
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
         try:
-            g.shop_id = admin_auth.shop_from_request(request, _edge())
+            g.shop_id, g.per_request = admin_auth.authenticate(request, _edge())
         except admin_auth.Unauthenticated as exc:
             log.warning("admin request refused: %s %s from %s: %s", request.method, request.path,
                         request.remote_addr, exc.reason)
             if _wants_json():
                 return jsonify(error=exc.reason), 401, exc.headers
+            embedded = _in_shopify_admin()
             return render_template("admin/error.html", status=401, title="Not signed in", message=exc.reason,
-                                   dir="ltr", shop=None), 401, exc.headers
+                                   dir="ltr", shop=None, embedded=embedded, api_key=_edge().config.shopify_api_key,
+                                   bounce=embedded and exc.bounce), 401, exc.headers
         with _edge().sessions() as s:
             row = s.get(ShopRow, g.shop_id)
             g.shop = {"id": row.id, "domain": row.domain, "platform": row.platform,
@@ -105,6 +111,13 @@ def shop_page(view):
     return wrapper
 
 
+def _in_shopify_admin() -> bool:
+    """The request comes from the Shopify admin's iframe (where App Bridge can supply a token)."""
+    return bool(_edge().config.shopify_api_key) and (
+        request.headers.get("Sec-Fetch-Dest") == "iframe" or request.args.get("embedded") == "1"
+        or "id_token" in request.values)
+
+
 def text_direction() -> str:
     wanted = request.args.get("dir")
     if wanted in ("rtl", "ltr"):
@@ -114,12 +127,18 @@ def text_direction() -> str:
 
 
 def csrf_token() -> str:
+    """The form token of a cookie session; none with per-request session tokens (nothing ambient
+    to forge, and no cookie to set)."""
+    if g.get("per_request"):
+        return ""
     if "csrf" not in session:
         session["csrf"] = token.token_urlsafe(24)
     return session["csrf"]
 
 
 def _check_csrf() -> None:
+    if g.get("per_request"):
+        return
     sent = request.form.get("csrf", "")
     if not sent or not token.compare_digest(sent, session.get("csrf", "")):
         abort(400, "the form is stale: reload the page and try again")
@@ -129,89 +148,15 @@ def _check_csrf() -> None:
 def admin_url(endpoint: str, **values) -> str:
     """url_for that keeps ?dir= (and Shopify's id_token inside the embedded admin) on links."""
     for key in ("dir", "id_token"):
-        if key in request.args and key not in values:
-            values[key] = request.args[key]
+        if key in request.values and key not in values:
+            values[key] = request.values[key]
     return url_for(endpoint, **values)
 
 
 def render(template: str, **context):
-    return render_template(template, dir=text_direction(), shop=g.shop, csrf=csrf_token(), **context)
-
-
-# --- numbers and charts -----------------------------------------------------------------------
-
-def money(x) -> str:
-    return "-" if x is None else f"{Decimal(x):,.2f}"
-
-
-def pct(x) -> str:
-    return "-" if x is None else f"{x * 100:.1f}%"
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def repeat_rate_series(inputs, currency, now: datetime, months: int = 6) -> list[dict]:
-    """Repeat purchase rate of all buyers up to the end of each of the last ``months`` months."""
-    points = []
-    first = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    ends = []
-    for i in range(months - 1, -1, -1):
-        y, m = first.year, first.month - i
-        while m <= 0:
-            y, m = y - 1, m + 12
-        start = first.replace(year=y, month=m)
-        ends.append((start.strftime("%b %Y"), min(now, (start + timedelta(days=32)).replace(day=1))))
-    for label, end in ends:
-        k = store_kpis([o for o in inputs.orders if o.at < end], currency)
-        points.append({"label": label, "rate": k.repeat_purchase_rate})
-    return points
-
-
-def line_chart(points: list[dict], width=560, height=220, pad=40) -> dict:
-    """Geometry for a line chart of rates (0..max): points with x, y and their text value."""
-    top = max([p["rate"] or 0 for p in points] + [0.05])
-    top = min(1.0, (int(top * 10) + 1) / 10)
-    inner_w, inner_h = width - 2 * pad, height - 2 * pad
-    out = []
-    for i, p in enumerate(points):
-        x = pad + (inner_w * i / max(1, len(points) - 1))
-        y = None if p["rate"] is None else pad + inner_h * (1 - p["rate"] / top)
-        out.append({**p, "x": round(x, 1), "y": None if y is None else round(y, 1), "text": pct(p["rate"])})
-    path = " ".join(f"{'M' if i == 0 else 'L'}{p['x']},{p['y']}" for i, p in enumerate(q for q in out if q["y"] is not None))
-    ticks = [{"y": round(pad + inner_h * (1 - f), 1), "text": pct(top * f)} for f in (0, 0.5, 1)]
-    return {"width": width, "height": height, "pad": pad, "points": out, "path": path, "ticks": ticks,
-            "bottom": height - pad}
-
-
-def bar_rows(rows: list[dict], keys: list[str], width=560, label_w=150, bar_h=14) -> dict:
-    """Geometry for horizontal grouped bars: one group per row, one bar per key."""
-    top = max([float(r[k]) for r in rows for k in keys] + [1.0])
-    scale = (width - label_w - 90) / top
-    groups, y = [], 10
-    for r in rows:
-        bars = []
-        for j, k in enumerate(keys):
-            v = float(r[k])
-            bars.append({"key": k, "x": label_w, "y": y + j * (bar_h + 2), "w": round(max(v * scale, 1), 1),
-                         "h": bar_h, "text": money(r[k])})
-        groups.append({"label": r["label"], "y": y, "mid": y + len(keys) * (bar_h + 2) / 2, "bars": bars})
-        y += len(keys) * (bar_h + 2) + 14
-    return {"width": width, "height": max(y, 40), "label_w": label_w, "groups": groups}
-
-
-def error_bar(diff, width=560, height=90, pad=40) -> dict | None:
-    """Geometry for the lift interval (percentage points) around zero."""
-    if diff is None:
-        return None
-    lo, hi, est = diff.low * 100, diff.high * 100, diff.estimate * 100
-    span = max(abs(lo), abs(hi), 1.0) * 1.2
-    x = lambda v: round(pad + (width - 2 * pad) * (v + span) / (2 * span), 1)  # noqa: E731
-    return {"width": width, "height": height, "zero": x(0), "lo": x(lo), "hi": x(hi), "est": x(est), "y": height / 2,
-            "lo_text": f"{lo:+.1f}", "hi_text": f"{hi:+.1f}", "est_text": f"{est:+.1f}",
-            "left": x(-span), "right": x(span), "left_text": f"{-span:+.1f}", "right_text": f"{span:+.1f}",
-            "confidence": round(diff.confidence * 100)}
+    # App Bridge and Polaris only inside Shopify's admin: elsewhere App Bridge would send the page away.
+    return render_template(template, dir=text_direction(), shop=g.shop, csrf=csrf_token(),
+                           embedded=bool(g.get("per_request")), api_key=_edge().config.shopify_api_key, **context)
 
 
 # --- pages ------------------------------------------------------------------------------------
