@@ -60,7 +60,9 @@ def test_admin_link_opens_a_session_scoped_to_its_shop(live):
     r = live.app.test_client().get(path(admin_link(live.config, a, 60)), base_url="https://keepwell.test")
     cookie = r.headers["Set-Cookie"]  # inside the store admin's iframe: cross-site
     assert "HttpOnly" in cookie and "SameSite=None" in cookie and "Secure" in cookie
-    assert "https://a.example" in client.get("/admin").get_data(as_text=True)
+    r = client.get("/admin")
+    assert "https://a.example" in r.get_data(as_text=True)
+    assert r.headers["Content-Security-Policy"] == "frame-ancestors 'none'"  # a WooCommerce dashboard is never framed
     assert client.get(f"/admin/activity/{decision_a}").status_code == 200
 
     other = live.app.test_client()
@@ -101,8 +103,19 @@ def test_shopify_session_token_header_and_id_token(live):
     client = live.app.test_client()
     r = client.get("/admin/api/report", headers={"Authorization": f"Bearer {session_token('dash-test.myshopify.com')}"})
     assert r.status_code == 200 and "store" in r.get_json()
+    assert r.headers["Content-Security-Policy"] == ("frame-ancestors https://dash-test.myshopify.com "
+                                                    "https://admin.shopify.com")
     r = client.get(f"/admin?id_token={session_token('dash-test.myshopify.com')}")
     assert r.status_code == 200 and "dash-test.myshopify.com" in r.get_data(as_text=True)
+    assert r.headers["Content-Security-Policy"] == ("frame-ancestors https://dash-test.myshopify.com "
+                                                    "https://admin.shopify.com")
+    assert "Set-Cookie" not in r.headers
+    # not signed in: only Shopify's admin (and the shop its query names) may frame the sign-in page
+    assert client.get("/admin").headers["Content-Security-Policy"] == "frame-ancestors https://admin.shopify.com"
+    assert client.get("/admin?shop=Dash-Test.myshopify.com").headers["Content-Security-Policy"] == (
+        "frame-ancestors https://dash-test.myshopify.com https://admin.shopify.com")
+    assert client.get("/admin?shop=evil.example%20https://evil.example").headers["Content-Security-Policy"] == (
+        "frame-ancestors https://admin.shopify.com")
     assert live.app.test_client().get(f"/admin?id_token={session_token('dash-test.myshopify.com', -600)}").status_code == 401
     forged = session_token("dash-test.myshopify.com", secret="not-the-secret")
     assert live.app.test_client().get(f"/admin?id_token={forged}").status_code == 401

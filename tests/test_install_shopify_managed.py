@@ -93,6 +93,7 @@ def test_an_embedded_install_without_an_id_token_leaves_the_iframe_for_approval(
     page = r.get_data(as_text=True)
     assert f'<meta name="shopify-api-key" content="{API_KEY}">' in page
     assert f"https://{SHOP}/admin/oauth/authorize?" in page and 'target="_top"' in page
+    assert r.headers["Content-Security-Policy"] == f"frame-ancestors https://{SHOP} https://admin.shopify.com"
     assert live.rows(ShopRow) == []
 
 

@@ -186,7 +186,10 @@ def install():
     authorize = oauth.authorize_url(shop, config.shopify_api_key, scopes, redirect_uri, state)
     if request.args.get("embedded") == "1":
         # Shopify's approval page refuses to load in a frame: leave the admin's iframe first.
-        return render_template("admin/exit_iframe.html", url=authorize, api_key=config.shopify_api_key)
+        from plugin.admin import frame_ancestors
+
+        page = render_template("admin/exit_iframe.html", url=authorize, api_key=config.shopify_api_key)
+        return page, 200, {"Content-Security-Policy": frame_ancestors(shop)}
     return redirect(authorize, 302)
 
 
