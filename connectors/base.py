@@ -6,6 +6,7 @@ the engine, worker or web edge changes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Iterator, Mapping, Protocol
 
 from plugin.events import Event
@@ -71,6 +72,14 @@ class HistoryNotReady(Exception):
         super().__init__(detail or f"history not ready; ask again in {retry_after:g}s")
 
 
+@dataclass(frozen=True)
+class ConsentLookup:
+    """A customer's email marketing consent as the store has it."""
+
+    accepts_marketing: bool | None  # None: the store has not decided (e.g. a pending double opt-in)
+    updated_at: datetime | None  # when it was given or withdrawn, if the store says
+
+
 class Connector(Protocol):
     platform: str
     topics: frozenset[str]  # webhook topics parse() understands
@@ -104,6 +113,13 @@ class Connector(Protocol):
 
     def add_tag(self, shop: Shop, customer_id: str, tag: str) -> None:
         """Tag the customer in the store; StoreError on failure."""
+
+    def marketing_consent(self, shop: Shop, customer_id: str) -> ConsentLookup | None:
+        """The customer's email marketing consent in the store; None when it cannot be known."""
+
+    def unsubscribe(self, shop: Shop, customer_id: str, at: datetime) -> str:
+        """Record in the store that the customer unsubscribed from email marketing at ``at``;
+        "done" or "skipped: why"; StoreError on failure."""
 
     def register_webhooks(self, shop: Shop, app_url: str) -> list[str]:
         """Subscribe the topics Keepwell needs; returns the subscribed topics."""

@@ -166,10 +166,16 @@ class DataExportRow(Base):
 
 
 class UnsubscribeRow(Base):
+    """A one-click unsubscribe, and its write-back to the store (pending, done, skipped, failed)."""
+
     __tablename__ = "unsubscribes"
     shop_id: Mapped[str] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True)
     customer_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    store_status: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending", index=True)
+    store_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    store_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    store_tried_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class AttributionRow(Base):

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from plugin import pipeline
+from plugin import consent, pipeline
 from plugin.db import DecisionRow, ShopRow
 from plugin.runtime import runtime
 
@@ -38,6 +38,13 @@ def fire_timer(shop_id: str, key: str) -> bool:
 def execute(shop_id: str, decision_key: str) -> str:
     """(Re)try a touch's pending effects."""
     return pipeline.execute_decision(runtime(), shop_id, decision_key)
+
+
+def write_back_unsubscribe(shop_id: str, customer_id: str) -> str:
+    """Tell the store a customer unsubscribed (retried with backoff on its own)."""
+    from plugin import consent
+
+    return consent.write_back(runtime(), shop_id, customer_id)
 
 
 def reconcile(shop_id: str) -> int:
@@ -71,7 +78,7 @@ def tick() -> dict:
     rt = runtime()
     schedule_tick(rt)
     now = rt.clock()
-    out = {"timers": 0, "retried": 0, "drains": 0, "reconciling": 0, "imports": 0, "errors": 0}
+    out = {"timers": 0, "retried": 0, "drains": 0, "reconciling": 0, "imports": 0, "unsubscribes": 0, "errors": 0}
     with _boundary(out, "timer sweep"):
         out["timers"] = pipeline.sweep_timers(rt, grace=timedelta(0))
     stale, shops = [], []
@@ -93,6 +100,8 @@ def tick() -> dict:
                 if rt.queue.fetch_job(job_id) is None:
                     rt.queue.enqueue("plugin.jobs.reconcile", shop_id, job_id=job_id, result_ttl=3600)
                 out["reconciling"] += 1
+    with _boundary(out, "sending lost consent write-backs again"):
+        out["unsubscribes"] = consent.resend_lost(rt)
     with _boundary(out, "resuming history imports"):
         out["imports"] = resume_stopped(rt)
     return out

@@ -20,9 +20,9 @@ from sqlalchemy.orm import sessionmaker
 
 import connectors
 import connectors.cache
-from connectors.base import Shop
+from connectors.base import ConsentLookup, Shop
 from connectors.products import fallback_allowed
-from plugin import delays, shape
+from plugin import consent, delays, shape
 from plugin.attribution import record_attribution
 from plugin.config import Config
 from plugin.db import (CustomerRow, DecisionRow, EffectRow, EventSeenRow, OrderIndexRow, ShopRow, TimerRow,
@@ -210,6 +210,8 @@ def process_event(rt: Runtime, shop_id: str, event: Event) -> list[str]:
     if event.shop != shop_id:  # the envelope's shop is the truth
         event = replace(event, shop=shop_id)
     now = rt.clock()
+    shop = rt.shop(shop_id)
+    looked_up = consent.first_seen(rt, shop, event) if shop is not None else None  # store I/O: before the transaction
     with rt.sessions.begin() as session:
         if session.get(EventSeenRow, (shop_id, event.id)) is not None:
             touches = list(session.scalars(select(DecisionRow.key).where(
@@ -217,7 +219,7 @@ def process_event(rt: Runtime, shop_id: str, event: Event) -> list[str]:
             timers = []
         else:
             early = _early_timer(session, shop_id, event, now)
-            touches, timers = ([], early) if early is not None else _decide(rt, session, shop_id, event, now)
+            touches, timers = ([], early) if early is not None else _decide(rt, session, shop_id, event, now, looked_up)
     for key, at, attempt in timers:
         schedule_timer(rt, shop_id, key, at, attempt)
     for key in touches:
@@ -242,13 +244,18 @@ def _early_timer(session, shop_id: str, event: Event, now: datetime) -> list | N
     return []
 
 
-def _decide(rt: Runtime, session, shop_id: str, event: Event, now: datetime) -> tuple[list[str], list[tuple]]:
-    """Decide ``event`` and record its decisions, timers and state; (touch keys, timers to schedule)."""
+def _decide(rt: Runtime, session, shop_id: str, event: Event, now: datetime, looked_up: ConsentLookup | None = None
+            ) -> tuple[list[str], list[tuple]]:
+    """Decide ``event`` and record its decisions, timers and state; (touch keys, timers to schedule).
+    ``looked_up``: the store's consent for a customer Keepwell knew none of (plugin.consent)."""
     # a timer runs under the rule set version it was scheduled with, while the shop keeps it
     ruleset, _ = rules_for(session, shop_id, event.data.get("version") if event.type == "timer" else None)
     ruleset = for_shop(ruleset, _referral_key(rt, session, shop_id))
     crow = session.get(CustomerRow, (shop_id, event.customer_id))
     state = state_from_dict(crow.state) if crow else new_state(shop_id, event.customer_id)
+    if looked_up is not None and looked_up.accepts_marketing is not None and state.consent_at is None:
+        # what the store had before this event; the event's own consent, if newer, still wins
+        state = replace(state, accepts_marketing=looked_up.accepts_marketing, consent_at=looked_up.updated_at)
     state = apply(state, event, ruleset.settings)
     if state.accepts_marketing and session.get(UnsubscribeRow, (shop_id, event.customer_id)) is not None:
         # Our one-click unsubscribe outranks an opt-in the store still reports (a checkout

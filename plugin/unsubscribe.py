@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 
 from flask import Blueprint, current_app, render_template_string
 
+from plugin.consent import enqueue_write_back
 from plugin.db import UnsubscribeRow
 from plugin.mail import UnsubscribeTokenError, verify_unsubscribe_token
 
@@ -52,5 +53,7 @@ def unsubscribe(token: str):
         "shop": shop_id, "customer_id": customer_id, "occurred_at": now.isoformat(),
         "customer": {"id": customer_id, "accepts_marketing": False},
     })
+    # ... and the store hears of it, so a later sync or another app does not mail the customer either.
+    enqueue_write_back(edge.handoff.queue, shop_id, customer_id)
     log.info("shop %s: customer %s unsubscribed", shop_id, customer_id)
     return render_template_string(_PAGE, title="Unsubscribed", text="You will not receive marketing emails from this shop any more.", form=False)

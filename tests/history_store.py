@@ -317,6 +317,13 @@ class BulkShopify:
         if op == "KeepwellProductGroups":
             return 200, {}, json.dumps(ok({"nodes": [{"id": gid, "tags": ["roast"], "collections": {"nodes": [
                 {"id": "gid://shopify/Collection/841564295", "handle": "coffee"}]}} for gid in v["ids"]]}))
+        if op == "KeepwellCustomerConsent":  # a customer's consent, looked up once (null: no such customer)
+            c = int(v["id"].rsplit("/", 1)[1]) - SHOPIFY_CUSTOMER_BASE
+            if not 1 <= c <= self.history.customers:
+                return 200, {}, json.dumps(ok({"customer": None}))
+            return 200, {}, json.dumps(ok({"customer": {"id": v["id"], "defaultEmailAddress": {
+                "marketingState": "SUBSCRIBED" if self.history.consent(c) else "NOT_SUBSCRIBED",
+                "marketingUpdatedAt": _z(self.history.signed_up(c)) if self.history.consent(c) else None}}}))
         raise AssertionError(f"unexpected Shopify operation {op}")
 
     def expire(self) -> None:
@@ -379,6 +386,13 @@ class PagedWoo:
             items = [{"id": pid, "name": f"Product {pid}", "type": "simple", "status": "publish",
                       "categories": [{"id": 15, "name": "Coffee", "slug": "coffee"}], "tags": []} for pid in ids]
             return self._page(items, len(items), max(len(items), 1))
+        m = re.fullmatch(r"customers/(\d+)", path)
+        if m:  # a customer's record (its consent meta), looked up once
+            c = int(m.group(1))
+            if not 1 <= c <= self.history.customers:
+                return 404, {}, json.dumps({"code": "woocommerce_rest_invalid_id", "message": "Invalid ID.",
+                                            "data": {"status": 404}})
+            return 200, {}, json.dumps(self.history.woo_customer(c))
         raise AssertionError(f"unexpected WooCommerce call GET {path}")
 
     def _modified(self, i: int) -> str:

@@ -445,6 +445,8 @@ class FakeShopify:
         self.calls: list[tuple[str, dict]] = []  # (operation, variables)
         self.failures: list[tuple[int, dict, object]] = []
         self.lose: list[str] = []  # operations whose next answer is lost after the store acted
+        #: customer id -> (marketingState, marketingUpdatedAt); a customer not listed has NOT_SUBSCRIBED
+        self.consents: dict[str, tuple[str, str | None]] = {}
         self._ids = count(1471023658921)
         rsps.add_callback(responses.POST, self.url, callback=self._answer, content_type="application/json")
 
@@ -500,6 +502,16 @@ class FakeShopify:
         if op in ("KeepwellOrdersSince", "KeepwellCustomersSince"):  # reconciliation: nothing changed
             root = "orders" if op == "KeepwellOrdersSince" else "customers"
             return gql_ok({root: {"pageInfo": {"hasNextPage": False, "endCursor": None}, "nodes": []}})
+        if op == "KeepwellCustomerConsent":
+            state, updated = self.consents.get(v["id"].rsplit("/", 1)[1], ("NOT_SUBSCRIBED", None))
+            return gql_ok({"customer": {"id": v["id"], "defaultEmailAddress": {
+                "marketingState": state, "marketingUpdatedAt": updated}}})
+        if op == "KeepwellUnsubscribe":
+            i = v["input"]
+            self.consents[i["customerId"].rsplit("/", 1)[1]] = (i["emailMarketingConsent"]["marketingState"],
+                                                                i["emailMarketingConsent"].get("consentUpdatedAt"))
+            return gql_ok({"customerEmailMarketingConsentUpdate": {"customer": {"id": i["customerId"], "defaultEmailAddress": {
+                "marketingState": i["emailMarketingConsent"]["marketingState"]}}, "userErrors": []}})
         if op == "KeepwellOrderCustomer":
             oid = v["id"].rsplit("/", 1)[1]
             cid = self.orders.get(oid)
@@ -683,6 +695,8 @@ class ShopifyStore:
                birthday: str | None = None) -> None:
         """customers/create, then (as Shopify sends it) the consent topic: webhooks since 2025-01
         carry no consent and Shopify customers have no birthday field (``birthday`` is ignored)."""
+        if consent:  # what the store holds (and answers a consent look-up with) from the signup on
+            self.api.consents[customer_id] = ("SUBSCRIBED", iso(at + timedelta(seconds=2)))
         self.post("customers/create", shopify_customer(customer_id, at, email=email, first_name=first_name))
         if consent:
             self.post("customers_email_marketing_consent/update",
@@ -691,6 +705,8 @@ class ShopifyStore:
     def order(self, order_id: int, customer_id: str, at: datetime, *, total="120.00", codes=(), email: str,
               first_name: str, consent: bool = True, product_id=9182736450918273645) -> None:
         """orders/paid for a checkout whose buyer ticked the marketing box (``consent``)."""
+        if consent:
+            self.api.consents.setdefault(customer_id, ("SUBSCRIBED", iso(at)))
         self.post("orders/paid", shopify_order(order_id, customer_id, at, total=total, codes=codes, email=email,
                                                first_name=first_name, accepts_marketing=consent,
                                                product_id=product_id))
@@ -789,6 +805,7 @@ STORES = {"shopify": ShopifyStore, "woocommerce": WooStore}
 
 def _shopify_opt_in(self, customer_id: str, at: datetime, email: str, first_name: str) -> None:
     """The customer subscribes later: Shopify's consent topic."""
+    self.api.consents[customer_id] = ("SUBSCRIBED", iso(at))
     self.post("customers_email_marketing_consent/update", shopify_consent(customer_id, at, email=email))
 
 

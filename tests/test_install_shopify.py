@@ -98,7 +98,7 @@ def check_document(schema, body: dict) -> str:
     doc = gql_parse(body["query"])
     assert validate(schema, doc) == []
     (op,) = [d for d in doc.definitions if isinstance(d, OperationDefinitionNode)]
-    coerced = get_variable_values(schema, op.variable_definitions, body.get("variables") or {})
+    coerced = get_variable_values(schema, op.variable_definitions or (), body.get("variables") or {})
     assert not isinstance(coerced, list), [e.message for e in coerced]
     return op.selection_set.selections[0].name.value
 
@@ -113,6 +113,17 @@ def _graphql_answer(root: str, variables: dict) -> dict:
         return {"node": {"id": variables["id"]}, "userErrors": []}
     if root == "nodes":  # order enrichment: products in no collection, untagged
         return [{"id": gid, "tags": [], "collections": {"nodes": []}} for gid in variables["ids"]]
+    if root == "customer":  # the consent look-up of a customer first seen without one
+        return {"id": variables["id"], "defaultEmailAddress": {"marketingState": "NOT_SUBSCRIBED",
+                                                               "marketingUpdatedAt": None}}
+    if root == "customerEmailMarketingConsentUpdate":  # an unsubscribe written back
+        return {"customer": {"id": variables["input"]["customerId"],
+                             "defaultEmailAddress": {"marketingState": "UNSUBSCRIBED"}}, "userErrors": []}
+    if root == "shop":  # the store's details for the email sender
+        return {"name": "Keepwell Test Shop", "contactEmail": "hello@keepwell-test.example",
+                "email": "owner@keepwell-test.example", "shopAddress": {"formatted": ["1 Test Street", "Ottawa ON K1A 0B1",
+                                                                                     "Canada"]},
+                "primaryDomain": {"url": "https://keepwell-test.example"}}
     raise AssertionError(f"unexpected GraphQL operation {root}")
 
 

@@ -1,11 +1,12 @@
 """The WooCommerce connector: webhooks in, REST API v3 out (see ``connectors.base``)."""
 from __future__ import annotations
 
+from datetime import datetime
 from urllib.parse import urlencode
 from typing import Iterator, Mapping
 
-from connectors.base import CouponResult, HistoryItem, Shop
-from connectors.woocommerce import coupons, delivery, history, install, reconcile, tags
+from connectors.base import ConsentLookup, CouponResult, HistoryItem, Shop
+from connectors.woocommerce import consent, coupons, delivery, history, install, reconcile, tags
 from connectors.woocommerce import parse as parsing
 from plugin.events import Event
 
@@ -48,6 +49,14 @@ class WooCommerceConnector:
     def add_tag(self, shop: Shop, customer_id: str, tag: str) -> None:
         """Tag the customer (in customer meta ``keepwell_tags``); guests are skipped."""
         tags.add_tag(shop, customer_id, tag)
+
+    def marketing_consent(self, shop: Shop, customer_id: str) -> ConsentLookup | None:
+        """The consent in the customer's ``consent_meta_key`` meta; None for guests or without one."""
+        return consent.marketing_consent(shop, customer_id)
+
+    def unsubscribe(self, shop: Shop, customer_id: str, at: datetime) -> str:
+        """Set the customer's ``consent_meta_key`` meta to "no"; guests are skipped."""
+        return consent.unsubscribe(shop, customer_id, at)
 
     def register_webhooks(self, shop: Shop, app_url: str) -> list[str]:
         """Subscribe order/customer created/updated without duplicating existing webhooks."""
