@@ -121,6 +121,9 @@ class Connector(Protocol):
         """Record in the store that the customer unsubscribed from email marketing at ``at``;
         "done" or "skipped: why"; StoreError on failure."""
 
+    def shop_profile(self, shop: Shop) -> dict:
+        """The store's own ``{name, email, postal_address, url}`` (for its emails' sender and footer)."""
+
     def register_webhooks(self, shop: Shop, app_url: str) -> list[str]:
         """Subscribe the topics Keepwell needs; returns the subscribed topics."""
 

@@ -22,6 +22,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 import connectors
 from plugin import mail
+from plugin import sender as sending
 from plugin.db import CustomerRow, DecisionRow, EffectRow, UnsubscribeRow
 from plugin.engine.referral import referral_code
 from plugin.engine.ruleset import for_shop
@@ -154,10 +155,14 @@ def _email(rt, session, shop, drow, action, coupon, eff) -> str:
     unsubscribe_url = f"{rt.config.app_url}/unsubscribe/{token}"
     code = referral_code(for_shop(ruleset, shop.referral_key).settings, shop.id, drow.customer_id)
     referral_link = connectors.get(shop.platform).discount_link(shop, code) if code else None
-    shop_info = {"name": shop.settings.get("name") or shop.domain, "url": shop.settings.get("url") or _store_url(shop)}
+    sender = sending.for_shop(rt, shop, ruleset)
+    shop_info = {"name": sender.name, "url": shop.settings.get("url") or _store_url(shop),
+                 "postal_address": sender.postal_address}
     context = mail.email_context(customer, coupon, shop_info, unsubscribe_url, referral_link)
-    rendered = mail.render(action["template"], action["subject"], context, templates=templates)
-    message = mail.build_message(rendered, to, rt.config.mail_from, action["key"], unsubscribe_url)
+    rendered = mail.with_postal_address(mail.render(action["template"], action["subject"], context, templates=templates),
+                                        sender.postal_address)
+    message = mail.build_message(rendered, to, sender.from_header, action["key"], unsubscribe_url,
+                                 reply_to=sender.reply_to)
     eff.message_id = message["Message-ID"]
     session.commit()  # the message id is in the ledger before the send
     mail.send(message, rt.config.smtp_url)

@@ -42,8 +42,6 @@ def execute(shop_id: str, decision_key: str) -> str:
 
 def write_back_unsubscribe(shop_id: str, customer_id: str) -> str:
     """Tell the store a customer unsubscribed (retried with backoff on its own)."""
-    from plugin import consent
-
     return consent.write_back(runtime(), shop_id, customer_id)
 
 

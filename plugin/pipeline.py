@@ -78,6 +78,10 @@ class Runtime:
         self._shops[shop_id] = (now, shop)
         return shop
 
+    def forget_shop(self, shop_id: str) -> None:
+        """Drop the cached shop (its settings changed)."""
+        self._shops.pop(shop_id, None)
+
 
 #: Retries that wait exactly what the store named (Retry-After, its cost bucket's refill); a store
 #: that keeps answering "later" then gets the growing backoff, so the attempts span hours.

@@ -447,6 +447,12 @@ class FakeShopify:
         self.lose: list[str] = []  # operations whose next answer is lost after the store acted
         #: customer id -> (marketingState, marketingUpdatedAt); a customer not listed has NOT_SUBSCRIBED
         self.consents: dict[str, tuple[str, str | None]] = {}
+        #: the Shop object (KeepwellShopProfile)
+        self.profile = {"name": "Keepwell Coffee", "contactEmail": "hello@keepwell-coffee.example",
+                        "email": "owner@keepwell-coffee.example",
+                        "shopAddress": {"formatted": ["Keepwell Coffee", "12 Roaster Lane", "Portland OR 97201",
+                                                      "United States"]},
+                        "primaryDomain": {"url": "https://keepwell-coffee.example"}}
         self._ids = count(1471023658921)
         rsps.add_callback(responses.POST, self.url, callback=self._answer, content_type="application/json")
 
@@ -502,6 +508,8 @@ class FakeShopify:
         if op in ("KeepwellOrdersSince", "KeepwellCustomersSince"):  # reconciliation: nothing changed
             root = "orders" if op == "KeepwellOrdersSince" else "customers"
             return gql_ok({root: {"pageInfo": {"hasNextPage": False, "endCursor": None}, "nodes": []}})
+        if op == "KeepwellShopProfile":
+            return gql_ok({"shop": self.profile})
         if op == "KeepwellCustomerConsent":
             state, updated = self.consents.get(v["id"].rsplit("/", 1)[1], ("NOT_SUBSCRIBED", None))
             return gql_ok({"customer": {"id": v["id"], "defaultEmailAddress": {
@@ -592,6 +600,12 @@ class FakeWoo:
                            {"id": 15, "name": "Coffee", "slug": "coffee", "parent": 0, "description": "",
                             "display": "default", "image": None, "menu_order": 0, "count": 12}]
         self.products: dict[str, list[str]] = {}  # product id -> category slugs
+        #: GET /settings/{group}: setting id -> value (the settings API answers setting objects)
+        self.settings = {"general": {"woocommerce_store_address": "12 Roaster Lane", "woocommerce_store_address_2": "",
+                                     "woocommerce_store_city": "Portland", "woocommerce_default_country": "US:OR",
+                                     "woocommerce_store_postcode": "97201"},
+                         "email": {"woocommerce_email_from_name": "Keepwell Coffee",
+                                   "woocommerce_email_from_address": "hello@keepwell-coffee.example"}}
         self.calls: list[tuple[str, str, dict]] = []  # (method, path, query)
         self.failures: list[tuple[str, str, int, dict, object]] = []
         self.lose: list[tuple[str, str]] = []  # (method, path) whose next answer is lost after the store acted
@@ -644,6 +658,10 @@ class FakeWoo:
                                   "categories": [{"id": c["id"], "name": c["name"], "slug": c["slug"]} for c in cats],
                                   "tags": []})
             return 200, items, {"X-WP-Total": str(len(items)), "X-WP-TotalPages": "1"}
+        m = re.fullmatch(r"settings/(\w+)", path)
+        if m and method == "GET" and m.group(1) in self.settings:
+            return 200, [{"id": k, "label": k, "description": "", "type": "text", "default": "", "value": v}
+                         for k, v in self.settings[m.group(1)].items()], {}
         if path == "products/categories" and method == "GET":
             return 200, [c for c in self.categories if c["slug"] == query.get("slug")], {}
         m = re.fullmatch(r"customers/(\d+)", path)

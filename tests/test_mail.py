@@ -148,7 +148,7 @@ def test_context_from_json_coupon_and_customer_state():
     assert ctx["customer"] == {"first_name": "سلمى", "last_name": "الحسيني", "email": "salma@example.com", "locale": "ar"}
     assert ctx["coupon"] == {"code": "THANKS-MFRGGZDFMZ", "title": "Icebreaker THANKS-MFRGGZDFMZ", "discount": "15%",
                              "expires_at": "24 December 2026", "minimum_subtotal": "30.00 USD"}
-    assert ctx["shop"] == {"name": "Café Lumière", "url": "https://cafe-lumiere.example"}  # no access token
+    assert ctx["shop"] == {"name": "Café Lumière", "url": "https://cafe-lumiere.example", "postal_address": None}  # no access token
     assert ctx["referral_link"] is None and ctx["unsubscribe_url"] == UNSUB
 
 

@@ -37,6 +37,7 @@ SCOPE_OF_ROOT_FIELD = {
     "tagsAdd": "write_customers",  # on Customer ids
     "customerEmailMarketingConsentUpdate": "write_customers",
     "customer": "read_customers",
+    "shop": None,  # the shop's own name, contact email and address: any app may read them
     "webhookSubscriptionCreate": None,  # each topic needs its resource's scope instead
     "bulkOperationRunQuery": None,  # the bulk query's own fields (customers, orders) need theirs
     "bulkOperation": None,  # the app's own bulk operation

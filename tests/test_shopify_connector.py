@@ -112,7 +112,7 @@ def check_document(schema, body: dict) -> None:
     errors = validate(schema, doc)
     assert errors == [], [e.message for e in errors]
     (op,) = [d for d in doc.definitions if isinstance(d, OperationDefinitionNode)]
-    coerced = get_variable_values(schema, op.variable_definitions, body.get("variables") or {})
+    coerced = get_variable_values(schema, op.variable_definitions or (), body.get("variables") or {})
     assert not isinstance(coerced, list), [e.message for e in coerced]  # a list holds coercion errors
     SEEN_OPERATIONS.add(op.name.value)
 

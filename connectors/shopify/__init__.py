@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from connectors.shopify.api import API_VERSION
 from connectors.shopify.coupons import create_coupon, discount_link
-from connectors.shopify import bulk, consent, payloads
+from connectors.shopify import bulk, consent, payloads, profile
 from connectors.shopify.payloads import parse
 from connectors.shopify.reconcile import changes_since
 from connectors.shopify.signature import delivery_key, is_ping, shop_domain, topic, verify
@@ -34,6 +34,7 @@ class ShopifyConnector:
     add_tag = staticmethod(add_tag)
     marketing_consent = staticmethod(consent.marketing_consent)
     unsubscribe = staticmethod(consent.unsubscribe)
+    shop_profile = staticmethod(profile.shop_profile)
     register_webhooks = staticmethod(register_webhooks)
     changes_since = staticmethod(changes_since)
     history = staticmethod(bulk.history)

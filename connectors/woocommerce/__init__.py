@@ -6,7 +6,7 @@ from urllib.parse import urlencode
 from typing import Iterator, Mapping
 
 from connectors.base import ConsentLookup, CouponResult, HistoryItem, Shop
-from connectors.woocommerce import consent, coupons, delivery, history, install, reconcile, tags
+from connectors.woocommerce import consent, coupons, delivery, history, install, profile, reconcile, tags
 from connectors.woocommerce import parse as parsing
 from plugin.events import Event
 
@@ -57,6 +57,10 @@ class WooCommerceConnector:
     def unsubscribe(self, shop: Shop, customer_id: str, at: datetime) -> str:
         """Set the customer's ``consent_meta_key`` meta to "no"; guests are skipped."""
         return consent.unsubscribe(shop, customer_id, at)
+
+    def shop_profile(self, shop: Shop) -> dict:
+        """The store address (Settings -> General) and email sender (Settings -> Emails)."""
+        return profile.shop_profile(shop)
 
     def register_webhooks(self, shop: Shop, app_url: str) -> list[str]:
         """Subscribe order/customer created/updated without duplicating existing webhooks."""

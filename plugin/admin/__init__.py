@@ -503,3 +503,5 @@ def _not_found(exc):
 
 
 __all__ = ["bp", "shop_page", "admin_url"]
+
+from plugin.admin import settings_pages  # noqa: E402,F401  (its routes join the blueprint)

@@ -77,6 +77,8 @@ class Settings:
     catch_up_over: timedelta = timedelta(days=7)
     referral_key: str = ""  # the shop's secret referral key: set per shop by the worker, never in rule files
     referral_legacy_until: datetime | None = LEGACY_REFERRAL_CODES_UNTIL
+    #: who the emails come from: name, address, reply_to, postal_address (each optional)
+    sender: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -263,8 +265,9 @@ def _settings(doc, path, problems):
     over = Settings.catch_up_over
     if "catch_up_over" in doc:
         over = _duration(doc["catch_up_over"], path + ("catch_up_over",), problems, None, "catch_up_over") or over
+    sender = tuple(sorted((k, " ".join(v.split())) for k, v in (doc.get("sender") or {}).items()))
     return Settings(frequency_cap=cap, referral_prefix=doc.get("referral_prefix", "REF").upper(),
-                    on_import=doc.get("on_import", "quiet"), catch_up_over=over)
+                    on_import=doc.get("on_import", "quiet"), catch_up_over=over, sender=sender)
 
 
 def for_shop(rules: RuleSet, referral_key: str) -> RuleSet:

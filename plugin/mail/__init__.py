@@ -13,7 +13,7 @@ it in the ledger (and not sending twice) is the worker's job.
 
 from plugin.mail.address import AddressError, recipient
 from plugin.mail.context import email_context, format_date, format_money
-from plugin.mail.message import build_message, message_id
+from plugin.mail.message import build_message, message_id, with_postal_address
 from plugin.mail.render import TEMPLATES_DIR, Rendered, TemplateError, render
 from plugin.mail.smtp import SMTPServer, parse_smtp_url, send
 from plugin.mail.unsubscribe import UnsubscribeTokenError, unsubscribe_token, verify_unsubscribe_token
@@ -21,5 +21,5 @@ from plugin.mail.unsubscribe import UnsubscribeTokenError, unsubscribe_token, ve
 __all__ = [
     "TEMPLATES_DIR", "AddressError", "Rendered", "SMTPServer", "TemplateError", "UnsubscribeTokenError", "build_message",
     "email_context", "format_date", "format_money", "message_id", "parse_smtp_url", "recipient", "render", "send",
-    "unsubscribe_token", "verify_unsubscribe_token",
+    "unsubscribe_token", "verify_unsubscribe_token", "with_postal_address",
 ]

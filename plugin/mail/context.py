@@ -53,8 +53,8 @@ def email_context(customer, coupon, shop: dict, unsubscribe_url: str, referral_l
     return {
         "customer": {name: _field(customer, name) for name in ("first_name", "last_name", "email", "locale")},
         "coupon": _coupon(coupon),
-        # only name and url: the shop record may hold tokens that templates must never see
-        "shop": {"name": shop.get("name"), "url": shop.get("url")},
+        # only these: the shop record may hold tokens that templates must never see
+        "shop": {"name": shop.get("name"), "url": shop.get("url"), "postal_address": shop.get("postal_address")},
         "referral_link": referral_link,
         "unsubscribe_url": unsubscribe_url,
     }

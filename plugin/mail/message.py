@@ -8,6 +8,8 @@ from email.message import EmailMessage
 from email.policy import EmailPolicy
 from email.utils import format_datetime, parseaddr
 
+from markupsafe import escape
+
 from plugin.mail.render import Rendered
 
 _VERBATIM = frozenset({"list-unsubscribe"})
@@ -48,8 +50,25 @@ def _address(value) -> Address | str:
     return value
 
 
+def with_postal_address(rendered: Rendered, postal_address: str | None) -> Rendered:
+    """``rendered`` with the shop's postal address in its footer: a template that does not show
+    it (an edited one, say) gets it appended, so no marketing email goes out without it."""
+    if not postal_address:
+        return rendered
+    text, html = rendered.text, rendered.html
+    if postal_address not in text:
+        text = f"{text.rstrip()}\n{postal_address}\n"
+    escaped = str(escape(postal_address))  # as the templates' autoescape writes it
+    if escaped not in html:
+        footer = f'<p style="font-size: 12px; color: #777;">{escaped}</p>'
+        at = html.lower().rfind("</body>")
+        html = f"{html[:at]}{footer}\n{html[at:]}" if at >= 0 else f"{html}\n{footer}"
+    return Rendered(rendered.subject, html, text)
+
+
 def build_message(rendered: Rendered, to_addr, from_addr: str, message_id_key: str, unsubscribe_url: str,
-                  unsubscribe_mailto: str | None = None, date: datetime | None = None) -> EmailMessage:
+                  unsubscribe_mailto: str | None = None, date: datetime | None = None,
+                  reply_to: str | None = None) -> EmailMessage:
     """A multipart/alternative (text, then HTML) UTF-8 message with one-click unsubscribe headers.
 
     ``to_addr`` is an address string, an ``Address`` or a ``(display name, email)`` tuple.
@@ -66,6 +85,8 @@ def build_message(rendered: Rendered, to_addr, from_addr: str, message_id_key: s
     msg["Subject"] = rendered.subject
     msg["From"] = from_addr
     msg["To"] = _address(to_addr)
+    if reply_to:
+        msg["Reply-To"] = reply_to
     msg["Date"] = format_datetime(date or datetime.now(timezone.utc))
     msg["Message-ID"] = message_id(message_id_key, domain)
     msg["List-Unsubscribe"] = ", ".join(f"<{link}>" for link in links)
