@@ -43,6 +43,7 @@ def create_app(config: Config | None = None) -> Flask:
 
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(unsubscribe_bp)
+    app.register_blueprint(__import__("plugin.data_requests", fromlist=["bp"]).bp)
     app.register_blueprint(__import__("plugin.install.shopify", fromlist=["bp"]).bp)
     app.register_blueprint(__import__("plugin.install.woocommerce", fromlist=["bp"]).bp)
     app.register_blueprint(__import__("plugin.admin", fromlist=["bp"]).bp)

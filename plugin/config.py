@@ -51,6 +51,7 @@ class Config:
     shopify_deep_history: bool = False
     allow_private_stores: bool = False
     frame_ancestors: str = "'none'"
+    retention_days: int = 3 * 365  # a customer quiet this long is erased (plugin.data_requests)
     extra: dict = field(default_factory=dict, hash=False)  # a dict cannot be hashed; Config keys the lru_cache in plugin.runtime
 
     @property
@@ -75,6 +76,7 @@ class Config:
             shopify_deep_history=env.get("KEEPWELL_SHOPIFY_DEEP_HISTORY", "0").strip().lower() in ("1", "true", "yes"),
             frame_ancestors=env.get("KEEPWELL_FRAME_ANCESTORS", "").strip() or cls.frame_ancestors,
             allow_private_stores=env.get("KEEPWELL_ALLOW_PRIVATE_STORES", "").strip().lower() in ("1", "true", "yes"),
+            retention_days=int(env.get("KEEPWELL_RETENTION_DAYS", cls.retention_days)),
         )
         values.update(overrides)
         return cls(**values)

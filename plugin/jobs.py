@@ -45,6 +45,13 @@ def write_back_unsubscribe(shop_id: str, customer_id: str) -> str:
     return consent.write_back(runtime(), shop_id, customer_id)
 
 
+def purge() -> dict:
+    """Retention: delete old data request exports, erase customers quiet for the retention period."""
+    from plugin.data_requests import purge as run_purge
+
+    return run_purge(runtime())
+
+
 def reconcile(shop_id: str) -> int:
     """Feed orders and customers changed since the last sync through the normal path."""
     from plugin.reconcile import reconcile_shop
@@ -102,6 +109,10 @@ def tick() -> dict:
         out["unsubscribes"] = consent.resend_lost(rt)
     with _boundary(out, "resuming history imports"):
         out["imports"] = resume_stopped(rt)
+    with _boundary(out, "the daily purge"):
+        purge_id = f"{rt.config.queue}-purge-{now:%Y%m%d}"  # once a day
+        if rt.queue.fetch_job(purge_id) is None:
+            rt.queue.enqueue("plugin.jobs.purge", job_id=purge_id, result_ttl=2 * 24 * 3600)
     return out
 
 

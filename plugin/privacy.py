@@ -182,10 +182,11 @@ def _signal_targets(decisions) -> set[str]:
             if isinstance(a, dict) and a.get("type") == "signal" and a.get("customer_id")}
 
 
-def redact_customer(session, shop_id: str, customer_id: str, order_ids=(), contact=()) -> dict:
+def redact_customer(session, shop_id: str, customer_id: str, order_ids=(), contact=(), keep_unsubscribe=False) -> dict:
     """Erase the customer's personal data in the shop (see the module docstring for what goes
     and what stays). ``order_ids`` are the orders the request names, ``contact`` the email
-    address and phone the store knows the customer by. Returns counts by table."""
+    address and phone the store knows the customer by; ``keep_unsubscribe`` keeps the record of
+    an opt-out (retention purges: an opt-out must be honoured). Returns counts by table."""
     customer_id = str(customer_id)
     order_ids = [str(o) for o in order_ids or ()]
     crow = session.get(CustomerRow, (shop_id, customer_id))
@@ -226,8 +227,8 @@ def redact_customer(session, shop_id: str, customer_id: str, order_ids=(), conta
     for name, statement in (
         ("customers", delete(CustomerRow).where(CustomerRow.shop_id == shop_id, CustomerRow.customer_id == customer_id)),
         ("orders", delete(OrderIndexRow).where(OrderIndexRow.shop_id == shop_id, orders)),
-        ("unsubscribes", delete(UnsubscribeRow).where(UnsubscribeRow.shop_id == shop_id,
-                                                      UnsubscribeRow.customer_id == customer_id)),
+        *(() if keep_unsubscribe else [("unsubscribes", delete(UnsubscribeRow).where(
+            UnsubscribeRow.shop_id == shop_id, UnsubscribeRow.customer_id == customer_id))]),
         ("timers", delete(TimerRow).where(TimerRow.shop_id == shop_id, TimerRow.customer_id == customer_id)),
         ("data_exports", delete(DataExportRow).where(DataExportRow.shop_id == shop_id,
                                                      DataExportRow.customer_id == customer_id)),
@@ -290,7 +291,9 @@ def _shop_lock(rt, shop_id: str):
 
 
 def export_job(shop_id: str, customer_id: str, request_id: str = "") -> int | None:
-    """A customer's data request: store the export; returns its row id (None: shop gone)."""
+    """A customer's data request: store the export and email the shop owner its download link
+    (plugin.data_requests); returns the export's row id (None: shop gone)."""
+    from plugin.data_requests import deliver
     from plugin.runtime import runtime
 
     rt = runtime()
@@ -299,10 +302,11 @@ def export_job(shop_id: str, customer_id: str, request_id: str = "") -> int | No
             log.info("shop %s: data request %s for customer %s: shop already erased", shop_id, request_id, customer_id)
             return None
         row = export_customer(session, shop_id, customer_id, request_id)
-        held = row.data["holds_data"]
+        held, export_id = row.data["holds_data"], row.id
     log.info("shop %s: data request %s for customer %s exported (%s)", shop_id, request_id, customer_id,
              "data held" if held else "nothing held")
-    return row.id
+    deliver(rt, shop_id, export_id)  # a mail server failure raises: RQ retries the job, which changes nothing twice
+    return export_id
 
 
 def redact_customer_job(shop_id: str, customer_id: str, order_ids=(), contact=()) -> dict:

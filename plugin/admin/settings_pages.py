@@ -1,4 +1,5 @@
-"""Dashboard pages for the shop's own settings: who its emails come from (Sender)."""
+"""Dashboard pages for the shop's own settings: who its emails come from (Sender), and its
+customers' data requests and data retention (Privacy)."""
 from __future__ import annotations
 
 from flask import g, redirect, request
@@ -48,3 +49,38 @@ def sender():
     return render("admin/sender.html", configured=values if values is not None else configured, effective=effective,
                   details=details, problems=problems, version=row.version if row else None, active="sender"), \
         (422 if problems else 200)
+
+
+@bp.get("/privacy")
+@shop_page
+def privacy():
+    """The shop's customer data requests (exports) and how long Keepwell keeps what."""
+    from sqlalchemy import select
+
+    from plugin.data_requests import EXPORT_RETENTION, LINK_TTL
+    from plugin.db import DataExportRow
+
+    with _edge().sessions() as s:
+        rows = s.execute(select(DataExportRow.id, DataExportRow.request_id, DataExportRow.customer_id,
+                                DataExportRow.created_at).where(DataExportRow.shop_id == g.shop_id)
+                         .order_by(DataExportRow.created_at.desc())).all()
+    exports = [{"id": r.id, "request_id": r.request_id or "-", "customer_id": r.customer_id,
+                "created": r.created_at.strftime("%Y-%m-%d %H:%M UTC"),
+                "deleted": (r.created_at + EXPORT_RETENTION).strftime("%Y-%m-%d")} for r in rows]
+    return render("admin/privacy.html", exports=exports, retention_days=EXPORT_RETENTION.days,
+                  link_days=LINK_TTL.days, customer_days=_edge().config.retention_days, active="privacy")
+
+
+@bp.get("/privacy/exports/<int:export_id>")
+@shop_page
+def privacy_export(export_id: int):
+    from flask import abort
+
+    from plugin.data_requests import json_download
+    from plugin.db import DataExportRow
+
+    with _edge().sessions() as s:
+        row = s.get(DataExportRow, export_id)
+        if row is None or row.shop_id != g.shop_id:
+            abort(404)
+        return json_download(row)
