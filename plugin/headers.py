@@ -10,6 +10,7 @@ only a missing frame-ancestors is added.
 """
 from __future__ import annotations
 
+import jwt
 from flask import current_app, g, request
 
 from connectors.shopify import oauth
@@ -22,11 +23,24 @@ def frame_ancestors() -> str:
     shop = g.get("shop")  # the authenticated shop, set by the admin pages
     if shop is not None:
         domain = shop["domain"] if shop.get("platform") == "shopify" else None
-    else:  # not signed in (yet): an embedded app's page load names its shop
-        domain = oauth.valid_shop_domain(request.args.get("shop"))
+    else:  # not signed in (yet): an embedded app's page load names its shop, a stale session token too
+        domain = oauth.valid_shop_domain(request.args.get("shop")) or _token_shop()
     if domain:
         return f"https://{domain} {SHOPIFY_ADMIN}"
     return current_app.extensions["keepwell"].config.frame_ancestors
+
+
+def _token_shop() -> str | None:
+    """The shop an (unverified, e.g. expired) session token names: the page that fetches a fresh
+    token must load in that shop's admin. It shows nothing of the shop, so this is enough here."""
+    raw = (request.values.get("id_token") or "").strip()
+    if not raw:
+        return None
+    try:
+        dest = jwt.decode(raw, options={"verify_signature": False}).get("dest")
+    except jwt.PyJWTError:
+        return None
+    return oauth.valid_shop_domain(dest.removeprefix("https://")) if isinstance(dest, str) else None
 
 
 def apply(response):

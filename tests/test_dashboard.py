@@ -110,12 +110,15 @@ def test_shopify_session_token_header_and_id_token(live):
     assert r.headers["Content-Security-Policy"] == ("frame-ancestors https://dash-test.myshopify.com "
                                                     "https://admin.shopify.com")
     assert "Set-Cookie" not in r.headers
-    # not signed in: only Shopify's admin (and the shop its query names) may frame the sign-in page
-    assert client.get("/admin").headers["Content-Security-Policy"] == "frame-ancestors https://admin.shopify.com"
+    # not signed in: only the shop's admin that its query (or a stale token) names may frame the sign-in page
+    assert client.get("/admin").headers["Content-Security-Policy"] == "frame-ancestors 'none'"
     assert client.get("/admin?shop=Dash-Test.myshopify.com").headers["Content-Security-Policy"] == (
         "frame-ancestors https://dash-test.myshopify.com https://admin.shopify.com")
+    stale = session_token("dash-test.myshopify.com", -600)
+    assert client.get(f"/admin/rules?id_token={stale}").headers["Content-Security-Policy"] == (
+        "frame-ancestors https://dash-test.myshopify.com https://admin.shopify.com")
     assert client.get("/admin?shop=evil.example%20https://evil.example").headers["Content-Security-Policy"] == (
-        "frame-ancestors https://admin.shopify.com")
+        "frame-ancestors 'none'")
     assert live.app.test_client().get(f"/admin?id_token={session_token('dash-test.myshopify.com', -600)}").status_code == 401
     forged = session_token("dash-test.myshopify.com", secret="not-the-secret")
     assert live.app.test_client().get(f"/admin?id_token={forged}").status_code == 401

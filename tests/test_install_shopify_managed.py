@@ -82,7 +82,7 @@ def test_a_signed_install_request_of_an_installed_shop_opens_its_dashboard(live,
     r = install_request(live)  # a non-embedded open: Shopify's signed query, no id_token
     assert r.status_code == 302
     location = urlsplit(r.headers["Location"])
-    assert location.path == "/admin" and "sig" in parse_qs(location.query)  # no trip to Shopify's approval
+    assert location.path == "/admin" and "link" in parse_qs(location.query)  # an admin link: no trip to Shopify's approval
     r = live.client.get(f"/admin?{location.query}", follow_redirects=True)
     assert r.status_code == 200 and SHOP in r.get_data(as_text=True)
 

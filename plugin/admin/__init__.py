@@ -17,15 +17,14 @@ import secrets as token
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
-import jwt
 import yaml
 from flask import (Blueprint, abort, current_app, g, jsonify, redirect, render_template, request, session,
                    url_for)
 from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy import func, select
 
-from connectors.shopify import oauth
 from plugin import admin_auth
+from plugin.headers import SHOPIFY_ADMIN
 from plugin.admin.charts import bar_rows, error_bar, line_chart, money, now as _now, pct, repeat_rate_series
 from plugin.analytics import build_report
 from plugin.db import DecisionRow, EffectRow, ImportRow, RuleSetRow, ShopRow
@@ -113,45 +112,9 @@ def shop_page(view):
     return wrapper
 
 
-SHOPIFY_ADMIN_ORIGIN = "https://admin.shopify.com"
-
-
 def frame_ancestors(shopify_domain: str | None) -> str:
-    """The Content-Security-Policy of an admin response: framed only by the shop's own admin (its
-    myshopify domain and admin.shopify.com), or by nobody outside Shopify."""
-    if shopify_domain:
-        return f"frame-ancestors https://{shopify_domain} {SHOPIFY_ADMIN_ORIGIN}"
-    return "frame-ancestors 'none'"
-
-
-@bp.after_request
-def _frame_ancestors(response):
-    shop = g.get("shop")
-    if shop is not None:
-        domain = shop["domain"] if shop["platform"] == "shopify" else None
-    elif _edge().config.shopify_api_key:
-        # Not signed in (yet): the page that fetches a fresh session token must load in the shop's
-        # admin. It shows nothing of the shop, so the shop Shopify's query names is enough here.
-        domain = oauth.valid_shop_domain(request.args.get("shop")) or _token_shop()
-        if domain is None:
-            response.headers["Content-Security-Policy"] = f"frame-ancestors {SHOPIFY_ADMIN_ORIGIN}"
-            return response
-    else:
-        domain = None
-    response.headers["Content-Security-Policy"] = frame_ancestors(domain)
-    return response
-
-
-def _token_shop() -> str | None:
-    """The shop an (unverified, e.g. expired) session token names, for the frame policy only."""
-    raw = (request.values.get("id_token") or "").strip()
-    if not raw:
-        return None
-    try:
-        dest = jwt.decode(raw, options={"verify_signature": False}).get("dest")
-    except jwt.PyJWTError:
-        return None
-    return oauth.valid_shop_domain(dest.removeprefix("https://")) if isinstance(dest, str) else None
+    """The frame-ancestors policy of a page of a Shopify shop's (plugin.headers sets it on the rest)."""
+    return f"frame-ancestors https://{shopify_domain} {SHOPIFY_ADMIN}" if shopify_domain else "frame-ancestors 'none'"
 
 
 def _in_shopify_admin() -> bool:
