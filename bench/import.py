@@ -122,7 +122,7 @@ def measure(platform: str, history: History, rt, workdir: Path, repeat: int) -> 
     if customers != want:
         problems.append(f"{platform}: {customers} customer states, expected {want}")
     return {"platform": platform, "orders": orders, "events": events, "customers": customers,
-            "parse_s": round(parse_s, 3), "import_s": round(import_s, 3),
+            "parse_s": round(parse_s, 6), "import_s": round(import_s, 6),
             "parse_orders_per_s": round(orders / parse_s, 1), "import_orders_per_s": round(result.orders / import_s, 1),
             "ratio": round(parse_s / import_s, 3), "problems": problems}
 
