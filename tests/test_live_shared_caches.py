@@ -11,6 +11,8 @@ import pytest
 import responses
 from rq import Worker
 
+from plugin.worker import Worker as KeepwellWorker
+
 from connectors.cache import MISSING
 from connectors.products import TTL_S
 from connectors.shopify import coupons, products
@@ -40,9 +42,15 @@ class CountingShopify(FakeShopify):
         return super()._data(op, v)
 
 
+class ForkingWorker(Worker):
+    """RQ's forking worker (one child process per job, so no job sees another's memory), with
+    keepwell worker's bounded end of a burst."""
+
+    unsubscribe = KeepwellWorker.unsubscribe
+
+
 def fork_work(live) -> None:
-    """RQ's forking worker: one child process per job, so no job sees another's memory."""
-    Worker([live.rt.queue], connection=live.rt.redis).work(burst=True, with_scheduler=False)
+    ForkingWorker([live.rt.queue], connection=live.rt.redis).work(burst=True, with_scheduler=False)
 
 
 def test_two_job_processes_share_the_product_cache(live):
