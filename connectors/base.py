@@ -32,6 +32,19 @@ class Shop:
     tokens: object = field(default=None, compare=False, repr=False)
 
 
+def currency_mismatch(shop: Shop, action: dict) -> str | None:
+    """Why a coupon action cannot be created as written: stores take fixed amounts in their own
+    currency, so "10 USD" on a EUR store would silently become 10 EUR. None when it can."""
+    store = shop.settings.get("currency")
+    wanted = [action.get("currency") if action.get("discount_type") == "fixed" else None,
+              (action.get("minimum_subtotal") or {}).get("currency")]
+    for code in wanted:
+        if code and store and code.upper() != store.upper():
+            return f"the rule gives an amount in {code.upper()}, but the store's currency is {store.upper()}; " \
+                   f"write the amount without a currency (it then means {store.upper()})"
+    return None
+
+
 @dataclass(frozen=True)
 class CouponResult:
     code: str

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from plugin.cli_deadletters import dead_letters
-from plugin.rulefile import RULES_DIR, lint, load_rules, rule_files
+from plugin.rulefile import RULES_DIR, currency_warnings, lint, load_rules, rule_files
 from plugin.errors import RuleError
 from plugin.importing.cli import import_command
 
@@ -34,8 +34,9 @@ def rules():
 @click.option("--templates", type=click.Path(file_okay=False, path_type=Path), help="Email templates folder (default: templates/ beside the rules).")
 def rules_lint(paths, templates):
     """Check rule files (or folders of them, as one rule set). Quiet when valid."""
-    _, problems = lint(rule_files(paths), templates)
-    for p in problems:
+    files = rule_files(paths)
+    _, problems = lint(files, templates)
+    for p in problems + currency_warnings([(str(f), f.read_bytes()) for f in files if f.is_file()]):
         click.echo(str(p))
     sys.exit(1 if problems else 0)
 
@@ -78,6 +79,8 @@ def rules_push(shop_id, directory):
         kept = f"version {result.previous.version} stays active" if result.previous else "the shop has no active rule set"
         click.echo(f"rejected: {len(result.problems)} problem(s) in {directory}; {kept}", err=True)
         sys.exit(1)
+    for w in result.warnings:
+        click.echo(str(w))
     row = result.row
     if result.created:
         click.echo(f"shop {shop_id}: version {row.version} is active (digest {row.digest}, engine {row.engine_version})")

@@ -31,14 +31,14 @@ EVENT_TYPES = STORE_EVENTS + INTERNAL_EVENTS
 @dataclass(frozen=True, slots=True)
 class Money:
     amount: Decimal
-    currency: str
+    currency: str | None  # None only in rule literals: the shop's own currency
 
     @classmethod
     def parse(cls, amount: Any, currency: str) -> "Money":
         return cls(Decimal(str(amount)), currency.upper())
 
     def __str__(self) -> str:
-        return f"{self.amount} {self.currency}"
+        return f"{self.amount} {self.currency}" if self.currency else str(self.amount)
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,7 +35,7 @@ from plugin.events import Event, event_from_dict, event_to_dict
 from plugin.handoff import DRAIN_TTL, Envelope, Handoff, job_id
 from plugin.importing.importer import is_importing
 from plugin.engine.ruleset import for_shop
-from plugin.shops import referral_key, rules_for, to_shop
+from plugin.shops import learn_currency, referral_key, rules_for, to_shop
 from plugin.timers import RQ_TIMER_HORIZON, arm_again, due, fire_timer, schedule_timer, sweep_timers
 
 log = logging.getLogger("keepwell.worker")
@@ -252,6 +252,7 @@ def _decide(rt: Runtime, session, shop_id: str, event: Event, now: datetime, loo
             ) -> tuple[list[str], list[tuple]]:
     """Decide ``event`` and record its decisions, timers and state; (touch keys, timers to schedule).
     ``looked_up``: the store's consent for a customer Keepwell knew none of (plugin.consent)."""
+    learn_currency(session, shop_id, event)
     # a timer runs under the rule set version it was scheduled with, while the shop keeps it
     ruleset, _ = rules_for(session, shop_id, event.data.get("version") if event.type == "timer" else None)
     ruleset = for_shop(ruleset, _referral_key(rt, session, shop_id))

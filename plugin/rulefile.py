@@ -6,6 +6,7 @@ YAML tags only, a size limit, and a cap on nodes so alias-expansion bombs are re
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -16,6 +17,7 @@ from jinja2 import TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 
 from plugin.engine.conditions import did_you_mean
+from plugin.engine.fields import FIELDS, MONEY
 from plugin.engine.ruleset import Problems, RuleSet, compile_ruleset
 from plugin.errors import RuleError
 
@@ -320,6 +322,48 @@ def _render_problems(docs: list[_Doc], ruleset: RuleSet, templates: dict[str, st
         return Problem(f"{templates_where}/{name}", line, 1, rule_id, f"renders with an error: {message}")
 
     return render_problems(ruleset, templates, where_rule, where_template)
+
+
+_NAMED_CURRENCY = re.compile(r"^\s*\d+(?:\.\d+)?\s*([A-Za-z]{3})\s*$")
+_MONEY_KEYS = frozenset(name for name, f in FIELDS.items() if f.type == MONEY) | {"discount", "minimum_subtotal"}
+
+
+def currency_warnings(sources, currency: str | None = None) -> list[Problem]:
+    """Amounts that name a currency the shop does not use (``currency``, else the files'
+    ``settings: currency``): such a condition never holds and such a coupon is refused.
+    Warnings, not errors: the rule set is still valid."""
+    docs = []
+    for name, raw in sources:
+        try:
+            docs.append(_parse(raw.decode("utf-8") if isinstance(raw, bytes) else raw, name))
+        except (UnicodeDecodeError, _YamlProblem):
+            continue  # lint reports these
+    if currency is None:
+        currency = next((d.data["settings"].get("currency") for d in docs if isinstance(d.data, dict)
+                         and isinstance(d.data.get("settings"), dict) and d.data["settings"].get("currency")), None)
+    out = []
+    for doc in docs:
+        for path, text in _money_strings(doc.data, (), False):
+            code = _NAMED_CURRENCY.match(text).group(1).upper()
+            if currency and code == currency.upper():
+                continue
+            problem = (f"{text!r} names {code}, but the shop's currency is {currency.upper()}" if currency else
+                       f"{text!r} names {code}: the rule then only works on {code} stores")
+            line, col = doc.where(path)
+            out.append(Problem(doc.file, line, col, doc.rule_id(path),
+                               f"warning: {problem}; write the amount without a currency to mean the shop's"))
+    return sorted(out)
+
+
+def _money_strings(node, path, money):
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _money_strings(v, path + (k,), money or k in _MONEY_KEYS)
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _money_strings(v, path + (i,), money)
+    elif money and isinstance(node, str) and _NAMED_CURRENCY.match(node):
+        yield path, node
 
 
 def rule_files(paths) -> list[Path]:

@@ -7,7 +7,7 @@ good version (DESIGN.md principle 4). Versions are kept: history lists them, pul
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from plugin.db import RuleSetRow, ShopRow
 from plugin.errors import UnknownShop
-from plugin.rulefile import Problem, lint, rule_files
+from plugin.rulefile import Problem, currency_warnings, lint, rule_files
 from plugin.shops import active_rule_row, install_rules, read_rule_dir
 
 TEMPLATE_SUFFIXES = (".html", ".txt")
@@ -35,6 +35,7 @@ class PushResult:
     row: RuleSetRow | None = None
     previous: RuleSetRow | None = None
     created: bool = False
+    warnings: list[Problem] = field(default_factory=list)  # e.g. amounts in another currency than the shop's
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ def get_shop(session, shop_id: str) -> ShopRow:
 def push(session, shop_id: str, path: Path) -> PushResult:
     """Lint ``path`` (rule files + path/templates) and, when clean, make it the shop's active
     version. Identical content to the active version makes no new version."""
-    get_shop(session, shop_id)
+    shop = get_shop(session, shop_id)
     path = Path(path)
     if not path.is_dir():
         raise NotADirectoryError(f"{path} is not a folder of rule files")
@@ -69,7 +70,9 @@ def push(session, shop_id: str, path: Path) -> PushResult:
     if problems:
         return PushResult(problems=problems, previous=previous)
     row = install_rules(session, shop_id, read_rule_dir(path))
-    return PushResult(problems=[], row=row, previous=previous, created=previous is None or row.id != previous.id)
+    warnings = currency_warnings([(str(f), f.read_bytes()) for f in files], (shop.settings or {}).get("currency"))
+    return PushResult(problems=[], row=row, previous=previous, created=previous is None or row.id != previous.id,
+                      warnings=warnings)
 
 
 def get_version(session, shop_id: str, version: int | None = None) -> RuleSetRow:

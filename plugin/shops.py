@@ -12,6 +12,8 @@ from plugin import secrets
 from plugin.config import Config
 from plugin.db import RuleSetRow, ShopRow
 from plugin.engine import RuleSet
+from plugin.engine.ruleset import with_currency
+from plugin.events import Event
 from plugin.errors import RuleError
 from plugin.rulefile import RULES_DIR, lint_sources, read_templates, rule_files
 from plugin.tokens import keeper
@@ -158,10 +160,32 @@ def active_rules(session, shop_id: str) -> tuple[RuleSet, dict[str, str]]:
     return _compiled_row(session, *found)
 
 
+def shop_currency(session, shop_id: str) -> str | None:
+    """The store's currency as Keepwell knows it (set at connect or learned from its orders)."""
+    row = session.get(ShopRow, shop_id)
+    return (row.settings or {}).get("currency") if row is not None else None
+
+
+def learn_currency(session, shop_id: str, event: Event) -> None:
+    """Remember the store's currency from its first order: order amounts arrive in it (Shopify's
+    ``shop_money``, WooCommerce's store currency), so rule amounts without a currency can mean it."""
+    if event.order is None or event.type not in ("order.created", "order.paid"):
+        return
+    row = session.get(ShopRow, shop_id)
+    if row is not None and not (row.settings or {}).get("currency") and event.order.total.currency:
+        row.settings = {**(row.settings or {}), "currency": event.order.total.currency}
+
+
 def rules_for(session, shop_id: str, version: str | None = None) -> tuple[RuleSet, dict[str, str]]:
     """The rule set (and templates) work started under ``version`` (a RuleSet.version) runs with:
     that version while the shop still has it, else the active one. Delayed touches keep the
-    rules, coupons and templates they were scheduled with even after a newer push."""
+    rules, coupons and templates they were scheduled with even after a newer push. The rule set
+    carries the shop's currency, so amounts written without one mean it."""
+    ruleset, templates = _rules_for(session, shop_id, version)
+    return with_currency(ruleset, shop_currency(session, shop_id)), templates
+
+
+def _rules_for(session, shop_id: str, version: str | None) -> tuple[RuleSet, dict[str, str]]:
     if version:
         # Template-only changes keep the engine version: prefer the active row, then the newest.
         row = session.execute(select(RuleSetRow.id, RuleSetRow.digest)

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 
 from plugin.engine import apply, decide, new_state, record
-from plugin.engine.ruleset import Problems, Settings, compile_ruleset, for_shop
+from plugin.engine.ruleset import Problems, Settings, compile_ruleset, for_shop, with_currency
 from plugin.engine.state import CustomerState
 from plugin.events import Event, event_from_dict
 from plugin.rulefile import RULES_DIR, load_rules
@@ -140,9 +140,10 @@ def rules_from(rules: list[dict], settings: dict | None = None):
     return for_shop(ruleset, REFERRAL_KEY)
 
 
-@lru_cache(maxsize=1)
-def shipped_rules():
-    return for_shop(load_rules(RULES_DIR), REFERRAL_KEY)
+@lru_cache(maxsize=4)
+def shipped_rules(currency: str = "USD"):
+    """The shipped packs as a store in ``currency`` runs them."""
+    return with_currency(for_shop(load_rules(RULES_DIR), REFERRAL_KEY), currency)
 
 
 class Shell:

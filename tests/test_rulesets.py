@@ -125,7 +125,7 @@ def test_push_broken_is_rejected_with_the_lint_lines_and_the_worker_keeps_the_la
     assert r.exit_code == 1 and lint.exit_code == 1
     assert r.stdout == lint.stdout == (
         f"{broken}/welcome.yaml:17:11: [welcome] bad discount 'ten percent': write a percentage ('15%') or an "
-        "amount ('5 USD')\n"
+        "amount in the shop's currency (5)\n"
         f"{broken}/welcome.yaml:21:11: [welcome] email template 'welcom' not found (did you mean 'welcome'?) "
         "(templates are rules/templates/NAME.html and NAME.txt)\n")
     assert r.stderr == f"rejected: 2 problem(s) in {broken}; version 2 stays active\n"
@@ -219,7 +219,7 @@ def test_diff_shows_a_unified_diff_and_exits_1_when_different(sqlite_live, tmp_p
         f"--- v1/icebreaker.yaml\n+++ {other}/icebreaker.yaml\n@@ -19,7 +19,7 @@\n"
         "       once_per_customer: true\n     actions:\n       - coupon:\n"
         "-          discount: 15%\n+          discount: 20%\n"
-        "           expires_in: 30d\n           minimum_subtotal: \"30 USD\"\n           code_prefix: THANKS\n"
+        "           expires_in: 30d\n           minimum_subtotal: 30\n           code_prefix: THANKS\n"
         f"--- /dev/null\n+++ {other}/templates/note.txt\n@@ -0,0 +1,2 @@\n+hello\n+world\n\\ No newline at end of file\n"
         f"--- v1/welcome.yaml\n+++ /dev/null\n@@ -1,")
     welcome_lines = (RULES_DIR / "welcome.yaml").read_text().splitlines()

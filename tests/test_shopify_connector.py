@@ -386,13 +386,14 @@ def test_a_guest_order_gives_no_event():
 
 
 @pytest.mark.parametrize("mutate, field", [
-    (lambda p: p.pop("total_price"), "total_price"),
+    (lambda p: [p.pop("total_price"), p.pop("total_price_set")], "total_price"),
     (lambda p: p.pop("currency"), "currency"),
     (lambda p: [p.pop("id"), p.pop("admin_graphql_api_id")], "id"),
     (lambda p: [p["customer"].pop("id"), p["customer"].pop("admin_graphql_api_id")], "id"),
     (lambda p: p["line_items"][0].pop("price"), "price"),
     (lambda p: p["line_items"][0].update(quantity="two"), "quantity"),
-    (lambda p: p.update(total_price="lots"), "total_price"),
+    (lambda p: [p.update(total_price="lots"), p.pop("total_price_set")], "total_price"),
+    (lambda p: p["total_price_set"]["shop_money"].update(amount="lots"), "amount"),
     (lambda p: [p.pop("processed_at"), p.pop("created_at")], "processed_at"),
     (lambda p: p.update(processed_at="yesterday"), "processed_at"),
     (lambda p: p.update(updated_at="soon"), "updated_at"),

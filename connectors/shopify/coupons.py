@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from urllib.parse import quote
 
-from connectors.base import CouponResult, Shop, fresh_code
+from connectors.base import CouponResult, Shop, currency_mismatch, fresh_code
 from connectors.shopify import api
 from connectors.cache import MISSING, SharedCache
 from plugin.errors import StoreError
@@ -93,6 +93,8 @@ def create_coupon(shop: Shop, action: dict, fresh: bool = False) -> CouponResult
     created under a fresh code derived from the decision key, and the conflict is reported.
     """
     code = action["code"]
+    if problem := currency_mismatch(shop, action):  # Shopify reads discountAmount in the shop's currency
+        raise StoreError(f"coupon {code}: {problem}", retryable=False, code="BAD_ACTION")
     if action.get("collections"):
         action = {**action, "collections": collection_gids(shop, action["collections"])}
     sent = discount_input(action)

@@ -106,8 +106,8 @@ def _order_events(shop: Shop, topic: str, p: dict) -> list[Event]:
     )
     order = Order(
         id=order_id,
-        total=_money(p, "total_price", currency, topic),
-        subtotal=_money(p, "subtotal_price", currency, topic) if p.get("subtotal_price") is not None else None,
+        total=_shop_money(p, "total_price", currency, topic),
+        subtotal=_shop_money(p, "subtotal_price", currency, topic) if p.get("subtotal_price") is not None else None,
         created_at=_first_time(p, ("processed_at", "created_at"), topic),
         number=_text(p, "name", topic) or _text(p, "order_number", topic),
         line_items=tuple(_line_item(li, currency, topic) for li in shape.objects(p, "line_items", topic)),
@@ -137,7 +137,7 @@ def _line_item(li: dict, currency: str, topic: str) -> LineItem:
         product_id="" if product is None else _id(li, "product_id", where),
         variant_id=None if li.get("variant_id") is None else _id(li, "variant_id", where),
         quantity=shape.quantity(_required(li, "quantity", where), f"{where} 'quantity'"),
-        price=_money(li, "price", currency, where),
+        price=_shop_money(li, "price", currency, where),
         sku=_text(li, "sku", where) or None,
         title=_text(li, "title", where) or _text(li, "name", where),
     )
@@ -185,7 +185,23 @@ def refund_amount(p: dict) -> tuple[Decimal, str]:
     currency = next((c for c in currencies if c and c != NO_CURRENCY), None)
     if currency is None:
         raise PayloadError(f"{topic} {p.get('id')}: no currency in transactions or refund_line_items")
-    return amount, shape.currency(currency, topic)
+    return _in_shop_money(p, amount, shape.currency(currency, topic))
+
+
+def _in_shop_money(p: dict, amount: Decimal, currency: str) -> tuple[Decimal, str]:
+    """A refund in the buyer's currency, converted at the rate the refund's own money objects show
+    (shop_money beside presentment_money), so it is subtracted from an order kept in shop money."""
+    for s in [li.get("subtotal_set") for li in p.get("refund_line_items") or ()]:
+        shop, shown = (s or {}).get("shop_money") or {}, (s or {}).get("presentment_money") or {}
+        if shown.get("currency_code", "").upper() != currency or not shop.get("currency_code"):
+            continue
+        if shop["currency_code"].upper() == currency:
+            return amount, currency
+        shown_amount = Decimal(str(shown.get("amount") or 0))
+        if shown_amount:
+            rate = Decimal(str(shop.get("amount") or 0)) / shown_amount
+            return (amount * rate).quantize(Decimal("0.01")), shop["currency_code"].upper()
+    return amount, currency
 
 
 def _set_currencies(p: dict, side: str) -> list:
@@ -307,6 +323,15 @@ def _text(d: dict, key: str, where: str) -> str | None:
 def _stamp(d: dict, keys: tuple[str, ...], where: str) -> str | None:
     """The first of ``keys`` that holds a string (the version part of an event id)."""
     return next((t for t in (_text(d, k, where) for k in keys) if t), None)
+
+
+def _shop_money(d: dict, key: str, currency: str, where: str) -> Money:
+    """An amount in the shop's currency: ``KEY_set.shop_money`` when the payload has it (a
+    multi-currency order's plain ``KEY`` may be in the buyer's), else ``KEY`` in ``currency``."""
+    shop = ((d.get(f"{key}_set") or {}).get("shop_money")) or {}
+    if shop.get("amount") is not None and shop.get("currency_code"):
+        return _money(shop, "amount", str(shop["currency_code"]).upper(), f"{where} {key}_set")
+    return _money(d, key, currency, where)
 
 
 def _time(d: dict, key: str, where: str) -> datetime | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import replace
 from decimal import Decimal, InvalidOperation
 
-from connectors.base import CouponResult, Shop, fresh_code
+from connectors.base import CouponResult, Shop, currency_mismatch, fresh_code
 from connectors.woocommerce import client
 from plugin.errors import StoreError
 from plugin.events import parse_time
@@ -24,6 +24,8 @@ def create_coupon(shop: Shop, action: dict, fresh: bool = False) -> CouponResult
     conflict is reported.
     """
     code = str(action["code"])
+    if problem := currency_mismatch(shop, action):
+        raise _invalid(action, problem)
     categories = [_category_id(shop, c) for c in action.get("collections") or ()]
     body = coupon_body(action, categories, _restricted_email(shop, action))
     try:

@@ -41,7 +41,7 @@ _CMP = {
     "less_than": operator.lt,
     "at_most": operator.le,
 }
-_EXAMPLE = {NUMBER: "2", MONEY: "'50 USD'", DURATION: "'30d'", TEXT: "'gold'", BOOL: "true", LIST: "'summer'"}
+_EXAMPLE = {NUMBER: "2", MONEY: "50", DURATION: "'30d'", TEXT: "'gold'", BOOL: "true", LIST: "'summer'"}
 
 
 class ConditionProblem(Exception):
@@ -118,8 +118,10 @@ def _compare(get, op, lit, ftype):
         amount, currency = lit.amount, lit.currency
 
         def test(c):
+            # Amounts in two currencies are never compared; one written without a currency means
+            # the shop's (any, while the shop's currency is not known yet).
             m = get(c)
-            if m is None or m.currency != currency:
+            if m is None or m.currency != (currency or c.currency or m.currency):
                 return op == "not_equals"
             return cmp(m.amount, amount)
         return test

@@ -212,10 +212,11 @@ def _touch(rule: Rule, ctx: Context, anchor: str, rules: RuleSet) -> Decision:
                 "title": a["title"] or f"{rule.name} {code}",
                 "discount_type": a["discount_type"],
                 "value": a["value"],
-                "currency": a["currency"],
+                # an amount written without a currency is in the shop's (None: the store applies its own)
+                "currency": None if a["discount_type"] == "percent" else a["currency"] or rules.settings.currency,
                 "expires_at": ctx.now + a["expires_in"] if a.get("expires_in") else None,
                 "starts_at": ctx.now,
-                "minimum_subtotal": a.get("minimum_subtotal"),
+                "minimum_subtotal": _in_shop_currency(a.get("minimum_subtotal"), rules.settings.currency),
                 "products": a["products"],
                 "collections": a["collections"],
                 # a personal coupon is single use and only for this customer; a referral code is for friends
@@ -232,6 +233,12 @@ def _touch(rule: Rule, ctx: Context, anchor: str, rules: RuleSet) -> Decision:
         else:
             actions.append({**a, "key": f"{key}:{i}"})
     return _decision(Kind.TOUCH, rule, ctx, anchor, rules, actions=tuple(actions), variant=variant and variant.name)
+
+
+def _in_shop_currency(money: Money | None, currency: str | None) -> Money | None:
+    if money is None or money.currency or not currency:
+        return money
+    return Money(money.amount, currency)
 
 
 def _signal(a: dict, ctx: Context, key: str, i: int) -> dict:

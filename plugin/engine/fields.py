@@ -30,6 +30,11 @@ class Context:
         self.order = event.order
         self.settings = settings  # the rule set's Settings (referral prefix and the shop's key)
 
+    @property
+    def currency(self) -> str | None:
+        """The shop's currency: what amounts written without one mean (None while unknown)."""
+        return getattr(self.settings, "currency", None)
+
 
 @dataclass(frozen=True)
 class Field:
@@ -111,7 +116,7 @@ def _money_data(v):
 _FIELDS = [
     Field("event.type", TEXT, lambda c: c.event.type, "The event's type, e.g. order.paid."),
     Field("order.id", TEXT, _order(lambda o: o.id), "The order's id."),
-    Field("order.total", MONEY, lambda c: None if c.order is None else c.order.total, "The order's total, e.g. compare with '50 USD'."),
+    Field("order.total", MONEY, lambda c: None if c.order is None else c.order.total, "The order's total, e.g. compare with 50 (the shop's currency)."),
     Field("order.subtotal", MONEY, _order(lambda o: o.subtotal), "The order's subtotal before shipping and tax."),
     Field("order.currency", TEXT, _order(lambda o: o.total.currency), "The order's currency code."),
     Field("order.discount_codes", LIST, _order(lambda o: o.discount_codes), "Discount codes used on the order (lower case)."),

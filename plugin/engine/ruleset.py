@@ -79,6 +79,7 @@ class Settings:
     referral_legacy_until: datetime | None = LEGACY_REFERRAL_CODES_UNTIL
     #: who the emails come from: name, address, reply_to, postal_address (each optional)
     sender: tuple[tuple[str, str], ...] = ()
+    currency: str | None = None  # the shop's: amounts written without a currency mean this one
 
 
 @dataclass(frozen=True)
@@ -266,8 +267,10 @@ def _settings(doc, path, problems):
     if "catch_up_over" in doc:
         over = _duration(doc["catch_up_over"], path + ("catch_up_over",), problems, None, "catch_up_over") or over
     sender = tuple(sorted((k, " ".join(v.split())) for k, v in (doc.get("sender") or {}).items()))
+    currency = doc.get("currency")
     return Settings(frequency_cap=cap, referral_prefix=doc.get("referral_prefix", "REF").upper(),
-                    on_import=doc.get("on_import", "quiet"), catch_up_over=over, sender=sender)
+                    on_import=doc.get("on_import", "quiet"), catch_up_over=over, sender=sender,
+                    currency=currency.upper() if currency else None)
 
 
 def for_shop(rules: RuleSet, referral_key: str) -> RuleSet:
@@ -321,9 +324,18 @@ def build_ruleset(rules, settings: Settings, version: str = "") -> RuleSet:
     )
 
 
+def with_currency(ruleset: RuleSet, currency: str | None) -> RuleSet:
+    """``ruleset`` for a shop whose currency is ``currency`` (the store's word wins over the
+    rule files' ``settings: currency``)."""
+    if not currency or ruleset.settings.currency == currency.upper():
+        return ruleset
+    return replace(ruleset, settings=replace(ruleset.settings, currency=currency.upper()))
+
+
 def _version(documents) -> str:
     blob = json.dumps([d for _, d in documents], sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:12]
 
 
-__all__ = ["Rule", "RuleSet", "Settings", "FrequencyCap", "Trigger", "compile_ruleset", "build_ruleset", "Money"]
+__all__ = ["Rule", "RuleSet", "Settings", "FrequencyCap", "Trigger", "compile_ruleset", "build_ruleset", "with_currency",
+           "Money"]

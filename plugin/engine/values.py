@@ -9,7 +9,7 @@ from plugin.events import Money
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-_MONEY = re.compile(r"^\s*(\d+(?:\.\d{1,2})?)\s*([A-Za-z]{3})\s*$")
+_MONEY = re.compile(r"^\s*(\d+(?:\.\d{1,2})?)\s*([A-Za-z]{3})?\s*$")
 _PERCENT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
 
 
@@ -31,11 +31,17 @@ def format_duration(d: timedelta) -> str:
 
 
 def parse_money(text) -> Money:
-    """'50 USD' or '49.90 EUR' -> Money; ValueError with a hint otherwise."""
+    """'50', '49.90' or '50 USD' -> Money. Without a code the currency is None: the shop's own,
+    so one rule reads the same on a USD, EUR or ILS store. ValueError with a hint otherwise."""
+    if isinstance(text, bool):
+        raise ValueError(f"bad amount {text!r}: write a number such as 50 or 49.90")
+    if isinstance(text, float):
+        text = repr(text)
     m = _MONEY.match(str(text))
     if not m:
-        raise ValueError(f"bad amount {text!r}: write a number and a currency code, e.g. '50 USD' or '49.90 EUR'")
-    return Money(Decimal(m.group(1)), m.group(2).upper())
+        raise ValueError(f"bad amount {text!r}: write a number (in the shop's currency), e.g. 50 or 49.90")
+    code = m.group(2)
+    return Money(Decimal(m.group(1)), code.upper() if code else None)
 
 
 def parse_percent(text) -> Decimal:
@@ -50,14 +56,15 @@ def parse_percent(text) -> Decimal:
 
 
 def parse_discount(text) -> tuple[str, Decimal, str | None]:
-    """A coupon discount: '15%' -> ('percent', 15, None); '5 USD' -> ('fixed', 5, 'USD')."""
+    """A coupon discount: '15%' -> ('percent', 15, None); 5 -> ('fixed', 5, None), an amount in
+    the shop's currency; '5 USD' -> ('fixed', 5, 'USD')."""
     s = str(text)
     if "%" in s:
         return "percent", parse_percent(s), None
     try:
         money = parse_money(s)
     except ValueError:
-        raise ValueError(f"bad discount {text!r}: write a percentage ('15%') or an amount ('5 USD')") from None
+        raise ValueError(f"bad discount {text!r}: write a percentage ('15%') or an amount in the shop's currency (5)") from None
     if money.amount <= 0:
         raise ValueError(f"discount {text!r} must be above zero")
     return "fixed", money.amount, money.currency

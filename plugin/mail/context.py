@@ -14,10 +14,12 @@ def _field(obj, name):
     return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
 
 
-def format_money(amount, currency: str) -> str:
-    """'10.00 USD', '500 JPY': the amount with its currency's usual decimals."""
-    places = Decimal(1) if currency.upper() in _ZERO_DECIMAL else Decimal("0.01")
-    return f"{Decimal(str(amount)).quantize(places)} {currency.upper()}"
+def format_money(amount, currency: str | None) -> str:
+    """'10.00 USD', '500 JPY': the amount with its currency's usual decimals ('10.00' while the
+    shop's currency is not known yet)."""
+    code = (currency or "").upper()
+    places = Decimal(1) if code in _ZERO_DECIMAL else Decimal("0.01")
+    return f"{Decimal(str(amount)).quantize(places)} {code}".rstrip()
 
 
 def format_date(value) -> str:
