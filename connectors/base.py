@@ -32,6 +32,21 @@ class Shop:
     tokens: object = field(default=None, compare=False, repr=False)
 
 
+_MAX_FIELDS, _MAX_FIELD_CHARS = 50, 200
+
+
+def checkout_fields(pairs) -> tuple[tuple[str, str], ...]:
+    """An order's short text fields (Shopify note_attributes, WooCommerce meta_data) as (name,
+    value) pairs: what the customer answered at checkout. Bounded: a payload may carry plenty."""
+    out = []
+    for name, value in pairs:
+        if name and isinstance(value, (str, int, float, bool)) and len(str(value)) <= _MAX_FIELD_CHARS:
+            out.append((str(name), str(value)))
+            if len(out) == _MAX_FIELDS:
+                break
+    return tuple(out)
+
+
 def currency_mismatch(shop: Shop, action: dict) -> str | None:
     """Why a coupon action cannot be created as written: stores take fixed amounts in their own
     currency, so "10 USD" on a EUR store would silently become 10 EUR. None when it can."""

@@ -158,7 +158,7 @@ def _email(rt, session, shop, drow, action, coupon, eff) -> str:
     sender = sending.for_shop(rt, shop, ruleset)
     shop_info = {"name": sender.name, "url": shop.settings.get("url") or _store_url(shop),
                  "postal_address": sender.postal_address}
-    context = mail.email_context(customer, coupon, shop_info, unsubscribe_url, referral_link)
+    context = mail.email_context(customer, coupon, shop_info, unsubscribe_url, referral_link, action.get("occasion"))
     rendered = mail.with_postal_address(mail.render(action["template"], action["subject"], context, templates=templates),
                                         sender.postal_address)
     message = mail.build_message(rendered, to, sender.from_header, action["key"], unsubscribe_url,

@@ -22,6 +22,7 @@ STORE_EVENTS = (
     "order.paid",
     "order.refunded",
     "order.cancelled",
+    "occasion.captured",  # derived from an order's checkout fields (plugin/engine/occasions.py)
 )
 #: Events Keepwell produces itself: a rule's ``signal`` action, and timers it scheduled.
 INTERNAL_EVENTS = ("referral.converted", "timer")
@@ -72,6 +73,7 @@ class Order:
     # Why the store could not say which collections and tags the products have (the order was
     # decided without them after the retries ran out), else None.
     products_unavailable: str | None = None
+    attributes: tuple[tuple[str, str], ...] = ()  # checkout fields: Shopify note_attributes, WooCommerce meta
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +190,16 @@ def _order(o: dict) -> Order:
         shipping_address=shape.text(o, "shipping_address", where),
         fully_refunded=bool(shape.flag(o, "fully_refunded", where)),
         products_unavailable=shape.text(o, "products_unavailable", where),
+        attributes=_attributes(o, where),
     )
+
+
+def _attributes(o: dict, where: str) -> tuple[tuple[str, str], ...]:
+    """An order's checkout fields: a list of [name, value] pairs."""
+    raw = o.get("attributes") or ()
+    if not isinstance(raw, (list, tuple)) or not all(isinstance(a, (list, tuple)) and len(a) == 2 for a in raw):
+        raise PayloadError(f"{where}: 'attributes' must be a list of [name, value] pairs")
+    return tuple((str(k), str(v)) for k, v in raw)
 
 
 def _customer(c: dict) -> Customer:

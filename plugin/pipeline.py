@@ -27,7 +27,7 @@ from plugin.attribution import record_attribution
 from plugin.config import Config
 from plugin.db import (CustomerRow, DecisionRow, EffectRow, EventSeenRow, OrderIndexRow, ShopRow, TimerRow,
                        UnsubscribeRow, utcnow)
-from plugin.engine import Decision, Kind, Reason, apply, decide, new_state, record
+from plugin.engine import Decision, Kind, Reason, apply, decide, new_state, occasions, record
 from plugin.engine.decide import decision_key
 from plugin.engine.state import state_from_dict, state_to_dict
 from plugin.errors import DeliveryError, PayloadError, StoreError
@@ -202,6 +202,7 @@ def process_envelope(rt: Runtime, shop_id: str, env: Envelope) -> None:
                 return idx.customer_id if idx else None
 
             events = connectors.get(env.platform).parse(shop, env.topic, payload, customer_of_order)
+            events = occasions.expand(events, rules_for(session, shop_id)[0].settings.occasion_fields)
     for event in events:
         process_event(rt, shop_id, event)
 

@@ -17,7 +17,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Callable, Iterable, Iterator
 
-from plugin.engine import Kind, Reason, RuleSet, apply, decide, new_state, record
+from plugin.engine import Kind, Reason, RuleSet, apply, decide, new_state, occasions, record
 from plugin.events import Event, event_from_dict
 
 _INITIAL_TIMERS = {Reason.LAPSE.value, Reason.OCCASION.value}
@@ -118,6 +118,8 @@ class Simulator:
             return
         self.seen.add(seen)
         self._process(event, event.occurred_at)
+        for derived in occasions.captured(event, self.rules.settings.occasion_fields):
+            self.feed(derived)
 
     def advance(self, until: datetime) -> None:
         """Fire every timer due at or before ``until``, in time order."""

@@ -77,13 +77,14 @@ def _line(product_id: str, quantity: int = 1, currency: str = "USD") -> dict:
 
 
 def order_dict(order_id: str, created: datetime, products=(HOUSE_BLEND,), total: str | None = None,
-               codes=(), currency: str = "USD") -> dict:
+               codes=(), currency: str = "USD", attributes: dict | None = None) -> dict:
     lines = [_line(p, 1, currency) for p in products]
     if total is None:
         cents = sum(int(PRODUCTS[p][2].replace(".", "")) for p in products)
         total = f"{cents // 100}.{cents % 100:02d} {currency}"
     return {"id": order_id, "created_at": iso(created), "number": f"#{order_id[-4:]}", "total": total,
-            "subtotal": total, "discount_codes": list(codes), "line_items": lines}
+            "subtotal": total, "discount_codes": list(codes), "line_items": lines,
+            "attributes": [[k, v] for k, v in (attributes or {}).items()]}
 
 
 def order_created(customer_id: str, order_id: str, at: datetime, products=(HOUSE_BLEND,), total: str | None = None,
@@ -94,11 +95,12 @@ def order_created(customer_id: str, order_id: str, at: datetime, products=(HOUSE
 
 def order_paid(customer_id: str, order_id: str, at: datetime, products=(HOUSE_BLEND,), total: str | None = None,
                codes=(), currency: str = "USD", created: datetime | None = None, event_id: str | None = None,
-               shop: str = SHOP) -> Event:
-    """An order paid at ``at`` (placed at ``created``, default a few minutes earlier)."""
+               shop: str = SHOP, attributes: dict | None = None) -> Event:
+    """An order paid at ``at`` (placed at ``created``, default a few minutes earlier); ``attributes``
+    are its checkout fields (e.g. the occasion question's answers)."""
     created = created or at - timedelta(minutes=4)
     return _event("order.paid", event_id or f"op-{order_id}", customer_id, at, shop,
-                  order=order_dict(order_id, created, products, total, codes, currency))
+                  order=order_dict(order_id, created, products, total, codes, currency, attributes))
 
 
 def order_refunded(customer_id: str, order_id: str, at: datetime, total: str, refunded: str | None = None,

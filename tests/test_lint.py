@@ -11,7 +11,7 @@ from plugin.rulefile import MAX_BYTES, RULES_DIR, lint, load_rules, rule_files
 TEMPLATES = RULES_DIR / "templates"
 SHIPPED = {"icebreaker", "cross_sell_brewing", "referral_invite", "referral_qualified", "referral_reward", "winback",
            "welcome", "welcome_on_opt_in", "birthday", "anniversary", "vip_gold_tier", "vip_gold_welcome",
-           "vip_silver_tier"}
+           "vip_silver_tier", "occasion_reminder", "first_order_anniversary"}
 
 
 def lint_text(tmp_path, text, name="rules.yaml", templates=TEMPLATES):

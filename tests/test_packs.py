@@ -39,6 +39,9 @@ A, B, C = _ids(lambda c: not any(_in_control(c, r) for r in HOLDOUT_RULES), 3)
 HELD = {r: _ids(lambda c, r=r: _in_control(c, r) and not any(_in_control(c, q) for q in HOLDOUT_RULES if q != r), 1)[0]
         for r in HOLDOUT_RULES}
 SIGNUP = day(-30)
+# What the occasion question at checkout stores (day(0) is 2 March 2026).
+GIFT = {"keepwell_occasion": "birthday", "keepwell_occasion_date": "2026-03-20", "keepwell_occasion_for": "Maya",
+        "keepwell_occasion_remind": "yes"}
 
 
 def shopper(cid, consent=True, at=SIGNUP, **kw):
@@ -185,6 +188,17 @@ SCENARIOS = [
              [shopper(A, consent=False, birthday="1990-06-14")], datetime(2026, 12, 31, tzinfo=timezone.utc),
              suppressed={"consent": 1}),
     scenario("no birthday -> nothing", "birthday", [shopper(A)], datetime(2026, 12, 31, tzinfo=timezone.utc)),
+
+    # occasion reminders: a gift bought for a birthday -> a reminder a week before next year's
+    scenario("gift for a birthday -> reminded a year later, and every year", "occasion_reminder",
+             [shopper(A), paid(A, "5101", day(0), attributes=GIFT)], day(800),
+             [(A, datetime(2027, 3, 13, 9, tzinfo=timezone.utc)), (A, datetime(2028, 3, 13, 9, tzinfo=timezone.utc))]),
+    scenario("no reminder wanted -> nothing", "occasion_reminder",
+             [shopper(A), paid(A, "5101", day(0), attributes={**GIFT, "keepwell_occasion_remind": "no"})], day(800)),
+    scenario("reminder wanted, no marketing consent -> suppressed", "occasion_reminder",
+             [shopper(A, consent=False), paid(A, "5101", day(0), attributes=GIFT)], day(400), suppressed={"consent": 1}),
+    scenario("first-order anniversary ships switched off", "first_order_anniversary",
+             [shopper(A), paid(A, "5101", day(0))], day(800)),
     scenario("anniversary of a buyer -> on the day", "anniversary",
              [shopper(A, anniversary="2015-04-20"), paid(A, "5101", day(0))], datetime(2026, 12, 31, tzinfo=timezone.utc),
              [(A, datetime(2026, 4, 20, 9, tzinfo=timezone.utc))]),

@@ -241,7 +241,7 @@ def test_history_lists_versions_with_the_active_marker(sqlite_live, tmp_path):
     assert r.exit_code == 0
     rows = sorted(live.rows(RuleSetRow, shop_id=shop_id), key=lambda row: row.version)
     shipped = rulesets.count_rules(read_rule_dir(RULES_DIR))
-    assert shipped == 13
+    assert shipped == 15
     expected = ["  version  created (UTC)        digest            engine        rules"]
     for row, marker, count in zip(rows, " *", (shipped, shipped - 2)):
         expected.append(f"{marker} {row.version:>7}  {row.created_at:%Y-%m-%d %H:%M:%S}  {row.digest:<16}  "

@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Callable
 
-from connectors.base import Shop
+from connectors.base import Shop, checkout_fields
 from connectors.shopify import api, products
 from plugin import shape
 from plugin.errors import PayloadError
@@ -118,6 +118,8 @@ def _order_events(shop: Shop, topic: str, p: dict) -> list[Event]:
         or _text(c, "phone", f"{topic} customer") or None,
         shipping_address=address_line(shipping, "address1", "zip", "country_code"),
         fully_refunded=p.get("financial_status") == "refunded",
+        attributes=checkout_fields((a.get("name"), a.get("value")) for a in p.get("note_attributes") or ()
+                                   if isinstance(a, dict)),
     )
     return [Event(
         id=event_id(topic, order_id, _stamp(p, ("updated_at", "created_at"), topic)),

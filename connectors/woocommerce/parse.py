@@ -13,7 +13,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from connectors.base import Shop
+from connectors.base import Shop, checkout_fields
 from connectors.woocommerce import products
 from plugin import shape
 from plugin.errors import PayloadError
@@ -112,6 +112,7 @@ def _order(p: dict, oid: str) -> Order:
                              if (code := shape.text(c, "code", f"order {oid} coupon line"))),
         phone=(_phone(p, "billing", oid) or _phone(p, "shipping", oid) or "").strip() or None,
         shipping_address=address_line(shape.obj(p, "shipping", f"order {oid}"), "address_1", "postcode", "country"),
+        attributes=checkout_fields((m.get("key"), m.get("value")) for m in p.get("meta_data") or () if isinstance(m, dict)),
     )
 
 

@@ -10,8 +10,9 @@ from datetime import date, datetime, time, timedelta, timezone
 
 from plugin.engine.decisions import Decision, Kind, Reason, coupon_code, stable_percent
 from plugin.engine.fields import Context
+from plugin.engine.occasions import template_vars
 from plugin.engine.referral import same_person
-from plugin.engine.ruleset import Rule, RuleSet
+from plugin.engine.ruleset import PROFILE_OCCASIONS, Rule, RuleSet
 from plugin.engine.values import format_duration
 from plugin.engine.state import CustomerState
 from plugin.events import Event, Money
@@ -226,8 +227,11 @@ def _touch(rule: Rule, ctx: Context, anchor: str, rules: RuleSet) -> Decision:
                 "once_per_customer": True,
             })
         elif kind == "email":
-            actions.append({"type": "email", "key": f"{key}:{i}", "template": a["template"], "subject": a["subject"],
-                            "customer_id": ctx.state.customer_id, "to": ctx.state.email})
+            email = {"type": "email", "key": f"{key}:{i}", "template": a["template"], "subject": a["subject"],
+                     "customer_id": ctx.state.customer_id, "to": ctx.state.email}
+            if rule.trigger.kind == "occasion":
+                email["occasion"] = _occasion_vars(rule, ctx.state, anchor)
+            actions.append(email)
         elif kind == "signal":
             actions.append(_signal(a, ctx, key, i))
         else:
@@ -258,15 +262,17 @@ def _signal(a: dict, ctx: Context, key: str, i: int) -> dict:
 
 # --- time-based triggers ----------------------------------------------------------------------
 
-def next_occasion(day: date, now: datetime, before: timedelta) -> tuple[date, datetime]:
-    """The next (date, wake time) of a yearly occasion whose reminder is still ahead of ``now``."""
-    for year in range(now.year, now.year + 2 + before.days // 365 + 1):
+def next_occasion(day: date, now: datetime, before: timedelta, after: date | None = None) -> tuple[date, datetime]:
+    """The next (date, wake time) of a yearly occasion whose reminder is still ahead of ``now``
+    (and, with ``after``, whose date comes after that day)."""
+    start = now.year if after is None else max(now.year, after.year)
+    for year in range(start, start + 3 + before.days // 365 + 1):
         try:
             occ = day.replace(year=year)
         except ValueError:  # 29 February in a common year
             occ = date(year, 2, 28)
         wake = datetime.combine(occ, OCCASION_HOUR) - before
-        if wake > now:
+        if wake > now and (after is None or occ > after):
             return occ, wake
     raise AssertionError("unreachable: a later year always exists")
 
@@ -290,19 +296,47 @@ def _schedule_timers(ctx: Context, rules: RuleSet) -> list[Decision]:
             wake = max(ctx.now, state.last_order_at + rule.trigger.after)
             out.append(_timer(Reason.LAPSE, rule, ctx, anchor, rules, wake, suffix=f"after-cancel:{event.order.id}"))
     if event.customer is not None:
-        out.extend(_occasion_timers(ctx, rules))
+        out.extend(_occasion_timers(ctx, rules, PROFILE_OCCASIONS))
+    if event.type == "occasion.captured":
+        out.extend(_occasion_timers(ctx, rules, ("captured",), f"captured:{event.data['occasion_id']}"))
+    elif event.type == "order.paid" and event.order is not None and state.first_order_id == event.order.id:
+        out.extend(_occasion_timers(ctx, rules, ("first_order_anniversary",)))
     return out
 
 
-def _occasion_timers(ctx: Context, rules: RuleSet) -> list[Decision]:
+def _occasion_dates(rule: Rule, state: CustomerState) -> list[tuple[str, date, date | None]]:
+    """(anchor prefix, date, only after this day) of every yearly date ``rule`` reminds of."""
+    t = rule.trigger
+    if t.occasion in PROFILE_OCCASIONS:
+        day = getattr(state, t.occasion)
+        return [] if day is None else [(t.occasion, day, None)]
+    if t.occasion == "first_order_anniversary":
+        first = state.first_order_at
+        return [] if first is None else [(t.occasion, first.date(), first.date())]
+    # A captured occasion was just bought for: the first reminder is for the next time round.
+    return [(f"captured:{o.id}", o.day, max(o.day, o.captured_at.date())) for o in state.occasions.values()
+            if o.remind and (not t.kinds or o.kind in t.kinds)]
+
+
+def _occasion_timers(ctx: Context, rules: RuleSet, occasions: tuple[str, ...], only: str | None = None) -> list[Decision]:
     out = []
     for rule in rules.occasion_rules:
-        day = getattr(ctx.state, rule.trigger.occasion)
-        if day is None:
+        if rule.trigger.occasion not in occasions:
             continue
-        occ, wake = next_occasion(day, ctx.now, rule.trigger.before)
-        out.append(_timer(Reason.OCCASION, rule, ctx, f"{rule.trigger.occasion}:{occ.isoformat()}", rules, wake))
+        for prefix, day, after in _occasion_dates(rule, ctx.state):
+            if only is None or prefix == only:
+                occ, wake = next_occasion(day, ctx.now, rule.trigger.before, after)
+                out.append(_timer(Reason.OCCASION, rule, ctx, f"{prefix}:{occ.isoformat()}", rules, wake))
     return out
+
+
+def _occasion_vars(rule: Rule, state: CustomerState, anchor: str) -> dict | None:
+    """What the email sees as ``occasion``: the captured one, or the profile date's kind."""
+    prefix, _, when = anchor.rpartition(":")
+    if prefix.startswith("captured:"):
+        return template_vars(state.occasions.get(prefix.split(":", 1)[1]))
+    kind = rule.trigger.occasion
+    return {"kind": kind, "title": kind.replace("_", " ").capitalize(), "recipient": None, "date": when}
 
 
 def _on_timer(ctx: Context, rules: RuleSet) -> list[Decision]:
@@ -321,13 +355,15 @@ def _on_timer(ctx: Context, rules: RuleSet) -> list[Decision]:
             detail = ("the order the lapse counted from was cancelled" if summary is not None and summary.cancelled
                       else "the customer ordered again")
             return [_decision(Kind.SUPPRESSED, rule, ctx, anchor, rules, reason=Reason.CANCELLED, detail=detail)]
-    elif rule.trigger.kind == "occasion" and anchor.startswith(f"{rule.trigger.occasion}:"):
-        day = getattr(ctx.state, rule.trigger.occasion)
-        if day is None or not _same_day_of_year(day, date.fromisoformat(anchor.split(":", 1)[1])):
+    elif rule.trigger.kind == "occasion":
+        prefix, _, when = anchor.rpartition(":")
+        day = next((d for p, d, _ in _occasion_dates(rule, ctx.state) if p == prefix), None)
+        if day is None or not _same_day_of_year(day, date.fromisoformat(when)):
+            what = "occasion (or its reminder)" if rule.trigger.occasion == "captured" else rule.trigger.occasion.replace("_", " ")
             return [_decision(Kind.SUPPRESSED, rule, ctx, anchor, rules, reason=Reason.CANCELLED,
-                              detail=f"the {rule.trigger.occasion} changed")]
+                              detail=f"the {what} changed")]
         if kind == Reason.OCCASION:
-            out.extend(_occasion_timers(ctx, rules))  # and next year's
+            out.extend(_occasion_timers(ctx, rules, (rule.trigger.occasion,), prefix))  # and next year's
     if "event" in data:  # a delayed or deferred touch: re-check against the original event
         ctx = Context(data["event"], ctx.state, ctx.now, ctx.settings)
     recheck = kind == Reason.DELAY or kind == Reason.DEFERRED

@@ -12,11 +12,15 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 from plugin.engine.conditions import ConditionProblem, compile_condition, did_you_mean
+from plugin.engine.occasions import field_names
 from plugin.engine.values import parse_discount, parse_duration, parse_money, parse_percent
 from plugin.events import EVENT_TYPES, Money
 
 TRIGGER_EVENTS = tuple(t for t in EVENT_TYPES if t != "timer")
-OCCASIONS = ("birthday", "anniversary")
+#: Yearly dates a rule can remind of: the customer's own, ones they told us at checkout
+#: (``captured``), and the day of their first order.
+PROFILE_OCCASIONS = ("birthday", "anniversary")
+OCCASIONS = PROFILE_OCCASIONS + ("captured", "first_order_anniversary")
 SIGNAL_TARGETS = ("referrer",)
 MARKETING_ACTIONS = ("coupon", "email")
 
@@ -28,6 +32,7 @@ class Trigger:
     after: timedelta | None = None  # lapsed: time since the last paid order
     occasion: str | None = None
     before: timedelta = timedelta(0)  # occasion: how long before the date
+    kinds: frozenset[str] = frozenset()  # captured occasions: only these kinds (empty: any)
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,7 @@ class Settings:
     #: who the emails come from: name, address, reply_to, postal_address (each optional)
     sender: tuple[tuple[str, str], ...] = ()
     currency: str | None = None  # the shop's: amounts written without a currency mean this one
+    occasion_fields: dict = field(default_factory=lambda: field_names())  # checkout field names per occasion part
 
 
 @dataclass(frozen=True)
@@ -138,7 +144,14 @@ def _trigger(value, path, problems, rule_id):
         if before > timedelta(days=366):
             problems.add(path + ("before",), "before can be at most 366d: an occasion comes round every year", rule_id)
             return None
-    return Trigger("occasion", occasion=occasion, before=before)
+    kinds = value.get("kind")
+    if kinds is not None and occasion != "captured":
+        problems.add(path + ("kind",), "kind only applies to {occasion: captured}", rule_id)
+        return None
+    if isinstance(kinds, str):
+        kinds = [kinds]
+    kinds = frozenset(str(k).strip().lower().replace(" ", "_") for k in kinds or ())
+    return Trigger("occasion", occasion=occasion, before=before, kinds=kinds)
 
 
 def _coupon(spec, path, problems, rule_id):
@@ -270,7 +283,8 @@ def _settings(doc, path, problems):
     currency = doc.get("currency")
     return Settings(frequency_cap=cap, referral_prefix=doc.get("referral_prefix", "REF").upper(),
                     on_import=doc.get("on_import", "quiet"), catch_up_over=over, sender=sender,
-                    currency=currency.upper() if currency else None)
+                    currency=currency.upper() if currency else None,
+                    occasion_fields=field_names(doc.get("occasion_fields")))
 
 
 def for_shop(rules: RuleSet, referral_key: str) -> RuleSet:

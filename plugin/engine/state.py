@@ -13,6 +13,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from types import MappingProxyType
 
+from plugin.engine import occasions as occ
 from plugin.engine.referral import decode_referral_code, referral_code
 from plugin.events import Event, Money
 
@@ -97,6 +98,7 @@ class CustomerState:
     tier: str | None = None
     history: MappingProxyType = field(default_factory=lambda: _EMPTY)  # rule id -> RuleHistory
     touches: tuple[datetime, ...] = field(default=())  # marketing touches, oldest first
+    occasions: MappingProxyType = field(default_factory=lambda: _EMPTY)  # occasion id -> occ.Occasion
 
     def referral_code(self, settings) -> str | None:
         return referral_code(settings, self.shop, self.customer_id)
@@ -176,6 +178,11 @@ def apply(state: CustomerState, event: Event, settings=None) -> CustomerState:
     """The customer's state after ``event`` (``settings``: the rule set's, for referral codes).
     Pure and idempotent."""
     state = _merge_customer(state, event)
+    if event.type == "occasion.captured":
+        found = occ.from_event(event)
+        if state.occasions.get(found.id) == found:
+            return state
+        return _evolve(state, {"occasions": MappingProxyType({**state.occasions, found.id: found})})
     o = event.order
     if o is None or not event.type.startswith("order."):
         return state
@@ -285,6 +292,7 @@ def state_to_dict(s: CustomerState) -> dict:
         "history": {rid: {"count": h.count, "last_at": h.last_at.isoformat(), "keys": sorted(h.keys)}
                     for rid, h in s.history.items()},
         "touches": [t.isoformat() for t in s.touches],
+        "occasions": [occ.to_dict(o) for o in s.occasions.values()],
     }
 
 
@@ -318,6 +326,7 @@ def state_from_dict(d: dict) -> CustomerState:
             for rid, h in d.get("history", {}).items()
         }),
         touches=tuple(parse_time(t) for t in d.get("touches", ())),
+        occasions=MappingProxyType({o["id"]: occ.from_dict(o) for o in d.get("occasions", ())}),
     )
     orders = {
         o["id"]: OrderSummary(id=o["id"], at=parse_time(o["at"]), total=Decimal(o["total"]), currency=o.get("currency"),

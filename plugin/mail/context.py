@@ -1,4 +1,4 @@
-"""The variables email templates see: customer, coupon, shop, referral_link, unsubscribe_url."""
+"""The variables email templates see: customer, coupon, shop, occasion, referral_link, unsubscribe_url."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -49,9 +49,11 @@ def _coupon(action) -> dict | None:
     }
 
 
-def email_context(customer, coupon, shop: dict, unsubscribe_url: str, referral_link: str | None = None) -> dict:
+def email_context(customer, coupon, shop: dict, unsubscribe_url: str, referral_link: str | None = None,
+                  occasion: dict | None = None) -> dict:
     """The variables email templates see, from a CustomerState (or customer dict), a coupon
-    action (native or JSON form, or None), and the shop's name and url."""
+    action (native or JSON form, or None), the shop's name and url, and for occasion rules the
+    occasion (kind, title, recipient, date)."""
     return {
         "customer": {name: _field(customer, name) for name in ("first_name", "last_name", "email", "locale")},
         "coupon": _coupon(coupon),
@@ -59,4 +61,5 @@ def email_context(customer, coupon, shop: dict, unsubscribe_url: str, referral_l
         "shop": {"name": shop.get("name"), "url": shop.get("url"), "postal_address": shop.get("postal_address")},
         "referral_link": referral_link,
         "unsubscribe_url": unsubscribe_url,
+        "occasion": occasion,
     }
