@@ -101,22 +101,39 @@ def _local_host(host: str) -> str | None:
     return None
 
 
-def check_app_url(config: Config) -> Check:
-    name = "app url"
-    url = config.app_url
-    fix = "set KEEPWELL_APP_URL to this app's public https URL, e.g. https://keepwell.example.com"
+def app_url_problem(url: str, platform: str | None = None) -> str | None:
+    """Why stores of ``platform`` (any platform when None) cannot deliver to ``url``, or None.
+    Shopify calls only https URLs; WooCommerce delivers to http too."""
     try:
         parts = urlsplit(url)
         host = parts.hostname
     except ValueError:
-        return Check(name, FAIL, f"KEEPWELL_APP_URL={url!r} is not a URL", fix)
-    if parts.scheme != "https":
-        return Check(name, FAIL, f"KEEPWELL_APP_URL={url} is not https (stores only call https URLs)", fix)
+        return f"KEEPWELL_APP_URL={url!r} is not a URL"
+    if parts.scheme not in ("http", "https"):
+        return f"KEEPWELL_APP_URL={url} is not an http(s) URL"
+    if parts.scheme != "https" and platform != "woocommerce":
+        return f"KEEPWELL_APP_URL={url} is not https (Shopify only calls https URLs)"
     if not host:
-        return Check(name, FAIL, f"KEEPWELL_APP_URL={url} has no host name", fix)
+        return f"KEEPWELL_APP_URL={url} has no host name"
     why = _local_host(host)
     if why:
-        return Check(name, FAIL, f"KEEPWELL_APP_URL={url}: {host} {why}, which stores cannot reach", fix)
+        return f"KEEPWELL_APP_URL={url}: {host} {why}, which stores cannot reach"
+    return None
+
+
+def check_app_url(config: Config) -> Check:
+    """A public https URL is OK. Plain http is a warning while no Shopify app is configured
+    (WooCommerce stores deliver over http) and a failure once one is."""
+    name = "app url"
+    url = config.app_url
+    fix = "set KEEPWELL_APP_URL to this app's public https URL, e.g. https://keepwell.example.com"
+    plain = url.lower().startswith("http://")
+    problem = app_url_problem(url, None if config.shopify_api_key or not plain else "woocommerce")
+    if problem:
+        return Check(name, FAIL, problem, fix)
+    if plain:
+        return Check(name, WARN, f"KEEPWELL_APP_URL={url} is plain http: WooCommerce stores can deliver webhooks "
+                                 "to it, but Shopify and WooCommerce's connect page need https", fix)
     return Check(name, OK, f"KEEPWELL_APP_URL={url}")
 
 
@@ -420,5 +437,5 @@ def run(config: Config, timeout: float = 5.0) -> list[Check]:
 
 
 __all__ = ["Check", "OK", "WARN", "FAIL", "SKIP", "run", "failed", "check_secret_key", "check_shopify", "check_app_url",
-           "check_redis", "check_dead_letters", "check_smtp", "check_database", "check_stored_secrets",
+           "app_url_problem", "check_redis", "check_dead_letters", "check_smtp", "check_database", "check_stored_secrets",
            "check_rule_sets", "check_shopify_tokens", "check_timers"]

@@ -25,29 +25,56 @@ def default_api_url(platform: str, domain: str) -> str:
     return f"https://{domain}" if platform == "shopify" else domain.rstrip("/")
 
 
+def normal_domain(platform: str, domain: str) -> str:
+    """A store's address as stored: Shopify domains in lower case, no trailing slash."""
+    domain = domain.strip().rstrip("/")
+    return domain.lower() if platform == "shopify" else domain
+
+
+class AlreadyConnected(ValueError):
+    """Adding a known store again would change what only its own command changes."""
+
+
 def add_shop(session, config: Config, platform: str, domain: str, *, api_url: str | None = None,
              access_token: str = "", consumer_key: str = "", consumer_secret: str = "",
              webhook_secret: str | None = None, settings: dict | None = None,
              token_fields: dict | None = None) -> tuple[ShopRow, str]:
     """Register a store (or update it when it is already known); returns (row, webhook secret).
-    ``token_fields`` (from ``plugin.tokens.stored_fields``) stores an expiring token's pair."""
+    ``token_fields`` (from ``plugin.tokens.stored_fields``) stores an expiring token's pair.
+
+    A known store keeps its webhook secrets: its webhooks are signed with them, and a new one would
+    make every delivery fail until the store had it (WooCommerce disables a webhook after 5
+    failures). A different ``webhook_secret``, or a different ``consent_meta_key`` in ``settings``,
+    raises AlreadyConnected naming the command that changes it (``rotate_webhook_secret``,
+    ``set_consent_meta_key``). A WooCommerce store without a secret (new, or disconnected) gets
+    a fresh random one."""
     if platform not in PLATFORMS:
         raise ValueError(f"unknown platform {platform!r}: use one of {', '.join(PLATFORMS)}")
-    domain = domain.strip().rstrip("/").lower() if platform == "shopify" else domain.strip().rstrip("/")
+    domain = normal_domain(platform, domain)
     row = session.scalar(select(ShopRow).where(ShopRow.platform == platform, ShopRow.domain == domain))
-    if platform == "woocommerce":
-        webhook_secret = webhook_secret or token.token_urlsafe(32)
+    kept = secrets.decrypt(config.secret_keys, row.secrets).get("webhook_secrets", []) if row is not None and row.secrets else []
+    if kept and webhook_secret and webhook_secret not in kept:
+        raise AlreadyConnected(f"shop {row.id} ({domain}) is already connected with another webhook secret; "
+                               f"to replace it run `keepwell shop rotate-secret {row.id}`")
+    own_key = (settings or {}).get("consent_meta_key")
+    if row is not None and own_key and (row.settings or {}).get("consent_meta_key") not in (None, own_key):
+        raise AlreadyConnected(f"shop {row.id} ({domain}) reads consent from "
+                               f"{row.settings['consent_meta_key']!r}; to read {own_key!r} instead run "
+                               f"`keepwell shop consent {row.id} --meta-key {own_key}`")
+    if kept and (not webhook_secret or webhook_secret in kept):
+        webhook_secrets = kept
+    elif webhook_secret or platform == "woocommerce":
+        webhook_secrets = [webhook_secret or token.token_urlsafe(32)]
+    else:
+        webhook_secrets = []  # a Shopify shop signed with the app's secret
     stored = {"access_token": access_token, "consumer_key": consumer_key, "consumer_secret": consumer_secret,
-              "webhook_secrets": [webhook_secret] if webhook_secret else [], "referral_key": token.token_urlsafe(32),
-              **(token_fields or {})}
+              "webhook_secrets": webhook_secrets, "referral_key": token.token_urlsafe(32), **(token_fields or {})}
     if row is None:
         row = ShopRow(id=f"{platform[:2]}_{token.token_hex(6)}", platform=platform, domain=domain, settings={})
         session.add(row)
     else:
         before = secrets.decrypt(config.secret_keys, row.secrets) if row.secrets else {}
         stored["referral_key"] = before.get("referral_key") or stored["referral_key"]  # codes already shared stay valid
-        if not webhook_secret:
-            stored["webhook_secrets"] = before.get("webhook_secrets", [])
     row.api_url = (api_url or default_api_url(platform, domain)).rstrip("/")
     row.secrets = secrets.encrypt(config.secret_keys, stored)
     row.settings = {**(row.settings or {}), **(settings or {})}
@@ -55,7 +82,47 @@ def add_shop(session, config: Config, platform: str, domain: str, *, api_url: st
     session.flush()
     if session.scalar(select(RuleSetRow.id).where(RuleSetRow.shop_id == row.id)) is None:
         install_rules(session, row.id, read_rule_dir(RULES_DIR))
-    return row, (webhook_secret or "")
+    return row, (webhook_secrets[0] if webhook_secrets else "")
+
+
+def rotate_webhook_secret(session, config: Config, shop_id: str, new_secret: str | None = None, *,
+                          forget_previous: bool = False) -> tuple[ShopRow, list[str]]:
+    """Make ``new_secret`` (a fresh random one when None) the shop's webhook secret, keeping the
+    previous one so deliveries signed with it are still accepted until the store has the new
+    one; with ``forget_previous`` only the current secret is kept (nothing new is made).
+    Returns (row, secrets, newest first). LookupError for an unknown shop."""
+    row = session.get(ShopRow, shop_id)
+    if row is None:
+        raise LookupError(f"no shop {shop_id!r} (see `keepwell shop list`)")
+    stored = secrets.decrypt(config.secret_keys, row.secrets)
+    current = list(stored.get("webhook_secrets") or [])
+    if forget_previous:
+        if not current:
+            raise ValueError(f"shop {shop_id} has no webhook secret of its own")
+        current = current[:1]
+    else:
+        current = list(dict.fromkeys([new_secret or token.token_urlsafe(32), *current[:1]]))
+    stored["webhook_secrets"] = current
+    row.secrets = secrets.encrypt(config.secret_keys, stored)
+    session.flush()
+    return row, current
+
+
+def set_consent_meta_key(session, shop_id: str, key: str | None) -> ShopRow:
+    """Read WooCommerce marketing consent from ``key`` first (None: only the known keys)."""
+    row = session.get(ShopRow, shop_id)
+    if row is None:
+        raise LookupError(f"no shop {shop_id!r} (see `keepwell shop list`)")
+    if row.platform != "woocommerce":
+        raise ValueError(f"shop {shop_id} is a {row.platform} store: Shopify keeps consent on the customer")
+    settings = dict(row.settings or {})
+    if key:
+        settings["consent_meta_key"] = key
+    else:
+        settings.pop("consent_meta_key", None)
+    row.settings = settings
+    session.flush()
+    return row
 
 
 def to_shop(row: ShopRow, config: Config) -> Shop:
@@ -89,7 +156,8 @@ def referral_key(session, config: Config, shop_id: str) -> str:
 
 
 def find_shop(session, platform: str, domain: str) -> ShopRow | None:
-    return session.scalar(select(ShopRow).where(ShopRow.platform == platform, ShopRow.domain == domain.lower()))
+    return session.scalar(select(ShopRow).where(ShopRow.platform == platform,
+                                                ShopRow.domain == normal_domain(platform, domain)))
 
 
 # --- rule sets --------------------------------------------------------------------------------

@@ -81,8 +81,9 @@ def test_register_webhooks_through_the_store_api(cli):
     assert "webhooks registered:" in r.output
 
 
-def test_register_webhooks_needs_a_public_https_app_url(cli, monkeypatch):
+def test_register_webhooks_needs_a_public_app_url(cli, monkeypatch):
     monkeypatch.setenv("KEEPWELL_APP_URL", "http://127.0.0.1:5000")
     r = CliRunner().invoke(main, ["shop", "add", "--platform", "woocommerce", "--url", STORE, "--key", "ck_1",
                                   "--secret", "cs_1", "--register-webhooks"])
-    assert r.exit_code == 1 and "must be a public https URL" in r.output
+    assert r.exit_code == 1 and "needs a public http(s) URL the store can reach" in r.output
+    assert "127.0.0.1 is this machine" in r.output

@@ -111,8 +111,8 @@ def test_the_command_prints_one_line_per_check_and_exits_by_the_result(redis_ser
         "WARN shopify app: SHOPIFY_API_KEY and SHOPIFY_API_SECRET not set. Fix: only needed to install from the "
         "Shopify App Store: copy the app's client id and secret from the Partner Dashboard (custom-app shops added "
         "with `keepwell shop add` work without)",
-        "FAIL app url: KEEPWELL_APP_URL=http://127.0.0.1:5000 is not https (stores only call https URLs). Fix: set "
-        "KEEPWELL_APP_URL to this app's public https URL, e.g. https://keepwell.example.com",
+        "FAIL app url: KEEPWELL_APP_URL=http://127.0.0.1:5000: 127.0.0.1 is this machine (a loopback address), which "
+        "stores cannot reach. Fix: set KEEPWELL_APP_URL to this app's public https URL, e.g. https://keepwell.example.com",
     ]
     # the development key cannot decrypt what the real key stored
     assert out[8].startswith("FAIL stored secrets: ")
@@ -130,7 +130,8 @@ def test_secret_key_problems():
 
 
 @pytest.mark.parametrize("url, detail", [
-    ("http://keepwell.example.com", "KEEPWELL_APP_URL=http://keepwell.example.com is not https (stores only call https URLs)"),
+    ("ftp://keepwell.example.com", "KEEPWELL_APP_URL=ftp://keepwell.example.com is not an http(s) URL"),
+    ("http://localhost:5000", "KEEPWELL_APP_URL=http://localhost:5000: localhost is this machine (localhost), which stores cannot reach"),
     ("https://localhost:5000", "KEEPWELL_APP_URL=https://localhost:5000: localhost is this machine (localhost), which stores cannot reach"),
     ("https://127.0.0.1", "KEEPWELL_APP_URL=https://127.0.0.1: 127.0.0.1 is this machine (a loopback address), which stores cannot reach"),
     ("https://192.168.1.20", "KEEPWELL_APP_URL=https://192.168.1.20: 192.168.1.20 is a private address, which stores cannot reach"),
@@ -140,6 +141,20 @@ def test_app_url_must_be_public_https(url, detail):
     check = doctor.check_app_url(Config(app_url=url))
     assert str(check) == (f"FAIL app url: {detail}. Fix: set KEEPWELL_APP_URL to this app's public https URL, "
                           "e.g. https://keepwell.example.com")
+
+
+def test_plain_http_serves_woocommerce_stores_but_not_a_shopify_app():
+    woo = doctor.check_app_url(Config(app_url="http://keepwell.example.com"))
+    assert str(woo) == ("WARN app url: KEEPWELL_APP_URL=http://keepwell.example.com is plain http: WooCommerce stores "
+                        "can deliver webhooks to it, but Shopify and WooCommerce's connect page need https. Fix: set "
+                        "KEEPWELL_APP_URL to this app's public https URL, e.g. https://keepwell.example.com")
+    app = doctor.check_app_url(Config(app_url="http://keepwell.example.com", shopify_api_key="client-id"))
+    assert (app.status, app.detail) == ("FAIL", "KEEPWELL_APP_URL=http://keepwell.example.com is not https "
+                                                "(Shopify only calls https URLs)")
+    assert doctor.app_url_problem("http://keepwell.example.com", "woocommerce") is None
+    assert doctor.app_url_problem("http://keepwell.example.com", "shopify") == \
+        "KEEPWELL_APP_URL=http://keepwell.example.com is not https (Shopify only calls https URLs)"
+    assert doctor.check_app_url(Config(app_url="https://keepwell.example.com")).status == "OK"
 
 
 def test_shopify_credentials_only_warn():

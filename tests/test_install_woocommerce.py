@@ -297,7 +297,8 @@ def test_reconnecting_a_store_updates_the_same_shop(live, mock):
     row, = live.rows(ShopRow)
     shop = to_shop(row, live.config)
     assert row.id == shop_id and (shop.consumer_key, shop.consumer_secret) == (CK, CS)
-    assert shop.webhook_secrets[0] != old_secret  # a fresh secret, pushed to the store's webhooks
+    assert shop.webhook_secrets[0] != old_secret  # a fresh secret, pushed to the store's webhooks ...
+    assert shop.webhook_secrets[1:] == (old_secret,)  # ... while deliveries signed before stay accepted
     assert shop.settings["consent_meta_key"] == "_wc_opt_in"
     assert store.calls("POST") == [] and len(store.hooks) == 4
     assert all(h["status"] == "active" and store.secrets[h["id"]] == shop.webhook_secrets[0] for h in store.hooks)

@@ -179,36 +179,51 @@ def _customer_event(shop: Shop, topic: str, p: dict) -> Event:
                  occurred_at=at, customer=customer)
 
 
+#: Where WooCommerce stores keep marketing consent, read in this order after the shop's own
+#: ``consent_meta_key``: the companion WordPress plugin (its checkout and account opt-in, and
+#: MailPoet's subscriber status mirrored into it), then Mailchimp for WooCommerce.
+CONSENT_META_KEYS = ("_keepwell_marketing_opt_in", "mailchimp_woocommerce_is_subscribed")
+#: Where the companion plugin keeps a birthday, read after the shop's ``birthday_meta_key``.
+BIRTHDAY_META_KEYS = ("_keepwell_birthday",)
+
+
+def consent_keys(shop: Shop) -> tuple[str, ...]:
+    """The meta keys read for marketing consent, in order: the shop's own, then the known ones."""
+    own = shop.settings.get("consent_meta_key")
+    return tuple(dict.fromkeys([*([own] if own else []), *CONSENT_META_KEYS]))
+
+
 def _consent(shop: Shop, p: dict) -> bool | None:
-    """Core WooCommerce has no consent field; a merchant-chosen meta key carries it."""
-    key = shop.settings.get("consent_meta_key")
-    if not key:
-        return None
-    found, value = _meta(p, key)
-    if not found:
-        return None
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in _YES:
-        return True
-    if text in _NO:
-        return False
-    return None  # an unknown value is not consent, and not an opt-out either
+    """Core WooCommerce has no consent field: the first of ``consent_keys`` present on the order
+    or customer with a yes/no value decides. An unknown value is neither consent nor an opt-out."""
+    own = shop.settings.get("consent_meta_key")
+    for key in consent_keys(shop):
+        found, value = _meta(p, key)
+        if not found:
+            continue
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in _YES:
+            return True
+        # An empty value is an unticked box under the shop's own key; Mailchimp leaves its key
+        # empty until it knows, so there an empty value says nothing.
+        if text in _NO and (text or key == own):
+            return False
+    return None
 
 
 def _birthday(shop: Shop, p: dict) -> date | None:
-    key = shop.settings.get("birthday_meta_key")
-    if not key:
-        return None
-    found, value = _meta(p, key)
-    if not found or not value:
-        return None
-    try:
-        return date.fromisoformat(str(value).strip())
-    except ValueError:
-        # typed by the customer into a plugin's form: a bad date must not drop the whole event
-        return None
+    own = shop.settings.get("birthday_meta_key")
+    for key in dict.fromkeys([*([own] if own else []), *BIRTHDAY_META_KEYS]):
+        found, value = _meta(p, key)
+        if not found or not value:
+            continue
+        try:
+            return date.fromisoformat(str(value).strip())
+        except ValueError:
+            continue  # typed by the customer into a plugin's form: a bad date must not drop the whole event
+    return None
 
 
 def _tags(p: dict) -> tuple[str, ...] | None:

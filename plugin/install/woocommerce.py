@@ -44,7 +44,7 @@ from connectors.woocommerce import client, install
 from plugin import importing, ratelimit, secrets
 from plugin.db import ShopRow
 from plugin.errors import KeepwellError, StoreError
-from plugin.shops import add_shop, to_shop
+from plugin.shops import add_shop, rotate_webhook_secret, to_shop
 
 log = logging.getLogger("keepwell.install")
 bp = Blueprint("woocommerce_install", __name__, url_prefix="/woocommerce")
@@ -174,7 +174,12 @@ def complete(sessions, config, url: str, grant: dict) -> Shop:
     with sessions.begin() as session:
         known = session.scalar(select(ShopRow).where(ShopRow.platform == "woocommerce", ShopRow.domain == url))
         before = (known.secrets, known.active, known.api_url, dict(known.settings or {})) if known else None
+        connected = known is not None and known.active
         row, _ = add_shop(session, config, "woocommerce", url, consumer_key=key, consumer_secret=secret)
+        if connected:
+            # Reconnecting re-keys the store's webhooks below; deliveries already signed with the
+            # previous secret are still accepted.
+            row, _ = rotate_webhook_secret(session, config, row.id)
         shop = to_shop(row, config)
     try:
         connectors.get("woocommerce").register_webhooks(shop, config.app_url)
