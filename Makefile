@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint
+.PHONY: demo test bench lint wordpress-plugin
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Keepwell needs Python 3.11 or newer")'
@@ -31,3 +31,11 @@ bench: $(STAMP)
 	eval "$$(bash scripts/services.sh)" && $(VENV)/bin/python bench/fork.py
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	eval "$$(bash scripts/services.sh)" && $(VENV)/bin/python bench/ingest.py
+
+# The companion WordPress plugin for WooCommerce stores, as a zip to upload under Plugins → Add New.
+WORDPRESS_PLUGIN_ZIP ?= dist/keepwell-for-woocommerce.zip
+wordpress-plugin:
+	mkdir -p $(dir $(WORDPRESS_PLUGIN_ZIP))
+	rm -f $(WORDPRESS_PLUGIN_ZIP)
+	cd connectors/woocommerce/wordpress-plugin && $(PYTHON) -m zipfile -c $(abspath $(WORDPRESS_PLUGIN_ZIP)) keepwell
+	@echo "built $(WORDPRESS_PLUGIN_ZIP)"

@@ -4,12 +4,14 @@ plugin's birthday. Payloads from tests/fixtures/woocommerce."""
 from __future__ import annotations
 
 import copy
+import re
 import json
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
 import pytest
+import responses
 
 from connectors.base import Shop
 from connectors.woocommerce import connector
@@ -18,6 +20,15 @@ from connectors.woocommerce.parse import consent_keys
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "woocommerce"
 SHOP = Shop(id="shop-1", platform="woocommerce", domain="https://shop.example.co.il",
             api_url="https://shop.example.co.il", webhook_secrets=("s",), settings={})
+
+
+@pytest.fixture(autouse=True)
+def store():
+    """Order parsing asks the store for its products' categories: it has none to tell."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.get(re.compile(r"https://shop\.example\.co\.il/wp-json/wc/v3/products.*"), json=[],
+                 headers={"X-WP-Total": "0", "X-WP-TotalPages": "0"})
+        yield mock
 
 
 def fixture(name: str) -> dict:
