@@ -1,6 +1,7 @@
 """Reconciliation: WooCommerce never retries a failed webhook and Shopify gives up after four
 hours, so each shop's recent changes are fetched through the store API and fed through the same
-backlog as webhooks. Deliveries already seen are deduped; the ledger guards the rest."""
+backlog as webhooks. Deliveries already seen are deduped; the ledger guards the rest. Webhooks a
+store disabled after failed deliveries (WooCommerce does after 5) are set active again first."""
 from __future__ import annotations
 
 import hashlib
@@ -11,6 +12,7 @@ from datetime import timedelta
 
 import connectors
 from plugin.db import ShopRow
+from plugin.errors import StoreError
 from plugin.handoff import Envelope
 from plugin.shops import to_shop
 
@@ -28,6 +30,16 @@ def reconcile_shop(rt, shop_id: str) -> int:
         shop = to_shop(row, rt.config)
         since = (row.last_sync_at or started - timedelta(days=1)) - OVERLAP
     connector = connectors.get(shop.platform)
+    revive = getattr(connector, "revive_webhooks", None)
+    if revive is not None:
+        try:
+            revived = revive(shop, rt.config.app_url)
+        except StoreError as exc:  # the store's own answer decides nothing here: poll all the same
+            log.warning("shop %s: could not check its webhooks: %s", shop_id, exc.message)
+        else:
+            if revived:
+                log.warning("shop %s: the store had disabled %d Keepwell webhook(s) after failed deliveries; "
+                            "they are active again", shop_id, len(revived))
     queued = 0
     for topic, payload in connector.changes_since(shop, since):
         body = json.dumps(payload, sort_keys=True)

@@ -595,6 +595,7 @@ class FakeWoo:
         self.creates: list[dict] = []  # every POST /coupons body
         self.customers: dict[str, dict] = {}
         self.orders: list[dict] = []
+        self.webhooks: list[dict] = []  # as GET /webhooks lists them
         self.categories = [{"id": 9, "name": "Brewing", "slug": "brewing", "parent": 0, "description": "",
                             "display": "default", "image": None, "menu_order": 0, "count": 4},
                            {"id": 15, "name": "Coffee", "slug": "coffee", "parent": 0, "description": "",
@@ -681,6 +682,14 @@ class FakeWoo:
         if path == "customers" and method == "GET":
             items = list(self.customers.values())
             return 200, items, {"X-WP-Total": str(len(items)), "X-WP-TotalPages": "1"}
+        if path == "webhooks" and method == "GET":
+            items = [h for h in self.webhooks if query.get("status", "all") in ("all", h["status"])]
+            return 200, items, {"X-WP-Total": str(len(items)), "X-WP-TotalPages": "1"}
+        m = re.fullmatch(r"webhooks/(\d+)", path)
+        if m and method == "PUT":
+            hook = next(h for h in self.webhooks if str(h["id"]) == m.group(1))
+            hook.update(body)
+            return 200, hook, {}
         if path == "orders" and method == "GET":
             after = query.get("modified_after")
             items = [o for o in self.orders if after is None or o["date_modified_gmt"] > after]

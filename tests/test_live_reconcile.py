@@ -74,3 +74,34 @@ def test_a_missed_order_is_reconciled_once(live, rsps):
     work(live)
     assert ledger(live, store.shop_id) == after_first
     assert len(store.api.creates) == 1 and len(live.smtp.messages) == 1
+
+
+def test_webhooks_the_store_disabled_are_active_again_and_what_they_missed_is_read(live, rsps):
+    store = STORES["woocommerce"](live, rsps)
+    vic = store.customer(1)
+    target = f"{live.config.app_url}/webhooks/woocommerce/{store.shop_id}"
+    store.api.webhooks = [{"id": 150 + i, "name": f"Keepwell {t}", "topic": t, "status": s, "delivery_url": target}
+                          for i, (t, s) in enumerate([("order.created", "disabled"), ("order.updated", "disabled"),
+                                                      ("customer.created", "active"), ("customer.updated", "paused")])]
+    store.api.webhooks.append({"id": 160, "name": "CRM", "topic": "order.created", "status": "disabled",
+                               "delivery_url": "https://crm.example/hooks"})
+    # Keepwell was unreachable for five deliveries: WooCommerce disabled the order webhooks and
+    # will neither retry Vic's order nor deliver the next one.
+    store.api.customers[vic] = store._customer_record(vic, T0 - timedelta(days=3), "vic@example.com", "Vic", True, None)
+    missed = woo_order(7280, int(vic), email="vic@example.com", total="520.00", modified=gmt(T0 - timedelta(hours=1)))
+    missed["billing"]["first_name"] = "Vic"
+    store.api.orders.append(missed)
+
+    live.clock.now = T0
+    assert jobs.reconcile(store.shop_id) >= 1
+    assert [(h["id"], h["status"]) for h in store.api.webhooks] == [
+        (150, "active"), (151, "active"), (152, "active"), (153, "paused"), (160, "disabled")]
+    assert store.api.requests("GET", "webhooks") == [{"status": "disabled", "per_page": "100", "page": "1"}]
+    work(live)
+    done_touch(live, "vip_gold_welcome", vic)
+
+    # The next run finds nothing disabled and changes nothing in the store.
+    live.clock.now = T0 + timedelta(minutes=15)
+    jobs.reconcile(store.shop_id)
+    assert [c for c in store.api.calls if c[0] == "PUT" and c[1].startswith("webhooks/")] == [
+        ("PUT", "webhooks/150", {}), ("PUT", "webhooks/151", {})]

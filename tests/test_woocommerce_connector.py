@@ -10,7 +10,7 @@ import json
 import re
 import time
 from dataclasses import replace
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from urllib.parse import parse_qsl, quote, urlsplit
@@ -883,13 +883,13 @@ def test_changes_since_pages_orders_and_filters_customers(store):
               json=orders, headers={"X-WP-Total": "3", "X-WP-TotalPages": "2"})
     store.get(f"{API}/orders", match=[matchers.query_param_matcher({**base, "page": "2"})],
               json=[example("order_update_response.json")], headers={"X-WP-Total": "3", "X-WP-TotalPages": "2"})
-    store.get(f"{API}/customers", match=[matchers.query_param_matcher({"orderby": "id", "order": "asc", "per_page": "100", "page": "1"})],
+    store.get(f"{API}/customers", match=[matchers.query_param_matcher({**base, "orderby": "registered_date", "order": "desc", "page": "1"})],
               json=example("customers_list_response.json"), headers={"X-WP-Total": "2", "X-WP-TotalPages": "1"})
     since = datetime(2017, 3, 21, 19, 10, tzinfo=timezone.utc)
-    changes = list(connector.changes_since(SHOP, since))
+    changes = list(connector.changes_since(SHOP, since, now=since + timedelta(minutes=25)))
     assert [(t, p["id"]) for t, p in changes] == [
         ("order.updated", 727), ("order.updated", 723), ("order.updated", 727),
-        ("customer.updated", 26),  # 25 was last modified 19:09:30, before since
+        ("customer.updated", 26),  # 25 registered at 19:09:28, before since
     ]
     for topic, payload in changes:
         connector.parse(OFFLINE, topic, payload)
@@ -899,9 +899,11 @@ def test_changes_since_pages_orders_and_filters_customers(store):
 
 def test_changes_since_without_total_pages_stops_on_a_short_page(store):
     many = [{**example("customer_create_response.json"), "id": i} for i in range(1, 101)]
+    query = {"modified_after": "2017-01-01T00:00:00", "dates_are_gmt": "true", "orderby": "registered_date",
+             "order": "desc", "per_page": "100"}
     store.get(f"{API}/orders", json=[])
-    store.get(f"{API}/customers", match=[matchers.query_param_matcher({"orderby": "id", "order": "asc", "per_page": "100", "page": "1"})], json=many)
-    store.get(f"{API}/customers", match=[matchers.query_param_matcher({"orderby": "id", "order": "asc", "per_page": "100", "page": "2"})],
+    store.get(f"{API}/customers", match=[matchers.query_param_matcher({**query, "page": "1"})], json=many)
+    store.get(f"{API}/customers", match=[matchers.query_param_matcher({**query, "page": "2"})],
               json=[{**example("customer_create_response.json"), "id": 101}])
     changes = list(connector.changes_since(SHOP, datetime(2017, 1, 1, tzinfo=timezone.utc)))
     assert len(changes) == 101 and len(store.calls) == 3

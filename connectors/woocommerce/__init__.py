@@ -66,15 +66,20 @@ class WooCommerceConnector:
         """Subscribe order/customer created/updated without duplicating existing webhooks."""
         return install.register_webhooks(shop, app_url)
 
+    def revive_webhooks(self, shop: Shop, app_url: str) -> list[int]:
+        """Set the shop's disabled Keepwell webhooks active again (WooCommerce disables one after
+        5 failed deliveries); returns their ids."""
+        return install.revive_webhooks(shop, app_url)
+
     def discount_link(self, shop: Shop, code: str) -> str:
         """Core WooCommerce has no link that applies a coupon; a store whose plugin adds one names
         its query parameter in the ``coupon_url_param`` setting. Otherwise the email shows the code."""
         param = shop.settings.get("coupon_url_param")
         return f"{shop.domain}/?{urlencode({param: code})}" if param else f"{shop.domain}/"
 
-    def changes_since(self, shop: Shop, since) -> Iterator[tuple[str, dict]]:
-        """(topic, payload) for orders and customers modified since ``since``."""
-        return reconcile.changes_since(shop, since)
+    def changes_since(self, shop: Shop, since, now=None) -> Iterator[tuple[str, dict]]:
+        """(topic, payload) for orders and customers modified since ``since`` (``now``: the clock)."""
+        return reconcile.changes_since(shop, since, now)
 
     def history(self, shop: Shop, since, cursor: Mapping) -> Iterator[HistoryItem]:
         """Every customer, then the orders created since ``since``, resuming after ``cursor``."""

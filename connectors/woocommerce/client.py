@@ -35,10 +35,16 @@ def call(shop: Shop, method: str, path: str, *, params: dict | None = None, json
 
 def pages(shop: Shop, path: str, params: dict | None = None) -> Iterator[dict]:
     """Every item of a paged list endpoint, page by page (``per_page`` 100)."""
+    for items, _ in page_lists(shop, path, params):
+        yield from items
+
+
+def page_lists(shop: Shop, path: str, params: dict | None = None) -> Iterator[tuple[list, Any]]:
+    """(items, response headers) of each page of a paged list endpoint (``per_page`` 100)."""
     number = 1
     while True:
         items, headers = _list(shop, path, params or {}, number)
-        yield from items
+        yield items, headers
         total = headers.get("X-WP-TotalPages")
         done = number >= int(total) if total and total.isdigit() else len(items) < PER_PAGE
         if done or not items:

@@ -39,6 +39,22 @@ def register_webhooks(shop: Shop, app_url: str) -> list[str]:
     return list(TOPICS)
 
 
+def revive_webhooks(shop: Shop, app_url: str) -> list[int]:
+    """Set this shop's disabled Keepwell webhooks active again; returns their ids.
+
+    WooCommerce disables a webhook after 5 failed deliveries in a row and never retries one, so
+    an outage of Keepwell (or of the network) would otherwise end the store's deliveries for
+    good; reconciliation fetches what they missed. Paused webhooks (a merchant's choice) and
+    other webhooks of the store are left alone.
+    """
+    target = delivery_url(shop, app_url)
+    dead = [hook["id"] for hook in client.pages(shop, "webhooks", {"status": "disabled"})
+            if hook.get("delivery_url") == target and hook.get("status") == "disabled"]
+    for hook_id in dead:
+        client.call(shop, "PUT", f"webhooks/{hook_id}", json={"status": "active"})
+    return dead
+
+
 def delete_webhooks(shop: Shop, app_url: str) -> list[int]:
     """Delete every webhook of the store that delivers to this shop's Keepwell URL (whatever
     its topic); returns their ids. Other webhooks of the store are left alone."""
