@@ -242,3 +242,27 @@ def test_make_builds_the_zip_merchants_upload(tmp_path):
         shipped = {n for n in names if n.endswith(".php")}
         assert shipped == {f"keepwell/{p.relative_to(PLUGIN)}" for p in PLUGIN.rglob("*.php")}
         assert z.read("keepwell/keepwell.php") == (PLUGIN / "keepwell.php").read_bytes()
+
+
+def test_activation_copies_the_subscribers_mailpoet_already_has_in_batches(php):
+    subscribers = [{"id": i, "email": f"s{i}@example.co.il", "wp_user_id": 100 + i if i % 3 else None,
+                    "status": "unsubscribed" if i % 5 == 0 else "subscribed"} for i in range(1, 251)]
+    answered = {"_keepwell_marketing_opt_in": "no", "_keepwell_marketing_opt_in_source": "account"}
+    out = run(php, {"do": "boot", "mailpoet": True}, {"do": "user", "id": 101, "meta": answered},
+              {"do": "subscribers", "subscribers": subscribers}, {"do": "activate"}, {"do": "request"},
+              {"do": "run_actions"}, {"do": "request"}, {"do": "run_actions"})
+    assert out["steps"][0]["ran"] == [["keepwell_mailpoet_sync", [0], "keepwell"],
+                                      ["keepwell_mailpoet_sync", [100], "keepwell"],
+                                      ["keepwell_mailpoet_sync", [200], "keepwell"]]
+    assert out["steps"][1]["ran"] == []  # one copy per activation
+    customers = {int(k): meta(v) for k, v in out["customers"].items()}
+    with_account = [s for s in subscribers if s["wp_user_id"]]
+    assert set(customers) == {s["wp_user_id"] for s in with_account}
+    assert customers[101] == answered  # an answer the customer gave stays
+    for s in with_account[1:]:
+        got = customers[s["wp_user_id"]]
+        assert got["_keepwell_marketing_opt_in"] == ("no" if s["status"] == "unsubscribed" else "yes")
+        assert got["_keepwell_marketing_opt_in_source"] == "mailpoet"
+
+    without = run(php, {"do": "boot"}, {"do": "activate"}, {"do": "request"}, {"do": "run_actions"})
+    assert without["steps"][0]["ran"] == []  # no MailPoet: nothing to copy

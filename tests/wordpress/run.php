@@ -74,6 +74,28 @@ foreach ( $scenario as $step ) {
 			$GLOBALS['kw']['subscribers'][ $step['subscriber']['id'] ] = $step['subscriber'];
 			do_action( 'mailpoet_subscriber_status_changed', $step['subscriber']['id'] );
 			break;
+		case 'subscribers':
+			foreach ( $step['subscribers'] as $subscriber ) {
+				$GLOBALS['kw']['subscribers'][ $subscriber['id'] ] = $subscriber;
+			}
+			break;
+		case 'activate':
+			foreach ( $GLOBALS['kw']['activation'] as $callback ) {
+				call_user_func( $callback );
+			}
+			break;
+		case 'request':
+			do_action( 'init' );
+			break;
+		case 'run_actions':
+			$ran = array();
+			while ( $GLOBALS['kw']['actions'] ) {
+				list( $hook, $args, $group ) = array_shift( $GLOBALS['kw']['actions'] );
+				$ran[]                       = array( $hook, $args, $group );
+				do_action( $hook, ...$args );
+			}
+			$rest[] = array( 'ran' => $ran );
+			break;
 		case 'rest_customers':
 			$request  = new WP_REST_Request( $step['params'] );
 			$args     = apply_filters( 'woocommerce_rest_customer_query', array( 'number' => 100 ), $request );

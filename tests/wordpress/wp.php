@@ -16,6 +16,8 @@ $GLOBALS['kw'] = array(
 	'block_fields' => array(),
 	'user'         => 0,
 	'subscribers'  => array(),
+	'activation'   => array(),
+	'actions'      => array(),
 );
 
 function kw_hook( $hook, $callback, $priority, $accepted_args ) {
@@ -57,6 +59,26 @@ function apply_filters( $hook, $value, ...$args ) {
 
 function get_option( $name, $default = false ) {
 	return array_key_exists( $name, $GLOBALS['kw']['options'] ) ? $GLOBALS['kw']['options'][ $name ] : $default;
+}
+
+function update_option( $name, $value, $autoload = null ) {
+	$GLOBALS['kw']['options'][ $name ] = $value;
+	return true;
+}
+
+function delete_option( $name ) {
+	unset( $GLOBALS['kw']['options'][ $name ] );
+	return true;
+}
+
+function register_activation_hook( $file, $callback ) {
+	$GLOBALS['kw']['activation'][] = $callback;
+}
+
+/** Action Scheduler (bundled with WooCommerce): queued here, run by the scenario's run_actions step. */
+function as_enqueue_async_action( $hook, $args = array(), $group = '' ) {
+	$GLOBALS['kw']['actions'][] = array( $hook, $args, $group );
+	return count( $GLOBALS['kw']['actions'] );
 }
 
 function plugin_dir_path( $file ) {

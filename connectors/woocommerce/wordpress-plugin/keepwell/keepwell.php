@@ -41,3 +41,5 @@ add_action(
 );
 
 add_action( 'woocommerce_init', array( 'Keepwell_Meta', 'register_block_checkout_fields' ) );
+
+register_activation_hook( __FILE__, array( 'Keepwell_MailPoet', 'activate' ) );
