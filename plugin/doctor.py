@@ -413,6 +413,36 @@ def check_timers(session) -> Check:
                  "and the dashboard's activity page show each one")
 
 
+CONSENT_SAMPLE = 500  # the latest customers looked at per WooCommerce shop
+CONSENT_MIN = 20  # fewer customers than this say nothing yet
+
+
+def check_woocommerce_consent(session) -> Check:
+    """WooCommerce itself keeps no marketing consent: a store whose customers never carry an
+    answer gets no marketing at all. Looks at each active WooCommerce shop's latest customers."""
+    from plugin.db import CustomerRow, ShopRow
+
+    name = "woocommerce consent"
+    shops = session.scalars(select(ShopRow.id).where(ShopRow.active, ShopRow.platform == "woocommerce")
+                            .order_by(ShopRow.created_at, ShopRow.id)).all()
+    if not shops:
+        return Check(name, OK, "no active WooCommerce shops")
+    silent = []
+    for shop_id in shops:
+        states = session.scalars(select(CustomerRow.state).where(CustomerRow.shop_id == shop_id)
+                                 .order_by(CustomerRow.updated_at.desc()).limit(CONSENT_SAMPLE)).all()
+        if len(states) >= CONSENT_MIN and not any(s.get("consent_at") for s in states):
+            silent.append(f"{shop_id} (none of its latest {len(states)} customers)")
+    if silent:
+        more = f" and {len(silent) - MAX_LISTED} more" if len(silent) > MAX_LISTED else ""
+        return Check(name, WARN, f"no marketing consent is known, so nothing is marketed, for shop(s) "
+                                 f"{', '.join(silent[:MAX_LISTED])}{more}",
+                     "install the Keepwell WordPress plugin (`make wordpress-plugin`), or name the meta key your "
+                     "store's opt-in is kept in: `keepwell shop consent SHOP_ID --meta-key KEY`")
+    return Check(name, OK, f"{len(shops)} active WooCommerce shop(s); consent answers arrive (or too few "
+                           f"customers yet to tell)")
+
+
 def run(config: Config, timeout: float = 5.0) -> list[Check]:
     """Every check, in the order ``keepwell doctor`` prints them."""
     checks = [check_secret_key(config), check_shopify(config), check_app_url(config), check_redis(config, timeout)]
@@ -425,12 +455,13 @@ def run(config: Config, timeout: float = 5.0) -> list[Check]:
     checks.append(check_smtp(config, timeout))
     if engine is None:
         checks += [Check(name, SKIP, "needs a reachable, migrated database")
-                   for name in ("stored secrets", "rule sets", "shopify tokens", "timers")]
+                   for name in ("stored secrets", "rule sets", "shopify tokens", "timers", "woocommerce consent")]
         return checks
     try:
         with Session(engine) as session:
             checks += [check_stored_secrets(config, session), check_rule_sets(session),
-                       check_shopify_tokens(config, session), check_timers(session)]
+                       check_shopify_tokens(config, session), check_timers(session),
+                       check_woocommerce_consent(session)]
     finally:
         engine.dispose()
     return checks
@@ -438,4 +469,4 @@ def run(config: Config, timeout: float = 5.0) -> list[Check]:
 
 __all__ = ["Check", "OK", "WARN", "FAIL", "SKIP", "run", "failed", "check_secret_key", "check_shopify", "check_app_url",
            "app_url_problem", "check_redis", "check_dead_letters", "check_smtp", "check_database", "check_stored_secrets",
-           "check_rule_sets", "check_shopify_tokens", "check_timers"]
+           "check_rule_sets", "check_shopify_tokens", "check_timers", "check_woocommerce_consent"]

@@ -75,6 +75,8 @@ def test_a_good_deployment_passes(redis_server, smtp, database_url):
         "OK   rule sets: 1 active shop(s), each with an active rule set that compiles",
         "OK   shopify tokens: no active Shopify shops",
         "OK   timers: no touch lost its timer",
+        "OK   woocommerce consent: 1 active WooCommerce shop(s); consent answers arrive (or too few customers yet "
+        "to tell)",
     ]
     assert not doctor.failed(checks)
     assert live_keys(redis_server) == []  # the write probe cleaned up
@@ -97,7 +99,7 @@ def test_the_command_prints_one_line_per_check_and_exits_by_the_result(redis_ser
     with_shop(config)
     r = CliRunner().invoke(main, ["doctor", "--timeout", "2"], env=env_of(config))
     assert r.exit_code == 0, r.output
-    assert [line.split(" ", 1)[0] for line in r.stdout.splitlines()] == ["OK"] * 12
+    assert [line.split(" ", 1)[0] for line in r.stdout.splitlines()] == ["OK"] * 13
 
     # the embedded defaults are not a deployment
     bad = replace(config, secret_keys=(DEV_SECRET_KEY,), app_url="http://127.0.0.1:5000", shopify_api_key="",
@@ -220,6 +222,7 @@ def test_unmigrated_databases_fail_precisely(redis_server, smtp, tmp_path):
                                    f"expects revision {HEAD}. {UPGRADE}")
     assert empty["stored secrets"] == "SKIP stored secrets: needs a reachable, migrated database"
     assert empty["rule sets"] == "SKIP rule sets: needs a reachable, migrated database"
+    assert empty["woocommerce consent"] == "SKIP woocommerce consent: needs a reachable, migrated database"
 
     old_url = f"sqlite:///{tmp_path}/old.db"
     cfg = AlembicConfig()
@@ -299,3 +302,29 @@ def test_dead_letters_warn_with_the_shops_and_how_to_recover(redis_server, smtp,
     finally:
         for key in live_keys(redis_server):
             handoff.redis.delete(key)
+
+
+def test_a_woocommerce_store_whose_customers_carry_no_consent_is_named(tmp_path):
+    from plugin.db import CustomerRow
+    from plugin.engine.state import new_state, state_to_dict
+
+    config = Config(database_url=f"sqlite:///{tmp_path}/keepwell.db", secret_keys=(SECRET,))
+    silent, answered = with_shop(config), None
+    upgrade(config.database_url)
+    with sessions(config.database_url).begin() as session:
+        answered, _ = add_shop(session, config, "woocommerce", "https://answered.example", consumer_key="ck",
+                               consumer_secret="cs")
+        answered = answered.id
+        assert doctor.check_woocommerce_consent(session).status == "OK"  # no customers yet: too early to tell
+        for n in range(25):
+            for shop_id in (silent, answered):
+                state = state_to_dict(new_state(shop_id, str(n)))
+                if shop_id == answered and n == 7:
+                    state["consent_at"] = "2026-12-01T10:00:00+00:00"  # one answer is enough
+                session.add(CustomerRow(shop_id=shop_id, customer_id=str(n), state=state))
+    with sessions(config.database_url)() as session:
+        check = doctor.check_woocommerce_consent(session)
+    assert str(check) == (
+        f"WARN woocommerce consent: no marketing consent is known, so nothing is marketed, for shop(s) {silent} (none "
+        "of its latest 25 customers). Fix: install the Keepwell WordPress plugin (`make wordpress-plugin`), or name "
+        "the meta key your store's opt-in is kept in: `keepwell shop consent SHOP_ID --meta-key KEY`")
