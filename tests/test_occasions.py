@@ -203,3 +203,20 @@ def test_the_shopify_cart_block_writes_the_attributes_the_engine_reads():
     assert schema["target"] == "section" and schema["enabled_on"] == {"templates": ["cart"]}
     written = set(re.findall(r'name="attributes\[(\w+)\]"', liquid))
     assert written == {names[0] for names in occasions.DEFAULT_FIELDS.values()}
+
+
+def test_an_imported_past_implies_the_next_first_order_anniversary_and_captured_occasions():
+    from plugin.engine.imported import implied_timers
+
+    rules = rules_from([REMINDER, {"id": "thanks_a_year", "trigger": {"occasion": "first_order_anniversary"},
+                                   "actions": [{"email": {"template": "t", "subject": "s"}}]}])
+    shell = Shell(rules)
+    shell.handle(customer_created("5005", GIFT_DAY - timedelta(days=800)))
+    first = gift_order("5005", "7020", GIFT_DAY - timedelta(days=700), BIRTHDAY_FOR_MOM)
+    for e in expand([first], rules.settings.occasion_fields):
+        shell.handle(e)
+    now = GIFT_DAY + timedelta(days=20)
+    wakes = sorted((d.rule_id, d.wake_at) for d in implied_timers(shell.state("5005"), rules, now))
+    # the first order was 2025-01-09: its next anniversary ahead of now; Mom's birthday (12-20), 7 days before
+    assert wakes == [("remind", datetime(2027, 12, 13, 9, 0, tzinfo=timezone.utc)),
+                     ("thanks_a_year", datetime(2027, 1, 9, 9, 0, tzinfo=timezone.utc))]

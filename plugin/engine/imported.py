@@ -15,7 +15,7 @@ from datetime import datetime
 from plugin.engine.decide import _occasion_timers, _timer
 from plugin.engine.decisions import Decision, Reason, stable_percent
 from plugin.engine.fields import Context
-from plugin.engine.ruleset import RuleSet
+from plugin.engine.ruleset import OCCASIONS, RuleSet
 from plugin.engine.state import CustomerState
 from plugin.events import Event
 
@@ -35,5 +35,6 @@ def implied_timers(state: CustomerState, rules: RuleSet, now: datetime) -> list[
                 share = stable_percent(state.shop, rule.id, state.customer_id, "catch-up") / 100
                 due = now + rules.settings.catch_up_over * share
             out.append(_timer(Reason.LAPSE, rule, ctx, f"lapse:{state.last_order_id}", rules, due))
-    out.extend(_occasion_timers(ctx, rules))  # always the next one ahead of now
+    # always the next one ahead of now: birthdays, anniversaries, captured occasions, the first order's
+    out.extend(_occasion_timers(ctx, rules, OCCASIONS))
     return out
