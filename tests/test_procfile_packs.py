@@ -8,8 +8,9 @@ and tags to the store sandbox (a real HTTP server on 127.0.0.1), emails to a rea
 
 What the platforms' data cannot feed: Shopify customers have no birthday field (no birthday
 touch on Shopify), and neither connector fills ``customer.anniversary`` (no anniversary touch).
-Every other shipped rule must touch its customer on each platform; a rule added to rules/ fails
-here until the story gives it a customer.
+Every other enabled shipped rule must touch its customer on each platform (Cleo's belated gift
+for her mother's birthday is reminded of before the next one); a rule added to rules/ fails here
+until the story gives it a customer.
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ from plugin.rulefile import load_rules
 TOKEN, WOO_KEY, WOO_SECRET = "shpat_packs", "ck_packs", "cs_packs"
 DAY, HOUR = timedelta(days=1), timedelta(hours=1)
 HORIZON = 95 * DAY  # past the 90-day lapse of every customer's last order
-SHIPPED = set(load_rules().by_id)
+SHIPPED = {rule_id for rule_id, rule in load_rules().by_id.items() if rule.enabled}
 NOT_FED = {"shopify": {"birthday", "anniversary"}, "woocommerce": {"anniversary"}}
 COLLECTIONS = {"shopify": {"coffee": 841564290, "brewing": 841564295}, "woocommerce": {"coffee": 15, "brewing": 9}}
 COFFEE = {"shopify": 9182736450918273001, "woocommerce": 93}  # a bag of beans, in the coffee collection
@@ -121,20 +122,24 @@ class Store:
             self._post("customer.updated", record)
 
     def order(self, key: str, at: datetime, total: str, product: dict, code: str | None = None,
-              consent: bool = True) -> None:
-        """A paid order; ``consent``: the buyer ticked the checkout's marketing box."""
+              consent: bool = True, occasion: dict | None = None) -> None:
+        """A paid order; ``consent``: the buyer ticked the checkout's marketing box; ``occasion``:
+        the answers to the occasion question (Shopify cart attributes, the WordPress plugin's meta)."""
         self.orders += 1
         cid, order_id = self.ids[key], 5_000_000 + self.orders
         if self.platform == "shopify":
             self.sandbox.add_order("shopify", str(order_id), cid)
-            self._post("orders/paid", shopify_order(order_id, cid, at, total=total, email=self.email(key),
-                                                    first_name=key.title(), codes=[code] if code else (),
-                                                    accepts_marketing=consent, product_id=product["shopify"]))
+            o = shopify_order(order_id, cid, at, total=total, email=self.email(key), first_name=key.title(),
+                              codes=[code] if code else (), accepts_marketing=consent, product_id=product["shopify"])
+            o["note_attributes"] = [{"name": f"keepwell_{k}", "value": v} for k, v in (occasion or {}).items()]
+            self._post("orders/paid", o)
         else:
             o = woo_order(order_id, int(cid), email=self.email(key), total=total, modified=gmt(at),
                           coupons=[code.lower()] if code else (), consent="yes" if consent else "no")
             o["billing"]["first_name"] = key.title()
             o["line_items"][0]["product_id"] = product["woocommerce"]
+            o["meta_data"] += [{"id": 700 + n, "key": f"_keepwell_{k}", "value": v}
+                               for n, (k, v) in enumerate((occasion or {}).items())]
             self._post("order.created", o)
 
     def story(self, t0: datetime) -> list[tuple[datetime, callable]]:
@@ -148,7 +153,10 @@ class Store:
             # winback (90 days)
             (t0 + 2 * HOUR, lambda: self.order("ana", t0 + 2 * HOUR, "120.00", COFFEE)),
             (t0 + DAY, lambda: self.signup("cleo", t0 + DAY)),
-            (t0 + DAY + 2 * HOUR, lambda: self.order("cleo", t0 + DAY + 2 * HOUR, "540.00", MACHINE)),  # gold
+            # gold; and a belated gift for her mother's birthday, to be reminded of a week before the next one
+            (t0 + DAY + 2 * HOUR, lambda: self.order("cleo", t0 + DAY + 2 * HOUR, "540.00", MACHINE, occasion={
+                "occasion": "birthday", "occasion_date": (t0 - 300 * DAY).date().isoformat(),
+                "occasion_for": "Mom", "occasion_remind": "yes"})),
             (t0 + DAY + 2 * HOUR, lambda: self.signup("dan", t0 + DAY + 2 * HOUR, consent=False)),
             (t0 + DAY + 3 * HOUR, lambda: self.order("dan", t0 + DAY + 3 * HOUR, "260.00", MACHINE,
                                                           consent=False)),  # silver
@@ -249,17 +257,19 @@ def played(redis_server, postgres_url, tmp_path_factory):
 
 SUBJECTS = {
     ("ana", "welcome"): "Welcome, Ana! Here is 10% off",
-    ("ana", "referral_invite"): "Give 10%, get 10 USD",
+    ("ana", "referral_invite"): "Give 10%, get a thank-you",
     ("ana", "cross_sell_brewing"): "Brew it better: 10% off brewing gear",
     ("ana", "icebreaker"): "Ana, 15% off your next order",
-    ("ana", "referral_reward"): "Your friend ordered: here is 10 USD off",
+    ("ana", "referral_reward"): "Your friend ordered: here is 10.00 USD off",
     ("ana", "winback"): "It has been a while, Ana: 20% off",
     ("ben", "welcome_on_opt_in"): "Thanks for subscribing",
     ("cleo", "vip_gold_welcome"): "Welcome to Gold, Cleo",
     ("bea", "birthday"): "An early happy birthday, Bea!",
+    ("cleo", "occasion_reminder"): "Birthday for Mom is a week away",
 }
 PREFIXES = {"welcome": "WELCOME", "cross_sell_brewing": "BREW", "icebreaker": "THANKS", "referral_reward": "THANKYOU",
-            "winback": "MISSYOU", "vip_gold_welcome": "GOLD", "birthday": "BDAY", "referral_invite": "REF"}
+            "winback": "MISSYOU", "vip_gold_welcome": "GOLD", "birthday": "BDAY", "referral_invite": "REF",
+            "occasion_reminder": "REMIND"}
 
 
 @pytest.mark.parametrize("database", ["postgresql", "sqlite"])
