@@ -128,3 +128,13 @@ def smtp():
     box.url = f"smtp://127.0.0.1:{port}"
     yield box
     controller.stop()
+
+
+@pytest.fixture(autouse=True)
+def _shared_caches_unbound():
+    """Each test starts as a fresh process does: a Runtime made by an earlier test (a CLI command,
+    say) binds the connectors' shared caches and Shopify's cost bucket to its Redis for the whole
+    process, which would pace or answer this test's store calls from another test's state."""
+    from connectors import cache
+
+    cache.bind(None)

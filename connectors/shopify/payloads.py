@@ -193,16 +193,21 @@ def refund_amount(p: dict) -> tuple[Decimal, str]:
 def _in_shop_money(p: dict, amount: Decimal, currency: str) -> tuple[Decimal, str]:
     """A refund in the buyer's currency, converted at the rate the refund's own money objects show
     (shop_money beside presentment_money), so it is subtracted from an order kept in shop money."""
-    for s in [li.get("subtotal_set") for li in p.get("refund_line_items") or ()]:
-        shop, shown = (s or {}).get("shop_money") or {}, (s or {}).get("presentment_money") or {}
-        if shown.get("currency_code", "").upper() != currency or not shop.get("currency_code"):
+    where = f"{REFUND_TOPIC} refund_line_items subtotal_set"
+    for li in shape.objects(p, "refund_line_items", REFUND_TOPIC):
+        money_set = shape.obj(li, "subtotal_set", where) or {}
+        shop, shown = shape.obj(money_set, "shop_money", where) or {}, shape.obj(money_set, "presentment_money", where) or {}
+        if not shown.get("currency_code") or not shop.get("currency_code"):
             continue
-        if shop["currency_code"].upper() == currency:
+        if shape.currency(shown["currency_code"], where) != currency:
+            continue
+        shop_currency = shape.currency(shop["currency_code"], where)
+        if shop_currency == currency:
             return amount, currency
-        shown_amount = Decimal(str(shown.get("amount") or 0))
+        shown_amount = shape.amount(shown.get("amount") or 0, f"{where} presentment_money")
         if shown_amount:
-            rate = Decimal(str(shop.get("amount") or 0)) / shown_amount
-            return (amount * rate).quantize(Decimal("0.01")), shop["currency_code"].upper()
+            rate = shape.amount(shop.get("amount") or 0, f"{where} shop_money") / shown_amount
+            return (amount * rate).quantize(Decimal("0.01")), shop_currency
     return amount, currency
 
 
@@ -329,11 +334,14 @@ def _stamp(d: dict, keys: tuple[str, ...], where: str) -> str | None:
 
 def _shop_money(d: dict, key: str, currency: str, where: str) -> Money:
     """An amount in the shop's currency: ``KEY_set.shop_money`` when the payload has it (a
-    multi-currency order's plain ``KEY`` may be in the buyer's), else ``KEY`` in ``currency``."""
-    shop = ((d.get(f"{key}_set") or {}).get("shop_money")) or {}
+    multi-currency order's plain ``KEY`` may be in the buyer's), else ``KEY`` in ``currency``.
+    The plain ``KEY``, when given, must be an amount either way."""
+    plain = _money(d, key, currency, where) if d.get(key) is not None else None
+    money_set = shape.obj(d, f"{key}_set", where) or {}
+    shop = shape.obj(money_set, "shop_money", f"{where} {key}_set") or {}
     if shop.get("amount") is not None and shop.get("currency_code"):
-        return _money(shop, "amount", str(shop["currency_code"]).upper(), f"{where} {key}_set")
-    return _money(d, key, currency, where)
+        return _money(shop, "amount", shape.currency(shop["currency_code"], f"{where} {key}_set"), f"{where} {key}_set")
+    return plain if plain is not None else _money(d, key, currency, where)
 
 
 def _time(d: dict, key: str, where: str) -> datetime | None:
