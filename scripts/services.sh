@@ -19,6 +19,9 @@ if ! command -v redis-server >/dev/null; then
 fi
 echo "export REDIS_URL='${redis_url}'"
 
+# PHP's command line for the WordPress plugin's tests (lint, and a run with WordPress's hooks).
+if ! command -v php >/dev/null; then log "installing php-cli"; apt_install php-cli; fi
+
 # Chromium for the dashboard's browser tests (Playwright drives Debian's build; no downloads).
 if [ ! -x /usr/bin/chromium ]; then log "installing chromium"; apt_install chromium; fi
 
