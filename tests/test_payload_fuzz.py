@@ -146,6 +146,33 @@ def test_a_mutated_payload_is_refused_with_payload_error_or_parses_into_usable_e
     check()
 
 
+# One value of each JSON type, and the strings that look like what a field usually holds.
+WRONG = [None, True, 0, 1, -1, 2**70, 1.5, "", "x", "12.50", "2026-02-30", [], [1], ["x"], {}, {"x": 1}]
+
+
+@pytest.mark.parametrize("platform, topic, sample", SAMPLES, ids=[f"{p}-{t}" for p, t, _ in SAMPLES])
+def test_every_field_of_a_sample_replaced_by_every_json_type_is_refused_or_parsed(platform, topic, sample):
+    """Exhaustive where the random search is not: each field (to list index 2) dropped, and in
+    turn given each value of WRONG, one at a time; every run checks every one."""
+    tried = 0
+    for path in [p for p in _paths(sample) if p]:
+        for value in [...] + WRONG:
+            payload = copy.deepcopy(sample)
+            parent, key = _at(payload, path[:-1]), path[-1]
+            if value is ...:
+                del parent[key]
+            else:
+                parent[key] = copy.deepcopy(value)
+            try:
+                events = parse(platform, topic, payload)
+            except PayloadError:
+                continue
+            finally:
+                tried += 1
+            usable(events)
+    assert tried > 100
+
+
 @pytest.mark.parametrize("platform, topic, sample", SAMPLES, ids=[f"{p}-{t}" for p, t, _ in SAMPLES])
 def test_any_json_value_as_a_payload_is_refused_or_parsed(platform, topic, sample):
     @FUZZ

@@ -118,8 +118,7 @@ def _order_events(shop: Shop, topic: str, p: dict) -> list[Event]:
         or _text(c, "phone", f"{topic} customer") or None,
         shipping_address=address_line(shipping, "address1", "zip", "country_code"),
         fully_refunded=p.get("financial_status") == "refunded",
-        attributes=checkout_fields((a.get("name"), a.get("value")) for a in p.get("note_attributes") or ()
-                                   if isinstance(a, dict)),
+        attributes=checkout_fields((a.get("name"), a.get("value")) for a in shape.objects(p, "note_attributes", topic)),
     )
     return [Event(
         id=event_id(topic, order_id, _stamp(p, ("updated_at", "created_at"), topic)),

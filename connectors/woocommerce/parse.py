@@ -112,7 +112,8 @@ def _order(p: dict, oid: str) -> Order:
                              if (code := shape.text(c, "code", f"order {oid} coupon line"))),
         phone=(_phone(p, "billing", oid) or _phone(p, "shipping", oid) or "").strip() or None,
         shipping_address=address_line(shape.obj(p, "shipping", f"order {oid}"), "address_1", "postcode", "country"),
-        attributes=checkout_fields((m.get("key"), m.get("value")) for m in p.get("meta_data") or () if isinstance(m, dict)),
+        attributes=checkout_fields((m.get("key"), m.get("value"))
+                                   for m in shape.objects(p, "meta_data", f"order {oid}")),
     )
 
 
