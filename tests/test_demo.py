@@ -98,6 +98,25 @@ def test_emails_are_delivered_with_their_subjects(demo):
         assert not any(e["to"].startswith(("ben.", "eve.", "marco.")) for e in shop["emails"])
 
 
+def test_a_gift_named_at_checkout_brings_a_reminder_a_week_before_next_year(demo):
+    """Ava's first order (Shopify cart attributes) is a gift for her mother's birthday 12 days
+    later, Zoë's second (WooCommerce order meta) one for an anniversary 10 days later; both said
+    "remind me". Nothing that year (they just bought for it); a week before next year's date, a
+    reminder with its coupon, on both platforms."""
+    _, report, _ = demo
+    for platform, person, email, day, subject in (
+            ("shopify", "Ava Lindqvist", "ava.lindqvist@example.com", 5 + 365, "Birthday for Mum is a week away"),
+            ("woocommerce", "Zoë Adeyemi", "zoe.adeyemi@example.com", 5 + 3 + 365, "Anniversary for Noa is a week away")):
+        shop = _shop(report, platform)
+        reminders = [c for c in shop["coupons"] if c["rule"] == "occasion_reminder"]
+        assert [(c["for"], c["discount"]) for c in reminders] == [(person, "10%")], shop["coupons"]
+        assert reminders[0]["code"].upper().startswith("REMIND-")
+        assert abs(reminders[0]["day"] - day) <= 1  # a 366-day year moves it by one
+        assert [(e["to"], e["subject"], e["day"]) for e in shop["emails"] if e["rule"] == "occasion_reminder"] == \
+            [(email, subject, reminders[0]["day"])]
+    assert report["days"] >= 372
+
+
 def test_suppressed_decisions_carry_their_reasons(demo):
     _, report, _ = demo
     for platform in ("shopify", "woocommerce"):

@@ -34,7 +34,7 @@ import requests
 
 from plugin.demo.clock import ENV as CLOCK_ENV, DemoClock
 
-HORIZON_DAYS = 100  # long enough for every shipped rule: the 90-day lapse is the longest wait
+HORIZON_DAYS = 380  # every shipped rule's wait, and a year on: the reminders of occasions named at checkout
 STEP_WINDOW = timedelta(hours=6)  # timers due this close together fire in one step
 # Hang detectors, generous for a busy 2-core machine; the demo finishes in ~15 s.
 IDLE_TIMEOUT_S = 120.0
@@ -380,7 +380,7 @@ class Demo:
         last = max(s.day for s in script)
         self._advance_to(self.t0 + timedelta(days=HORIZON_DAYS))
         self.out(f"  day {last:>3g} -> {HORIZON_DAYS}: time passes; {self.timers_fired} timers fired "
-                 f"(delays, deferrals, lapses) in {self.steps} steps")
+                 f"(delays, deferrals, lapses, occasions) in {self.steps} steps")
         return self._report(storefront)
 
     def _advance_to(self, when: datetime) -> None:

@@ -120,6 +120,7 @@ class Order:
     items: list  # (product, quantity)
     code: str | None = None  # a discount code used at checkout
     at: datetime | None = None
+    occasion: dict = field(default_factory=dict)  # the checkout's occasion question, answered
     payload: dict = field(default_factory=dict)
     deliveries: dict = field(default_factory=dict)  # topic -> (body, headers) as first sent
 
@@ -204,7 +205,9 @@ class Storefront:
                 self.signup(S, p[key])
             for key in ("zoe", "marco", "priya", "omar"):
                 self.signup(W, p[key])
-            self.order(S, p["ava"], [(BEANS, 2), (DRIPPER, 1)])
+            # Ava's dripper is a gift: the cart's occasion question says for whom, when, remind me
+            self.order(S, p["ava"], [(BEANS, 2), (DRIPPER, 1)],
+                       occasion=self.occasion("birthday", days_ahead=12, recipient="Mum"))
             self.order(S, p["ben"], [(BEANS, 1), (MUGS, 1)])
             self.order(S, p["finn"], [(BEANS, 2), (MUGS, 1)])
             self.order(W, p["zoe"], [(BEANS, 2), (DRIPPER, 1)])
@@ -232,7 +235,8 @@ class Storefront:
 
         def day5():
             self.order(S, p["chloe"], [(BEANS, 3), (MUGS, 1)])
-            self.order(W, p["zoe"], [(BEANS, 1), (MUGS, 1)])
+            self.order(W, p["zoe"], [(BEANS, 1), (MUGS, 1)],
+                       occasion=self.occasion("anniversary", days_ahead=10, recipient="Noa"))
 
         def day6():
             self.order(W, p["omar"], [(GRINDER, 1)])
@@ -241,13 +245,20 @@ class Storefront:
             self.resend(S, "refunds/create", self._last_order(p["eve"]))
 
         return [
-            Step(0, "signups (Shopify opt-ins arrive as consent updates), first orders, 4 re-sent deliveries", day0),
+            Step(0, "signups (Shopify opt-ins arrive as consent updates), first orders (Ava's a birthday gift), "
+                    "4 re-sent deliveries", day0),
             Step(1, "first orders over 500 USD (VIP gold), another first order", day1),
             Step(3, "friends sign up and order with Ava's and Zoë's referral codes", day3),
             Step(4, "a second friend orders with Ava's code", day4),
-            Step(5, "repeat orders from Chloé and Zoë", day5),
+            Step(5, "repeat orders from Chloé and Zoë (an anniversary gift: remind me next year)", day5),
             Step(6, "Omar orders again; Eve's order refunded in full, Marco's in part; a re-sent refund", day6),
         ]
+
+    def occasion(self, kind: str, days_ahead: int, recipient: str) -> dict:
+        """The checkout's answers to "what is it for?": Keepwell's field names, a date input's ISO date."""
+        day = (self.clock() + timedelta(days=days_ahead)).date()
+        return {"keepwell_occasion": kind, "keepwell_occasion_date": day.isoformat(),
+                "keepwell_occasion_for": recipient, "keepwell_occasion_remind": "yes"}
 
     def _tell_store(self, what: str, *args) -> None:
         if self.sandbox is not None:
@@ -271,10 +282,11 @@ class Storefront:
             self._tell_store("add_customer", "woocommerce", person.id, body)
             self._post_woo("customer.created", body, f"{person.name} signs up")
 
-    def order(self, platform: str, person: Person, items: list, code: str | None = None) -> Order:
+    def order(self, platform: str, person: Person, items: list, code: str | None = None,
+              occasion: dict | None = None) -> Order:
         oid = str(self._order_ids[platform])
         self._order_ids[platform] += 1
-        order = Order(oid, person, items, code, self.clock())
+        order = Order(oid, person, items, code, self.clock(), occasion=occasion or {})
         self.orders[f"{platform}:{oid}"] = order
         self._tell_store("add_order", platform, oid, person.id)
         what = f"{person.name} pays order {oid} ({_money(order.total)} USD{', code ' + code if code else ''})"
@@ -420,6 +432,8 @@ class Storefront:
                                     "value_type": "percentage", "allocation_method": "across",
                                     "target_selection": "all", "code": order.code}] if order.code else [],
             shipping_lines=[], refunds=[], fulfillments=[], returns=[],
+            # cart attributes (the theme's occasion block) arrive as the order's note_attributes
+            note_attributes=[{"name": k, "value": v} for k, v in order.occasion.items()],
         )
         o["order_status_url"] = f"https://{self.shopify.domain}/orders/{o['token']}/authenticate"
         template = o["line_items"][0]
@@ -504,6 +518,9 @@ class Storefront:
                             address_1=person.street, phone=person.phone)
         o["shipping"].update(first_name=person.first_name, last_name=person.last_name, address_1=person.street)
         o["meta_data"] = [{"id": int(order.id) * 100, "key": CONSENT_META_KEY, "value": "yes" if person.consent else "no"}]
+        # the WordPress plugin's checkout fields, stored as hidden order meta
+        o["meta_data"] += [{"id": int(order.id) * 100 + i, "key": f"_{k}", "value": v}
+                           for i, (k, v) in enumerate(order.occasion.items(), start=1)]
         template = o["line_items"][0]
         o["line_items"] = []
         share = order.discount / order.subtotal if order.subtotal else Decimal(0)
