@@ -96,6 +96,29 @@ def _table(header: list[str], rows: list[list[str]], indent: str = "  ") -> list
     return [line(header)] + [line(r) for r in rows]
 
 
+def _lift_rows(rules) -> tuple[list[list[str]], list[str]]:
+    """The holdout lift table's rows, and the notes under it."""
+    rows, notes = [], []
+    for rid, r in rules.items():
+        lift = r.lift
+        if lift is None:
+            continue
+        diff = lift.difference
+        ci = f"{_points(diff.estimate)} ({_points(diff.low)} .. {_points(diff.high)})" if diff else "-"
+        inc = _money(lift.incremental_revenue)
+        if lift.incremental_revenue_interval:
+            lo, hi = lift.incremental_revenue_interval
+            inc += f" ({_money(lo)} .. {_money(hi)})"
+        roi = "-" if lift.roi is None else f"{lift.roi * 100:,.0f}%"
+        rows.append([rid, str(lift.touched), _pct(lift.touched_rate), str(lift.held_out), _pct(lift.held_out_rate),
+                     ci, inc, roi, lift.verdict])
+        if not lift.significant:
+            notes.append(f"  {rid}: {lift.verdict}: {lift.reason}")
+        if lift.pending and lift.verdict != "no holdout":
+            notes.append(f"  {rid}: {lift.pending} customers still inside their window, not counted yet")
+    return rows, notes
+
+
 def format_table(report: Report, shop_id: str) -> str:
     """The report as plain-text tables, one section per question."""
     cur = report.currency or ""
@@ -128,24 +151,7 @@ def format_table(report: Report, shop_id: str) -> str:
 
         out += ["", f"HOLDOUT LIFT (converted = a paid order within {days} of the decision; "
                     f"{round(report.confidence * 100)}% Wald interval, normal approximation)"]
-        rows, notes = [], []
-        for rid, r in rules.items():
-            lift = r.lift
-            if lift is None:
-                continue
-            diff = lift.difference
-            ci = f"{_points(diff.estimate)} ({_points(diff.low)} .. {_points(diff.high)})" if diff else "-"
-            inc = _money(lift.incremental_revenue)
-            if lift.incremental_revenue_interval:
-                lo, hi = lift.incremental_revenue_interval
-                inc += f" ({_money(lo)} .. {_money(hi)})"
-            roi = "-" if lift.roi is None else f"{lift.roi * 100:,.0f}%"
-            rows.append([rid, str(lift.touched), _pct(lift.touched_rate), str(lift.held_out), _pct(lift.held_out_rate),
-                         ci, inc, roi, lift.verdict])
-            if not lift.significant:
-                notes.append(f"  {rid}: {lift.verdict}: {lift.reason}")
-            if lift.pending and lift.verdict != "no holdout":
-                notes.append(f"  {rid}: {lift.pending} customers still inside their window, not counted yet")
+        rows, notes = _lift_rows(rules)
         out += _table(["rule", "touched", "conv", "held out", "conv", "lift, points (CI)", "incremental revenue (CI)",
                        "ROI", "verdict"], rows)
         out += notes

@@ -131,7 +131,7 @@ def test_a_redeemed_welcome_coupon_is_attributed_once_and_reported(live):
     assert data["funnel"]["welcome"][0]["redeemed"] == 1
 
     table = _report(live, shop_id, "--since", (signup - timedelta(days=1)).date().isoformat(), "--window", "7d")
-    line = next(l for l in table.splitlines() if l.strip().startswith("welcome"))
+    line = next(row for row in table.splitlines() if row.strip().startswith("welcome"))
     assert "64.90" in line and "44.90" in line and "100.0%" in line
     assert "welcome: 1 refunded, 0 cancelled" in table
     # a period after the touch has nothing in it

@@ -5,7 +5,7 @@ collection rule fires. Only when the store stays unavailable past every delay do
 on without them, marked on the order."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import pytest
 import responses

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import secrets
 import types
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 
 import pytest
 from aiosmtpd.controller import Controller

@@ -10,7 +10,6 @@ from datetime import date, timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import pytest
 
 from engine_helpers import (CODES, PRODUCTS, SENCHA, SHOP, T0, consent_changed, customer_created, day, order_cancelled,
                             order_paid, order_refunded, shipped_rules)

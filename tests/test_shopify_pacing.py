@@ -20,7 +20,7 @@ from redis import Redis
 
 from connectors import cache
 from connectors.base import Shop
-from connectors.shopify import API_VERSION, api, pacing, products, reconcile
+from connectors.shopify import API_VERSION, api, products, reconcile
 from plugin.errors import StoreError
 from live import STORES, backlog, running, scheduled, work
 

@@ -1,7 +1,6 @@
 """A/B variants: stable weighted assignment, recorded on the decision, validated at lint time."""
 from collections import Counter
 from datetime import datetime, timezone
-from pathlib import Path
 
 from plugin.engine import Kind, apply, decide, new_state
 from plugin.engine.decide import pick_variant

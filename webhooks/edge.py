@@ -15,7 +15,6 @@ from connectors.shopify import binding
 from plugin.errors import PayloadError, PayloadTooLarge, UnknownShop, WebhookError
 from plugin.handoff import Envelope
 from webhooks import compliance
-from webhooks.shops import ShopCache
 
 log = logging.getLogger("keepwell.webhooks")
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")

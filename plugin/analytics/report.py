@@ -63,8 +63,25 @@ def rule_summaries(touches, holdouts, orders, attributions, unsubscribes, all_to
     for h in holdouts:
         summary(h.rule_id)
         held[h.rule_id].add(h.customer_id)
+    redeemed_keys = _count_attributions(summary, attributions, {t.key for t in touches if t.coupons}, currency)
+    for rid, s in out.items():
+        s.customers_reached = len(reached[rid])
+        s.held_out = len(held[rid])
+        s.coupons_redeemed = len(redeemed_keys[rid])
+        s.redemption_rate = s.coupons_redeemed / s.coupons_issued if s.coupons_issued else None
+        s.send_cost = s.emails_sent * settings.send_cost
+    for rid, n in unsubscribes_by_rule(touches, all_touches, unsubscribes).items():
+        summary(rid).unsubscribes = n
+    for rid, (customers, revenue) in influenced(touches, orders, settings.window, currency).items():
+        s = summary(rid)
+        s.influenced_customers, s.influenced_revenue = customers, revenue
+    _measure(out, touches, holdouts, orders, attributions, now, settings)
+    return dict(sorted(out.items()))
+
+
+def _count_attributions(summary, attributions, issued_keys: set, currency) -> dict[str, set]:
+    """Add each attributed order to its rule's summary; returns the redeemed touch keys per rule."""
     redeemed_keys = defaultdict(set)
-    issued_keys = {t.key for t in touches if t.coupons}
     for a in attributions:
         s = summary(a.rule_id)
         if a.decision_key in issued_keys:
@@ -77,17 +94,11 @@ def rule_summaries(touches, holdouts, orders, attributions, unsubscribes, all_to
             s.attributed_net_revenue += a.net
             if not a.cancelled:
                 s.discount_cost += a.discount
-    for rid, s in out.items():
-        s.customers_reached = len(reached[rid])
-        s.held_out = len(held[rid])
-        s.coupons_redeemed = len(redeemed_keys[rid])
-        s.redemption_rate = s.coupons_redeemed / s.coupons_issued if s.coupons_issued else None
-        s.send_cost = s.emails_sent * settings.send_cost
-    for rid, n in unsubscribes_by_rule(touches, all_touches, unsubscribes).items():
-        summary(rid).unsubscribes = n
-    for rid, (customers, revenue) in influenced(touches, orders, settings.window, currency).items():
-        s = summary(rid)
-        s.influenced_customers, s.influenced_revenue = customers, revenue
+    return redeemed_keys
+
+
+def _measure(out: dict[str, RuleSummary], touches, holdouts, orders, attributions, now, settings) -> None:
+    """Holdout lift for every rule, and the variant comparison for rules with variants."""
     by_rule_touches = defaultdict(list)
     for t in touches:
         by_rule_touches[t.rule_id].append(t)
@@ -103,7 +114,6 @@ def rule_summaries(touches, holdouts, orders, attributions, unsubscribes, all_to
         if any(t.variant for t in by_rule_touches[rid]):
             s.variants = compare_variants(rid, by_rule_touches[rid], by_rule_holdouts[rid], orders,
                                           by_rule_attr[rid], now, settings)
-    return dict(sorted(out.items()))
 
 
 def unsubscribes_by_rule(touches, all_touches, unsubscribes) -> Counter:

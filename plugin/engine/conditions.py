@@ -136,23 +136,31 @@ def _compare(get, op, lit, ftype):
     return test
 
 
+def _check_applies(fname: str, ftype: str, op: str, path: Path) -> None:
+    if ftype in OPERATORS[op]:
+        return
+    hint = " (use contains)" if ftype == LIST and op in ("equals", "in") else ""
+    if ftype == DATE:
+        hint = " (a date field only supports exists; compare customer.since_first_order or customer.since_last_order instead)"
+    raise ConditionProblem(path, f"operator {op!r} does not apply to {fname}, which is a {ftype} field{hint}")
+
+
+def _exists(fname: str, ftype: str, get, value, path: Path) -> Leaf:
+    if not isinstance(value, bool):
+        raise ConditionProblem(path, f"exists takes true or false, not {value!r}")
+    if ftype == LIST:
+        test = (lambda c: bool(get(c))) if value else (lambda c: not get(c))
+    else:
+        test = (lambda c: get(c) is not None) if value else (lambda c: get(c) is None)
+    return Leaf(fname, "exists", value, get, test)
+
+
 def _leaf(fname: str, op: str, value, path: Path) -> Leaf:
     f = FIELDS[fname]
     get = f.get
-    allowed = OPERATORS[op]
-    if f.type not in allowed:
-        hint = " (use contains)" if f.type == LIST and op in ("equals", "in") else ""
-        if f.type == DATE:
-            hint = " (a date field only supports exists; compare customer.since_first_order or customer.since_last_order instead)"
-        raise ConditionProblem(path, f"operator {op!r} does not apply to {fname}, which is a {f.type} field{hint}")
+    _check_applies(fname, f.type, op, path)
     if op == "exists":
-        if not isinstance(value, bool):
-            raise ConditionProblem(path, f"exists takes true or false, not {value!r}")
-        if f.type == LIST:
-            test = (lambda c: bool(get(c))) if value else (lambda c: not get(c))
-        else:
-            test = (lambda c: get(c) is not None) if value else (lambda c: get(c) is None)
-        return Leaf(fname, op, value, get, test)
+        return _exists(fname, f.type, get, value, path)
     if op == "between":
         if not isinstance(value, list) or len(value) != 2:
             raise ConditionProblem(path, f"between takes a list of two values, e.g. [{_EXAMPLE[f.type]}, {_EXAMPLE[f.type]}]")

@@ -111,7 +111,7 @@ def _gate(rule: Rule, ctx: Context, anchor: str, rules: RuleSet, delayed: bool, 
                          detail=f"the referred friend has the referrer's {same}")
     if rule.delay and not delayed:
         return _timer(Reason.DELAY, rule, ctx, anchor, rules, ctx.now + rule.delay, event=ctx.event,
-                      detail=f"re-checked after the delay")
+                      detail="re-checked after the delay")
     history = ctx.state.history.get(rule.id)
     key = decision_key(ctx.event.shop, rule.id, ctx.state.customer_id, anchor)
     if history is not None and key not in history.keys:

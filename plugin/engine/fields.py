@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from plugin.engine.referral import decode_referral_code
 from plugin.engine.state import CustomerState
-from plugin.events import Event, Money, Order
+from plugin.events import Event, Money
 
 # Field types.
 NUMBER, MONEY, TEXT, BOOL, LIST, DURATION, DATE = "number", "money", "text", "yes/no", "list", "duration", "date"

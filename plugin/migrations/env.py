@@ -1,6 +1,5 @@
 """Alembic environment: migrations run against the URL set by plugin.db.upgrade."""
 from alembic import context
-from sqlalchemy import pool
 
 from plugin.db import Base, get_engine
 

@@ -5,8 +5,6 @@ Revises: 0003
 Create Date: 2026-11-23
 """
 from alembic import op
-import sqlalchemy as sa
-import plugin.db
 
 
 revision = '0004'
