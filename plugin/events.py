@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from decimal import Decimal
-from typing import Any
+from typing import Any, overload
 
 from plugin import shape
 from plugin.errors import EventError, PayloadError
@@ -136,6 +136,10 @@ def _money(d: Any, where: str, required: bool = False) -> Money | None:
     return Money(shape.amount(amount, where), shape.currency(currency, where))
 
 
+@overload
+def parse_time(value: str) -> datetime: ...
+@overload
+def parse_time(value: str | None) -> datetime | None: ...
 def parse_time(value: str | None) -> datetime | None:
     """An ISO-8601 time as an aware UTC datetime (naive input is taken as UTC)."""
     if value is None:

@@ -10,12 +10,15 @@ import difflib
 import operator
 from dataclasses import dataclass
 from decimal import Decimal
+from collections.abc import Iterable
 from typing import Any, Callable
 
 from plugin.engine.fields import BOOL, DATE, DURATION, FIELDS, LIST, MONEY, NUMBER, TEXT, Context
 from plugin.engine.values import format_duration, parse_duration, parse_money
 
-Path = tuple  # keys and indexes from the rule down to a node
+Path = tuple[Any, ...]  # keys and indexes from the rule down to a node
+
+Test = Callable[[Context], bool]
 
 _ORDERED = (NUMBER, MONEY, DURATION)
 OPERATORS: dict[str, tuple[str, ...]] = {
@@ -51,7 +54,7 @@ class ConditionProblem(Exception):
         super().__init__(message)
 
 
-def did_you_mean(word: str, choices) -> str:
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
     close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
@@ -71,11 +74,11 @@ class Leaf:
 @dataclass(frozen=True)
 class Group:
     kind: str  # all | any | not
-    children: tuple
+    children: tuple[Leaf | Group, ...]
     test: Callable[[Context], bool]
 
 
-def _show(v) -> str:
+def _show(v: Any) -> str:
     if isinstance(v, (list, tuple, set, frozenset)):
         items = sorted(v, key=str) if isinstance(v, (set, frozenset)) else v
         return "[" + ", ".join(_show(x) for x in items) + "]"
@@ -88,7 +91,7 @@ def _show(v) -> str:
     return str(v)
 
 
-def _literal(ftype: str, value, path: Path, name: str):
+def _literal(ftype: str, value: Any, path: Path, name: str) -> Any:
     """The typed literal for comparing with a field of ``ftype``; raises ConditionProblem."""
     try:
         if ftype == MONEY:
@@ -112,28 +115,28 @@ def _literal(ftype: str, value, path: Path, name: str):
         raise ConditionProblem(path, str(exc)) from None
 
 
-def _compare(get, op, lit, ftype):
+def _compare(get: Callable[[Context], Any], op: str, lit: Any, ftype: str) -> Test:
     cmp = _CMP[op]
     if ftype == MONEY:
         amount, currency = lit.amount, lit.currency
 
-        def test(c):
+        def test(c: Context) -> bool:
             # Amounts in two currencies are never compared; one written without a currency means
             # the shop's (any, while the shop's currency is not known yet).
             m = get(c)
             if m is None or m.currency != (currency or c.currency or m.currency):
                 return op == "not_equals"
-            return cmp(m.amount, amount)
+            return bool(cmp(m.amount, amount))
         return test
     if op == "not_equals":
         return lambda c: get(c) != lit
     if ftype == BOOL and op == "equals":
         return (lambda c: get(c) is True) if lit else (lambda c: get(c) is False)
 
-    def test(c):
+    def present(c: Context) -> bool:
         v = get(c)
-        return v is not None and cmp(v, lit)
-    return test
+        return v is not None and bool(cmp(v, lit))
+    return present
 
 
 def _check_applies(fname: str, ftype: str, op: str, path: Path) -> None:
@@ -145,17 +148,17 @@ def _check_applies(fname: str, ftype: str, op: str, path: Path) -> None:
     raise ConditionProblem(path, f"operator {op!r} does not apply to {fname}, which is a {ftype} field{hint}")
 
 
-def _exists(fname: str, ftype: str, get, value, path: Path) -> Leaf:
+def _exists(fname: str, ftype: str, get: Callable[[Context], Any], value: Any, path: Path) -> Leaf:
     if not isinstance(value, bool):
         raise ConditionProblem(path, f"exists takes true or false, not {value!r}")
     if ftype == LIST:
-        test = (lambda c: bool(get(c))) if value else (lambda c: not get(c))
+        test: Test = (lambda c: bool(get(c))) if value else (lambda c: not get(c))
     else:
         test = (lambda c: get(c) is not None) if value else (lambda c: get(c) is None)
     return Leaf(fname, "exists", value, get, test)
 
 
-def _leaf(fname: str, op: str, value, path: Path) -> Leaf:
+def _leaf(fname: str, op: str, value: Any, path: Path) -> Leaf:
     f = FIELDS[fname]
     get = f.get
     _check_applies(fname, f.type, op, path)
@@ -193,9 +196,9 @@ def _leaf(fname: str, op: str, value, path: Path) -> Leaf:
     return Leaf(fname, op, lit, get, _compare(get, op, lit, f.type))
 
 
-def _all(tests):
+def _all(given: Iterable[Test]) -> Test:
     # Fixed-arity closures: a generator per evaluation would cost more than the tests themselves.
-    tests = tuple(tests)
+    tests = tuple(given)
     if len(tests) == 1:
         return tests[0]
     if len(tests) == 2:
@@ -208,7 +211,7 @@ def _all(tests):
         a, b, d, e = tests
         return lambda c: a(c) and b(c) and d(c) and e(c)
 
-    def test(c):
+    def test(c: Context) -> bool:
         for t in tests:
             if not t(c):
                 return False
@@ -216,8 +219,8 @@ def _all(tests):
     return test
 
 
-def _any(tests):
-    tests = tuple(tests)
+def _any(given: Iterable[Test]) -> Test:
+    tests = tuple(given)
     if len(tests) == 1:
         return tests[0]
     if len(tests) == 2:
@@ -227,7 +230,7 @@ def _any(tests):
         a, b, d = tests
         return lambda c: a(c) or b(c) or d(c)
 
-    def test(c):
+    def test(c: Context) -> bool:
         for t in tests:
             if t(c):
                 return True
@@ -235,7 +238,7 @@ def _any(tests):
     return test
 
 
-def compile_condition(node, path: Path = ()):
+def compile_condition(node: Any, path: Path = ()) -> Leaf | Group:
     """Compile a condition tree; raises ConditionProblem naming the bad node's path."""
     if not isinstance(node, dict) or not node:
         raise ConditionProblem(path, "a condition is a mapping: all, any, not, or a field with an operator")
@@ -268,7 +271,7 @@ def compile_condition(node, path: Path = ()):
     return Group("all", tuple(leaves), _all([lf.test for lf in leaves]))
 
 
-def trace(node, ctx: Context, depth: int = 0) -> tuple[bool, list[str]]:
+def trace(node: Leaf | Group, ctx: Context, depth: int = 0) -> tuple[bool, list[str]]:
     """Evaluate with a human-readable line per node: what was tested and the value seen."""
     pad = "  " * depth
     if isinstance(node, Leaf):

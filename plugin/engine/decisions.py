@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import hashlib
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
@@ -43,7 +43,7 @@ class Decision(NamedTuple):
     at: datetime
     event_id: str
     marketing: bool = False
-    actions: tuple = ()
+    actions: tuple[Any, ...] = ()
     reason: str | None = None
     detail: str = ""
     wake_at: datetime | None = None
@@ -51,7 +51,7 @@ class Decision(NamedTuple):
     ruleset_version: str = ""
     variant: str | None = None  # the A/B variant the customer was assigned
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         d = {
             "kind": str(self.kind.value if isinstance(self.kind, Enum) else self.kind),
             "key": self.key,
@@ -69,11 +69,11 @@ class Decision(NamedTuple):
         }
         if self.wake_at is not None:
             d["wake_at"] = self.wake_at.isoformat()
-            d["timer"] = event_to_dict(self.timer)
+            d["timer"] = None if self.timer is None else event_to_dict(self.timer)
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Decision":
+    def from_dict(cls, d: dict[str, Any]) -> "Decision":
         return cls(
             kind=d["kind"],
             key=d["key"],
@@ -93,7 +93,7 @@ class Decision(NamedTuple):
         )
 
 
-def _plain(v):
+def _plain(v: Any) -> Any:
     """JSON-ready copy of an action: money and times as strings."""
     if isinstance(v, dict):
         return {k: _plain(x) for k, x in v.items()}

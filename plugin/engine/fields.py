@@ -6,13 +6,15 @@ or None when the value is unknown.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from operator import attrgetter
 from typing import Any, Callable
 
 from plugin.engine.referral import decode_referral_code
 from plugin.engine.state import CustomerState
-from plugin.events import Event, Money
+from plugin.events import Event, Money, Order
+
+Getter = Callable[["Context"], Any]
 
 # Field types.
 NUMBER, MONEY, TEXT, BOOL, LIST, DURATION, DATE = "number", "money", "text", "yes/no", "list", "duration", "date"
@@ -23,7 +25,7 @@ class Context:
 
     __slots__ = ("event", "state", "now", "order", "settings")
 
-    def __init__(self, event: Event, state: CustomerState, now: datetime, settings=None):
+    def __init__(self, event: Event, state: CustomerState, now: datetime, settings: Any = None):
         self.event = event
         self.state = state
         self.now = now
@@ -44,44 +46,49 @@ class Field:
     doc: str
 
 
-def _order(fn):
-    def get(c: Context):
+def _order(fn: Callable[[Order], Any]) -> Getter:
+    def get(c: Context) -> Any:
         o = c.order
         return None if o is None else fn(o)
     return get
 
 
-def _since(attr):
+def _since(attr: str) -> Getter:
     get_time = attrgetter(attr)
 
-    def get(c: Context):
+    def get(c: Context) -> Any:
         t = get_time(c.state)
         return None if t is None else c.now - t
     return get
 
 
-def _items(attr):
+def _items(attr: str) -> Getter:
     get = attrgetter(attr)
     if attr in ("collections", "product_tags"):  # several per line item
-        return _order(lambda o: frozenset().union(*map(get, o.line_items)))
+        return _order(lambda o: frozenset[str]().union(*map(get, o.line_items)))
     return _order(lambda o: frozenset(v for v in map(get, o.line_items) if v))
 
 
-def _order_time(c: Context):
+def _order_time(c: Context) -> datetime | None:
     o = c.order
     if o is None:
         return None
     return o.created_at or c.event.occurred_at
 
 
-def _is_first(c: Context):
+def _order_age(c: Context) -> timedelta | None:
+    t = _order_time(c)
+    return None if t is None else c.now - t
+
+
+def _is_first(c: Context) -> bool | None:
     o = c.order
     if o is None or not c.state.orders:
         return None if o is None else False
     return c.state.first_order_id == o.id
 
 
-def _referrer(c: Context):
+def _referrer(c: Context) -> str | None:
     o = c.order
     if o is None:
         return None
@@ -92,8 +99,8 @@ def _referrer(c: Context):
     return None
 
 
-def _order_status(flag):
-    def get(c: Context):
+def _order_status(flag: str) -> Getter:
+    def get(c: Context) -> bool | None:
         o = c.order
         if o is None:
             return None
@@ -102,14 +109,14 @@ def _order_status(flag):
     return get
 
 
-def _data(key, cast=None):
-    def get(c: Context):
+def _data(key: str, cast: Callable[[Any], Any] | None = None) -> Getter:
+    def get(c: Context) -> Any:
         v = c.event.data.get(key)
         return cast(v) if (cast and v is not None) else v
     return get
 
 
-def _money_data(v):
+def _money_data(v: Any) -> Money:
     return v if isinstance(v, Money) else Money.parse(v["amount"], v["currency"])
 
 
@@ -133,7 +140,7 @@ _FIELDS = [
     Field("order.fully_refunded", BOOL, _order_status("fully_refunded"),
           "Yes once this order was refunded in full (then it counts as no purchase)."),
     Field("order.cancelled", BOOL, _order_status("cancelled"), "Yes once this order was cancelled."),
-    Field("order.age", DURATION, lambda c: None if c.order is None else c.now - _order_time(c), "Time since the order was placed."),
+    Field("order.age", DURATION, _order_age, "Time since the order was placed."),
     Field("customer.id", TEXT, attrgetter("state.customer_id"), "The customer's id."),
     Field("customer.email", TEXT, attrgetter("state.email"), "The customer's email address."),
     Field("customer.first_name", TEXT, attrgetter("state.first_name"), "The customer's first name."),

@@ -9,8 +9,10 @@ Pure: the live worker and the simulator derive the same events from the same ord
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 from plugin.events import Event
 
@@ -39,7 +41,7 @@ class Occasion:
     captured_at: datetime
 
 
-def field_names(mapping: dict | None = None) -> dict[str, tuple[str, ...]]:
+def field_names(mapping: dict[str, Any] | None = None) -> dict[str, tuple[str, ...]]:
     """Keepwell's attribute names plus the merchant's (``settings: occasion_fields``), lower case."""
     out = {k: tuple(n.lower() for n in v) for k, v in DEFAULT_FIELDS.items()}
     for key, names in (mapping or {}).items():
@@ -110,17 +112,17 @@ def from_event(event: Event) -> Occasion:
                     captured_at=datetime.fromisoformat(d["captured_at"]) if d.get("captured_at") else event.occurred_at)
 
 
-def to_dict(o: Occasion) -> dict:
+def to_dict(o: Occasion) -> dict[str, Any]:
     return {"id": o.id, "kind": o.kind, "date": o.day.isoformat(), "recipient": o.recipient, "remind": o.remind,
             "captured_at": o.captured_at.isoformat()}
 
 
-def from_dict(d: dict) -> Occasion:
+def from_dict(d: dict[str, Any]) -> Occasion:
     return Occasion(id=d["id"], kind=d["kind"], day=date.fromisoformat(d["date"]), recipient=d.get("recipient"),
                     remind=bool(d.get("remind")), captured_at=datetime.fromisoformat(d["captured_at"]))
 
 
-def template_vars(o: Occasion | None) -> dict | None:
+def template_vars(o: Occasion | None) -> dict[str, Any] | None:
     """What an email sees as ``occasion``: kind (as written), a readable title, recipient, date."""
     if o is None:
         return None
@@ -128,6 +130,6 @@ def template_vars(o: Occasion | None) -> dict | None:
             "date": o.day.isoformat()}
 
 
-def expand(events, fields: dict[str, tuple[str, ...]]) -> list[Event]:
+def expand(events: Iterable[Event], fields: dict[str, tuple[str, ...]]) -> list[Event]:
     """``events``, each order followed by the occasion its checkout fields captured."""
     return [out for e in events for out in (e, *captured(e, fields))]

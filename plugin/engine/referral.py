@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # 32 symbols: no 0/O, no 1/I
 TAG_CHARS = 8  # 40 bits
@@ -40,7 +42,7 @@ def _tag(key: str, shop: str, customer_id: str) -> str:
     return "".join(ALPHABET[(bits >> (5 * i)) & 31] for i in reversed(range(TAG_CHARS)))
 
 
-def referral_code(settings, shop: str, customer_id: str) -> str | None:
+def referral_code(settings: Any, shop: str, customer_id: str) -> str | None:
     """The customer's referral code under ``settings`` (prefix and the shop's key), or None for
     ids that are not numeric or when no key is given."""
     key = getattr(settings, "referral_key", "")
@@ -78,7 +80,7 @@ def legacy_referral_code(shop: str, customer_id: str, prefix: str = "REF") -> st
     return f"{prefix}{_encode(int(customer_id), _B36)}{_legacy_check(shop, customer_id)}"
 
 
-def _legacy_referrer(shop: str, code: str, prefixes) -> str | None:
+def _legacy_referrer(shop: str, code: str, prefixes: Iterable[str]) -> str | None:
     for prefix in prefixes:
         if not code.startswith(prefix) or len(code) < len(prefix) + 3:
             continue
@@ -92,7 +94,7 @@ def _legacy_referrer(shop: str, code: str, prefixes) -> str | None:
     return None
 
 
-def decode_referral_code(settings, shop: str, code: str, at: datetime | None = None) -> str | None:
+def decode_referral_code(settings: Any, shop: str, code: str, at: datetime | None = None) -> str | None:
     """The referrer's customer id for a valid code of this shop, else None. ``at`` is when the
     code was used (the order's time): earlier-format codes count only before the transition ends."""
     code = code.strip().upper()
@@ -116,7 +118,7 @@ DOTLESS_PROVIDERS = frozenset({"gmail.com", "googlemail.com"})
 _SAME_PROVIDER = {"googlemail.com": "gmail.com"}
 
 
-def normalized_email(email) -> str | None:
+def normalized_email(email: object) -> str | None:
     """The mailbox an address reaches: lower case, and without the +tag and dots that providers
     known to ignore them ignore."""
     if not isinstance(email, str) or "@" not in email:
@@ -130,13 +132,13 @@ def normalized_email(email) -> str | None:
     return f"{local}@{domain}" if local and domain else None
 
 
-def normalized_phone(phone) -> str | None:
+def normalized_phone(phone: object) -> str | None:
     """The last ten digits of a phone number (country prefixes and formatting vary)."""
     digits = "".join(c for c in str(phone or "") if c.isdigit())
     return digits[-10:] if len(digits) >= 7 else None
 
 
-def normalized_address(address) -> str | None:
+def normalized_address(address: object) -> str | None:
     """An address line, postcode and country compared without case, spacing or punctuation."""
     if not isinstance(address, str):
         return None
@@ -144,7 +146,7 @@ def normalized_address(address) -> str | None:
     return text or None
 
 
-def same_person(referrer, friend: dict) -> str | None:
+def same_person(referrer: Any, friend: dict[str, Any]) -> str | None:
     """What shows that the referrer (a customer state) and the friend (a referral signal's data:
     friend_email, friend_phone, friend_address) are one person: "email", "phone",
     "shipping address", or None."""

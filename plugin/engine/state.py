@@ -12,12 +12,13 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from types import MappingProxyType
+from typing import Any
 
 from plugin.engine import occasions as occ
 from plugin.engine.referral import decode_referral_code, referral_code
 from plugin.events import Event, Money
 
-_EMPTY = MappingProxyType({})
+_EMPTY: MappingProxyType[Any, Any] = MappingProxyType({})
 _ZERO = Decimal(0)
 #: Marketing touches older than this are forgotten (no frequency cap spans longer).
 TOUCH_MEMORY = timedelta(days=366)
@@ -83,7 +84,7 @@ class CustomerState:
     consent_at: datetime | None = None  # time of the newest consent applied
     consent_changed_at: datetime | None = None  # when an event last flipped the consent
     currency: str | None = None
-    orders: MappingProxyType = field(default_factory=lambda: _EMPTY)  # order id -> OrderSummary
+    orders: MappingProxyType[str, OrderSummary] = field(default_factory=lambda: _EMPTY)  # order id -> OrderSummary
     orders_count: int = 0
     total_spent: Money | None = None
     first_order_id: str | None = None
@@ -96,11 +97,11 @@ class CustomerState:
     phone: str | None = None  # from the newest paid order: self-referral checks
     shipping_address: str | None = None
     tier: str | None = None
-    history: MappingProxyType = field(default_factory=lambda: _EMPTY)  # rule id -> RuleHistory
+    history: MappingProxyType[str, RuleHistory] = field(default_factory=lambda: _EMPTY)  # rule id -> RuleHistory
     touches: tuple[datetime, ...] = field(default=())  # marketing touches, oldest first
-    occasions: MappingProxyType = field(default_factory=lambda: _EMPTY)  # occasion id -> occ.Occasion
+    occasions: MappingProxyType[str, occ.Occasion] = field(default_factory=lambda: _EMPTY)  # occasion id -> occ.Occasion
 
-    def referral_code(self, settings) -> str | None:
+    def referral_code(self, settings: Any) -> str | None:
         return referral_code(settings, self.shop, self.customer_id)
 
 
@@ -108,7 +109,7 @@ _STATE_FIELDS = tuple(f.name for f in fields(CustomerState))
 _set = object.__setattr__
 
 
-def _evolve(state: CustomerState, changes: dict) -> CustomerState:
+def _evolve(state: CustomerState, changes: dict[str, Any]) -> CustomerState:
     """``dataclasses.replace`` without its per-call introspection: the fold's hot path."""
     new = object.__new__(CustomerState)
     for name in _STATE_FIELDS:
@@ -120,7 +121,7 @@ def new_state(shop: str, customer_id: str) -> CustomerState:
     return CustomerState(shop=shop, customer_id=customer_id)
 
 
-def _aggregate(state: CustomerState, orders: dict, changes: dict | None = None) -> CustomerState:
+def _aggregate(state: CustomerState, orders: dict[str, OrderSummary], changes: dict[str, Any] | None = None) -> CustomerState:
     first = last = None
     count = 0
     for o in orders.values():
@@ -174,7 +175,7 @@ def _merge_customer(state: CustomerState, event: Event) -> CustomerState:
     return _evolve(state, changes) if changes else state
 
 
-def apply(state: CustomerState, event: Event, settings=None) -> CustomerState:
+def apply(state: CustomerState, event: Event, settings: Any = None) -> CustomerState:
     """The customer's state after ``event`` (``settings``: the rule set's, for referral codes).
     Pure and idempotent."""
     state = _merge_customer(state, event)
@@ -227,7 +228,7 @@ def apply(state: CustomerState, event: Event, settings=None) -> CustomerState:
     return _aggregate(state, orders, changes)
 
 
-def record(state: CustomerState, decision) -> CustomerState:
+def record(state: CustomerState, decision: Any) -> CustomerState:
     """The customer's state after a touch decision was made: history, touches, tags, tier."""
     if decision.kind != "touch" or decision.customer_id != state.customer_id:
         return state
@@ -240,7 +241,7 @@ def record(state: CustomerState, decision) -> CustomerState:
         last_at=decision.at,
         keys=(prev.keys if prev else frozenset()) | {decision.key},
     )
-    changes = {"history": MappingProxyType(history)}
+    changes: dict[str, Any] = {"history": MappingProxyType(history)}
     if decision.marketing:
         horizon = decision.at - TOUCH_MEMORY
         touches = [t for t in state.touches if t > horizon]
@@ -256,11 +257,11 @@ def record(state: CustomerState, decision) -> CustomerState:
 
 # --- JSON form (how the worker stores a customer's state) -------------------------------------
 
-def _t(v):
+def _t(v: date | None) -> str | None:
     return v.isoformat() if v is not None else None
 
 
-def state_to_dict(s: CustomerState) -> dict:
+def state_to_dict(s: CustomerState) -> dict[str, Any]:
     """The JSON form of a customer's state (inverse of state_from_dict)."""
     return {
         "shop": s.shop,
@@ -296,7 +297,7 @@ def state_to_dict(s: CustomerState) -> dict:
     }
 
 
-def state_from_dict(d: dict) -> CustomerState:
+def state_from_dict(d: dict[str, Any]) -> CustomerState:
     from plugin.events import parse_time
 
     base = CustomerState(

@@ -13,7 +13,7 @@ _MONEY = re.compile(r"^\s*(\d+(?:\.\d{1,2})?)\s*([A-Za-z]{3})?\s*$")
 _PERCENT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
 
 
-def parse_duration(text) -> timedelta:
+def parse_duration(text: object) -> timedelta:
     """'30d', '12h', '2w', '90m', '45s' -> timedelta; ValueError with a hint otherwise."""
     m = _DURATION.match(str(text))
     if not m:
@@ -30,7 +30,7 @@ def format_duration(d: timedelta) -> str:
     return f"{secs}s"
 
 
-def parse_money(text) -> Money:
+def parse_money(text: object) -> Money:
     """'50', '49.90' or '50 USD' -> Money. Without a code the currency is None: the shop's own,
     so one rule reads the same on a USD, EUR or ILS store. ValueError with a hint otherwise."""
     if isinstance(text, bool):
@@ -44,7 +44,7 @@ def parse_money(text) -> Money:
     return Money(Decimal(m.group(1)), code.upper() if code else None)
 
 
-def parse_percent(text) -> Decimal:
+def parse_percent(text: object) -> Decimal:
     """'10%' -> Decimal('10'); must lie in (0, 100]."""
     m = _PERCENT.match(str(text))
     if not m:
@@ -55,7 +55,7 @@ def parse_percent(text) -> Decimal:
     return value
 
 
-def parse_discount(text) -> tuple[str, Decimal, str | None]:
+def parse_discount(text: object) -> tuple[str, Decimal, str | None]:
     """A coupon discount: '15%' -> ('percent', 15, None); 5 -> ('fixed', 5, None), an amount in
     the shop's currency; '5 USD' -> ('fixed', 5, 'USD')."""
     s = str(text)
@@ -70,7 +70,7 @@ def parse_discount(text) -> tuple[str, Decimal, str | None]:
     return "fixed", money.amount, money.currency
 
 
-def is_number(value) -> bool:
+def is_number(value: object) -> bool:
     if isinstance(value, bool):
         return False
     if isinstance(value, (int, float, Decimal)):

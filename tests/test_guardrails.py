@@ -1,0 +1,52 @@
+"""The code's guardrails, part of the one test command: ruff (with its complexity limit), mypy
+--strict on the engine and the connector interface, the import-linter layer contracts, and the
+size of each module. Their settings live in pyproject.toml."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+MAX_LINES = 400
+# Modules over the limit today: split them, then delete their line (the figure may only go down).
+OVER_LIMIT = {
+    "plugin/cli.py": 727,
+    "plugin/admin/__init__.py": 470,
+    "plugin/demo/run.py": 522,
+    "plugin/demo/storefront.py": 543,
+}
+
+
+def _run(*command: str) -> None:
+    done = subprocess.run([str(BIN / command[0]), *command[1:]], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, f"{' '.join(command)} failed:\n{done.stdout}\n{done.stderr}"
+
+
+def test_ruff():
+    _run("ruff", "check", "--no-cache", ".")
+
+
+def test_mypy_strict():
+    _run("mypy", "--no-incremental", "--cache-dir", "/dev/null")
+
+
+def test_import_contracts():
+    _run("lint-imports", "--no-cache")
+
+
+@pytest.mark.parametrize("package", ["plugin", "connectors", "webhooks"])
+def test_no_module_over_the_size_limit(package):
+    too_long = {}
+    for path in sorted((ROOT / package).rglob("*.py")):
+        name = path.relative_to(ROOT).as_posix()
+        if "/migrations/versions/" in name:
+            continue
+        lines = len(path.read_text(encoding="utf-8").splitlines())
+        if lines > OVER_LIMIT.get(name, MAX_LINES):
+            too_long[name] = lines
+    assert not too_long, f"split these modules by reason to change (at most {MAX_LINES} lines each): {too_long}"
