@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Iterator, Mapping, Protocol
 
+from plugin.errors import KeepwellError
 from plugin.events import Event
 
 
@@ -92,7 +93,7 @@ class HistoryItem:
     record: str | None = None  # "customer" or "order": this item completes one record read
 
 
-class HistoryNotReady(Exception):
+class HistoryNotReady(KeepwellError):
     """The store is still preparing the history (a Shopify bulk operation): ask again later."""
 
     def __init__(self, cursor: Mapping, retry_after: float, detail: str = ""):

@@ -38,6 +38,7 @@ def create_app(config: Config | None = None) -> Flask:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     install_log_redaction()
 
+    from plugin.http_errors import register_error_handlers
     from plugin.unsubscribe import bp as unsubscribe_bp
     from webhooks import bp as webhooks_bp
 
@@ -48,6 +49,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(__import__("plugin.install.woocommerce", fromlist=["bp"]).bp)
     app.register_blueprint(__import__("plugin.admin", fromlist=["bp"]).bp)
 
+    register_error_handlers(app)
     app.after_request(headers.apply)
 
     @app.get("/health")

@@ -19,7 +19,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from plugin.engine.conditions import did_you_mean
 from plugin.engine.fields import FIELDS, MONEY
 from plugin.engine.ruleset import Problems, RuleSet, compile_ruleset
-from plugin.errors import RuleError
+from plugin.errors import KeepwellError, RuleError
 
 RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
 SCHEMA_PATH = RULES_DIR / "schema.json"
@@ -62,7 +62,7 @@ class _Doc:
         return None
 
 
-class _YamlProblem(Exception):
+class _YamlProblem(KeepwellError):
     def __init__(self, line, col, message):
         self.line, self.col, self.message = line, col, message
 

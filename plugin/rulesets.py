@@ -15,7 +15,7 @@ import yaml
 from sqlalchemy import select
 
 from plugin.db import RuleSetRow, ShopRow
-from plugin.errors import UnknownShop
+from plugin.errors import KeepwellError, UnknownShop
 from plugin.rulefile import Problem, currency_warnings, lint, rule_files
 from plugin.shops import active_rule_row, install_rules, read_rule_dir
 
@@ -23,7 +23,7 @@ TEMPLATE_SUFFIXES = (".html", ".txt")
 RULE_SUFFIXES = (".yaml", ".yml")
 
 
-class NoRuleSet(LookupError):
+class NoRuleSet(KeepwellError, LookupError):
     """The shop has no such rule set version."""
 
 

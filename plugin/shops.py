@@ -14,7 +14,7 @@ from plugin.db import RuleSetRow, ShopRow
 from plugin.engine import RuleSet
 from plugin.engine.ruleset import with_currency
 from plugin.events import Event
-from plugin.errors import RuleError
+from plugin.errors import KeepwellError, RuleError
 from plugin.rulefile import RULES_DIR, lint_sources, read_templates, rule_files
 from plugin.tokens import keeper
 
@@ -31,7 +31,7 @@ def normal_domain(platform: str, domain: str) -> str:
     return domain.lower() if platform == "shopify" else domain
 
 
-class AlreadyConnected(ValueError):
+class AlreadyConnected(KeepwellError, ValueError):
     """Adding a known store again would change what only its own command changes."""
 
 

@@ -12,7 +12,7 @@ from flask import Blueprint, current_app, jsonify, request
 
 import connectors
 from connectors.shopify import binding
-from plugin.errors import PayloadError, PayloadTooLarge, UnknownShop, WebhookError
+from plugin.errors import PayloadError, PayloadTooLarge, UnknownShop
 from plugin.handoff import Envelope
 from webhooks import compliance
 
@@ -54,12 +54,6 @@ def _accept(shop_id: str, platform: str, topic: str, key: str, body: bytes):
     if not _edge().handoff.push(shop_id, env):
         return _status("duplicate", 200)
     return _status("accepted", 202)
-
-
-@bp.errorhandler(WebhookError)
-def _refused(exc: WebhookError):
-    log.warning("refused %s %s from %s: %s (%d)", request.method, request.path, request.remote_addr, exc.reason, exc.status)
-    return jsonify(error=exc.reason), exc.status
 
 
 @bp.post("/shopify")

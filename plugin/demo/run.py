@@ -33,6 +33,7 @@ from typing import Callable
 import requests
 
 from plugin.demo.clock import ENV as CLOCK_ENV, DemoClock
+from plugin.errors import KeepwellError
 
 HORIZON_DAYS = 380  # every shipped rule's wait, and a year on: the reminders of occasions named at checkout
 STEP_WINDOW = timedelta(hours=6)  # timers due this close together fire in one step
@@ -49,7 +50,7 @@ INSTALL_REDIS = ("redis-server is not installed and REDIS_URL is not set. Instal
                  "REDIS_URL=redis://HOST:6379/0 (the demo only writes keys under its own prefix and deletes them).")
 
 
-class DemoError(RuntimeError):
+class DemoError(KeepwellError):
     """The demo could not run; the message says why and what to do."""
 
 

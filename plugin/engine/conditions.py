@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from plugin.engine.fields import BOOL, DATE, DURATION, FIELDS, LIST, MONEY, NUMBER, TEXT, Context
 from plugin.engine.values import format_duration, parse_duration, parse_money
+from plugin.errors import KeepwellError
 
 Path = tuple[Any, ...]  # keys and indexes from the rule down to a node
 
@@ -47,7 +48,7 @@ _CMP = {
 _EXAMPLE = {NUMBER: "2", MONEY: "50", DURATION: "'30d'", TEXT: "'gold'", BOOL: "true", LIST: "'summer'"}
 
 
-class ConditionProblem(Exception):
+class ConditionProblem(KeepwellError):
     def __init__(self, path: Path, message: str):
         self.path = path
         self.message = message

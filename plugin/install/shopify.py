@@ -33,7 +33,7 @@ import secrets
 import time
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
 
 import connectors
 from connectors.base import Shop
@@ -151,14 +151,6 @@ def _store(edge, shop: str, grant) -> tuple[str, bool]:
 
 
 # --- the routes --------------------------------------------------------------------------------
-
-@bp.errorhandler(oauth.OAuthError)
-@bp.errorhandler(InstallError)
-def _refused(exc):
-    log.warning("install refused: %s %s for shop %r from %s: %s (%d)", request.method, request.path,
-                (request.args.get("shop") or "")[:100], request.remote_addr, exc.reason, exc.status)
-    return Response(f"Keepwell could not be installed: {exc.reason}\n", status=exc.status, mimetype="text/plain")
-
 
 @bp.get("/install")
 def install():
