@@ -1,8 +1,10 @@
 """The live demo (``keepwell demo``): the real web app, worker, Redis and SMTP, two demo stores
 played by a storefront against a local store API sandbox, and a report of what happened.
 
-- ``run``: the orchestrator (services, shops, the story, time passing, the report, stopping).
-- ``storefront``: the customers' story, as signed webhooks over HTTP.
+- ``run``: the orchestrator (shops, the story, time passing, the report); ``services`` starts and
+  stops what a run needs, ``processes`` its child processes and `keepwell` commands.
+- ``storefront``: the customers' story, as signed webhooks over HTTP; ``cast`` its stores, people
+  and orders, ``payloads`` the webhook bodies each platform sends.
 - ``sandbox``: the Shopify GraphQL and WooCommerce REST endpoints the connectors call.
 - ``smtp_sink``: an SMTP server writing what it receives to a JSON Lines outbox.
 - ``clock`` and ``worker``: demo time, and ``keepwell worker`` running on it.

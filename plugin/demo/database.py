@@ -25,7 +25,7 @@ def describe(url: str) -> str:
 
 def check_empty(url: str) -> None:
     """Raise DemoError unless ``url`` is reachable and holds no shops."""
-    from plugin.demo.run import DemoError
+    from plugin.demo.processes import DemoError
 
     engine = create_engine(Config.from_env({"DATABASE_URL": url}).database_url)
     try:
