@@ -37,7 +37,7 @@ OPERATORS: dict[str, tuple[str, ...]] = {
     "contains_any": (LIST,),
     "exists": (NUMBER, MONEY, TEXT, BOOL, LIST, DURATION, DATE),
 }
-_CMP = {
+_CMP: dict[str, Callable[[Any, Any], bool]] = {
     "equals": operator.eq,
     "not_equals": operator.ne,
     "greater_than": operator.gt,
@@ -127,7 +127,7 @@ def _compare(get: Callable[[Context], Any], op: str, lit: Any, ftype: str) -> Te
             m = get(c)
             if m is None or m.currency != (currency or c.currency or m.currency):
                 return op == "not_equals"
-            return bool(cmp(m.amount, amount))
+            return cmp(m.amount, amount)
         return test
     if op == "not_equals":
         return lambda c: get(c) != lit
@@ -136,7 +136,7 @@ def _compare(get: Callable[[Context], Any], op: str, lit: Any, ftype: str) -> Te
 
     def present(c: Context) -> bool:
         v = get(c)
-        return v is not None and bool(cmp(v, lit))
+        return v is not None and cmp(v, lit)
     return present
 
 

@@ -65,7 +65,7 @@ def _since(attr: str) -> Getter:
 def _items(attr: str) -> Getter:
     get = attrgetter(attr)
     if attr in ("collections", "product_tags"):  # several per line item
-        return _order(lambda o: frozenset[str]().union(*map(get, o.line_items)))
+        return _order(lambda o: frozenset().union(*map(get, o.line_items)))
     return _order(lambda o: frozenset(v for v in map(get, o.line_items) if v))
 
 
