@@ -1,13 +1,6 @@
-"""Platform connectors. Each package exposes the same small interface (see ``base``)."""
+"""Platform connectors: one package per platform, found through ``connectors.registry``."""
 from __future__ import annotations
 
-import importlib
+from connectors.registry import Platform, get, platforms, register
 
-PLATFORMS = ("shopify", "woocommerce")
-
-
-def get(platform: str):
-    """The connector object of ``platform`` (a package under connectors/ exporting ``connector``)."""
-    if platform not in PLATFORMS:
-        raise KeyError(f"unknown platform {platform!r}")
-    return importlib.import_module(f"connectors.{platform}").connector
+__all__ = ["Platform", "get", "platforms", "register"]

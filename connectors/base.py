@@ -1,16 +1,12 @@
-"""The interface every platform connector implements, and the shop record it works on.
-
-Adding a third platform means adding one package that provides these functions; nothing in
-the engine, worker or web edge changes.
-"""
+"""The shop record connectors work on, and the values they hand back (the interfaces they
+implement are in ``connectors.interfaces``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Iterator, Mapping, Protocol
+from typing import Mapping
 
 from plugin.errors import KeepwellError
-from plugin.events import Event
 
 
 @dataclass(frozen=True)
@@ -18,18 +14,17 @@ class Shop:
     """What a connector needs to know about one connected store (secrets already decrypted)."""
 
     id: str  # Keepwell's shop id
-    platform: str  # shopify | woocommerce
+    platform: str  # a connectors.registry platform name
     domain: str  # NAME.myshopify.com, or the WooCommerce store URL
     api_url: str  # base URL of the store API (overridable for sandboxes)
-    access_token: str = ""  # Shopify Admin API token
-    consumer_key: str = ""  # WooCommerce REST key
-    consumer_secret: str = ""
+    #: The platform's own credentials, one document in the shape its ``credentials_schema``
+    #: declares (Shopify: the access token pair; WooCommerce: the REST consumer key and secret).
+    credentials: Mapping = field(default_factory=dict, repr=False)
     webhook_secrets: tuple[str, ...] = ()  # current first; old ones still accepted during a rotation
     referral_key: str = ""  # keys the shop's referral codes (plugin.engine.referral)
     settings: Mapping = field(default_factory=dict)  # e.g. WooCommerce consent meta key
-    token_expires_at: float | None = None  # Unix seconds; None for a token that does not expire
-    #: Keeps ``access_token`` valid (refresh before expiry and after a 401): an object with
-    #: ``access_token(shop) -> str`` and ``after_unauthorized(shop, rejected) -> str | None``.
+    #: Keeps a platform's expiring credentials valid (Shopify: refresh before expiry and after a
+    #: 401), set by the platform's ``with_app``; None where nothing expires.
     tokens: object = field(default=None, compare=False, repr=False)
 
 
@@ -107,58 +102,3 @@ class ConsentLookup:
 
     accepts_marketing: bool | None  # None: the store has not decided (e.g. a pending double opt-in)
     updated_at: datetime | None  # when it was given or withdrawn, if the store says
-
-
-class Connector(Protocol):
-    platform: str
-    topics: frozenset[str]  # webhook topics parse() understands
-
-    def verify(self, shop: Shop, headers: Mapping[str, str], body: bytes) -> None:
-        """Raise SignatureError unless the body is signed by the shop's (or app's) secret."""
-
-    def delivery_key(self, headers: Mapping[str, str], payload: dict) -> str:
-        """A key that is the same for every delivery of one store event (for dedupe)."""
-
-    def topic(self, headers: Mapping[str, str]) -> str:
-        """The webhook topic a delivery's headers name."""
-
-    def export_deliveries(self, order: dict) -> list[tuple[str, dict]]:
-        """The (topic, payload) webhooks one order of a raw order export stands for."""
-
-    def is_ping(self, headers: Mapping[str, str], body: bytes) -> bool:
-        """True for the platform's unsigned "is this URL alive" call, answered 200 unverified."""
-
-    def parse(self, shop: Shop, topic: str, payload: dict, customer_of_order=None) -> list[Event]:
-        """Canonical events for one webhook payload (possibly none); PayloadError if malformed.
-        ``customer_of_order(order_id)`` gives the customer of a known order (refunds omit it)."""
-
-    def discount_link(self, shop: Shop, code: str) -> str:
-        """A link that opens the store with ``code`` applied (personal referral links)."""
-
-    def create_coupon(self, shop: Shop, action: dict) -> CouponResult:
-        """Create the personal coupon an engine ``coupon`` action describes; StoreError on failure.
-        The store's "code already exists" counts as success only when the existing coupon is the
-        one this action describes (an earlier attempt's); else it is created under ``fresh_code``."""
-
-    def add_tag(self, shop: Shop, customer_id: str, tag: str) -> None:
-        """Tag the customer in the store; StoreError on failure."""
-
-    def marketing_consent(self, shop: Shop, customer_id: str) -> ConsentLookup | None:
-        """The customer's email marketing consent in the store; None when it cannot be known."""
-
-    def unsubscribe(self, shop: Shop, customer_id: str, at: datetime) -> str:
-        """Record in the store that the customer unsubscribed from email marketing at ``at``;
-        "done" or "skipped: why"; StoreError on failure."""
-
-    def shop_profile(self, shop: Shop) -> dict:
-        """The store's own ``{name, email, postal_address, url}`` (for its emails' sender and footer)."""
-
-    def register_webhooks(self, shop: Shop, app_url: str) -> list[str]:
-        """Subscribe the topics Keepwell needs; returns the subscribed topics."""
-
-    def changes_since(self, shop: Shop, since) -> Iterator[tuple[str, dict]]:
-        """(topic, payload) for orders and customers modified since ``since`` (reconciliation)."""
-
-    def history(self, shop: Shop, since, cursor: Mapping) -> Iterator[HistoryItem]:
-        """The store's customers, then its orders (created since ``since``, or all), resuming
-        after ``cursor`` ({} to start); raises HistoryNotReady while the store prepares them."""

@@ -1,16 +1,15 @@
 """Who is asking: the shop a merchant-admin request is authenticated for.
 
-Shopify's embedded admin authenticates every request with a fresh App Bridge session token:
-``Authorization: Bearer`` on fetches, ``id_token`` on navigations and form posts. Nothing is
-remembered between requests, so no cookie is set (third-party cookies are blocked in the
-admin's iframe in many browsers). WooCommerce merchants open a signed admin link, after which a
-first-party session cookie carries the shop.
+A platform package signs its merchants in with its own schemes (its connector's
+``admin_schemes``: Shopify's embedded admin sends a session token with every request); any
+shop can also be opened with a signed admin link, after which a first-party session cookie
+carries the shop (how WooCommerce merchants sign in).
 
-Each platform has one scheme: a function ``(request, edge) -> shop id | None`` that returns None
-when the request carries no credentials of its kind, raises ``Unauthenticated`` when it carries
-bad ones, and otherwise returns the id of the one active shop the credentials belong to. A page
-only ever sees that id (``flask.g.shop_id``); nothing in the request (a ``shop`` parameter, a
-path) can point it at another shop. A new platform adds its function to SCHEMES.
+A scheme is a function ``(request, edge) -> shop id | None`` that returns None when the request
+carries no credentials of its kind, raises ``Unauthenticated`` when it carries bad ones, and
+otherwise returns the id of the one active shop the credentials belong to. A page only ever sees
+that id (``flask.g.shop_id``); nothing in the request (a ``shop`` parameter, a path) can point it
+at another shop.
 """
 from __future__ import annotations
 
@@ -22,7 +21,7 @@ from urllib.parse import urlencode
 
 from flask import current_app, g, jsonify, request as current_request, session as cookie_session
 
-from connectors.shopify import oauth
+import connectors
 from plugin.errors import KeepwellError
 from plugin.secrets import SecretError, decrypt, encrypt
 
@@ -38,51 +37,7 @@ class Unauthenticated(KeepwellError):
         super().__init__(reason)
 
 
-def _bearer(request) -> str | None:
-    scheme, _, token = (request.headers.get("Authorization") or "").partition(" ")
-    if scheme.lower() != "bearer":
-        return None
-    return token.strip() or None
-
-
-def shopify_session_token(request, edge) -> str | None:
-    """``Authorization: Bearer <App Bridge session token>`` from Shopify's embedded admin."""
-    token = _bearer(request)
-    if token is None:
-        return None
-    # App Bridge fetches a fresh token and retries once when told to with this header.
-    return _shopify_token_shop(token, edge, {"X-Shopify-Retry-Invalid-Session-Request": "1"})
-
-
-def _shopify_token_shop(token: str, edge, retry: dict) -> str:
-    config = edge.config
-    try:
-        domain = oauth.decode_session_token(token, config.shopify_api_key, config.shopify_api_secrets, time.time())
-    except oauth.SessionTokenError as exc:
-        raise Unauthenticated(exc.reason, retry) from None
-    shop = edge.shops.get("shopify", domain)
-    if shop is None:
-        raise Unauthenticated(f"{domain} has not installed Keepwell")
-    return shop.id
-
-
-def shopify_id_token(request, edge) -> str | None:
-    """``?id_token=<session token>``: what Shopify appends to an embedded app's full page loads.
-    Opening the app is also how a shop is installed (Shopify-managed installation): a shop
-    without a current offline token gets one by token exchange first."""
-    from plugin.install.shopify import InstallError, install_by_session_token
-
-    token = (request.values.get("id_token") or "").strip()
-    if not token:
-        return None
-    try:
-        return install_by_session_token(edge, token)
-    except (oauth.OAuthError, InstallError) as exc:
-        # An expired token is what a page left open too long sends: App Bridge can fetch a new one.
-        raise Unauthenticated(exc.reason, bounce=isinstance(exc, oauth.SessionTokenExpired)) from None
-
-
-# --- WooCommerce: single-use admin links, then a session cookie ----------------------------------
+# --- Keepwell's own: single-use admin links, then a session cookie ------------------------------
 
 ADMIN_LINK_TTL_S = 3600
 SESSION_TTL_S = 12 * 3600
@@ -150,19 +105,23 @@ def admin_session(request, edge) -> str | None:
     return shop_id
 
 
-#: Tried in order; the first that recognises the request's credentials decides.
-SCHEMES = [shopify_session_token, shopify_id_token, signed_admin_link, admin_session]
-#: Schemes whose credentials travel with each request (nothing ambient: no CSRF to fear).
-PER_REQUEST = (shopify_session_token, shopify_id_token)
+#: Keepwell's own schemes, tried after the platforms' (none of them travels with each request).
+SHARED = ((signed_admin_link, False), (admin_session, False))
+
+
+def schemes() -> list:
+    """Every (scheme, per request) pair, in the order they are tried: the platforms' first."""
+    found = [pair for platform in connectors.platforms() for pair in connectors.get(platform).admin_schemes]
+    return found + list(SHARED)
 
 
 def authenticate(request, edge) -> tuple[str, bool]:
     """(the id of the shop ``request`` is authenticated for, whether by a per-request session
     token); Unauthenticated otherwise."""
-    for scheme in SCHEMES:
+    for scheme, per_request in schemes():
         shop_id = scheme(request, edge)
         if shop_id is not None:
-            return shop_id, scheme in PER_REQUEST
+            return shop_id, per_request
     raise Unauthenticated("no credentials: send Authorization: Bearer <session token>, or open an admin link",
                           bounce=True)
 

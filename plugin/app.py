@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from flask import Flask, jsonify
 
+import connectors
 from plugin import headers
 from plugin.config import Config
 from plugin.db import sessions
@@ -25,6 +26,12 @@ class Edge:
     sessions: object
     handoff: Handoff
     shops: ShopCache
+
+    def connected(self, shop_id: str) -> None:
+        """A store was installed or connected: its past is folded in by a worker, without acting on it."""
+        from plugin import importing
+
+        importing.enqueue(self.handoff.queue, shop_id)
 
 
 def create_app(config: Config | None = None) -> Flask:
@@ -45,8 +52,9 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(unsubscribe_bp)
     app.register_blueprint(__import__("plugin.data_requests", fromlist=["bp"]).bp)
-    app.register_blueprint(__import__("plugin.install.shopify", fromlist=["bp"]).bp)
-    app.register_blueprint(__import__("plugin.install.woocommerce", fromlist=["bp"]).bp)
+    for platform in connectors.platforms():  # each platform's install and connect pages
+        if connectors.get(platform).blueprint is not None:
+            app.register_blueprint(connectors.get(platform).blueprint)
     app.register_blueprint(__import__("plugin.admin", fromlist=["bp"]).bp)
 
     register_error_handlers(app)

@@ -601,7 +601,7 @@ def shop_migrate_tokens():
               help="Write it here (e.g. shopify.app.production.toml) instead of printing it.")
 def shopify_config(output):
     """The Shopify app configuration (shopify.app.toml) for this deployment, for `shopify app deploy`."""
-    from plugin.install.app_config import render
+    from connectors.shopify.app_config import render
 
     try:
         text = render(_config())
@@ -657,7 +657,7 @@ def shop_disconnect(shop_id):
     """Remove Keepwell's webhooks from a WooCommerce store and drop its API keys (the shop's rules
     and history stay; connect again to resume)."""
     from plugin.db import sessions, upgrade
-    from plugin.install.woocommerce import disconnect
+    from connectors.woocommerce.connect import disconnect
 
     config = _config()
     upgrade(config.database_url)

@@ -1,7 +1,7 @@
 """Privacy requests: export what Keepwell holds on a customer, erase a customer, erase a shop.
 
 The functions taking a session do the data work; the ``*_job`` functions at the end are the RQ
-jobs the Shopify compliance webhooks queue (webhooks/compliance.py). They run in the worker,
+jobs the Shopify compliance webhooks queue (connectors/shopify/compliance.py). They run in the worker,
 not in the request: erasing a shop can mean millions of rows, and Shopify waits 5 seconds for
 an answer but gives 30 days for the work. Every job is idempotent.
 

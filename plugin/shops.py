@@ -4,9 +4,12 @@ from __future__ import annotations
 import hashlib
 import secrets as token
 from pathlib import Path
+from typing import Mapping
 
+import jsonschema
 from sqlalchemy import select
 
+import connectors
 from connectors.base import Shop
 from plugin import secrets
 from plugin.config import Config
@@ -16,19 +19,26 @@ from plugin.engine.ruleset import with_currency
 from plugin.events import Event
 from plugin.errors import KeepwellError, RuleError
 from plugin.rulefile import RULES_DIR, lint_sources, read_templates, rule_files
-from plugin.tokens import keeper
-
-PLATFORMS = ("shopify", "woocommerce")
 
 
 def default_api_url(platform: str, domain: str) -> str:
-    return f"https://{domain}" if platform == "shopify" else domain.rstrip("/")
+    return connectors.get(platform).default_api_url(domain).rstrip("/")
 
 
 def normal_domain(platform: str, domain: str) -> str:
-    """A store's address as stored: Shopify domains in lower case, no trailing slash."""
-    domain = domain.strip().rstrip("/")
-    return domain.lower() if platform == "shopify" else domain
+    """A store's address as stored (Shopify domains in lower case, no trailing slash)."""
+    return connectors.get(platform).normal_domain(domain.strip().rstrip("/"))
+
+
+def credentials_document(platform: str, given: Mapping) -> dict:
+    """The platform's credentials document from ``given`` (empty values left out); ValueError
+    names what its ``credentials_schema`` does not allow."""
+    document = {k: v for k, v in given.items() if v not in ("", None)}
+    try:
+        jsonschema.validate(document, connectors.get(platform).credentials_schema)
+    except jsonschema.ValidationError as exc:
+        raise ValueError(f"{platform} credentials: {exc.message}") from None
+    return document
 
 
 class AlreadyConnected(KeepwellError, ValueError):
@@ -36,20 +46,21 @@ class AlreadyConnected(KeepwellError, ValueError):
 
 
 def add_shop(session, config: Config, platform: str, domain: str, *, api_url: str | None = None,
-             access_token: str = "", consumer_key: str = "", consumer_secret: str = "",
-             webhook_secret: str | None = None, settings: dict | None = None,
-             token_fields: dict | None = None) -> tuple[ShopRow, str]:
+             credentials: Mapping | None = None, webhook_secret: str | None = None, settings: dict | None = None,
+             **fields) -> tuple[ShopRow, str]:
     """Register a store (or update it when it is already known); returns (row, webhook secret).
-    ``token_fields`` (from ``plugin.tokens.stored_fields``) stores an expiring token's pair.
+    ``credentials`` (and any ``fields`` given by name, e.g. ``access_token=``) are the platform's
+    credentials document, checked against its schema; they replace the store's previous ones.
 
     A known store keeps its webhook secrets: its webhooks are signed with them, and a new one would
     make every delivery fail until the store had it (WooCommerce disables a webhook after 5
     failures). A different ``webhook_secret``, or a different ``consent_meta_key`` in ``settings``,
     raises AlreadyConnected naming the command that changes it (``rotate_webhook_secret``,
-    ``set_consent_meta_key``). A WooCommerce store without a secret (new, or disconnected) gets
-    a fresh random one."""
-    if platform not in PLATFORMS:
-        raise ValueError(f"unknown platform {platform!r}: use one of {', '.join(PLATFORMS)}")
+    ``set_consent_meta_key``). A store of a platform whose shops sign with a secret of their own
+    (WooCommerce) gets a fresh random one when it has none (new, or disconnected)."""
+    if platform not in connectors.platforms():
+        raise ValueError(f"unknown platform {platform!r}: use one of {', '.join(connectors.platforms())}")
+    document = credentials_document(platform, {**(credentials or {}), **fields})
     domain = normal_domain(platform, domain)
     row = session.scalar(select(ShopRow).where(ShopRow.platform == platform, ShopRow.domain == domain))
     kept = secrets.decrypt(config.secret_keys, row.secrets).get("webhook_secrets", []) if row is not None and row.secrets else []
@@ -63,12 +74,11 @@ def add_shop(session, config: Config, platform: str, domain: str, *, api_url: st
                                f"`keepwell shop consent {row.id} --meta-key {own_key}`")
     if kept and (not webhook_secret or webhook_secret in kept):
         webhook_secrets = kept
-    elif webhook_secret or platform == "woocommerce":
+    elif webhook_secret or connectors.get(platform).own_webhook_secret:
         webhook_secrets = [webhook_secret or token.token_urlsafe(32)]
     else:
-        webhook_secrets = []  # a Shopify shop signed with the app's secret
-    stored = {"access_token": access_token, "consumer_key": consumer_key, "consumer_secret": consumer_secret,
-              "webhook_secrets": webhook_secrets, "referral_key": token.token_urlsafe(32), **(token_fields or {})}
+        webhook_secrets = []  # signed with the app's secret (a Shopify shop)
+    stored = {"credentials": document, "webhook_secrets": webhook_secrets, "referral_key": token.token_urlsafe(32)}
     if row is None:
         row = ShopRow(id=f"{platform[:2]}_{token.token_hex(6)}", platform=platform, domain=domain, settings={})
         session.add(row)
@@ -126,20 +136,13 @@ def set_consent_meta_key(session, shop_id: str, key: str | None) -> ShopRow:
 
 
 def to_shop(row: ShopRow, config: Config) -> Shop:
-    """The connector's view of a shop, secrets decrypted. Shopify shops without their own
-    webhook secret are signed with the app's secret (old and new during a rotation), and carry
-    the keeper that refreshes their access token."""
+    """The connector's view of a shop, secrets decrypted, with what its platform's app adds
+    (e.g. Shopify's app secret for shops without their own, and its token keeper)."""
     s = secrets.decrypt(config.secret_keys, row.secrets)
-    webhook_secrets = tuple(s.get("webhook_secrets") or ())
-    tokens = None
-    if row.platform == "shopify":
-        webhook_secrets = webhook_secrets or config.shopify_api_secrets
-        tokens = keeper(config)
-    return Shop(id=row.id, platform=row.platform, domain=row.domain, api_url=row.api_url,
-                access_token=s.get("access_token", ""), consumer_key=s.get("consumer_key", ""),
-                consumer_secret=s.get("consumer_secret", ""), webhook_secrets=webhook_secrets,
-                referral_key=s.get("referral_key", ""), settings=dict(row.settings or {}),
-                token_expires_at=s.get("access_token_expires_at"), tokens=tokens)
+    shop = Shop(id=row.id, platform=row.platform, domain=row.domain, api_url=row.api_url,
+                credentials=dict(s.get("credentials") or {}), webhook_secrets=tuple(s.get("webhook_secrets") or ()),
+                referral_key=s.get("referral_key", ""), settings=dict(row.settings or {}))
+    return connectors.get(row.platform).with_app(shop, config)
 
 
 def referral_key(session, config: Config, shop_id: str) -> str:

@@ -4,7 +4,7 @@ An expiring token lasts an hour. It is refreshed a few minutes before it expires
 when Shopify answers 401, by one process per shop at a time: a Redis lock serialises the
 refresh across web and worker processes on every machine, and whoever gets the lock second
 finds the new token already stored and uses it. Access and refresh token are written together,
-encrypted with the shop's other secrets, in one transaction; until that write the old refresh
+in the shop's credentials document (encrypted), in one transaction; until that write the old refresh
 token stays stored, and Shopify keeps accepting it until the new access token is used, so a
 refresh whose answer was lost (a timeout, a crash, a failed write) is simply made again.
 """
@@ -35,7 +35,7 @@ TOKEN_FIELDS = ("access_token", "access_token_expires_at", "refresh_token", "ref
 
 
 def stored_fields(grant: grants.Grant) -> dict:
-    """The shop secrets a grant replaces: a non-expiring token clears any old refresh token."""
+    """The shop credentials a grant replaces: a non-expiring token clears any old refresh token."""
     return {"access_token": grant.access_token, "access_token_expires_at": grant.expires_at,
             "refresh_token": grant.refresh_token, "refresh_token_expires_at": grant.refresh_token_expires_at}
 
@@ -55,7 +55,7 @@ def app_installed(settings: dict | None) -> bool:
 def on_legacy_token(row, config: Config) -> bool:
     """An active, app-installed Shopify shop still holding a non-expiring offline token."""
     return (row.platform == "shopify" and row.active and app_installed(row.settings)
-            and not expiring(secrets.decrypt(config.secret_keys, row.secrets)))
+            and not expiring(secrets.decrypt(config.secret_keys, row.secrets).get("credentials", {})))
 
 
 @lru_cache(maxsize=8)
@@ -90,9 +90,11 @@ class TokenKeeper:
 
     def access_token(self, shop: Shop) -> str:
         """``shop``'s access token, refreshed first if it expires within REFRESH_MARGIN_S."""
-        if shop.token_expires_at is None or shop.token_expires_at - self.clock() > REFRESH_MARGIN_S:
-            return shop.access_token
-        return self._renew(shop, shop.access_token, forced=False) or shop.access_token
+        held = shop.credentials.get("access_token", "")
+        expires_at = shop.credentials.get("access_token_expires_at")
+        if expires_at is None or expires_at - self.clock() > REFRESH_MARGIN_S:
+            return held
+        return self._renew(shop, held, forced=False) or held
 
     def after_unauthorized(self, shop: Shop, rejected: str) -> str | None:
         """A token to retry with after Shopify refused ``rejected`` (401), or None when there is
@@ -160,7 +162,7 @@ class TokenKeeper:
             row = session.get(ShopRow, shop_id)
             if row is None:
                 raise StoreError(f"shop {shop_id} is no longer connected", retryable=False, code="SHOP_GONE")
-            return secrets.decrypt(self.config.secret_keys, row.secrets)
+            return secrets.decrypt(self.config.secret_keys, row.secrets).get("credentials", {})
 
     def save(self, shop_id: str, grant: grants.Grant) -> None:
         """Store ``grant`` as the shop's token pair, both tokens in one write."""
@@ -169,7 +171,7 @@ class TokenKeeper:
         with self.sessions.begin() as session:
             row = session.get(ShopRow, shop_id)
             stored = secrets.decrypt(self.config.secret_keys, row.secrets)
-            stored.update(stored_fields(grant))
+            stored["credentials"] = {**stored.get("credentials", {}), **stored_fields(grant)}
             row.secrets = secrets.encrypt(self.config.secret_keys, stored)
             if grant.scopes:
                 row.settings = {**(row.settings or {}), "scopes": list(grant.scopes)}

@@ -77,7 +77,7 @@ def test_adding_a_connected_store_again_keeps_its_webhook_secret(cli):
     assert accepts(cli, shop_id, secret)  # the store's next delivery is still accepted
     with cli.db() as s:
         shop = to_shop(s.get(ShopRow, shop_id), Config(secret_keys=(KEY,)))
-    assert (shop.consumer_key, shop.consumer_secret, shop.webhook_secrets) == ("ck_2", "cs_2", (secret,))
+    assert (shop.credentials['consumer_key'], shop.credentials['consumer_secret'], shop.webhook_secrets) == ("ck_2", "cs_2", (secret,))
     # giving the secret it already has is fine too
     assert add(cli, "--webhook-secret", secret).exit_code == 0
 
@@ -98,7 +98,7 @@ def test_another_webhook_secret_or_consent_key_is_refused_with_the_command_that_
     with cli.db() as s:  # nothing changed
         row = s.get(ShopRow, shop_id)
         shop = to_shop(row, Config(secret_keys=(KEY,)))
-        assert (shop.consumer_key, shop.webhook_secrets) == ("ck_1", (secret,))
+        assert (shop.credentials['consumer_key'], shop.webhook_secrets) == ("ck_1", (secret,))
         assert row.settings["consent_meta_key"] == "newsletter_ok"
 
 

@@ -101,7 +101,7 @@ def only(decisions, rule_id):
 
 
 SHOP = Shop(id="sh_ils", platform="shopify", domain="hanut.myshopify.com", api_url="https://hanut.myshopify.com",
-            access_token="shpat_x", settings={"currency": "ILS"})
+            credentials={"access_token": "shpat_x"}, settings={"currency": "ILS"})
 
 
 def test_a_multi_currency_shopify_order_is_read_in_shop_money():

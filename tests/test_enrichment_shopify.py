@@ -34,7 +34,7 @@ SCHEMA = ROOT / "tests" / "fixtures" / "shopify" / f"admin_schema_{API_VERSION}.
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "shopify"
 
 SHOP = Shop(id="shop-1", platform="shopify", domain="keepwell-demo.myshopify.com",
-            api_url="https://keepwell-demo.myshopify.com", access_token="shpat_test_token")
+            api_url="https://keepwell-demo.myshopify.com", credentials={"access_token": "shpat_test_token"})
 OTHER_SHOP = replace(SHOP, id="shop-2", domain="other.myshopify.com", api_url="https://other.myshopify.com")
 GRAPHQL_URL = f"https://keepwell-demo.myshopify.com/admin/api/{API_VERSION}/graphql.json"
 OTHER_URL = f"https://other.myshopify.com/admin/api/{API_VERSION}/graphql.json"
@@ -132,7 +132,7 @@ def test_an_order_gets_its_products_collections_by_handle_and_id_and_its_tags(st
     (body,) = sent(store)
     assert body["variables"] == {"ids": [f"gid://shopify/Product/{SHIRT}"]}
     assert re.search(r"collections\(first: 25\)", body["query"])
-    assert store.calls[0].request.headers["X-Shopify-Access-Token"] == SHOP.access_token
+    assert store.calls[0].request.headers["X-Shopify-Access-Token"] == SHOP.credentials['access_token']
 
 
 def test_the_enriched_order_meets_the_shipped_cross_sell_condition(store):

@@ -31,8 +31,7 @@ from plugin.exports import export_events
 EXAMPLES = Path(__file__).resolve().parent / "fixtures" / "woocommerce" / "rest-v3-docs-examples"
 API = "https://example.com/wp-json/wc/v3"
 SHOP = Shop(id="shop-1", platform="woocommerce", domain="https://example.com", api_url="https://example.com",
-            consumer_key="ck_4fd8b5a2cd0a1f6e7a0b9c8d7e6f5a4b3c2d1e0f",
-            consumer_secret="cs_1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b",
+            credentials={"consumer_key": "ck_4fd8b5a2cd0a1f6e7a0b9c8d7e6f5a4b3c2d1e0f", "consumer_secret": "cs_1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b"},
             settings={"consent_meta_key": "_wc_marketing_opt_in"})
 OTHER_SHOP = replace(SHOP, id="shop-2")
 

@@ -434,8 +434,8 @@ def test_a_woocommerce_checkout_opt_in_is_not_repeated_by_a_later_refund_or_canc
 
     h = History(600, NOW)
     i = next(i for i in range(h.orders) if h.ticked(i) and h.status(i) == "partially_refunded" and not h.guest(i))
-    shop = Shop(id="wo_1", platform="woocommerce", domain=WOO_URL, api_url=WOO_URL, consumer_key="ck",
-                consumer_secret="cs", settings={"consent_meta_key": WOO_CONSENT_KEY})
+    shop = Shop(id="wo_1", platform="woocommerce", domain=WOO_URL, api_url=WOO_URL, credentials={"consumer_key": "ck", "consumer_secret": "cs"},
+                settings={"consent_meta_key": WOO_CONSENT_KEY})
     order = h.woo_order(i)
     order["line_items"] = [dict(li, product_id=0) for li in order["line_items"]]  # no product lookup
     events = {e.type: e for e in parse(shop, "order.updated", order)}

@@ -460,9 +460,9 @@ def test_install_flow(live_any_db, store):
     assert (row.platform, row.domain, row.api_url, row.active) == ("shopify", SHOP, f"https://{SHOP}", True)
     assert TOKEN not in row.secrets  # encrypted at rest
     stored = secrets.decrypt(live.config.secret_keys, row.secrets)
-    assert stored["access_token"] == TOKEN and stored["webhook_secrets"] == []
-    assert stored["refresh_token"] == REFRESH_TOKEN and REFRESH_TOKEN not in row.secrets
-    assert time.time() + 3500 < stored["access_token_expires_at"] <= time.time() + 3600
+    assert stored["credentials"]["access_token"] == TOKEN and stored["webhook_secrets"] == []
+    assert stored["credentials"]["refresh_token"] == REFRESH_TOKEN and REFRESH_TOKEN not in row.secrets
+    assert time.time() + 3500 < stored["credentials"]["access_token_expires_at"] <= time.time() + 3600
     assert to_shop(row, live.config).webhook_secrets == (APP_SECRET, OLD_SECRET)  # the app's, rotation included
     assert row.settings["scopes"] == ["write_customers", "read_orders", "write_discounts", "read_products"]
     (rules,) = live.rows(RuleSetRow, shop_id=row.id)
@@ -490,12 +490,12 @@ def test_reinstall_updates_the_same_shop_and_keeps_its_rules(live, store):
     uninstalled = uninstalled_body(SHOP)
     assert live.post_shopify("app/uninstalled", uninstalled, SHOP, secret=APP_SECRET).status_code == 200
     (row,) = live.rows(ShopRow)
-    assert not row.active and secrets.decrypt(live.config.secret_keys, row.secrets)["access_token"] == ""
+    assert not row.active and secrets.decrypt(live.config.secret_keys, row.secrets)["credentials"].get("access_token", "") == ""
 
     assert install(live, store, token="shpat_second_token_after_reinstall").status_code == 302
     (row,) = live.rows(ShopRow)
     assert (row.id, row.active, row.created_at) == (first.id, True, first.created_at)
-    assert secrets.decrypt(live.config.secret_keys, row.secrets)["access_token"] == "shpat_second_token_after_reinstall"
+    assert secrets.decrypt(live.config.secret_keys, row.secrets)["credentials"].get("access_token", "") == "shpat_second_token_after_reinstall"
     assert [(r.id, r.version, r.digest, r.active) for r in live.rows(RuleSetRow)] == rules_before
 
 
@@ -607,7 +607,7 @@ def test_uninstall_stops_processing(live, store):
     assert live.rows(CustomerRow, shop_id=row.id) == [] and live.rows(DecisionRow, shop_id=row.id) == []
     assert live.post_shopify("customers/create", customer, SHOP, secret=APP_SECRET).status_code == 404
     (row,) = live.rows(ShopRow)
-    assert not row.active and secrets.decrypt(live.config.secret_keys, row.secrets)["access_token"] == ""
+    assert not row.active and secrets.decrypt(live.config.secret_keys, row.secrets)["credentials"].get("access_token", "") == ""
     graphql_calls = len(calls(store, f"/admin/api/{API_VERSION}/graphql.json"))
     assert graphql_calls == len(subscriptions.TOPICS)  # only the install's subscriptions; no write-back
 

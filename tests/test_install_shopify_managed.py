@@ -36,7 +36,7 @@ def exchanges(store) -> list[dict]:
 
 def stored(live) -> dict:
     (row,) = live.rows(ShopRow)
-    return secrets.decrypt(live.config.secret_keys, row.secrets)
+    return secrets.decrypt(live.config.secret_keys, row.secrets)["credentials"]
 
 
 def test_opening_the_app_installs_the_shop_by_token_exchange(live, store):

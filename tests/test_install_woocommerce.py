@@ -239,7 +239,7 @@ def test_key_grant_end_to_end(live, mock):
     shop_row, = live.rows(ShopRow)
     assert (shop_row.platform, shop_row.domain, shop_row.api_url, shop_row.active) == ("woocommerce", STORE, STORE, True)
     shop = to_shop(shop_row, live.config)
-    assert (shop.consumer_key, shop.consumer_secret) == (CK, CS)
+    assert (shop.credentials['consumer_key'], shop.credentials['consumer_secret']) == (CK, CS)
     assert len(shop.webhook_secrets) == 1 and len(shop.webhook_secrets[0]) >= 32
     # the keys were tried before anything was stored, with Basic auth over https
     first = store.calls()[0].request
@@ -281,7 +281,7 @@ def test_key_grant_end_to_end(live, mock):
     r = post_callback(live, grant(user_id, key="ck_attacker", secret="cs_attacker"))
     assert r.status_code == 400
     assert len(store.calls()) == calls
-    assert to_shop(live.rows(ShopRow)[0], live.config).consumer_key == CK
+    assert to_shop(live.rows(ShopRow)[0], live.config).credentials['consumer_key'] == CK
 
 
 def test_reconnecting_a_store_updates_the_same_shop(live, mock):
@@ -296,7 +296,7 @@ def test_reconnecting_a_store_updates_the_same_shop(live, mock):
 
     row, = live.rows(ShopRow)
     shop = to_shop(row, live.config)
-    assert row.id == shop_id and (shop.consumer_key, shop.consumer_secret) == (CK, CS)
+    assert row.id == shop_id and (shop.credentials['consumer_key'], shop.credentials['consumer_secret']) == (CK, CS)
     assert shop.webhook_secrets[0] != old_secret  # a fresh secret, pushed to the store's webhooks ...
     assert shop.webhook_secrets[1:] == (old_secret,)  # ... while deliveries signed before stay accepted
     assert shop.settings["consent_meta_key"] == "_wc_opt_in"
@@ -404,7 +404,7 @@ def test_failed_reconnect_keeps_the_previous_connection(live, mock):
     assert post_callback(live, grant(begin(live))).status_code == 400
     row, = live.rows(ShopRow)
     shop = to_shop(row, live.config)
-    assert (row.id, row.active, shop.consumer_key, shop.consumer_secret) == (shop_id, True, "ck_old", "cs_old")
+    assert (row.id, row.active, shop.credentials['consumer_key'], shop.credentials['consumer_secret']) == (shop_id, True, "ck_old", "cs_old")
     assert shop.webhook_secrets[0] == old_secret
     assert store.calls("DELETE") == []
 
@@ -445,7 +445,7 @@ def test_disconnect_removes_our_webhooks_and_drops_the_keys(live, mock, cli_env)
     assert not row.active
     kept = secrets.decrypt(live.config.secret_keys, row.secrets)
     assert kept.pop("referral_key")  # not a store credential: codes customers hold stay valid after a reconnect
-    assert kept == {"access_token": "", "consumer_key": "", "consumer_secret": "", "webhook_secrets": []}
+    assert kept == {"credentials": {}, "webhook_secrets": []}
     assert live.rows(RuleSetRow, shop_id=shop_id)  # rules and history stay for a later reconnect
     # deliveries for the shop are refused from now on
     body = json.dumps(woo_customer()).encode()
@@ -468,7 +468,7 @@ def test_disconnect_reports_store_errors_and_still_disconnects(live, mock, cli_e
     assert "401 woocommerce_rest_cannot_view" in result.stderr
     assert f"{APP}/webhooks/woocommerce/{shop_id}" in result.stderr
     row, = live.rows(ShopRow)
-    assert not row.active and secrets.decrypt(live.config.secret_keys, row.secrets)["consumer_secret"] == ""
+    assert not row.active and secrets.decrypt(live.config.secret_keys, row.secrets)["credentials"].get("consumer_secret", "") == ""
 
 
 def test_disconnect_unknown_or_shopify_shop(live, cli_env):
@@ -478,13 +478,13 @@ def test_disconnect_unknown_or_shopify_shop(live, cli_env):
     result = CliRunner().invoke(main, ["shop", "disconnect", shop_id], env=cli_env)
     assert result.exit_code == 1 and "not a WooCommerce" in result.output
     row, = live.rows(ShopRow)
-    assert row.active and to_shop(row, live.config).access_token == "shpat_x"
+    assert row.active and to_shop(row, live.config).credentials['access_token'] == "shpat_x"
 
 
 def test_delete_webhooks_pages_through_and_matches_the_exact_url(mock):
     from connectors.base import Shop
 
-    shop = Shop(id="wo_1", platform="woocommerce", domain=STORE, api_url=STORE, consumer_key=CK, consumer_secret=CS)
+    shop = Shop(id="wo_1", platform="woocommerce", domain=STORE, api_url=STORE, credentials={"consumer_key": CK, "consumer_secret": CS})
     ours = f"{APP}/webhooks/woocommerce/wo_1"
     base = load_json("woocommerce", "rest-v3-docs-examples", "webhook_create_response.json")
     page1 = [{**base, "id": i, "delivery_url": ours if i % 2 else f"{APP}/webhooks/woocommerce/wo_10"} for i in range(100)]

@@ -196,7 +196,7 @@ def test_uninstalled_shop_is_404_and_its_later_webhooks_queue_nothing(live, capl
     assert row.active is False
     from plugin.shops import to_shop
 
-    assert to_shop(row, live.config).access_token == ""  # the token is revoked: do not keep it
+    assert to_shop(row, live.config).credentials.get("access_token", "") == ""  # the token is revoked: do not keep it
     with caplog.at_level(logging.INFO, logger="keepwell.webhooks"):
         r = live.client.post("/webhooks/shopify", data=ORDER, headers=shopify_headers(ORDER))
     assert r.status_code == 404

@@ -185,7 +185,7 @@ def test_connect_and_callback_are_rate_limited_per_client(live, resolver):
 def test_store_calls_to_non_public_addresses_are_refused_before_connecting(resolver):
     resolver.hosts.update({"shop.example": ["10.0.0.9"], "meta.example": ["169.254.169.254"]})
     for url in ("https://shop.example", "http://meta.example", "https://127.0.0.1:9"):
-        shop = Shop(id="wo_1", platform="woocommerce", domain=url, api_url=url, consumer_key=CK, consumer_secret=CS)
+        shop = Shop(id="wo_1", platform="woocommerce", domain=url, api_url=url, credentials={"consumer_key": CK, "consumer_secret": CS})
         with pytest.raises(StoreError) as caught:
             client.call(shop, "GET", "settings")
         assert not caught.value.retryable and caught.value.code == "keepwell_refused"
@@ -211,7 +211,7 @@ def loopback_store():
 
 def test_a_loopback_store_needs_the_development_setting(loopback_store, monkeypatch, no_dev):
     shop = Shop(id="wo_1", platform="woocommerce", domain=loopback_store, api_url=loopback_store,
-                consumer_key=CK, consumer_secret=CS)
+                credentials={"consumer_key": CK, "consumer_secret": CS})
     with pytest.raises(StoreError, match="refused"):
         client.call(shop, "GET", "settings")
     monkeypatch.setenv("KEEPWELL_ALLOW_PRIVATE_STORES", "1")
@@ -221,7 +221,7 @@ def test_a_loopback_store_needs_the_development_setting(loopback_store, monkeypa
 def test_answers_over_the_size_cap_are_refused(monkeypatch):
     monkeypatch.setattr(safe_http, "MAX_RESPONSE_BYTES", 1000)
     shop = Shop(id="wo_1", platform="woocommerce", domain="https://shop.example", api_url="https://shop.example",
-                consumer_key=CK, consumer_secret=CS)
+                credentials={"consumer_key": CK, "consumer_secret": CS})
     with responses.RequestsMock() as mock:
         mock.add(responses.GET, "https://shop.example/wp-json/wc/v3/settings", json=[{"id": "x" * 2000}])
         with pytest.raises(StoreError, match="larger than 1000 bytes"):
@@ -230,7 +230,7 @@ def test_answers_over_the_size_cap_are_refused(monkeypatch):
 
 def test_redirects_are_not_followed(monkeypatch):
     shop = Shop(id="wo_1", platform="woocommerce", domain="https://shop.example", api_url="https://shop.example",
-                consumer_key=CK, consumer_secret=CS)
+                credentials={"consumer_key": CK, "consumer_secret": CS})
     with responses.RequestsMock() as mock:
         mock.add(responses.GET, "https://shop.example/wp-json/wc/v3/settings", status=302,
                  headers={"Location": "http://169.254.169.254/latest/meta-data/"})

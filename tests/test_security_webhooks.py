@@ -50,7 +50,7 @@ def shops(live):
 
 def intact(live, shop_id: str) -> bool:
     (row,) = live.rows(ShopRow, id=shop_id)
-    token = secrets.decrypt(live.config.secret_keys, row.secrets)["access_token"]
+    token = secrets.decrypt(live.config.secret_keys, row.secrets)["credentials"].get("access_token", "")
     return row.active and token != "" and bool(live.rows(RuleSetRow, shop_id=shop_id))
 
 
@@ -84,7 +84,7 @@ def test_a_shops_own_app_uninstalled_uninstalls_it(live, shops):
     r = live.post_shopify("app/uninstalled", uninstalled(VICTIM.upper(), 954889), VICTIM)
     assert r.status_code == 200 and r.get_json() == {"status": "uninstalled"}
     (row,) = live.rows(ShopRow, id=victim)
-    assert not row.active and secrets.decrypt(live.config.secret_keys, row.secrets)["access_token"] == ""
+    assert not row.active and secrets.decrypt(live.config.secret_keys, row.secrets)["credentials"].get("access_token", "") == ""
     assert row.settings["shopify_shop_id"] == "954889"  # binds the shop/redact that follows
     assert intact(live, attacker)
 

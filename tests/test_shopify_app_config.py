@@ -18,8 +18,8 @@ import connectors.shopify
 from connectors.shopify import API_VERSION, connector, oauth, subscriptions
 from plugin.cli import main
 from plugin.config import Config
-from plugin.install.app_config import render
-from webhooks import compliance
+from connectors.shopify.app_config import render
+from connectors.shopify import compliance
 
 TOML = Path(__file__).resolve().parents[1] / "shopify.app.toml"
 

@@ -40,7 +40,7 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures" / "shopify"
 SECRET = "shpss_current_secret"
 OLD_SECRET = "shpss_previous_secret"
 SHOP = Shop(id="shop-1", platform="shopify", domain="keepwell-demo.myshopify.com",
-            api_url="https://keepwell-demo.myshopify.com", access_token="shpat_test_token",
+            api_url="https://keepwell-demo.myshopify.com", credentials={"access_token": "shpat_test_token"},
             webhook_secrets=(SECRET, OLD_SECRET))
 GRAPHQL_URL = f"https://keepwell-demo.myshopify.com/admin/api/{API_VERSION}/graphql.json"
 #: The shop as a replayed export sees it: no API, so parsing asks the store nothing.
@@ -125,7 +125,7 @@ def store(schema):
         for body in sent(rsps):
             check_document(schema, body)
         for call in rsps.calls:
-            assert call.request.headers["X-Shopify-Access-Token"] == SHOP.access_token
+            assert call.request.headers["X-Shopify-Access-Token"] == SHOP.credentials["access_token"]
 
 
 # --- verify ------------------------------------------------------------------------------------
@@ -878,11 +878,13 @@ def test_throttle_wait_uses_the_bucket_not_a_constant():
 
 
 def test_the_connector_pins_the_api_version_and_satisfies_the_interface():
-    from connectors.base import Connector
+    from connectors.interfaces import INTERFACES
     assert API_VERSION == "2026-10"
     assert connector.platform == "shopify"
-    for name in Connector.__dict__:
-        if not name.startswith("_") and name != "platform":
-            assert callable(getattr(connector, name)), name
+    for interface in INTERFACES:
+        assert isinstance(connector, interface), interface.__name__
+        for name in interface.__dict__:
+            if not name.startswith("_") and callable(interface.__dict__[name]):
+                assert callable(getattr(connector, name)), name
     assert "customer_of_order" in inspect.signature(connector.parse).parameters
     assert payloads.ORDER_CUSTOMER_QUERY  # the refund lookup document lives with parse

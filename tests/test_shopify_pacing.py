@@ -26,7 +26,7 @@ from live import STORES, backlog, running, scheduled, work
 
 SCHEMA = Path(__file__).resolve().parent / "fixtures" / "shopify" / f"admin_schema_{API_VERSION}.json.gz"
 SHOP = Shop(id="shop-pace", platform="shopify", domain="pace.myshopify.com", api_url="https://pace.myshopify.com",
-            access_token="shpat_pace")
+            credentials={"access_token": "shpat_pace"})
 URL = f"https://pace.myshopify.com/admin/api/{API_VERSION}/graphql.json"
 QUERY = "query KeepwellOrderCustomer($id: ID!) { order(id: $id) { id customer { id } } }"
 

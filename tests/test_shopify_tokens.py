@@ -59,8 +59,7 @@ def installed(config, shopify, expires_in: float | None = 3600) -> str:
                               settings={"scopes": SCOPE.split(",")})
             return row.id
         grant = grants.exchange_code(SHOP, API_KEY, APP_SECRET, "the-code", now=time.time() - 3600 + expires_in)
-        row, _ = add_shop(session, config, "shopify", SHOP, access_token=grant.access_token,
-                          token_fields=stored_fields(grant))
+        row, _ = add_shop(session, config, "shopify", SHOP, credentials=stored_fields(grant))
         return row.id
 
 
@@ -73,7 +72,7 @@ def shop_of(config, shop_id, keeper=None):
 def stored(config, shop_id) -> dict:
     with sessions(config.database_url)() as session:
         row = session.get(ShopRow, shop_id)
-        return secrets.decrypt(config.secret_keys, row.secrets) | {"_raw": row.secrets}
+        return secrets.decrypt(config.secret_keys, row.secrets)["credentials"] | {"_raw": row.secrets}
 
 
 def token_requests(rsps_calls) -> list[dict]:

@@ -267,7 +267,8 @@ def test_secrets_rotate_moves_every_shop_to_the_newest_key(tmp_path):
 
     def read(*keys):
         with sessions(url)() as session:
-            return {(s.access_token, s.consumer_key, s.consumer_secret, s.webhook_secrets)
+            return {(s.credentials.get("access_token", ""), s.credentials.get("consumer_key", ""),
+                     s.credentials.get("consumer_secret", ""), s.webhook_secrets)
                     for s in (to_shop(r, Config(secret_keys=keys)) for r in session.scalars(select(ShopRow)))}
 
     def rotate(keys: str):

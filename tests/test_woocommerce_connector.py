@@ -37,8 +37,7 @@ SHOP = Shop(
     platform="woocommerce",
     domain="https://example.com",
     api_url="https://example.com",
-    consumer_key="ck_4fd8b5a2cd0a1f6e7a0b9c8d7e6f5a4b3c2d1e0f",
-    consumer_secret="cs_1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b",
+    credentials={"consumer_key": "ck_4fd8b5a2cd0a1f6e7a0b9c8d7e6f5a4b3c2d1e0f", "consumer_secret": "cs_1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b"},
     webhook_secrets=("current-secret", "previous-secret"),
     settings={"consent_meta_key": "_wc_marketing_opt_in", "birthday_meta_key": "birthday"},
 )
@@ -491,7 +490,7 @@ def test_https_uses_basic_auth(store):
     store.put(f"{API}/customers/25", json=example("customer_create_response.json"))
     connector.add_tag(SHOP, "25", "vip")
     for call in store.calls:
-        expected = base64.b64encode(f"{SHOP.consumer_key}:{SHOP.consumer_secret}".encode()).decode()
+        expected = base64.b64encode(f"{SHOP.credentials['consumer_key']}:{SHOP.credentials['consumer_secret']}".encode()).decode()
         assert call.request.headers["Authorization"] == f"Basic {expected}"
         assert "oauth_signature" not in call.request.url
 
@@ -503,7 +502,7 @@ def test_http_uses_oauth_in_the_query_string_and_never_basic(store):
     request = store.calls[0].request
     assert "Authorization" not in request.headers
     query = dict(parse_qsl(urlsplit(request.url).query))
-    assert query["oauth_consumer_key"] == PLAIN_SHOP.consumer_key
+    assert query["oauth_consumer_key"] == PLAIN_SHOP.credentials['consumer_key']
     assert query["oauth_signature_method"] == "HMAC-SHA256"
     assert len(query["oauth_nonce"]) == 32
     assert abs(int(query["oauth_timestamp"]) - time.time()) < 60
@@ -512,14 +511,14 @@ def test_http_uses_oauth_in_the_query_string_and_never_basic(store):
     normalized = "&".join([
         "dates_are_gmt=true",
         "modified_after=2024-05-01T00%3A00%3A00",
-        f"oauth_consumer_key={PLAIN_SHOP.consumer_key}",
+        f"oauth_consumer_key={PLAIN_SHOP.credentials['consumer_key']}",
         f"oauth_nonce={query['oauth_nonce']}",
         "oauth_signature_method=HMAC-SHA256",
         f"oauth_timestamp={query['oauth_timestamp']}",
         "order=asc", "orderby=id", "page=1", "per_page=100",
     ])
     base = "GET&http%3A%2F%2Fexample.com%2Fwp-json%2Fwc%2Fv3%2Forders&" + quote(normalized, safe="")
-    expected = base64.b64encode(hmac.new(f"{PLAIN_SHOP.consumer_secret}&".encode(), base.encode(), hashlib.sha256).digest()).decode()
+    expected = base64.b64encode(hmac.new(f"{PLAIN_SHOP.credentials['consumer_secret']}&".encode(), base.encode(), hashlib.sha256).digest()).decode()
     assert query["oauth_signature"] == expected
     assert query["modified_after"] == "2024-05-01T00:00:00"
 
@@ -531,9 +530,9 @@ def test_http_post_signs_the_query_not_the_body(store):
     query = dict(parse_qsl(urlsplit(request.url).query))
     assert set(query) == {"oauth_consumer_key", "oauth_nonce", "oauth_signature_method", "oauth_timestamp", "oauth_signature"}
     base = ("POST&http%3A%2F%2Fexample.com%2Fwp-json%2Fwc%2Fv3%2Fcoupons&"
-            + quote(f"oauth_consumer_key={PLAIN_SHOP.consumer_key}&oauth_nonce={query['oauth_nonce']}"
+            + quote(f"oauth_consumer_key={PLAIN_SHOP.credentials['consumer_key']}&oauth_nonce={query['oauth_nonce']}"
                     f"&oauth_signature_method=HMAC-SHA256&oauth_timestamp={query['oauth_timestamp']}", safe=""))
-    expected = base64.b64encode(hmac.new(f"{PLAIN_SHOP.consumer_secret}&".encode(), base.encode(), hashlib.sha256).digest()).decode()
+    expected = base64.b64encode(hmac.new(f"{PLAIN_SHOP.credentials['consumer_secret']}&".encode(), base.encode(), hashlib.sha256).digest()).decode()
     assert query["oauth_signature"] == expected
     assert json.loads(request.body)["code"] == "REF-7Q2MPX4K"
 
@@ -778,7 +777,7 @@ def test_secrets_stay_out_of_error_messages(store):
         "woocommerce_rest_authentication_error", "Invalid signature - provided signature does not match.", 401))
     with pytest.raises(StoreError) as info:
         connector.add_tag(PLAIN_SHOP, "25", "vip")
-    assert PLAIN_SHOP.consumer_secret not in str(info.value) and "oauth_signature" not in str(info.value)
+    assert PLAIN_SHOP.credentials['consumer_secret'] not in str(info.value) and "oauth_signature" not in str(info.value)
 
 
 # --- tags --------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from plugin.errors import StoreError
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "woocommerce"
 API = "https://shop.example.co.il/wp-json/wc/v3"
 SHOP = Shop(id="wc_1", platform="woocommerce", domain="https://shop.example.co.il", api_url="https://shop.example.co.il",
-            consumer_key="ck_1", consumer_secret="cs_1", webhook_secrets=("s",), settings={})
+            credentials={"consumer_key": "ck_1", "consumer_secret": "cs_1"}, webhook_secrets=("s",), settings={})
 NOW = datetime(2026, 12, 7, 15, 30, tzinfo=timezone.utc)
 SINCE = NOW - timedelta(minutes=25)
 AFTER = SINCE.strftime("%Y-%m-%dT%H:%M:%S")

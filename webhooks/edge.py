@@ -1,4 +1,6 @@
-"""Webhook endpoints. A request does: read the body (size-limited), find the shop, verify the
+"""The webhook endpoint, one for every platform: ``POST /webhooks/<platform>`` (and
+``/webhooks/<platform>/<shop>`` for platforms whose webhooks are registered per shop). A request
+does: read the body (size-limited), ask the platform's package which shop it is for, verify the
 signature in constant time, parse, dedupe and append to the shop's backlog in one Redis round
 trip, answer. Everything else happens in the worker. Every refusal is logged with its reason.
 """
@@ -8,13 +10,12 @@ import orjson
 import logging
 import time
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, request
 
 import connectors
-from connectors.shopify import binding
+from connectors.interfaces import Inbound
 from plugin.errors import PayloadError, PayloadTooLarge, UnknownShop
 from plugin.handoff import Envelope
-from webhooks import compliance
 
 log = logging.getLogger("keepwell.webhooks")
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
@@ -56,40 +57,34 @@ def _accept(shop_id: str, platform: str, topic: str, key: str, body: bytes):
     return _status("accepted", 202)
 
 
-@bp.post("/shopify")
-def shopify():
+@bp.post("/<platform>")
+@bp.post("/<platform>/<shop_ref>")
+def receive(platform: str, shop_ref: str | None = None):
+    """Every platform's deliveries: its package identifies the shop and verifies the signature.
+    ``shop_ref`` is the last part of a per-shop URL (WooCommerce's, registered per shop)."""
     body = _body()
-    connector = connectors.get("shopify")
-    domain, topic = connector.shop_domain(request.headers), connector.topic(request.headers)
-    if topic in compliance.TOPICS:  # before the shop lookup: they also come for uninstalled shops
-        return compliance.handle(_edge(), topic, request.headers, body)
-    shop = _edge().shops.get("shopify", domain)
-    if shop is None:
-        raise UnknownShop(f"unknown or uninstalled shop {domain!r}")
-    connector.verify(shop, request.headers, body)
-    payload = _json(body)
-    key = connector.delivery_key(request.headers, payload)
-    if topic == "app/uninstalled":  # only the shop's own shop object: the topic header is not signed
-        _edge().shops.uninstall(shop.id, binding.check_uninstalled(payload, shop.domain))
-        log.info("shop %s uninstalled the app", shop.id)
-        return jsonify(status="uninstalled"), 200
-    if topic not in connector.topics:
-        return jsonify(status="ignored"), 200
-    return _accept(shop.id, "shopify", topic, key, body)
-
-
-@bp.post("/woocommerce/<shop_id>")
-def woocommerce(shop_id: str):
-    body = _body()
-    connector = connectors.get("woocommerce")
-    shop = _edge().shops.by_id("woocommerce", shop_id)
-    if shop is None:
-        raise UnknownShop(f"unknown or disconnected shop {shop_id!r}")
-    if connector.is_ping(request.headers, body):
-        return "", 200  # WooCommerce's unsigned creation ping: only a 200 counts as success
-    connector.verify(shop, request.headers, body)
-    payload = _json(body)
+    try:
+        connector: Inbound = connectors.get(platform)
+    except KeyError:
+        raise UnknownShop(f"no platform {platform!r}") from None
     topic = connector.topic(request.headers)
+    early = connector.unbound(_edge(), topic, request.headers, body)  # before the shop lookup
+    if early is not None:
+        return _status(*early)
+    ref = connector.identify(request.headers, shop_ref)
+    if ref is None:
+        raise UnknownShop(f"this {platform} address names no shop")
+    shop = _edge().shops.find(platform, ref)
+    if shop is None:
+        gone = "uninstalled" if ref.by == "domain" else "disconnected"
+        raise UnknownShop(f"unknown or {gone} shop {ref.value!r}")
+    if connector.is_ping(request.headers, body):
+        return "", 200  # an unsigned "is this URL alive" call (WooCommerce's): only a 200 counts as success
+    connector.verify(shop, request.headers, body)
+    payload = _json(body)
+    done = connector.lifecycle(_edge(), shop, topic, payload)  # e.g. app/uninstalled
+    if done is not None:
+        return _status(*done)
     if topic not in connector.topics:
-        return jsonify(status="ignored"), 200
-    return _accept(shop.id, "woocommerce", topic, connector.delivery_key(request.headers, payload), body)
+        return _status("ignored", 200)
+    return _accept(shop.id, platform, topic, connector.delivery_key(request.headers, payload), body)

@@ -38,25 +38,32 @@ class ShopCache:
                             lambda: select(ShopRow).where(ShopRow.platform == platform, ShopRow.domain == domain))
 
     def by_id(self, platform: str, shop_id: str) -> Shop | None:
-        return self._lookup(("id", shop_id),
+        return self._lookup((platform, "id", shop_id),
                             lambda: select(ShopRow).where(ShopRow.platform == platform, ShopRow.id == shop_id))
+
+    def find(self, platform: str, ref) -> Shop | None:
+        """The active shop a delivery's ``connectors.interfaces.ShopRef`` names, or None."""
+        if ref.by == "id":
+            return self.by_id(platform, ref.value)
+        return self.get(platform, ref.value)
 
     def forget(self) -> None:
         """Drop every cached shop (one was installed or changed): the next lookup reads the database."""
         self._entries.clear()
 
-    def uninstall(self, shop_id: str, platform_shop_id: str | None = None) -> None:
-        """Stop processing the shop and drop its access token (it is already revoked); keep the
-        platform's own id of the shop, which the later shop/redact must carry."""
+    def uninstall(self, shop_id: str, settings: dict | None = None) -> None:
+        """Stop processing the shop and drop its credentials (the platform already revoked them);
+        ``settings`` are kept with it (e.g. the platform's own id of the shop, which a later
+        privacy request must carry)."""
         from plugin import secrets
 
         with self.sessions.begin() as session:
             row = session.get(ShopRow, shop_id)
             if row is not None:
                 stored = secrets.decrypt(self.config.secret_keys, row.secrets)
-                stored.update(access_token="", refresh_token="")
+                stored["credentials"] = {}
                 row.secrets = secrets.encrypt(self.config.secret_keys, stored)
                 row.active = False
-                if platform_shop_id is not None:
-                    row.settings = {**(row.settings or {}), "shopify_shop_id": platform_shop_id}
+                if settings:
+                    row.settings = {**(row.settings or {}), **settings}
         self._entries.clear()

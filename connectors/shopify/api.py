@@ -60,7 +60,7 @@ def execute(shop: Shop, query: str, variables: dict | None = None) -> dict:
     """
     op = pacing.operation(query)
     keeper = shop.tokens
-    token = keeper.access_token(shop) if keeper is not None else shop.access_token
+    token = keeper.access_token(shop) if keeper is not None else shop.credentials.get("access_token", "")
     response = _post(shop, token, op, query, variables)
     if response.status_code == 401 and keeper is not None:
         fresh = keeper.after_unauthorized(shop, token)

@@ -2,7 +2,7 @@
 App Bridge session tokens the embedded admin sends (the token endpoint is ``grants.py``).
 
 Everything here is a pure check; the web flow that strings them together is
-``plugin/install/shopify.py``. Each check raises a typed ``OAuthError`` whose ``status`` is the
+``connectors/shopify/install.py``. Each check raises a typed ``OAuthError`` whose ``status`` is the
 HTTP status to answer with and whose ``reason`` says what was wrong.
 """
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""The WooCommerce connector: webhooks in, REST API v3 out (see ``connectors.base``)."""
+"""The WooCommerce platform: webhooks in (per-shop URL and secret), REST API v3 out, and
+connecting a store with WooCommerce's app key authorization (``connect``). Its merchants open
+the admin pages with Keepwell's signed admin links (plugin/admin_auth.py)."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -6,17 +8,44 @@ from urllib.parse import urlencode
 from typing import Iterator, Mapping
 
 from connectors.base import ConsentLookup, CouponResult, HistoryItem, Shop
+from connectors.interfaces import Answer, ShopRef
 from connectors.woocommerce import consent, coupons, delivery, history, install, profile, reconcile, tags
 from connectors.woocommerce import parse as parsing
 from plugin.events import Event
 
 
+#: The credentials document of a WooCommerce shop: its REST API key pair.
+CREDENTIALS_SCHEMA = {
+    "type": "object",
+    "properties": {"consumer_key": {"type": "string"}, "consumer_secret": {"type": "string"}},
+    "additionalProperties": False,
+}
+
+
 class WooCommerceConnector:
-    """connectors.base.Connector for WooCommerce stores."""
+    """connectors.interfaces.Connector for WooCommerce stores."""
 
     platform = "woocommerce"
     #: webhook topics parse() turns into events
     topics = frozenset({"order.created", "order.updated", "customer.created", "customer.updated"})
+    credentials_schema = CREDENTIALS_SCHEMA
+    own_webhook_secret = True  # each store signs with a secret Keepwell made for it
+    admin_schemes = ()  # merchants sign in with Keepwell's admin links
+
+    # --- inbound ---------------------------------------------------------------------------------
+
+    def identify(self, headers: Mapping[str, str], shop_ref: str | None) -> ShopRef | None:
+        """The shop id in the delivery URL, which each store's webhooks were registered with
+        (``/webhooks/woocommerce/<shop id>``); its own secret, checked next, proves the rest."""
+        return ShopRef("id", shop_ref) if shop_ref else None
+
+    def unbound(self, edge, topic: str, headers: Mapping[str, str], body: bytes) -> Answer | None:
+        """None: every WooCommerce delivery is for one connected shop."""
+        return None
+
+    def lifecycle(self, edge, shop: Shop, topic: str, payload: dict) -> Answer | None:
+        """None: a store says nothing about its connection through webhooks."""
+        return None
 
     def verify(self, shop: Shop, headers: Mapping[str, str], body: bytes) -> None:
         """Raise SignatureError unless X-WC-Webhook-Signature signs the body with a shop secret."""
@@ -58,9 +87,35 @@ class WooCommerceConnector:
         """Set the customer's ``consent_meta_key`` meta to "no"; guests are skipped."""
         return consent.unsubscribe(shop, customer_id, at)
 
+    # --- outbound --------------------------------------------------------------------------------
+
     def shop_profile(self, shop: Shop) -> dict:
         """The store address (Settings -> General) and email sender (Settings -> Emails)."""
         return profile.shop_profile(shop)
+
+    # --- install and sync --------------------------------------------------------------------------
+
+    def normal_domain(self, domain: str) -> str:
+        """The store URL as given, without a trailing slash."""
+        return domain.strip().rstrip("/")
+
+    def default_api_url(self, domain: str) -> str:
+        return domain.rstrip("/")
+
+    def webhook_url(self, app_url: str, shop_id: str) -> str:
+        """Per shop: ``/webhooks/woocommerce/<shop id>``."""
+        return install.webhook_url(app_url, shop_id)
+
+    def with_app(self, shop: Shop, config) -> Shop:
+        """As stored: nothing of the app's is needed."""
+        return shop
+
+    @property
+    def blueprint(self):
+        """/woocommerce/connect, /callback, /connected (connectors/woocommerce/connect.py)."""
+        from connectors.woocommerce.connect import bp
+
+        return bp
 
     def register_webhooks(self, shop: Shop, app_url: str) -> list[str]:
         """Subscribe order/customer created/updated without duplicating existing webhooks."""
@@ -88,4 +143,4 @@ class WooCommerceConnector:
 
 connector = WooCommerceConnector()
 
-__all__ = ["WooCommerceConnector", "connector"]
+__all__ = ["CREDENTIALS_SCHEMA", "WooCommerceConnector", "connector"]

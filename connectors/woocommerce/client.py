@@ -73,9 +73,10 @@ def _send(shop: Shop, method: str, path: str, params: dict | None, body: Any):
     query = [(k, _param(v)) for k, v in (params or {}).items()]
     auth = None
     if urlsplit(target).scheme == "https":
-        auth = (shop.consumer_key, shop.consumer_secret)
+        auth = (shop.credentials.get("consumer_key", ""), shop.credentials.get("consumer_secret", ""))
     else:  # a real store refuses Basic auth over plain HTTP
-        query = oauth.signed_params(method, target, query, shop.consumer_key, shop.consumer_secret)
+        query = oauth.signed_params(method, target, query, shop.credentials.get("consumer_key", ""),
+                                    shop.credentials.get("consumer_secret", ""))
     if query:
         # encoded exactly as signed, so the store re-derives the same base string
         target += "?" + urlencode(query, quote_via=quote, safe="")

@@ -7,9 +7,14 @@ from connectors.woocommerce import client
 TOPICS = ("order.created", "order.updated", "customer.created", "customer.updated")
 
 
+def webhook_url(app_url: str, shop_id: str) -> str:
+    """Where a shop's WooCommerce deliveries go: its own URL, which names it to the edge."""
+    return f"{app_url.rstrip('/')}/webhooks/woocommerce/{shop_id}"
+
+
 def delivery_url(shop: Shop, app_url: str) -> str:
     """Where this shop's WooCommerce deliveries go."""
-    return f"{app_url.rstrip('/')}/webhooks/woocommerce/{shop.id}"
+    return webhook_url(app_url, shop.id)
 
 
 def register_webhooks(shop: Shop, app_url: str) -> list[str]:

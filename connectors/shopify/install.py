@@ -35,10 +35,8 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 
-import connectors
 from connectors.base import Shop
-from connectors.shopify import grants, oauth
-from plugin import importing
+from connectors.shopify import grants, oauth, subscriptions
 from plugin import secrets as stored_secrets
 from plugin.errors import KeepwellError, StoreError
 from plugin.shops import add_shop, default_api_url, find_shop
@@ -104,7 +102,7 @@ def _current(row, config) -> bool:
         return False
     if not app_installed(row.settings):
         return True
-    stored = stored_secrets.decrypt(config.secret_keys, row.secrets)
+    stored = stored_secrets.decrypt(config.secret_keys, row.secrets).get("credentials", {})
     refresh_expires = stored.get("refresh_token_expires_at")
     return expiring(stored) and (refresh_expires is None or refresh_expires > time.time())
 
@@ -129,7 +127,7 @@ def install_by_session_token(edge, id_token: str) -> str:
                            "moment", 502) from exc
     shop_id, _ = _store(edge, domain, grant)
     if installing:
-        importing.enqueue(edge.handoff.queue, shop_id)  # the store's past, folded in without acting on it
+        edge.connected(shop_id)  # the store's past, folded in without acting on it
     log.info("shop %s (%s) %s by token exchange", domain, shop_id, "installed" if installing else "token renewed")
     return shop_id
 
@@ -143,8 +141,8 @@ def _store(edge, shop: str, grant) -> tuple[str, bool]:
     with edge.sessions.begin() as session:
         known = find_shop(session, "shopify", shop) is not None
         # No webhook secret of its own: Shopify signs with the app's client secret.
-        row, _ = add_shop(session, edge.config, "shopify", shop, access_token=grant.access_token,
-                          settings={"scopes": list(grant.scopes)}, token_fields=stored_fields(grant))
+        row, _ = add_shop(session, edge.config, "shopify", shop, credentials=stored_fields(grant),
+                          settings={"scopes": list(grant.scopes)})
         shop_id = row.id
     edge.shops.forget()  # it may be cached as unknown, or with its old token
     return shop_id, known
@@ -206,14 +204,14 @@ def callback():
     try:
         grant = grants.exchange_code(shop, config.shopify_api_key, config.shopify_api_secrets[0], code)
         store = Shop(id="", platform="shopify", domain=shop, api_url=default_api_url("shopify", shop),
-                     access_token=grant.access_token)
-        topics = connectors.get("shopify").register_webhooks(store, config.app_url)
+                     credentials={"access_token": grant.access_token})
+        topics = subscriptions.register_webhooks(store, config.app_url)
     except StoreError as exc:
         log.error("shop %s: installation failed at Shopify: %s", shop, exc.message)
         raise InstallError(f"Shopify did not complete the installation ({exc.message}): try again in a moment",
                            502) from exc
     shop_id, reinstall = _store(edge, shop, grant)
-    importing.enqueue(edge.handoff.queue, shop_id)  # the store's past, folded in without acting on it
+    edge.connected(shop_id)  # the store's past, folded in without acting on it
     log.info("shop %s (%s) %s; webhooks: %s", shop, shop_id, "reinstalled" if reinstall else "installed",
              ", ".join(topics))
     return redirect(f"https://{shop}/admin/apps/{config.shopify_api_key}", 302)

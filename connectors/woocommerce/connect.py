@@ -37,11 +37,10 @@ from urllib.parse import urlencode, urlsplit
 from flask import Blueprint, current_app, jsonify, redirect, render_template_string, request
 from sqlalchemy import select
 
-import connectors
 from connectors.base import Shop
 from connectors import safe_http
 from connectors.woocommerce import client, install
-from plugin import importing, ratelimit, secrets
+from plugin import ratelimit, secrets
 from plugin.db import ShopRow
 from plugin.errors import KeepwellError, StoreError
 from plugin.shops import add_shop, rotate_webhook_secret, to_shop
@@ -150,7 +149,7 @@ def _remember(redis, prefix: str, user_id: str, **outcome) -> None:
 # --- completing a connection --------------------------------------------------------------------
 
 def webhook_url(app_url: str, shop_id: str) -> str:
-    return install.delivery_url(Shop(id=shop_id, platform="woocommerce", domain="", api_url=""), app_url)
+    return install.webhook_url(app_url, shop_id)
 
 
 def complete(sessions, config, url: str, grant: dict) -> Shop:
@@ -163,8 +162,8 @@ def complete(sessions, config, url: str, grant: dict) -> Shop:
     key, secret = grant.get("consumer_key"), grant.get("consumer_secret")
     if not all(isinstance(v, str) and 0 < len(v) <= 255 and v.isprintable() for v in (key, secret)):
         raise ConnectError("the store did not send a consumer key and secret")
-    probe = Shop(id="connecting", platform="woocommerce", domain=url, api_url=url, consumer_key=key,
-                 consumer_secret=secret)
+    probe = Shop(id="connecting", platform="woocommerce", domain=url, api_url=url,
+                 credentials={"consumer_key": key, "consumer_secret": secret})
     try:
         client.call(probe, "GET", "settings")
     except StoreError as exc:
@@ -182,7 +181,7 @@ def complete(sessions, config, url: str, grant: dict) -> Shop:
             row, _ = rotate_webhook_secret(session, config, row.id)
         shop = to_shop(row, config)
     try:
-        connectors.get("woocommerce").register_webhooks(shop, config.app_url)
+        install.register_webhooks(shop, config.app_url)
     except (StoreError, ValueError) as exc:
         log.warning("WooCommerce connect %s: subscribing webhooks failed: %s", url, exc)
         _undo(sessions, config, shop, before)
@@ -291,7 +290,7 @@ def callback():
         return jsonify(error=exc.reason), 400
     _remember(redis, prefix, user_id, ok=True, store_url=url, shop_id=shop.id,
               webhook_url=webhook_url(edge.config.app_url, shop.id))
-    importing.enqueue(edge.handoff.queue, shop.id)  # the store's past, folded in without acting on it
+    edge.connected(shop.id)  # the store's past, folded in without acting on it
     # Exactly 200: WooCommerce counts anything else (201 and 204 included) as a failure.
     return jsonify(status="connected", shop_id=shop.id), 200
 
@@ -345,7 +344,7 @@ def disconnect(sessions, config, shop_id: str) -> Disconnected:
         except secrets.SecretError as exc:
             shop = None
             result.errors.append(str(exc))
-    if shop is not None and shop.consumer_key and shop.consumer_secret:  # none left: disconnected before
+    if shop is not None and shop.credentials:  # none left: disconnected before
         try:
             result.removed_webhooks = install.delete_webhooks(shop, config.app_url)
         except StoreError as exc:
@@ -357,8 +356,7 @@ def disconnect(sessions, config, shop_id: str) -> Disconnected:
             kept = {"referral_key": secrets.decrypt(config.secret_keys, row.secrets).get("referral_key", "")}
         except secrets.SecretError:
             kept = {}
-        row.secrets = secrets.encrypt(config.secret_keys, {"access_token": "", "consumer_key": "",
-                                                           "consumer_secret": "", "webhook_secrets": [], **kept})
+        row.secrets = secrets.encrypt(config.secret_keys, {"credentials": {}, "webhook_secrets": [], **kept})
     log.info("WooCommerce shop %s disconnected (%d webhooks removed, %d errors)", shop_id,
              len(result.removed_webhooks), len(result.errors))
     return result

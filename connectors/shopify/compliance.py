@@ -1,7 +1,7 @@
 """Shopify's mandatory privacy webhooks: customers/data_request, customers/redact, shop/redact.
 
-They arrive at the Shopify webhook endpoint like every topic, but are handled before its shop
-lookup: they are signed with the app's client secret (old and new during a rotation) and must
+They arrive at the Shopify webhook endpoint like every topic, but are handled before the edge
+looks the shop up (``unbound``): they are signed with the app's client secret (old and new during a rotation) and must
 be answered for shops Keepwell no longer serves, since shop/redact comes 48 hours after an
 uninstall. A bad signature gets 401, as Shopify requires; a shop Keepwell holds nothing on
 gets 200 and nothing else happens.
@@ -23,12 +23,11 @@ import json
 import logging
 from typing import Mapping
 
-from flask import jsonify
 from rq.exceptions import DuplicateJobError
 
-import connectors
 from connectors.base import Shop
-from connectors.shopify import binding, oauth
+from connectors.interfaces import Answer
+from connectors.shopify import binding, oauth, signature
 from plugin import privacy
 from plugin.errors import PayloadError
 from plugin.shops import find_shop
@@ -38,13 +37,12 @@ log = logging.getLogger("keepwell.compliance")
 TOPICS = frozenset({"customers/data_request", "customers/redact", "shop/redact"})
 
 
-def handle(edge, topic: str, headers: Mapping[str, str], body: bytes):
-    """Verify, tie the body to the topic and shop, queue the privacy job; the Flask response."""
+def handle(edge, topic: str, headers: Mapping[str, str], body: bytes) -> Answer:
+    """Verify, tie the body to the topic and shop, queue the privacy job; what to answer."""
     app = Shop(id="app", platform="shopify", domain="", api_url="", webhook_secrets=edge.config.shopify_api_secrets)
-    connector = connectors.get("shopify")
-    connector.verify(app, headers, body)  # SignatureError: 401
+    signature.verify(app, headers, body)  # SignatureError: 401
     payload = _payload(body)
-    said = connector.shop_domain(headers)
+    said = signature.shop_domain(headers)
     domain = oauth.valid_shop_domain(said)
     held = None
     if domain is not None:
@@ -55,12 +53,12 @@ def handle(edge, topic: str, headers: Mapping[str, str], body: bytes):
     binding.check_compliance(topic, payload, said, held[2] if held else None)  # SignatureError: 401
     if held is None:
         log.info("%s for %r: Keepwell holds nothing on this shop", topic, payload.get("shop_domain"))
-        return jsonify(status="nothing held"), 200
+        return Answer("nothing held")
     shop_id, active, _ = held
     if topic == "shop/redact" and active:
         # Shopify sends it 48 hours after an uninstall and never after a reinstall: a replay.
         log.warning("shop/redact for shop %s refused: the shop has the app installed", shop_id)
-        return jsonify(status="installed; nothing erased"), 200
+        return Answer("installed; nothing erased")
     function, args = _job(topic, shop_id, payload)
     job_id = "privacy-" + hashlib.sha256(json.dumps([function, args]).encode()).hexdigest()[:32]
     try:
@@ -69,7 +67,7 @@ def handle(edge, topic: str, headers: Mapping[str, str], body: bytes):
         log.info("%s for shop %s queued as %s", topic, shop_id, job_id)
     except DuplicateJobError:
         log.info("%s for shop %s: already queued as %s", topic, shop_id, job_id)
-    return jsonify(status="queued"), 200
+    return Answer("queued")
 
 
 def _payload(body: bytes) -> dict:
