@@ -50,7 +50,8 @@ class ShopRow(Base):
     platform: Mapped[str] = mapped_column(String(16))
     domain: Mapped[str] = mapped_column(String(255), index=True)
     api_url: Mapped[str] = mapped_column(String(512))
-    secrets: Mapped[str] = mapped_column(Text)  # encrypted JSON: tokens, keys, webhook secrets
+    #: encrypted JSON: {"credentials": the platform's credentials document, "webhook_secrets", "referral_key"}
+    secrets: Mapped[str] = mapped_column(Text)
     settings: Mapped[dict] = mapped_column(JSON, default=dict)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -263,12 +264,21 @@ def sessions(url: str) -> sessionmaker:
     return sessionmaker(get_engine(url), expire_on_commit=False)
 
 
-def upgrade(url: str) -> None:
-    """Bring the database schema to the newest migration."""
-    from alembic import command
+def alembic_config(url: str, secret_keys: tuple[str, ...] | None = None):
+    """Alembic's configuration for the database at ``url``; migrations that re-encrypt stored
+    secrets use ``secret_keys`` (KEEPWELL_SECRET_KEY when None)."""
     from alembic.config import Config as AlembicConfig
 
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    command.upgrade(cfg, "head")
+    if secret_keys:
+        cfg.attributes["secret_keys"] = tuple(secret_keys)
+    return cfg
+
+
+def upgrade(url: str, secret_keys: tuple[str, ...] | None = None) -> None:
+    """Bring the database schema to the newest migration."""
+    from alembic import command
+
+    command.upgrade(alembic_config(url, secret_keys), "head")
