@@ -145,6 +145,11 @@ class AdminAuth(Protocol):
     #: with every request (nothing ambient: no CSRF to fear).
     admin_schemes: tuple[tuple[Scheme, bool], ...]
 
+    def frame_ancestors(self, request: Any, domain: str | None) -> str | None:
+        """Who may show the admin pages in a frame (the platform's own admin, for an embedded
+        app), for the signed-in shop at ``domain`` or, with None, before sign-in; None: nobody
+        of the platform's."""
+
 
 @runtime_checkable
 class Connector(Inbound, Outbound, Sync, Install, AdminAuth, Protocol):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from connectors.registry import Platform
 from plugin.cli_deadletters import dead_letters
 from plugin.rulefile import RULES_DIR, currency_warnings, lint, load_rules, rule_files
 from plugin.errors import RuleError
@@ -183,7 +184,7 @@ def sample_history(customers, seed, days, shop, output):
 @click.option("--rules", "rules_path", default=RULES_DIR, show_default=True, type=click.Path(exists=True, path_type=Path), help="Rule folder or file.")
 @click.option("--sample", type=int, help="Simulate a generated sample store of this many customers instead of a history file.")
 @click.option("--seed", default=1, show_default=True, help="Seed for --sample.")
-@click.option("--from", "platform", type=click.Choice(["shopify", "woocommerce"]),
+@click.option("--from", "platform", type=click.Choice([p.value for p in Platform]),
               help="HISTORY is a raw order export of this platform, not canonical events.")
 @click.option("--shop", "shop_id", help="Replay a connected shop's own history (imported and since), as Keepwell keeps it.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
@@ -408,7 +409,7 @@ def shop():
 
 
 @shop.command("add")
-@click.option("--platform", type=click.Choice(["shopify", "woocommerce"]), required=True)
+@click.option("--platform", type=click.Choice([p.value for p in Platform]), required=True)
 @click.option("--domain", help="Shopify: NAME.myshopify.com")
 @click.option("--url", "store_url", help="WooCommerce: the store URL, e.g. https://shop.example.com")
 @click.option("--token", default="", help="Shopify custom app Admin API access token.")
@@ -450,7 +451,7 @@ def shop_add(platform, domain, store_url, token, consumer_key, consumer_secret, 
         except AlreadyConnected as exc:
             raise click.ClickException(str(exc))
         shop_obj = to_shop(row, config)
-    url = f"{config.app_url}/webhooks/shopify" if platform == "shopify" else f"{config.app_url}/webhooks/woocommerce/{row.id}"
+    url = connectors.get(platform).webhook_url(config.app_url, row.id)
     click.echo(f"shop id:        {row.id}")
     click.echo(f"webhook URL:    {url}")
     if platform == "woocommerce":

@@ -155,6 +155,9 @@ class AcmeConnector:
 
     admin_schemes = ((_session, True),)
 
+    def frame_ancestors(self, request, domain):
+        return None  # Acme's admin does not embed apps
+
 
 @AcmeConnector.blueprint.get("/install")
 def _install_page():

@@ -104,6 +104,11 @@ class ShopifyConnector:
 
         return SCHEMES
 
+    def frame_ancestors(self, request, domain: str | None) -> str | None:
+        from connectors.shopify.admin_auth import frame_ancestors
+
+        return frame_ancestors(request, domain)
+
 
 connector = ShopifyConnector()
 

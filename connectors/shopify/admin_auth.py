@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import time
 
+import jwt
+
 from connectors.shopify import oauth
+from connectors.shopify.oauth import SHOPIFY_ADMIN
 from plugin.admin_auth import Unauthenticated
 
 
@@ -56,3 +59,24 @@ def id_token(request, edge) -> str | None:
 
 #: Both travel with each request: nothing ambient, no CSRF to fear.
 SCHEMES = ((session_token, True), (id_token, True))
+
+
+def frame_ancestors(request, domain: str | None) -> str | None:
+    """A Shopify shop's pages are shown in that shop's admin and nowhere else. Before sign-in, an
+    embedded app's page load names its shop, and so does a stale session token."""
+    if domain is None:
+        domain = oauth.valid_shop_domain(request.args.get("shop")) or _unverified_token_shop(request)
+    return f"https://{domain} {SHOPIFY_ADMIN}" if domain else None
+
+
+def _unverified_token_shop(request) -> str | None:
+    """The shop an (unverified, e.g. expired) session token names: the page that fetches a fresh
+    token must load in that shop's admin. It shows nothing of the shop, so this is enough here."""
+    raw = (request.values.get("id_token") or "").strip()
+    if not raw:
+        return None
+    try:
+        dest = jwt.decode(raw, options={"verify_signature": False}).get("dest")
+    except jwt.PyJWTError:
+        return None
+    return oauth.valid_shop_domain(dest.removeprefix("https://")) if isinstance(dest, str) else None

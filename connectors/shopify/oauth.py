@@ -17,6 +17,8 @@ import jwt
 
 from plugin.errors import KeepwellError
 
+#: Where a shop's admin, and the embedded app inside it, is served from (besides the shop's own domain).
+SHOPIFY_ADMIN = "https://admin.shopify.com"
 #: What Keepwell asks the merchant for: orders and customers to react to, tags and email
 #: consent written back to customers, personal discount codes, and products with their
 #: collections (order webhooks carry neither collections nor product tags; coupons name

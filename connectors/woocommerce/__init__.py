@@ -32,6 +32,10 @@ class WooCommerceConnector:
     own_webhook_secret = True  # each store signs with a secret Keepwell made for it
     admin_schemes = ()  # merchants sign in with Keepwell's admin links
 
+    def frame_ancestors(self, request, domain: str | None) -> str | None:
+        """None: no WooCommerce page embeds the dashboard."""
+        return None
+
     # --- inbound ---------------------------------------------------------------------------------
 
     def identify(self, headers: Mapping[str, str], shop_ref: str | None) -> ShopRef | None:
