@@ -55,24 +55,24 @@ class Inbound(Protocol):
     def topic(self, headers: Headers) -> str:
         """The webhook topic a delivery's headers name."""
 
-    def lifecycle(self, edge: Any, shop: Shop, topic: str, payload: dict) -> Answer | None:
+    def lifecycle(self, edge: Any, shop: Shop, topic: str, payload: dict[str, Any]) -> Answer | None:
         """Act on a verified delivery about the installation itself (Shopify's app/uninstalled);
         None for every other delivery."""
 
-    def delivery_key(self, headers: Headers, payload: dict) -> str:
+    def delivery_key(self, headers: Headers, payload: dict[str, Any]) -> str:
         """A key that is the same for every delivery of one store event (for dedupe)."""
 
-    def parse(self, shop: Shop, topic: str, payload: dict, customer_of_order: Any = None) -> list[Event]:
+    def parse(self, shop: Shop, topic: str, payload: dict[str, Any], customer_of_order: Any = None) -> list[Event]:
         """Canonical events for one webhook payload (possibly none); PayloadError if malformed.
         ``customer_of_order(order_id)`` gives the customer of a known order (refunds omit it)."""
 
-    def export_deliveries(self, order: dict) -> list[tuple[str, dict]]:
+    def export_deliveries(self, order: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         """The (topic, payload) webhooks one order of a raw order export stands for."""
 
 
 @runtime_checkable
 class Outbound(Protocol):
-    def create_coupon(self, shop: Shop, action: dict) -> CouponResult:
+    def create_coupon(self, shop: Shop, action: dict[str, Any]) -> CouponResult:
         """Create the personal coupon an engine ``coupon`` action describes; StoreError on failure.
         The store's "code already exists" counts as success only when the existing coupon is the
         one this action describes (an earlier attempt's); else it is created under ``fresh_code``."""
@@ -90,27 +90,27 @@ class Outbound(Protocol):
     def discount_link(self, shop: Shop, code: str) -> str:
         """A link that opens the store with ``code`` applied (personal referral links)."""
 
-    def shop_profile(self, shop: Shop) -> dict:
+    def shop_profile(self, shop: Shop) -> dict[str, Any]:
         """The store's own ``{name, email, postal_address, url}`` (for its emails' sender and footer)."""
 
 
 @runtime_checkable
 class Sync(Protocol):
-    def changes_since(self, shop: Shop, since: datetime) -> Iterator[tuple[str, dict]]:
+    def changes_since(self, shop: Shop, since: datetime) -> Iterator[tuple[str, dict[str, Any]]]:
         """(topic, payload) for orders and customers modified since ``since`` (reconciliation)."""
 
-    def history(self, shop: Shop, since: datetime | None, cursor: Mapping) -> Iterator[HistoryItem]:
+    def history(self, shop: Shop, since: datetime | None, cursor: Mapping[str, Any]) -> Iterator[HistoryItem]:
         """The store's customers, then its orders (created since ``since``, or all), resuming
         after ``cursor`` ({} to start); raises HistoryNotReady while the store prepares them."""
 
-    def revive_webhooks(self, shop: Shop, app_url: str) -> list:
+    def revive_webhooks(self, shop: Shop, app_url: str) -> list[Any]:
         """Turn the shop's webhooks the store disabled back on; what was revived (may be none)."""
 
 
 @runtime_checkable
 class Install(Protocol):
     #: JSON Schema of the ``credentials`` document a shop of this platform stores (encrypted).
-    credentials_schema: Mapping
+    credentials_schema: Mapping[str, Any]
     #: True when each shop signs its webhooks with a secret of its own that Keepwell makes
     #: (WooCommerce); False when the app's secret signs them (Shopify).
     own_webhook_secret: bool

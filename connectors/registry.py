@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import importlib
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from connectors.interfaces import Connector
 
 
 class Platform(StrEnum):
@@ -18,11 +22,11 @@ class Platform(StrEnum):
     WOOCOMMERCE = "woocommerce"
 
 
-_extra: dict[str, object] = {}  # registered at run time: name -> connector
-_loaded: dict[str, object] = {}
+_extra: dict[str, "Connector"] = {}  # registered at run time: name -> connector
+_loaded: dict[str, "Connector"] = {}
 
 
-def register(name: str, connector: object) -> None:
+def register(name: str, connector: "Connector") -> None:
     """Serve the platform ``name`` with ``connector`` (an object implementing the interfaces)."""
     if name in {p.value for p in Platform} or not name.isidentifier() or name != name.lower():
         raise ValueError(f"{name!r} cannot name another platform")
@@ -39,7 +43,7 @@ def platforms() -> list[str]:
     return [p.value for p in Platform] + list(_extra)
 
 
-def get(platform: str):
+def get(platform: str) -> "Connector":
     """The connector of ``platform``; KeyError for a platform Keepwell does not serve."""
     if platform in _extra:
         return _extra[platform]

@@ -70,7 +70,7 @@ def receive(platform: str, shop_ref: str | None = None):
     topic = connector.topic(request.headers)
     early = connector.unbound(_edge(), topic, request.headers, body)  # before the shop lookup
     if early is not None:
-        return _status(*early)
+        return jsonify(status=early.status), early.code
     ref = connector.identify(request.headers, shop_ref)
     if ref is None:
         raise UnknownShop(f"this {platform} address names no shop")
@@ -84,7 +84,7 @@ def receive(platform: str, shop_ref: str | None = None):
     payload = _json(body)
     done = connector.lifecycle(_edge(), shop, topic, payload)  # e.g. app/uninstalled
     if done is not None:
-        return _status(*done)
+        return jsonify(status=done.status), done.code
     if topic not in connector.topics:
         return _status("ignored", 200)
     return _accept(shop.id, platform, topic, connector.delivery_key(request.headers, payload), body)
