@@ -24,6 +24,19 @@ class WebhookError(KeepwellError):
         super().__init__(reason)
 
 
+class InstallRefused(KeepwellError):
+    """An install, OAuth callback or store connection was refused: the web app answers the
+    merchant ``reason`` in plain text with ``status``. Each platform's install errors derive from it."""
+
+    status = 400
+
+    def __init__(self, reason: str, status: int | None = None):
+        self.reason = reason
+        if status is not None:
+            self.status = status
+        super().__init__(reason)
+
+
 class SignatureError(WebhookError):
     status = 401
 

@@ -10,9 +10,7 @@ import logging
 
 from flask import Flask, Response, jsonify, request
 
-from connectors.shopify.oauth import OAuthError
-from plugin.errors import WebhookError
-from plugin.install.shopify import InstallError
+from plugin.errors import InstallRefused, WebhookError
 
 webhook_log = logging.getLogger("keepwell.webhooks")
 install_log = logging.getLogger("keepwell.install")
@@ -21,8 +19,7 @@ install_log = logging.getLogger("keepwell.install")
 def register_error_handlers(app: Flask) -> None:
     """Map each error the web app answers on purpose to its HTTP response."""
     app.register_error_handler(WebhookError, _webhook_refused)
-    app.register_error_handler(OAuthError, _install_refused)
-    app.register_error_handler(InstallError, _install_refused)
+    app.register_error_handler(InstallRefused, _install_refused)
 
 
 def _webhook_refused(exc: WebhookError) -> tuple[Response, int]:
@@ -31,7 +28,7 @@ def _webhook_refused(exc: WebhookError) -> tuple[Response, int]:
     return jsonify(error=exc.reason), exc.status
 
 
-def _install_refused(exc: OAuthError | InstallError) -> Response:
+def _install_refused(exc: InstallRefused) -> Response:
     install_log.warning("install refused: %s %s for shop %r from %s: %s (%d)", request.method, request.path,
                         (request.args.get("shop") or "")[:100], request.remote_addr, exc.reason, exc.status)
     return Response(f"Keepwell could not be installed: {exc.reason}\n", status=exc.status, mimetype="text/plain")

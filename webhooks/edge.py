@@ -10,7 +10,7 @@ import orjson
 import logging
 import time
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, current_app, jsonify, request
 
 import connectors
 from connectors.interfaces import Inbound

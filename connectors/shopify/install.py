@@ -38,7 +38,7 @@ from flask import Blueprint, current_app, redirect, render_template, request, ur
 from connectors.base import Shop
 from connectors.shopify import grants, oauth, subscriptions
 from plugin import secrets as stored_secrets
-from plugin.errors import KeepwellError, StoreError
+from plugin.errors import InstallRefused, StoreError
 from plugin.shops import add_shop, default_api_url, find_shop
 from plugin.tokens import app_installed, expiring, stored_fields
 
@@ -51,12 +51,8 @@ INSTALLED_LINK_TTL_S = 120
 _STATE = re.compile(r"[A-Za-z0-9_-]{16,128}")
 
 
-class InstallError(KeepwellError):
+class InstallError(InstallRefused):
     """The install flow stopped; ``status`` is the HTTP answer, ``reason`` what to tell the merchant."""
-
-    def __init__(self, reason: str, status: int = 400):
-        self.reason, self.status = reason, status
-        super().__init__(reason)
 
 
 def _edge():
@@ -176,10 +172,8 @@ def install():
     authorize = oauth.authorize_url(shop, config.shopify_api_key, scopes, redirect_uri, state)
     if request.args.get("embedded") == "1":
         # Shopify's approval page refuses to load in a frame: leave the admin's iframe first.
-        from plugin.admin import frame_ancestors
-
         page = render_template("admin/exit_iframe.html", url=authorize, api_key=config.shopify_api_key)
-        return page, 200, {"Content-Security-Policy": frame_ancestors(shop)}
+        return page, 200, {"Content-Security-Policy": f"frame-ancestors https://{shop} {oauth.SHOPIFY_ADMIN}"}
     return redirect(authorize, 302)
 
 

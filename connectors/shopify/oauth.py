@@ -15,7 +15,7 @@ from urllib.parse import quote, urlencode
 
 import jwt
 
-from plugin.errors import KeepwellError
+from plugin.errors import InstallRefused
 
 #: Where a shop's admin, and the embedded app inside it, is served from (besides the shop's own domain).
 SHOPIFY_ADMIN = "https://admin.shopify.com"
@@ -35,14 +35,8 @@ SESSION_TOKEN_LEEWAY_S = 10
 _SHOP_DOMAIN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}\.myshopify\.com")
 
 
-class OAuthError(KeepwellError):
+class OAuthError(InstallRefused):
     """An install request, OAuth callback or session token was refused."""
-
-    status = 400
-
-    def __init__(self, reason: str):
-        self.reason = reason
-        super().__init__(reason)
 
 
 class InvalidShopDomain(OAuthError):
