@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Mapping
 
+from plugin.engine.actions import Coupon, coupon_code
 from plugin.errors import KeepwellError
 
 
@@ -43,12 +44,12 @@ def checkout_fields(pairs) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
-def currency_mismatch(shop: Shop, action: dict) -> str | None:
+def currency_mismatch(shop: Shop, action: Coupon) -> str | None:
     """Why a coupon action cannot be created as written: stores take fixed amounts in their own
     currency, so "10 USD" on a EUR store would silently become 10 EUR. None when it can."""
     store = shop.settings.get("currency")
-    wanted = [action.get("currency") if action.get("discount_type") == "fixed" else None,
-              (action.get("minimum_subtotal") or {}).get("currency")]
+    wanted = [action.currency if action.discount_type == "fixed" else None,
+              action.minimum_subtotal.currency if action.minimum_subtotal else None]
     for code in wanted:
         if code and store and code.upper() != store.upper():
             return f"the rule gives an amount in {code.upper()}, but the store's currency is {store.upper()}; " \
@@ -64,16 +65,14 @@ class CouponResult:
     conflict: str | None = None  # the action's own code belonged to another discount: what differed
 
 
-def fresh_code(action: dict) -> str | None:
+def fresh_code(action: Coupon) -> str | None:
     """The code for a personal coupon whose own code the store holds for a discount that is not
     ours: derived from the decision key, so a retry asks for the same one. None for a shared
     referral code, which must stay the customer's own to be recognised."""
-    from plugin.engine.decisions import coupon_code
-
-    code = str(action["code"])
-    if not action.get("customer_id") or "-" not in code:
+    code = action.code
+    if not action.customer_id or "-" not in code:
         return None
-    return coupon_code(code.rsplit("-", 1)[0], f"{action.get('key', code)}:taken")
+    return coupon_code(code.rsplit("-", 1)[0], f"{action.key}:taken")
 
 
 @dataclass(frozen=True, slots=True)

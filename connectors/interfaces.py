@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, Callable, Iterator, Mapping, NamedTuple, Protocol, runtime_checkable
 
 from connectors.base import ConsentLookup, CouponResult, HistoryItem, Shop
+from plugin.engine.actions import Coupon, Tag
 from plugin.events import Event
 
 Headers = Mapping[str, str]
@@ -72,13 +73,13 @@ class Inbound(Protocol):
 
 @runtime_checkable
 class Outbound(Protocol):
-    def create_coupon(self, shop: Shop, action: dict[str, Any]) -> CouponResult:
+    def create_coupon(self, shop: Shop, action: Coupon) -> CouponResult:
         """Create the personal coupon an engine ``coupon`` action describes; StoreError on failure.
         The store's "code already exists" counts as success only when the existing coupon is the
         one this action describes (an earlier attempt's); else it is created under ``fresh_code``."""
 
-    def add_tag(self, shop: Shop, customer_id: str, tag: str) -> None:
-        """Tag the customer in the store; StoreError on failure."""
+    def add_tag(self, shop: Shop, customer_id: str, action: Tag) -> None:
+        """Give the customer the action's tag in the store; StoreError on failure."""
 
     def marketing_consent(self, shop: Shop, customer_id: str) -> ConsentLookup | None:
         """The customer's email marketing consent in the store; None when it cannot be known."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from plugin.engine import Kind, RuleSet, apply, decide, new_state
+from plugin.engine.actions import action_from_dict
 from plugin.engine.conditions import trace
 from plugin.engine.fields import Context
 from plugin.engine.values import format_duration
@@ -108,13 +109,11 @@ def _verdict(d) -> str:
     return f"SUPPRESSED ({reason}){': ' + d.detail if d.detail else ''}"
 
 
-def action_text(a: dict) -> str:
-    """One action in a few words, e.g. "coupon THANKS-AB12" or "email 'welcome'"."""
-    kind = a["type"]
-    if kind == "coupon":
-        return f"coupon {a['code']}"
-    if kind == "email":
-        return f"email '{a['template']}'"
-    if kind == "signal":
-        return f"{a['event']} for customer {a['customer_id']}"
-    return f"{kind} {a[kind]}"
+def action_text(a) -> str:
+    """One action (typed, or its ledger JSON form) in a few words, e.g. "coupon THANKS-AB12" or "email 'welcome'"."""
+    if isinstance(a, dict):
+        try:
+            a = action_from_dict(a)
+        except ValueError:
+            return str(a.get("type"))
+    return a.describe()

@@ -22,12 +22,13 @@ import connectors
 import connectors.cache
 from connectors.base import ConsentLookup, Shop
 from connectors.products import fallback_allowed
-from plugin import consent, delays, shape
+from plugin import consent, delays, effects, shape
 from plugin.attribution import record_attribution
 from plugin.config import Config
 from plugin.db import (CustomerRow, DecisionRow, EffectRow, EventSeenRow, OrderIndexRow, ShopRow, TimerRow,
                        UnsubscribeRow, utcnow)
 from plugin.engine import Decision, Kind, Reason, apply, decide, new_state, occasions, record
+from plugin.engine.actions import Coupon
 from plugin.engine.decide import decision_key
 from plugin.engine.state import state_from_dict, state_to_dict
 from plugin.errors import DeliveryError, PayloadError, StoreError
@@ -40,7 +41,6 @@ from plugin.timers import RQ_TIMER_HORIZON, arm_again, due, fire_timer, schedule
 
 log = logging.getLogger("keepwell.worker")
 
-MAX_EFFECT_ATTEMPTS = 8
 DRAIN_BUDGET_S = 20  # then the drain re-enqueues itself, so other shops get their turn
 MAX_ENVELOPE_ATTEMPTS = 5
 SHOP_CACHE_S = 5.0
@@ -81,17 +81,6 @@ class Runtime:
     def forget_shop(self, shop_id: str) -> None:
         """Drop the cached shop (its settings changed)."""
         self._shops.pop(shop_id, None)
-
-
-#: Retries that wait exactly what the store named (Retry-After, its cost bucket's refill); a store
-#: that keeps answering "later" then gets the growing backoff, so the attempts span hours.
-STORE_WAIT_ATTEMPTS = 3
-
-
-def _backoff(attempts: int, retry_after: float | None) -> float:
-    if retry_after is not None and attempts <= STORE_WAIT_ATTEMPTS:
-        return min(3600.0, max(retry_after, 1.0))
-    return max(retry_after or 0.0, min(3600.0, 5.0 * 3 ** (attempts - 1)))
 
 
 # --- draining a shop's backlog -----------------------------------------------------------------
@@ -362,21 +351,15 @@ def _write_touch(session, shop_id: str, d: Decision, existing: DecisionRow | Non
         session.delete(existing)
         session.flush()
     session.add(_decision_row(shop_id, d, status="pending"))
-    for a in _plain_actions(d):
-        session.add(EffectRow(shop_id=shop_id, key=a["key"], decision_key=d.key, customer_id=d.customer_id,
-                              type=a["type"], coupon_code=a.get("code") if a["type"] == "coupon" else None))
-
-
-def _plain_actions(d: Decision) -> list[dict]:
-    return d.to_dict()["actions"]
+    for a in d.actions:
+        session.add(EffectRow(shop_id=shop_id, key=a.key, decision_key=d.key, customer_id=d.customer_id,
+                              type=a.type, coupon_code=a.code if isinstance(a, Coupon) else None))
 
 
 # --- acting -------------------------------------------------------------------------------------
 
 def execute_decision(rt: Runtime, shop_id: str, key: str) -> str:
     """Run a touch's pending effects in order; returns the decision's status."""
-    from plugin import effects
-
     lock = rt.redis.lock(f"{rt.config.queue}:{{{shop_id}}}:exec:{job_id(key)}", timeout=300, blocking=False)
     if not lock.acquire():
         return "busy"
@@ -386,12 +369,5 @@ def execute_decision(rt: Runtime, shop_id: str, key: str) -> str:
         lock.release()
 
 
-def retry_decision_later(rt: Runtime, shop_id: str, key: str, attempts: int, retry_after: float | None) -> float:
-    delay = _backoff(attempts, retry_after)
-    rt.queue.enqueue_in(timedelta(seconds=delay), "plugin.jobs.execute", shop_id, key,
-                        job_id=f"exec-{job_id(shop_id, key, str(attempts))}", result_ttl=60)
-    return delay
-
-
 __all__ = ["Runtime", "RQ_TIMER_HORIZON", "drain", "process_envelope", "process_event", "fire_timer", "sweep_timers",
-           "execute_decision", "retry_decision_later", "StoreError", "DeliveryError"]
+           "execute_decision", "StoreError", "DeliveryError"]

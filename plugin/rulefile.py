@@ -18,6 +18,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from plugin.engine.conditions import did_you_mean
 from plugin.engine.fields import FIELDS, MONEY
+from plugin.engine.actions import EmailSpec
 from plugin.engine.ruleset import Problems, RuleSet, compile_ruleset
 from plugin.errors import KeepwellError, RuleError
 
@@ -296,7 +297,7 @@ def lint_sources(sources, templates: dict[str, str], templates_where: str = "tem
         line, col = docs[n].where(rest)
         problems.append(Problem(docs[n].file, line, col, rule_id, message))
     _check_subjects(docs, problems)
-    used = {a["template"] for r in (ruleset.rules if ruleset else ()) for a in r.actions if a["type"] == "email"}
+    used = {a.template for r in (ruleset.rules if ruleset else ()) for a in r.actions if isinstance(a, EmailSpec)}
     _check_templates(templates_where, templates, used, problems)
     if ruleset is not None and not problems:
         problems += _render_problems(docs, ruleset, templates, templates_where)

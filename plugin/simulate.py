@@ -18,10 +18,28 @@ from decimal import Decimal
 from typing import Callable, Iterable, Iterator
 
 from plugin.engine import Kind, Reason, RuleSet, apply, decide, new_state, occasions, record
+from plugin.engine.actions import Coupon, Email, Signal
 from plugin.events import Event, event_from_dict
 
 _INITIAL_TIMERS = {Reason.LAPSE.value, Reason.OCCASION.value}
 _REASON = {r: r.value for r in Reason}
+
+
+def _count_coupon(r, a: Coupon) -> None:
+    r.coupons += 1
+    if a.discount_type == "percent":
+        r.percent_coupons += 1
+        r.percent_total += a.value
+    else:
+        r.face_value[a.currency] += a.value
+
+
+def _count_email(r, a: Email) -> None:
+    r.emails += 1
+
+
+#: action type -> how a touch's action of that type counts in its rule's report
+_COUNTED = {Coupon.type: _count_coupon, Email.type: _count_email}
 
 
 @dataclass
@@ -173,19 +191,12 @@ class Simulator:
             r.touches += 1
             r.customers.add(skey)
             for a in d.actions:
-                kind = a["type"]
-                if kind == "coupon":
-                    r.coupons += 1
-                    if a["discount_type"] == "percent":
-                        r.percent_coupons += 1
-                        r.percent_total += a["value"]
-                    else:
-                        r.face_value[a["currency"]] += a["value"]
-                elif kind == "email":
-                    r.emails += 1
-                elif kind == "signal" and a["customer_id"]:
-                    signals.append(Event(id=a["key"], type=a["event"], shop=event.shop, customer_id=a["customer_id"],
-                                         occurred_at=now, data=a["data"]))
+                count = _COUNTED.get(a.type)
+                if count is not None:
+                    count(r, a)
+                if isinstance(a, Signal) and a.customer_id:
+                    signals.append(Event(id=a.key, type=a.event, shop=event.shop, customer_id=a.customer_id,
+                                         occurred_at=now, data=a.data))
         self.states[skey] = state
         for signal in signals:
             self._process(signal, now)

@@ -3,19 +3,21 @@ sandbox and limits as a real send: a template that fails (an unknown variable, a
 subject over 1 KB) is a lint problem naming its file and line, not a failed touch later."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
+
+from plugin.engine.actions import CouponSpec, EmailSpec
 
 SAMPLE_CUSTOMER = {"first_name": "Ana", "last_name": "Silva", "email": "ana.silva@example.com", "locale": "en"}
 SAMPLE_SHOP = {"name": "Sample Store", "url": "https://shop.example"}
 SAMPLE_NOW = datetime(2026, 1, 15, 12, 0, tzinfo=timezone.utc)
 
 
-def sample_coupon(action: dict) -> dict:
-    """A coupon action as the engine hands it to an email: with a code and an expiry date."""
-    expires = action.get("expires_in")
-    return {**action, "code": f"{action.get('code_prefix') or 'SAMPLE'}-7K2Q9M",
-            "currency": action.get("currency") or "USD",
-            "expires_at": (SAMPLE_NOW + expires).isoformat() if isinstance(expires, timedelta) else None}
+def sample_coupon(spec) -> dict:
+    """A rule's coupon spec as the engine hands it to an email (JSON form): with a code and an expiry date."""
+    return {"code": f"{spec.code_prefix or 'SAMPLE'}-7K2Q9M", "title": spec.title, "discount_type": spec.discount_type,
+            "value": str(spec.value), "currency": spec.currency or "USD",
+            "minimum_subtotal": spec.minimum_subtotal,
+            "expires_at": (SAMPLE_NOW + spec.expires_in).isoformat() if spec.expires_in else None}
 
 
 def render_problems(ruleset, templates: dict[str, str], where_rule, where_template) -> list:
@@ -26,16 +28,16 @@ def render_problems(ruleset, templates: dict[str, str], where_rule, where_templa
     problems = []
     referral_link = f"{SAMPLE_SHOP['url']}/discount/ANA-REF" if ruleset.settings.referral_prefix else None
     for rule in ruleset.rules:
-        coupon = next((a for a in rule.actions if a["type"] == "coupon"), None)
+        coupon = next((a for a in rule.actions if isinstance(a, CouponSpec)), None)
         for j, action in enumerate(rule.actions):
-            if action["type"] != "email":
+            if not isinstance(action, EmailSpec):
                 continue
             context = mail.email_context(SAMPLE_CUSTOMER, sample_coupon(coupon) if coupon else None, SAMPLE_SHOP,
                                          "https://keepwell.example/unsubscribe/sample",
                                          referral_link)
-            for subject in (action["subject"], "A plain subject"):  # the second one checks the body too
+            for subject in (action.subject, "A plain subject"):  # the second one checks the body too
                 try:
-                    mail.render(action["template"], subject, context, templates=templates)
+                    mail.render(action.template, subject, context, templates=templates)
                     break
                 except mail.TemplateError as exc:
                     if not exc.template.startswith("subject of "):

@@ -192,7 +192,7 @@ def touches(sim: Simulator, customer_id: str | None = None, rule_id: str | None 
     return sorted(out, key=lambda d: (d.at, d.key))
 
 
-def action(decision, kind: str) -> dict:
-    found = [a for a in decision.actions if a["type"] == kind]
+def action(decision, kind: str):
+    found = [a for a in decision.actions if a.type == kind]
     assert len(found) == 1, decision.actions
     return found[0]

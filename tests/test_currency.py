@@ -61,7 +61,7 @@ def test_the_shipped_vip_pack_runs_unchanged_in_the_shops_currency(currency):
     assert only(decisions, "vip_gold_tier").kind == "touch"
     welcome = only(decisions, "vip_gold_welcome")
     coupon = action(welcome, "coupon")
-    assert (coupon["discount_type"], coupon["value"], coupon["currency"]) == ("fixed", Decimal("25"), currency)
+    assert (coupon.discount_type, coupon.value, coupon.currency) == ("fixed", Decimal("25"), currency)
 
 
 def test_a_coupon_minimum_without_a_currency_is_in_the_shops():
@@ -69,7 +69,7 @@ def test_a_coupon_minimum_without_a_currency_is_in_the_shops():
     shell = Shell(with_currency(rules_from([rule]), "ILS"))
     shell.handle(customer_created("3003", day(0)))
     coupon = action(only(shell.handle(order_paid("3003", "9003", day(1), currency="ILS")), "thanks"), "coupon")
-    assert (coupon["currency"], coupon["minimum_subtotal"]) == (None, Money(Decimal("30"), "ILS"))
+    assert (coupon.currency, coupon.minimum_subtotal) == (None, Money(Decimal("30"), "ILS"))
 
 
 def test_the_shipped_packs_name_no_currency():

@@ -291,7 +291,7 @@ def test_lapse_timer_fires_after_the_last_order():
     assert lapse.timer.data["anchor"] == "lapse:5101"
     touch = only(shell.fire(lapse))
     assert touch.kind == Kind.TOUCH
-    assert action(touch, "coupon")["code"].startswith("MISSYOU-")
+    assert action(touch, "coupon").code.startswith("MISSYOU-")
 
 
 def test_lapse_timer_is_cancelled_when_the_customer_ordered_again():
@@ -367,7 +367,7 @@ def test_birthday_reminder_seven_days_before_at_nine_utc():
     assert timer.timer.data["anchor"] == "birthday:2026-06-14"
     decisions = shell.fire(timer)
     touch = only(decisions, kind=Kind.TOUCH)
-    assert action(touch, "coupon")["code"].startswith("BDAY-")
+    assert action(touch, "coupon").code.startswith("BDAY-")
     next_year = only(decisions, kind=Kind.SCHEDULED)
     assert next_year.wake_at == datetime(2027, 6, 7, 9, 0, tzinfo=timezone.utc)
     assert next_year.timer.data["anchor"] == "birthday:2027-06-14"
@@ -441,16 +441,16 @@ def test_referral_converts_after_the_return_window_and_rewards_the_referrer():
     signal = only(shell.fire(scheduled))
     assert signal.kind == Kind.TOUCH and not signal.marketing
     a = action(signal, "signal")
-    assert (a["event"], a["customer_id"]) == ("referral.converted", REFERRER)
-    assert a["data"] == {"friend_id": FRIEND, "friend_email": f"olivia.{FRIEND}@example.com", "order_id": "5201",
+    assert (a.event, a.customer_id) == ("referral.converted", REFERRER)
+    assert a.data == {"friend_id": FRIEND, "friend_email": f"olivia.{FRIEND}@example.com", "order_id": "5201",
                          "order_total": {"amount": "38.50", "currency": "USD"}}
-    converted = Event(id=a["key"], type=a["event"], shop=SHOP, customer_id=a["customer_id"], occurred_at=day(36),
-                      data=a["data"])
+    converted = Event(id=a.key, type=a.event, shop=SHOP, customer_id=a.customer_id, occurred_at=day(36),
+                      data=a.data)
     reward = only(shell.handle(converted), "referral_reward")
     assert reward.kind == Kind.TOUCH and reward.customer_id == REFERRER
     assert reward.key == f"{SHOP}:referral_reward:{REFERRER}:referral:5201"
     c = action(reward, "coupon")
-    assert c["code"].startswith("THANKYOU-") and (c["discount_type"], c["value"], c["currency"]) == ("fixed", Decimal("10"), "USD")
+    assert c.code.startswith("THANKYOU-") and (c.discount_type, c.value, c.currency) == ("fixed", Decimal("10"), "USD")
 
 
 def test_self_referral_is_ignored():
@@ -485,15 +485,15 @@ def test_referral_invite_carries_the_customers_own_code():
     invite = only(shell.handle(order_paid("7001", "5101", day(1))), "referral_invite")
     touch = only(shell.fire(invite))
     c = action(touch, "coupon")
-    assert c["code"] == referral_code(CODES, SHOP, "7001")
-    assert (c["customer_id"], c["usage_limit"], c["title"]) == (None, None, "Friend discount")
+    assert c.code == referral_code(CODES, SHOP, "7001")
+    assert (c.customer_id, c.usage_limit, c.title) == (None, None, "Friend discount")
 
 
 def test_no_coupon_without_a_code():
     shell = Shell(rules_from([rule("invite", actions=[coupon(code="referral"), email()])]))
     signed_up(shell, "guest-4471")  # not a numeric id: no referral code can be derived
     touch = only(shell.handle(order_paid("guest-4471", "5101", day(1))))
-    assert [a["type"] for a in touch.actions] == ["email"]
+    assert [a.type for a in touch.actions] == ["email"]
 
 
 # --- decisions as data ------------------------------------------------------------------------
@@ -543,10 +543,10 @@ def test_keys_and_coupon_codes_are_deterministic():
     timer_b = only(decide(retry, state, rules, day(3)), "icebreaker").timer
     b = only(decide(timer_b, state, rules, day(17)), "icebreaker")
     assert a.key == b.key == f"{SHOP}:icebreaker:7001:order.paid:5101"
-    code = action(a, "coupon")["code"]
-    assert code == action(b, "coupon")["code"] == coupon_code("THANKS", a.key)
+    code = action(a, "coupon").code
+    assert code == action(b, "coupon").code == coupon_code("THANKS", a.key)
     assert re.fullmatch(r"THANKS-[A-Z2-7]{10,}", code)
-    assert action(a, "coupon")["key"] == f"{a.key}:0" and action(a, "email")["key"] == f"{a.key}:1"
+    assert action(a, "coupon").key == f"{a.key}:0" and action(a, "email").key == f"{a.key}:1"
     other = coupon_code("THANKS", f"{SHOP}:icebreaker:7002:order.paid:5102")
     assert other != code
 

@@ -26,6 +26,7 @@ from connectors.base import Shop
 from connectors.products import fallback_allowed
 from connectors.cache import MISSING, TTLCache
 from connectors.shopify import API_VERSION, connector, coupons, oauth, products
+from plugin.engine.actions import Coupon
 from plugin.errors import StoreError
 from plugin.exports import export_events
 
@@ -320,8 +321,8 @@ def test_the_product_scope_is_requested():
 
 # --- coupons scoped to a collection named by handle ----------------------------------------------
 
-def cross_sell_action(**changes) -> dict:
-    """The JSON form of the shipped cross_sell pack's coupon action."""
+def cross_sell_action(**changes) -> Coupon:
+    """The shipped cross_sell pack's coupon action, from its JSON form."""
     action = {
         "type": "coupon", "key": "shop-1:cross_sell_brewing:7421852987654321123:order-1:0",
         "code": "BREW-K3J5Q2ZX7A", "title": "Coffee buyers get 10% off brewing gear",
@@ -332,7 +333,7 @@ def cross_sell_action(**changes) -> dict:
         "usage_limit": 1, "once_per_customer": True,
     }
     action.update(changes)
-    return action
+    return Coupon.from_dict(action)
 
 
 BREWING = "gid://shopify/Collection/841564297"

@@ -91,7 +91,7 @@ def test_shopify_429_and_throttled_are_retried_after_the_stores_wait_then_one_co
 
 
 def test_a_store_that_stays_down_fails_the_decision_after_the_last_attempt(live, rsps):
-    from plugin.pipeline import MAX_EFFECT_ATTEMPTS
+    from plugin.effects import MAX_EFFECT_ATTEMPTS
 
     store = STORES["shopify"](live, rsps)
     cid, _ = signed_up(store, live)

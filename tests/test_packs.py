@@ -265,41 +265,41 @@ def test_icebreaker_coupon():
     sim = run([shopper(A), paid(A, "5101", day(0))], until=day(60))
     (touch,) = touches(sim, A, "icebreaker")
     coupon, email = touch.actions
-    assert coupon["type"] == "coupon" and email["type"] == "email"
-    assert coupon["code"].startswith("THANKS-")
-    assert (coupon["discount_type"], coupon["value"]) == ("percent", Decimal("15"))
-    assert coupon["expires_at"] == day(44)
-    assert coupon["minimum_subtotal"].amount == Decimal("30") and coupon["minimum_subtotal"].currency == "USD"
-    assert (coupon["customer_id"], coupon["usage_limit"]) == (A, 1)
-    assert (email["template"], email["to"]) == ("icebreaker", f"olivia.{A}@example.com")
+    assert coupon.type == "coupon" and email.type == "email"
+    assert coupon.code.startswith("THANKS-")
+    assert (coupon.discount_type, coupon.value) == ("percent", Decimal("15"))
+    assert coupon.expires_at == day(44)
+    assert coupon.minimum_subtotal.amount == Decimal("30") and coupon.minimum_subtotal.currency == "USD"
+    assert (coupon.customer_id, coupon.usage_limit) == (A, 1)
+    assert (email.template, email.to) == ("icebreaker", f"olivia.{A}@example.com")
 
 
 def test_welcome_coupon_and_opt_in_email():
     sim = run([shopper(A, at=T0), shopper(B, consent=False, at=T0), consent_changed(B, day(1), True)], until=day(5))
     (welcome,) = touches(sim, A, "welcome")
-    assert action(welcome, "coupon")["code"].startswith("WELCOME-")
-    assert action(welcome, "email")["template"] == "welcome"
+    assert action(welcome, "coupon").code.startswith("WELCOME-")
+    assert action(welcome, "email").template == "welcome"
     (opt_in,) = touches(sim, B)
     assert opt_in.rule_id == "welcome_on_opt_in"
-    assert [a["type"] for a in opt_in.actions] == ["email"]
+    assert [a.type for a in opt_in.actions] == ["email"]
 
 
 def test_winback_coupon():
     sim = run([shopper(A), paid(A, "5101", day(0))], until=day(120))
     (touch,) = touches(sim, A, "winback")
     c = action(touch, "coupon")
-    assert c["code"].startswith("MISSYOU-") and c["value"] == Decimal("20") and c["expires_at"] == day(104)
-    assert action(touch, "email")["template"] == "winback"
+    assert c.code.startswith("MISSYOU-") and c.value == Decimal("20") and c.expires_at == day(104)
+    assert action(touch, "email").template == "winback"
 
 
 def test_cross_sell_coupon_is_scoped_to_the_brewing_collection():
     sim = run([shopper(A), paid(A, "5101", day(0), products=(HOUSE_BLEND,))], until=day(30))
     (touch,) = touches(sim, A, "cross_sell_brewing")
     c = action(touch, "coupon")
-    assert c["code"].startswith("BREW-")
-    assert c["collections"] == ("brewing",) and c["products"] == ()
-    assert (c["discount_type"], c["value"], c["expires_at"]) == ("percent", Decimal("10"), day(24))
-    assert action(touch, "email")["template"] == "cross_sell"
+    assert c.code.startswith("BREW-")
+    assert c.collections == ("brewing",) and c.products == ()
+    assert (c.discount_type, c.value, c.expires_at) == ("percent", Decimal("10"), day(24))
+    assert action(touch, "email").template == "cross_sell"
 
 
 def test_referral_invite_and_reward():
@@ -308,14 +308,14 @@ def test_referral_invite_and_reward():
               until=day(60))
     (invite,) = touches(sim, A, "referral_invite")
     c = action(invite, "coupon")
-    assert c["code"] == code and code.startswith("REF")
-    assert (c["usage_limit"], c["customer_id"], c["value"]) == (None, None, Decimal("10"))
+    assert c.code == code and code.startswith("REF")
+    assert (c.usage_limit, c.customer_id, c.value) == (None, None, Decimal("10"))
     (signal,) = touches(sim, B, "referral_qualified")
-    assert action(signal, "signal")["customer_id"] == A
+    assert action(signal, "signal").customer_id == A
     (reward,) = touches(sim, A, "referral_reward")
     r = action(reward, "coupon")
-    assert r["code"].startswith("THANKYOU-") and (r["discount_type"], r["value"], r["currency"]) == ("fixed", Decimal("10"), "USD")
-    assert r["customer_id"] == A
+    assert r.code.startswith("THANKYOU-") and (r.discount_type, r.value, r.currency) == ("fixed", Decimal("10"), "USD")
+    assert r.customer_id == A
     assert not touches(sim, B, "referral_reward")
 
 
@@ -328,15 +328,15 @@ def test_vip_gold_tags_and_tier_for_everyone():
     (welcome,) = touches(sim, rule_id="vip_gold_welcome")
     assert welcome.customer_id == A
     c = action(welcome, "coupon")
-    assert c["code"].startswith("GOLD-") and (c["discount_type"], c["value"]) == ("fixed", Decimal("25"))
+    assert c.code.startswith("GOLD-") and (c.discount_type, c.value) == ("fixed", Decimal("25"))
 
 
 def test_birthday_coupon():
     sim = run([shopper(A, birthday="1990-06-14")], until=datetime(2026, 7, 1, tzinfo=timezone.utc))
     (touch,) = touches(sim, A, "birthday")
     c = action(touch, "coupon")
-    assert c["code"].startswith("BDAY-") and c["value"] == Decimal("20")
-    assert c["expires_at"] == datetime(2026, 6, 21, 9, tzinfo=timezone.utc)
+    assert c.code.startswith("BDAY-") and c.value == Decimal("20")
+    assert c.expires_at == datetime(2026, 6, 21, 9, tzinfo=timezone.utc)
     assert sim.report.timers_pending >= 1  # next year's reminder is waiting
 
 

@@ -164,7 +164,7 @@ def test_no_marketing_touch_without_consent_at_decision_time(case):
         for key, d in sim.report.ledger.items():
             if key not in seen:
                 seen.add(key)
-                if any(a["type"] in ("coupon", "email") for a in d.actions):
+                if any(a.type in ("coupon", "email") for a in d.actions):
                     assert d.marketing
                     assert sim.states[(d.shop, d.customer_id)].accepts_marketing, d
 

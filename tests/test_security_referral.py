@@ -85,7 +85,7 @@ def test_the_friend_coupon_is_once_per_customer_in_both_stores():
     invite = only(shell.handle(order_paid(REFERRER, "5101", datetime(2026, 3, 3, tzinfo=timezone.utc))),
                   "referral_invite")
     coupon = action(only(shell.fire(invite), "referral_invite"), "coupon")
-    assert coupon["code"] == referral_code(CODES, SHOP, REFERRER) and coupon["once_per_customer"] is True
+    assert coupon.code == referral_code(CODES, SHOP, REFERRER) and coupon.once_per_customer is True
     assert discount_input(coupon)["appliesOncePerCustomer"] is True
     assert coupon_body(coupon, [], None)["usage_limit_per_user"] == 1
 

@@ -13,6 +13,7 @@ import hmac
 import inspect
 import json
 import re
+from dataclasses import replace
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -28,6 +29,7 @@ from graphql.language import OperationDefinitionNode
 from connectors.base import CouponResult, Shop
 from connectors.shopify import API_VERSION, connector
 from connectors.shopify import api, coupons, payloads, reconcile, subscriptions
+from plugin.engine.actions import Coupon, Tag
 from plugin.engine.decisions import coupon_code
 from plugin.errors import PayloadError, SignatureError, StoreError
 from live import basic_discount
@@ -473,8 +475,8 @@ def test_a_refund_without_order_id_is_malformed():
 
 # --- create_coupon -----------------------------------------------------------------------------
 
-def coupon_action(**changes) -> dict:
-    """The JSON form of an engine coupon action (Decision.to_dict()["actions"][i])."""
+def coupon_action(**changes) -> Coupon:
+    """An engine coupon action, from its JSON form (Decision.to_dict()["actions"][i])."""
     action = {
         "type": "coupon", "key": "shop-1:winback:7421852987654321123:order-1:0",
         "code": "WINBACK-K3J5Q2ZX7A", "title": "Win-back WINBACK-K3J5Q2ZX7A",
@@ -485,7 +487,7 @@ def coupon_action(**changes) -> dict:
         "usage_limit": 1, "once_per_customer": True,
     }
     action.update(changes)
-    return action
+    return Coupon.from_dict(action)
 
 
 CREATED = ok({"discountCodeBasicCreate": {
@@ -587,7 +589,7 @@ def test_a_taken_code_that_is_not_ours_gets_a_fresh_code(store, changes, differe
     store.post(GRAPHQL_URL, json=found(action, **changes))
     store.post(GRAPHQL_URL, json=CREATED)
     result = connector.create_coupon(SHOP, action)
-    fresh = coupon_code("WINBACK", f"{action['key']}:taken")
+    fresh = coupon_code("WINBACK", f"{action.key}:taken")
     assert result.code == fresh and result.store_id == "gid://shopify/DiscountCodeNode/1471023658921"
     assert difference in result.conflict and result.conflict.endswith(f"created {fresh} instead")
     retry = sent(store)[2]["variables"]["discount"]
@@ -627,14 +629,14 @@ def test_taken_about_another_field_is_not_success(store):
 
 @pytest.mark.parametrize("changes, reason", [
     ({"discount_type": "bogo"}, "unknown discount_type"),
-    ({"value": "150"}, "not in"),
-    ({"value": "ten"}, "not a number"),
+    ({"value": Decimal("150")}, "not in"),
     ({"customer_id": "ana@example.com"}, "neither a number nor a gid"),
 ])
 def test_a_bad_action_is_refused_before_any_call(changes, reason):
+    """(A value that is not a number cannot be a Coupon: Coupon.from_dict refuses it, tests/test_actions.py.)"""
     with responses.RequestsMock() as rsps:
         with pytest.raises(StoreError, match=reason) as err:
-            connector.create_coupon(SHOP, coupon_action(**changes))
+            connector.create_coupon(SHOP, replace(coupon_action(), **changes))
         assert len(rsps.calls) == 0
     assert err.value.retryable is False
 
@@ -650,7 +652,7 @@ def test_discount_link():
 def test_add_tag(store):
     store.post(GRAPHQL_URL, json=ok({"tagsAdd": {"node": {"id": "gid://shopify/Customer/7421852987654321123"},
                                                  "userErrors": []}}))
-    connector.add_tag(SHOP, "7421852987654321123", "keepwell-vip")
+    connector.add_tag(SHOP, "7421852987654321123", Tag(key="k:0", tag="keepwell-vip"))
     assert sent(store)[0]["variables"] == {"id": "gid://shopify/Customer/7421852987654321123", "tags": ["keepwell-vip"]}
 
 
@@ -658,7 +660,7 @@ def test_add_tag_user_errors_are_final(store):
     store.post(GRAPHQL_URL, json=ok({"tagsAdd": {"node": None, "userErrors": [
         {"field": ["id"], "message": "Customer does not exist"}]}}))
     with pytest.raises(StoreError, match="Customer does not exist") as err:
-        connector.add_tag(SHOP, "1", "keepwell-vip")
+        connector.add_tag(SHOP, "1", Tag(key="k:0", tag="keepwell-vip"))
     assert err.value.retryable is False
 
 
@@ -779,7 +781,7 @@ def test_every_document_the_connector_can_send_is_valid(store, schema):
                                                 minimum_subtotal={"amount": "50", "currency": "EUR"},
                                                 products=["1"], collections=["2"]))
     assert connector.create_coupon(SHOP, coupon_action(customer_id=None, usage_limit=None)).already_existed
-    connector.add_tag(SHOP, "1", "vip")
+    connector.add_tag(SHOP, "1", Tag(key="k:0", tag="vip"))
     assert connector.parse(SHOP, "refunds/create", fixture("refund_create.json")) == []
     connector.register_webhooks(SHOP, "https://keepwell.example.com")
     assert list(connector.changes_since(SHOP, "2026-10-01T00:00:00+02:00")) == []
@@ -847,7 +849,7 @@ def test_failure_classification(status, headers, body, retryable, retry_after, c
         kwargs = {"json": body} if isinstance(body, dict) else {"body": body}
         rsps.post(GRAPHQL_URL, status=status, headers=headers, **kwargs)
         with pytest.raises(StoreError) as err:
-            connector.add_tag(SHOP, "1", "vip")
+            connector.add_tag(SHOP, "1", Tag(key="k:0", tag="vip"))
     e = err.value
     assert (e.retryable, e.retry_after, e.code) == (retryable, retry_after, code)
     assert e.status == status

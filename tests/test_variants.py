@@ -53,7 +53,7 @@ def test_the_touch_uses_and_records_the_variant(tmp_path):
         state = apply(new_state("s", cid), event)
         touch, = [d for d in decide(event, state, rs, t) if d.kind == Kind.TOUCH]
         coupon, email = touch.actions
-        seen[touch.variant] = (coupon["value"], email["subject"])
+        seen[touch.variant] = (coupon.value, email.subject)
         assert touch.to_dict()["variant"] == touch.variant
     assert seen == {"ten": (10, "10% off"), "fifteen": (15, "15% off, {{ customer.first_name }}")}
 

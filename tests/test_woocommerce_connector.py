@@ -25,6 +25,7 @@ from connectors.base import CouponResult, Shop
 from connectors.woocommerce import WooCommerceConnector, connector
 from connectors.woocommerce.oauth import signature as oauth_signature
 from plugin.engine.state import apply, new_state
+from plugin.engine.actions import Coupon, Tag
 from plugin.engine.decisions import coupon_code
 from plugin.errors import PayloadError, SignatureError, StoreError
 
@@ -488,7 +489,7 @@ def test_oauth_signature_known_vectors():
 def test_https_uses_basic_auth(store):
     store.get(f"{API}/customers/25", json=example("customer_create_response.json"))
     store.put(f"{API}/customers/25", json=example("customer_create_response.json"))
-    connector.add_tag(SHOP, "25", "vip")
+    connector.add_tag(SHOP, "25", Tag(key="k:0", tag="vip"))
     for call in store.calls:
         expected = base64.b64encode(f"{SHOP.credentials['consumer_key']}:{SHOP.credentials['consumer_secret']}".encode()).decode()
         assert call.request.headers["Authorization"] == f"Basic {expected}"
@@ -540,16 +541,16 @@ def test_http_post_signs_the_query_not_the_body(store):
 def test_oauth_nonce_is_fresh_per_request(store):
     store.get(f"{PLAIN_API}/customers/25", json=example("customer_create_response.json"))
     store.put(f"{PLAIN_API}/customers/25", json=example("customer_create_response.json"))
-    connector.add_tag(PLAIN_SHOP, "25", "vip")
+    connector.add_tag(PLAIN_SHOP, "25", Tag(key="k:0", tag="vip"))
     nonces = [dict(parse_qsl(urlsplit(c.request.url).query))["oauth_nonce"] for c in store.calls]
     assert len(nonces) == 2 and nonces[0] != nonces[1]
 
 
 # --- coupons -----------------------------------------------------------------------------------
 
-def welcome_action(**change) -> dict:
-    """The JSON form of the engine's coupon action (Decision.to_dict()["actions"][0])."""
-    return {
+def welcome_action(**change) -> Coupon:
+    """The engine's coupon action, from its JSON form (Decision.to_dict()["actions"][0])."""
+    return Coupon.from_dict({
         "type": "coupon",
         "key": "shop-1:welcome:25:customer.created:0",
         "code": "WELCOME-VRHPHJYFBQ",
@@ -567,10 +568,10 @@ def welcome_action(**change) -> dict:
         "usage_limit": 1,
         "once_per_customer": True,
         **change,
-    }
+    })
 
 
-def referral_action() -> dict:
+def referral_action() -> Coupon:
     return welcome_action(key="shop-1:referral_invite:25:order.paid:727:0", code="REF-7Q2MPX4K", title="Friend discount",
                           expires_at=None, customer_id=None, email=None, usage_limit=None)
 
@@ -671,7 +672,7 @@ def test_already_exists_for_our_own_earlier_coupon_is_adopted_case_insensitively
 ])
 def test_already_exists_for_another_coupon_creates_a_fresh_code(store, change, difference):
     action = welcome_action()
-    fresh = coupon_code("WELCOME", f"{action['key']}:taken")
+    fresh = coupon_code("WELCOME", f"{action.key}:taken")
     store.post(f"{API}/coupons", status=400, json=ALREADY_EXISTS)
     store.get(f"{API}/coupons", json=[stored_welcome(**change)])
     store.post(f"{API}/coupons", status=201, json=created_coupon(fresh, 734))
@@ -709,12 +710,12 @@ def test_unknown_category_slug(store):
 
 @pytest.mark.parametrize("change,problem", [
     ({"discount_type": "free_shipping"}, "discount_type"),
-    ({"value": "ten"}, "not a number"),
-    ({"products": ["gid://shopify/Product/1"]}, "not a WooCommerce id"),
+    ({"products": ("gid://shopify/Product/1",)}, "not a WooCommerce id"),
 ])
 def test_bad_actions_fail_without_calling_the_store(store, change, problem):
+    """(A value that is not a number cannot be a Coupon: Coupon.from_dict refuses it, tests/test_actions.py.)"""
     with pytest.raises(StoreError, match=problem) as info:
-        connector.create_coupon(SHOP, welcome_action(**change))
+        connector.create_coupon(SHOP, replace(welcome_action(), **change))
     assert info.value.retryable is False and not store.calls
 
 
@@ -738,7 +739,7 @@ def test_error_classification(store, status, headers, body, retryable, retry_aft
     kw = {"json": body} if isinstance(body, dict) else {"body": body}
     store.get(f"{API}/customers/25", status=status, headers=headers, **kw)
     with pytest.raises(StoreError) as info:
-        connector.add_tag(SHOP, "25", "vip")
+        connector.add_tag(SHOP, "25", Tag(key="k:0", tag="vip"))
     err = info.value
     assert (err.retryable, err.retry_after, err.code) == (retryable, retry_after, code)
     assert err.status == status
@@ -760,7 +761,7 @@ def test_redirect_is_not_followed_and_says_where(store):
 def test_timeouts_and_connection_errors_are_retryable(store, exc):
     store.get(f"{API}/customers/25", body=exc)
     with pytest.raises(StoreError) as info:
-        connector.add_tag(SHOP, "25", "vip")
+        connector.add_tag(SHOP, "25", Tag(key="k:0", tag="vip"))
     assert info.value.retryable is True and info.value.status is None
     assert len(store.calls) == 1
 
@@ -768,7 +769,7 @@ def test_timeouts_and_connection_errors_are_retryable(store, exc):
 def test_html_instead_of_json_is_reported(store):
     store.get(f"{API}/customers/25", body="<!doctype html><html>Home</html>", content_type="text/html")
     with pytest.raises(StoreError, match="permalinks") as info:
-        connector.add_tag(SHOP, "25", "vip")
+        connector.add_tag(SHOP, "25", Tag(key="k:0", tag="vip"))
     assert info.value.retryable is False
 
 
@@ -776,7 +777,7 @@ def test_secrets_stay_out_of_error_messages(store):
     store.get(f"{PLAIN_API}/customers/25", status=401, json=error_body(
         "woocommerce_rest_authentication_error", "Invalid signature - provided signature does not match.", 401))
     with pytest.raises(StoreError) as info:
-        connector.add_tag(PLAIN_SHOP, "25", "vip")
+        connector.add_tag(PLAIN_SHOP, "25", Tag(key="k:0", tag="vip"))
     assert PLAIN_SHOP.credentials['consumer_secret'] not in str(info.value) and "oauth_signature" not in str(info.value)
 
 
@@ -785,7 +786,7 @@ def test_secrets_stay_out_of_error_messages(store):
 def test_add_tag_writes_customer_meta(store):
     store.get(f"{API}/customers/25", json=example("customer_create_response.json"))
     store.put(f"{API}/customers/25", json=example("customer_create_response.json"))
-    connector.add_tag(SHOP, "25", "vip")
+    connector.add_tag(SHOP, "25", Tag(key="k:0", tag="vip"))
     assert json.loads(store.calls[1].request.body) == {"meta_data": [{"key": "keepwell_tags", "value": "vip"}]}
 
 
@@ -793,18 +794,18 @@ def test_add_tag_merges_with_existing_tags(store):
     customer = _with_meta(example("customer_create_response.json"), "keepwell_tags", "gold, lapsed")
     store.get(f"{API}/customers/25", json=customer)
     store.put(f"{API}/customers/25", json=customer)
-    connector.add_tag(SHOP, "25", "vip")
+    connector.add_tag(SHOP, "25", Tag(key="k:0", tag="vip"))
     assert json.loads(store.calls[1].request.body) == {"meta_data": [{"id": 902, "key": "keepwell_tags", "value": "gold, lapsed, vip"}]}
 
 
 def test_add_tag_already_there_sends_nothing(store):
     store.get(f"{API}/customers/25", json=_with_meta(example("customer_create_response.json"), "keepwell_tags", "VIP"))
-    connector.add_tag(SHOP, "25", "vip")
+    connector.add_tag(SHOP, "25", Tag(key="k:0", tag="vip"))
     assert [c.request.method for c in store.calls] == ["GET"]
 
 
 def test_add_tag_skips_guests(store):
-    connector.add_tag(SHOP, "guest:ann@example.com", "vip")
+    connector.add_tag(SHOP, "guest:ann@example.com", Tag(key="k:0", tag="vip"))
     assert not store.calls
 
 

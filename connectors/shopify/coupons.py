@@ -16,6 +16,7 @@ from urllib.parse import quote
 from connectors.base import CouponResult, Shop, currency_mismatch, fresh_code
 from connectors.shopify import api
 from connectors.cache import MISSING, SharedCache
+from plugin.engine.actions import Coupon
 from plugin.errors import StoreError
 
 CREATE_DISCOUNT = """
@@ -84,7 +85,7 @@ _TAKEN_MESSAGE = re.compile(r"must be unique|already (been )?taken|already exist
 COMBINES_WITH = {"productDiscounts": False, "orderDiscounts": False, "shippingDiscounts": True}
 
 
-def create_coupon(shop: Shop, action: dict, fresh: bool = False) -> CouponResult:
+def create_coupon(shop: Shop, action: Coupon, fresh: bool = False) -> CouponResult:
     """Create the discount code an engine ``coupon`` action describes.
 
     Codes are derived from the decision key, so a retry after a crash asks for the same code and
@@ -92,11 +93,11 @@ def create_coupon(shop: Shop, action: dict, fresh: bool = False) -> CouponResult
     describes (our earlier attempt). A discount that differs is someone else's: the touch is
     created under a fresh code derived from the decision key, and the conflict is reported.
     """
-    code = action["code"]
+    code = action.code
     if problem := currency_mismatch(shop, action):  # Shopify reads discountAmount in the shop's currency
         raise StoreError(f"coupon {code}: {problem}", retryable=False, code="BAD_ACTION")
-    if action.get("collections"):
-        action = {**action, "collections": collection_gids(shop, action["collections"])}
+    if action.collections:
+        action = replace(action, collections=tuple(collection_gids(shop, action.collections)))
     sent = discount_input(action)
     data = api.execute(shop, CREATE_DISCOUNT, {"discount": sent})
     result = data.get("discountCodeBasicCreate") or {}
@@ -115,7 +116,7 @@ def create_coupon(shop: Shop, action: dict, fresh: bool = False) -> CouponResult
     other = None if fresh else fresh_code(action)
     if other is None:
         raise StoreError(f"Shopify refused coupon {code}: {conflict}", retryable=False, code="CODE_CONFLICT")
-    created = create_coupon(shop, {**action, "code": other, "title": str(sent["title"]).replace(code, other)}, fresh=True)
+    created = create_coupon(shop, replace(action, code=other, title=str(sent["title"]).replace(code, other)), fresh=True)
     return replace(created, conflict=f"{conflict}; created {other} instead")
 
 
@@ -207,45 +208,45 @@ def code_taken(error: dict) -> bool:
     return about_code and (error.get("code") == "TAKEN" or bool(_TAKEN_MESSAGE.search(error.get("message") or "")))
 
 
-def discount_input(action: dict) -> dict:
+def discount_input(action: Coupon) -> dict:
     """The ``DiscountCodeBasicInput`` for a coupon action (its JSON form, values as strings)."""
-    customer = action.get("customer_id")
-    minimum = action.get("minimum_subtotal")
+    customer = action.customer_id
+    minimum = action.minimum_subtotal
     return {
-        "title": action.get("title") or action["code"],
-        "code": action["code"],
-        "startsAt": action.get("starts_at") or datetime.now(timezone.utc).isoformat(),
-        "endsAt": action.get("expires_at"),
+        "title": action.title or action.code,
+        "code": action.code,
+        "startsAt": action.starts_at.isoformat(),
+        "endsAt": action.expires_at.isoformat() if action.expires_at else None,
         # A personal coupon is for one customer; a referral code (no customer) is for any friend.
         "context": {"customers": {"add": [api.gid("Customer", customer)]}} if customer else {"all": "ALL"},
         "customerGets": {"value": _value(action), "items": _items(action)},
         "minimumRequirement": (
-            {"subtotal": {"greaterThanOrEqualToSubtotal": str(_decimal(minimum["amount"], "minimum_subtotal"))}}
+            {"subtotal": {"greaterThanOrEqualToSubtotal": str(_decimal(minimum.amount, "minimum_subtotal"))}}
             if minimum else None
         ),
-        "usageLimit": action.get("usage_limit"),
-        "appliesOncePerCustomer": bool(action.get("once_per_customer", True)),
+        "usageLimit": action.usage_limit,
+        "appliesOncePerCustomer": bool(action.once_per_customer),
         "combinesWith": COMBINES_WITH,
     }
 
 
-def _value(action: dict) -> dict:
-    amount = _decimal(action["value"], "value")
-    if action["discount_type"] == "percent":
+def _value(action: Coupon) -> dict:
+    amount = _decimal(action.value, "value")
+    if action.discount_type == "percent":
         if not 0 < amount <= 100:
-            raise StoreError(f"coupon {action['code']}: percentage {amount} is not in (0, 100]", retryable=False,
+            raise StoreError(f"coupon {action.code}: percentage {amount} is not in (0, 100]", retryable=False,
                              code="BAD_ACTION")
         return {"percentage": float(amount / 100)}  # Shopify wants 0..1: 15 % is 0.15
-    if action["discount_type"] == "fixed":
+    if action.discount_type == "fixed":
         # Spread over the entitled items, not taken off each one: "5 USD off" means 5 off the order.
         return {"discountAmount": {"amount": str(amount), "appliesOnEachItem": False}}
-    raise StoreError(f"coupon {action['code']}: unknown discount_type {action['discount_type']!r}",
+    raise StoreError(f"coupon {action.code}: unknown discount_type {action.discount_type!r}",
                      retryable=False, code="BAD_ACTION")
 
 
-def _items(action: dict) -> dict:
-    products = [api.gid("Product", p) for p in action.get("products") or ()]
-    collections = [api.gid("Collection", c) for c in action.get("collections") or ()]
+def _items(action: Coupon) -> dict:
+    products = [api.gid("Product", p) for p in action.products]
+    collections = [api.gid("Collection", c) for c in action.collections]
     if not products and not collections:
         return {"all": True}
     items = {}

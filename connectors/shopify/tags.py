@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from connectors.base import Shop
 from connectors.shopify import api
+from plugin.engine.actions import Tag
 from plugin.errors import StoreError
 
 ADD_TAGS = """
@@ -15,8 +16,9 @@ mutation KeepwellTagsAdd($id: ID!, $tags: [String!]!) {
 """
 
 
-def add_tag(shop: Shop, customer_id: str, tag: str) -> None:
-    """Add ``tag`` to the customer in the store; adding a tag the customer has is a no-op there."""
+def add_tag(shop: Shop, customer_id: str, action: Tag) -> None:
+    """Add the action's tag to the customer in the store; adding a tag the customer has is a no-op there."""
+    tag = action.tag
     data = api.execute(shop, ADD_TAGS, {"id": api.gid("Customer", customer_id), "tags": [tag]})
     errors = api.user_errors(data.get("tagsAdd"))
     if errors:

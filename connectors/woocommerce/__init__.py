@@ -11,6 +11,7 @@ from connectors.base import ConsentLookup, CouponResult, HistoryItem, Shop
 from connectors.interfaces import Answer, ShopRef
 from connectors.woocommerce import consent, coupons, delivery, history, install, profile, reconcile, tags
 from connectors.woocommerce import parse as parsing
+from plugin.engine.actions import Coupon, Tag
 from plugin.events import Event
 
 
@@ -75,13 +76,13 @@ class WooCommerceConnector:
         """Canonical events for one order/customer payload; PayloadError if malformed."""
         return parsing.parse(shop, topic, payload, customer_of_order)
 
-    def create_coupon(self, shop: Shop, action: dict) -> CouponResult:
+    def create_coupon(self, shop: Shop, action: Coupon) -> CouponResult:
         """Create the coupon of an engine coupon action; "already exists" counts as success."""
         return coupons.create_coupon(shop, action)
 
-    def add_tag(self, shop: Shop, customer_id: str, tag: str) -> None:
+    def add_tag(self, shop: Shop, customer_id: str, action: Tag) -> None:
         """Tag the customer (in customer meta ``keepwell_tags``); guests are skipped."""
-        tags.add_tag(shop, customer_id, tag)
+        tags.add_tag(shop, customer_id, action)
 
     def marketing_consent(self, shop: Shop, customer_id: str) -> ConsentLookup | None:
         """The consent in the customer's ``consent_meta_key`` meta; None for guests or without one."""

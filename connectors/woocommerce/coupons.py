@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timezone
 from decimal import Decimal, InvalidOperation
 
 from connectors.base import CouponResult, Shop, currency_mismatch, fresh_code
 from connectors.woocommerce import client
+from plugin.engine.actions import Coupon
 from plugin.errors import StoreError
 from plugin.events import parse_time
 
@@ -14,8 +16,8 @@ KEY_META = "keepwell_key"
 _DISCOUNT_TYPES = {"percent": "percent", "fixed": "fixed_cart"}
 
 
-def create_coupon(shop: Shop, action: dict, fresh: bool = False) -> CouponResult:
-    """Create the coupon an engine ``coupon`` action describes (its JSON form).
+def create_coupon(shop: Shop, action: Coupon, fresh: bool = False) -> CouponResult:
+    """Create the coupon an engine ``coupon`` action describes.
 
     Codes come from the decision key, so a retry asks for the same code and the store answers
     "already exists": the coupon is adopted when it is the one this action describes (our
@@ -23,10 +25,10 @@ def create_coupon(shop: Shop, action: dict, fresh: bool = False) -> CouponResult
     left alone: the touch is created under a fresh code derived from the decision key, and the
     conflict is reported.
     """
-    code = str(action["code"])
+    code = action.code
     if problem := currency_mismatch(shop, action):
         raise _invalid(action, problem)
-    categories = [_category_id(shop, c) for c in action.get("collections") or ()]
+    categories = [_category_id(shop, c) for c in action.collections]
     body = coupon_body(action, categories, _restricted_email(shop, action))
     try:
         created = client.call(shop, "POST", "coupons", json=body)
@@ -42,7 +44,7 @@ def create_coupon(shop: Shop, action: dict, fresh: bool = False) -> CouponResult
         if other is None:
             raise StoreError(f"WooCommerce refused coupon {code}: {conflict}", retryable=False,
                              code="keepwell_code_conflict") from exc
-        result = create_coupon(shop, {**action, "code": other, "title": str(action.get("title") or "").replace(code, other)},
+        result = create_coupon(shop, replace(action, code=other, title=(action.title or "").replace(code, other)),
                                fresh=True)
         return replace(result, conflict=f"{conflict}; created {other} instead")
     return CouponResult(code=code, store_id=str(created["id"]) if created.get("id") else None)
@@ -78,47 +80,47 @@ def _dec(value) -> Decimal:
     return Decimal(str(value)) if value not in (None, "") else Decimal(0)
 
 
-def coupon_body(action: dict, category_ids: list[int], email: str | None) -> dict:
+def coupon_body(action: Coupon, category_ids: list[int], email: str | None) -> dict:
     """The ``POST /coupons`` body for a coupon action (pure; ``category_ids`` already resolved)."""
-    kind = action.get("discount_type")
+    kind = action.discount_type
     if kind not in _DISCOUNT_TYPES:
         raise _invalid(action, f"discount_type {kind!r} is not one of {', '.join(_DISCOUNT_TYPES)}")
     body = {
-        "code": str(action["code"]),
+        "code": action.code,
         "discount_type": _DISCOUNT_TYPES[kind],
-        "amount": _amount(action, action.get("value"), "value"),  # WooCommerce wants a string
+        "amount": _amount(action, action.value, "value"),  # WooCommerce wants a string
         "individual_use": True,
-        "description": action.get("title") or "",
-        "product_ids": [_int(action, p, "products") for p in action.get("products") or ()],
+        "description": action.title or "",
+        "product_ids": [_int(action, p, "products") for p in action.products],
         "product_categories": category_ids,
-        "meta_data": [{"key": KEY_META, "value": action.get("key", "")}],
+        "meta_data": [{"key": KEY_META, "value": action.key}],
     }
-    if action.get("expires_at"):
+    if action.expires_at:
         # WC_Coupon has set_date_expires() but no set_date_expires_gmt(), so the REST API drops a
         # date_expires_gmt; date_expires with an explicit UTC offset is read as that instant.
-        expires = parse_time(action["expires_at"])
+        expires = action.expires_at.astimezone(timezone.utc)
         body["date_expires"] = expires.strftime("%Y-%m-%dT%H:%M:%S+00:00")
-    if action.get("minimum_subtotal"):
-        body["minimum_amount"] = _amount(action, action["minimum_subtotal"].get("amount"), "minimum_subtotal")
+    if action.minimum_subtotal:
+        body["minimum_amount"] = _amount(action, action.minimum_subtotal.amount, "minimum_subtotal")
     if email:
         body["email_restrictions"] = [email.lower()]
-    if action.get("usage_limit") is not None:
-        body["usage_limit"] = int(action["usage_limit"])
-    if action.get("once_per_customer"):
+    if action.usage_limit is not None:
+        body["usage_limit"] = int(action.usage_limit)
+    if action.once_per_customer:
         body["usage_limit_per_user"] = 1
     # WooCommerce has no start date: the coupon is valid from creation, which is starts_at.
     return body
 
 
-def _restricted_email(shop: Shop, action: dict) -> str | None:
+def _restricted_email(shop: Shop, action: Coupon) -> str | None:
     """The email a personal coupon is locked to (WooCommerce restricts by email, not customer id).
 
     No customer means a shared referral code. A personal action without an email takes it
     from the guest id or the store's customer record, so the coupon is never left open.
     """
-    if action.get("email"):
-        return str(action["email"]).strip()
-    cid = action.get("customer_id")
+    if action.email:
+        return action.email.strip()
+    cid = action.customer_id
     if not cid:
         return None
     cid = str(cid)
@@ -151,7 +153,7 @@ def _existing(shop: Shop, code: str) -> dict | None:
     return None
 
 
-def _amount(action: dict, value, what: str) -> str:
+def _amount(action: Coupon, value, what: str) -> str:
     try:
         amount = Decimal(str(value))
     except InvalidOperation:
@@ -161,12 +163,12 @@ def _amount(action: dict, value, what: str) -> str:
     return str(amount)
 
 
-def _int(action: dict, value, what: str) -> int:
+def _int(action: Coupon, value, what: str) -> int:
     try:
         return int(str(value))
     except ValueError:
         raise _invalid(action, f"{what}: {value!r} is not a WooCommerce id") from None
 
 
-def _invalid(action: dict, problem: str) -> StoreError:
-    return StoreError(f"coupon {action.get('code', '?')}: {problem}", retryable=False, code="keepwell_invalid_action")
+def _invalid(action: Coupon, problem: str) -> StoreError:
+    return StoreError(f"coupon {action.code}: {problem}", retryable=False, code="keepwell_invalid_action")

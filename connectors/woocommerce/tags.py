@@ -4,16 +4,18 @@ from __future__ import annotations
 from connectors.base import Shop
 from connectors.woocommerce import client
 from connectors.woocommerce.parse import TAGS_META_KEY, split_tags
+from plugin.engine.actions import Tag
 
 
-def add_tag(shop: Shop, customer_id: str, tag: str) -> None:
-    """Add ``tag`` to the customer's ``keepwell_tags`` meta (GET, merge, PUT); StoreError on failure.
+def add_tag(shop: Shop, customer_id: str, action: Tag) -> None:
+    """Add the action's tag to the customer's ``keepwell_tags`` meta (GET, merge, PUT); StoreError on failure.
 
     Guests have no customer record to tag, so their ids are skipped. Adding a tag the customer
     already has changes nothing and sends no update.
     """
     if customer_id.startswith("guest:"):
         return
+    tag = action.tag
     customer = client.call(shop, "GET", f"customers/{customer_id}")
     entry = next((m for m in customer.get("meta_data") or () if m.get("key") == TAGS_META_KEY), None)
     tags = list(split_tags(entry.get("value")) if entry else ())

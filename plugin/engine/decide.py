@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta, timezone
 
-from plugin.engine.decisions import Decision, Kind, Reason, coupon_code, stable_percent
+from plugin.engine.actions import Touch
+from plugin.engine.decisions import Decision, Kind, Reason, stable_percent
 from plugin.engine.fields import Context
-from plugin.engine.occasions import template_vars
 from plugin.engine.referral import same_person
 from plugin.engine.ruleset import PROFILE_OCCASIONS, Rule, RuleSet
 from plugin.engine.values import format_duration
 from plugin.engine.state import CustomerState
-from plugin.events import Event, Money
+from plugin.events import Event
 
 _VALUE = {r: r.value for r in Reason}  # plain strings for timer data, without Enum lookups
 
@@ -198,66 +198,10 @@ def pick_variant(rule: Rule, shop: str, customer_id: str):
 def _touch(rule: Rule, ctx: Context, anchor: str, rules: RuleSet) -> Decision:
     key = decision_key(ctx.event.shop, rule.id, ctx.state.customer_id, anchor)
     variant = pick_variant(rule, ctx.event.shop, ctx.state.customer_id)
-    actions = []
-    for i, a in enumerate(variant.actions if variant else rule.actions):
-        kind = a["type"]
-        if kind == "coupon":
-            referral = a["referral"]
-            code = ctx.state.referral_code(rules.settings) if referral else coupon_code(a["code_prefix"], key)
-            if code is None:
-                continue  # no referral code for this customer (e.g. a guest): nothing to share
-            actions.append({
-                "type": "coupon",
-                "key": f"{key}:{i}",
-                "code": code,
-                "title": a["title"] or f"{rule.name} {code}",
-                "discount_type": a["discount_type"],
-                "value": a["value"],
-                # an amount written without a currency is in the shop's (None: the store applies its own)
-                "currency": None if a["discount_type"] == "percent" else a["currency"] or rules.settings.currency,
-                "expires_at": ctx.now + a["expires_in"] if a.get("expires_in") else None,
-                "starts_at": ctx.now,
-                "minimum_subtotal": _in_shop_currency(a.get("minimum_subtotal"), rules.settings.currency),
-                "products": a["products"],
-                "collections": a["collections"],
-                # a personal coupon is single use and only for this customer; a referral code is for friends
-                "customer_id": None if referral else ctx.state.customer_id,
-                "email": None if referral else ctx.state.email,
-                "usage_limit": None if referral else 1,
-                "once_per_customer": True,
-            })
-        elif kind == "email":
-            email = {"type": "email", "key": f"{key}:{i}", "template": a["template"], "subject": a["subject"],
-                     "customer_id": ctx.state.customer_id, "to": ctx.state.email}
-            if rule.trigger.kind == "occasion":
-                email["occasion"] = _occasion_vars(rule, ctx.state, anchor)
-            actions.append(email)
-        elif kind == "signal":
-            actions.append(_signal(a, ctx, key, i))
-        else:
-            actions.append({**a, "key": f"{key}:{i}"})
-    return _decision(Kind.TOUCH, rule, ctx, anchor, rules, actions=tuple(actions), variant=variant and variant.name)
-
-
-def _in_shop_currency(money: Money | None, currency: str | None) -> Money | None:
-    if money is None or money.currency or not currency:
-        return money
-    return Money(money.amount, currency)
-
-
-def _signal(a: dict, ctx: Context, key: str, i: int) -> dict:
-    target = ctx.state.referred_by  # set by the fold, never the customer themself
-    order = ctx.order
-    data = {"friend_id": ctx.state.customer_id, "friend_email": ctx.state.email}
-    # what else tells the referrer's side whether the friend is the referrer under another account
-    for name, value in (("friend_phone", ctx.state.phone),
-                        ("friend_address", (order and order.shipping_address) or ctx.state.shipping_address)):
-        if value:
-            data[name] = value
-    if order is not None:
-        data["order_id"] = order.id
-        data["order_total"] = {"amount": str(order.total.amount), "currency": order.total.currency}
-    return {"type": "signal", "key": f"{key}:{i}", "event": a["event"], "customer_id": target, "data": data}
+    touch = Touch(key, rule, ctx, rules.settings, anchor)
+    actions = tuple(a for a in (spec.act(touch, i) for i, spec in enumerate(variant.actions if variant else rule.actions))
+                    if a is not None)
+    return _decision(Kind.TOUCH, rule, ctx, anchor, rules, actions=actions, variant=variant and variant.name)
 
 
 # --- time-based triggers ----------------------------------------------------------------------
@@ -328,15 +272,6 @@ def _occasion_timers(ctx: Context, rules: RuleSet, occasions: tuple[str, ...], o
                 occ, wake = next_occasion(day, ctx.now, rule.trigger.before, after)
                 out.append(_timer(Reason.OCCASION, rule, ctx, f"{prefix}:{occ.isoformat()}", rules, wake))
     return out
-
-
-def _occasion_vars(rule: Rule, state: CustomerState, anchor: str) -> dict | None:
-    """What the email sees as ``occasion``: the captured one, or the profile date's kind."""
-    prefix, _, when = anchor.rpartition(":")
-    if prefix.startswith("captured:"):
-        return template_vars(state.occasions.get(prefix.split(":", 1)[1]))
-    kind = rule.trigger.occasion
-    return {"kind": kind, "title": kind.replace("_", " ").capitalize(), "recipient": None, "date": when}
 
 
 def _on_timer(ctx: Context, rules: RuleSet) -> list[Decision]:

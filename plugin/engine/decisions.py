@@ -4,10 +4,10 @@ from __future__ import annotations
 import hashlib
 from typing import Any, NamedTuple
 from datetime import datetime
-from decimal import Decimal
 from enum import Enum
 
-from plugin.events import Event, Money, event_from_dict, event_to_dict, parse_time
+from plugin.engine.actions import action_from_dict, coupon_code
+from plugin.events import Event, event_from_dict, event_to_dict, parse_time
 
 
 class Kind(str, Enum):
@@ -43,7 +43,7 @@ class Decision(NamedTuple):
     at: datetime
     event_id: str
     marketing: bool = False
-    actions: tuple[Any, ...] = ()
+    actions: tuple[Any, ...] = ()  # typed actions (plugin.engine.actions)
     reason: str | None = None
     detail: str = ""
     wake_at: datetime | None = None
@@ -61,7 +61,7 @@ class Decision(NamedTuple):
             "at": self.at.isoformat(),
             "event_id": self.event_id,
             "marketing": self.marketing,
-            "actions": [_plain(a) for a in self.actions],
+            "actions": [a.to_dict() for a in self.actions],
             "reason": str(self.reason.value) if isinstance(self.reason, Enum) else self.reason,
             "detail": self.detail,
             "ruleset_version": self.ruleset_version,
@@ -83,7 +83,7 @@ class Decision(NamedTuple):
             at=parse_time(d["at"]),
             event_id=d["event_id"],
             marketing=d.get("marketing", False),
-            actions=tuple(d.get("actions", ())),
+            actions=tuple(action_from_dict(a) for a in d.get("actions", ())),
             reason=d.get("reason"),
             detail=d.get("detail", ""),
             wake_at=parse_time(d.get("wake_at")),
@@ -91,36 +91,6 @@ class Decision(NamedTuple):
             ruleset_version=d.get("ruleset_version", ""),
             variant=d.get("variant"),
         )
-
-
-def _plain(v: Any) -> Any:
-    """JSON-ready copy of an action: money and times as strings."""
-    if isinstance(v, dict):
-        return {k: _plain(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_plain(x) for x in v]
-    if isinstance(v, Money):
-        return {"amount": str(v.amount), "currency": v.currency}
-    if isinstance(v, Decimal):
-        return str(v)
-    if isinstance(v, datetime):
-        return v.isoformat()
-    if hasattr(v, "total_seconds"):
-        return int(v.total_seconds())
-    return v
-
-
-_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I: codes are typed by people
-
-
-def coupon_code(prefix: str, key: str) -> str:
-    """A personal coupon code derived from the decision key: a retry asks for the same code."""
-    n = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
-    chars = []
-    for _ in range(12):  # 60 bits
-        n, r = divmod(n, 32)
-        chars.append(_CODE_ALPHABET[r])
-    return f"{prefix}-{''.join(chars)}"
 
 
 def stable_percent(*parts: str) -> float:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
+from plugin.engine.actions import MARKETING_ACTIONS, SPECS
 from plugin.engine.conditions import ConditionProblem, compile_condition, did_you_mean
 from plugin.engine.occasions import field_names
 from plugin.engine.values import parse_discount, parse_duration, parse_money
@@ -22,7 +23,6 @@ TRIGGER_EVENTS = tuple(t for t in EVENT_TYPES if t != "timer")
 PROFILE_OCCASIONS = ("birthday", "anniversary")
 OCCASIONS = PROFILE_OCCASIONS + ("captured", "first_order_anniversary")
 SIGNAL_TARGETS = ("referrer",)
-MARKETING_ACTIONS = ("coupon", "email")
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class Trigger:
 class Variant:
     name: str
     weight: int
-    actions: tuple[dict, ...]
+    actions: tuple  # specs (plugin.engine.actions)
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class Rule:
     name: str
     trigger: Trigger
     condition: object | None
-    actions: tuple[dict, ...]
+    actions: tuple  # specs (plugin.engine.actions)
     delay: timedelta | None = None
     priority: int = 0
     holdout: Decimal = Decimal(0)  # percent of customers held out
@@ -60,7 +60,7 @@ class Rule:
     marketing: bool = field(init=False)  # any coupon or email action: needs consent
 
     def __post_init__(self):
-        object.__setattr__(self, "marketing", any(a["type"] in MARKETING_ACTIONS for a in self.actions))
+        object.__setattr__(self, "marketing", any(a.marketing for a in self.actions))
 
 
 @dataclass(frozen=True)
@@ -154,42 +154,11 @@ def _trigger(value, path, problems, rule_id):
     return Trigger("occasion", occasion=occasion, before=before, kinds=kinds)
 
 
-def _coupon(spec, path, problems, rule_id):
-    out = {"type": "coupon"}
-    try:
-        out["discount_type"], out["value"], out["currency"] = parse_discount(spec["discount"])
-    except ValueError as exc:
-        problems.add(path + ("discount",), str(exc), rule_id)
-    if "expires_in" in spec:
-        out["expires_in"] = _duration(spec["expires_in"], path + ("expires_in",), problems, rule_id, "expires_in")
-    if "minimum_subtotal" in spec:
-        try:
-            out["minimum_subtotal"] = parse_money(spec["minimum_subtotal"])
-        except ValueError as exc:
-            problems.add(path + ("minimum_subtotal",), f"minimum_subtotal: {exc}", rule_id)
-    out["products"] = tuple(str(p) for p in spec.get("products", ()))
-    out["collections"] = tuple(str(c) for c in spec.get("collections", ()))
-    out["referral"] = spec.get("code") == "referral"
-    out["code_prefix"] = spec.get("code_prefix", rule_id.upper().replace("_", ""))[:12]
-    out["title"] = spec.get("title")
-    return out
-
-
 def _action(item, path, problems, rule_id, templates):
-    (kind, spec), = item.items()
-    sub = path + (kind,)
-    if kind == "coupon":
-        return _coupon(spec, sub, problems, rule_id)
-    if kind == "email":
-        if templates is not None and spec["template"] not in templates:
-            problems.add(sub + ("template",), f"email template {spec['template']!r} not found{did_you_mean(spec['template'], templates)}"
-                         f" (templates are rules/templates/NAME.html and NAME.txt)", rule_id)
-        return {"type": "email", "template": spec["template"], "subject": spec["subject"]}
-    if kind == "tag":
-        return {"type": "tag", "tag": str(spec)}
-    if kind == "tier":
-        return {"type": "tier", "tier": str(spec)}
-    return {"type": "signal", "event": spec["event"], "to": spec["to"]}
+    """The typed spec of one rule action (``plugin.engine.actions``); None when it has problems."""
+    (kind, value), = item.items()
+    return SPECS[kind].parse(value, path + (kind,), lambda p, message: problems.add(p, message, rule_id), rule_id,
+                             templates)
 
 
 def _rule(doc, path, problems, templates, source):
@@ -216,7 +185,7 @@ def _rule(doc, path, problems, templates, source):
     if "cooldown" in limit:
         cooldown = _duration(limit["cooldown"], path + ("limit", "cooldown"), problems, rule_id, "cooldown")
     actions = tuple(_action(a, path + ("actions", i), problems, rule_id, templates) for i, a in enumerate(doc["actions"]))
-    kinds = [a["type"] for a in actions]
+    kinds = [a.type for a in actions if a is not None]
     if "email" in kinds and "coupon" in kinds and kinds.index("email") < kinds.index("coupon"):
         problems.add(path + ("actions",), "the email comes before the coupon it should show; list the coupon first", rule_id)
     if "signal" in kinds and any(k in MARKETING_ACTIONS for k in kinds):

@@ -248,10 +248,7 @@ def record(state: CustomerState, decision: Any) -> CustomerState:
         bisect.insort(touches, decision.at)
         changes["touches"] = tuple(touches)
     for action in decision.actions:
-        if action["type"] == "tag":
-            changes["tags"] = changes.get("tags", state.tags) | {action["tag"]}
-        elif action["type"] == "tier":
-            changes["tier"] = action["tier"]
+        changes.update(action.state_changes(changes, state))
     return _evolve(state, changes)
 
 
