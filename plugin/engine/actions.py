@@ -77,7 +77,7 @@ def action_from_dict(d: dict) -> Any:
         raise ValueError(f"not an action: {d!r:.200}")
     try:
         return ACTIONS[d["type"]].from_dict(d)
-    except (KeyError, TypeError, ArithmeticError) as exc:
+    except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
         raise ValueError(f"malformed {d['type']} action {d.get('key')!r}: {type(exc).__name__}: {exc}") from None
 
 
