@@ -22,8 +22,6 @@ from plugin.engine.occasions import template_vars
 from plugin.engine.values import parse_discount, parse_duration, parse_money
 from plugin.events import Money, parse_time
 
-#: Action kinds that contact the customer: a rule with one needs their marketing consent.
-MARKETING_ACTIONS = ("coupon", "email")
 DISCOUNT_TYPES = ("percent", "fixed")
 
 #: ``report(path, message)``: how a spec's ``parse`` reports a problem at ``path``.
@@ -295,7 +293,7 @@ def _duration(value, path, report: Report, name: str) -> timedelta | None:
 @dataclass(frozen=True, slots=True)
 class CouponSpec:
     type: ClassVar[str] = "coupon"
-    marketing: ClassVar[bool] = True
+    marketing: ClassVar[bool] = True  # it contacts the customer: the rule needs their marketing consent
     discount_type: str
     value: Decimal
     currency: str | None
@@ -443,5 +441,5 @@ class SignalSpec:
         return Signal(key=f"{t.key}:{i}", event=self.event, customer_id=state.referred_by, data=data)
 
 
-__all__ = ["ACTIONS", "SPECS", "MARKETING_ACTIONS", "Action", "Coupon", "Email", "Tag", "Tier", "Signal",
+__all__ = ["ACTIONS", "SPECS", "Action", "Coupon", "Email", "Tag", "Tier", "Signal",
            "CouponSpec", "EmailSpec", "TagSpec", "TierSpec", "SignalSpec", "action_from_dict", "coupon_code"]

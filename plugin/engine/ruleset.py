@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
-from plugin.engine.actions import MARKETING_ACTIONS, SPECS
+from plugin.engine.actions import SPECS
 from plugin.engine.conditions import ConditionProblem, compile_condition, did_you_mean
 from plugin.engine.occasions import field_names
 from plugin.engine.values import parse_discount, parse_duration, parse_money
@@ -186,13 +186,14 @@ def _rule(doc, path, problems, templates, source):
         cooldown = _duration(limit["cooldown"], path + ("limit", "cooldown"), problems, rule_id, "cooldown")
     actions = tuple(_action(a, path + ("actions", i), problems, rule_id, templates) for i, a in enumerate(doc["actions"]))
     kinds = [a.type for a in actions if a is not None]
+    marketing = any(a.marketing for a in actions if a is not None)
     if "email" in kinds and "coupon" in kinds and kinds.index("email") < kinds.index("coupon"):
         problems.add(path + ("actions",), "the email comes before the coupon it should show; list the coupon first", rule_id)
-    if "signal" in kinds and any(k in MARKETING_ACTIONS for k in kinds):
+    if "signal" in kinds and marketing:
         problems.add(path + ("actions",), "a signal rule only passes the event on; put coupons and emails in the rule that receives it", rule_id)
     if delay is not None and trigger is not None and trigger.kind != "event":
         problems.add(path + ("delay",), f"delay only applies to event triggers; a {trigger.kind} trigger already fires at its own time", rule_id)
-    if holdout and not any(k in MARKETING_ACTIONS for k in kinds):
+    if holdout and not marketing:
         problems.add(path + ("holdout",), "holdout only applies to rules with a coupon or email action", rule_id)
     variants = _variants(doc, path, problems, rule_id, templates)
     if trigger is None or any(a is None for a in actions):
