@@ -6,7 +6,6 @@ touch before any effect (``check``).
 """
 from __future__ import annotations
 
-import connectors
 from plugin import mail
 from plugin import sender as sending
 from plugin.db import CustomerRow, UnsubscribeRow
@@ -49,7 +48,7 @@ def send(job: Job, action: Email, eff) -> None:
     token = mail.unsubscribe_token(rt.config.secret_key, shop.id, drow.customer_id)
     unsubscribe_url = f"{rt.config.app_url}/unsubscribe/{token}"
     code = referral_code(for_shop(ruleset, shop.referral_key).settings, shop.id, drow.customer_id)
-    referral_link = connectors.get(shop.platform).discount_link(shop, code) if code else None
+    referral_link = job.connector.discount_link(shop, code) if code else None
     sender = sending.for_shop(rt, shop, ruleset)
     shop_info = {"name": sender.name, "url": shop.settings.get("url") or _store_url(shop),
                  "postal_address": sender.postal_address}
