@@ -199,9 +199,12 @@ def _touch(rule: Rule, ctx: Context, anchor: str, rules: RuleSet) -> Decision:
     key = decision_key(ctx.event.shop, rule.id, ctx.state.customer_id, anchor)
     variant = pick_variant(rule, ctx.event.shop, ctx.state.customer_id)
     touch = Touch(key, rule, ctx, rules.settings, anchor)
-    actions = tuple(a for a in (spec.act(touch, i) for i, spec in enumerate(variant.actions if variant else rule.actions))
-                    if a is not None)
-    return _decision(Kind.TOUCH, rule, ctx, anchor, rules, actions=actions, variant=variant and variant.name)
+    actions = []
+    for i, spec in enumerate(variant.actions if variant else rule.actions):
+        a = spec.act(touch, i)
+        if a is not None:  # e.g. no referral code for a guest: nothing to share
+            actions.append(a)
+    return _decision(Kind.TOUCH, rule, ctx, anchor, rules, actions=tuple(actions), variant=variant and variant.name)
 
 
 # --- time-based triggers ----------------------------------------------------------------------
