@@ -18,7 +18,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from plugin.engine.conditions import did_you_mean
 from plugin.engine.fields import FIELDS, MONEY
-from plugin.engine.actions import EmailSpec
+from plugin.engine.specs import EmailSpec
 from plugin.engine.ruleset import Problems, RuleSet, compile_ruleset
 from plugin.errors import KeepwellError, RuleError
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from plugin.engine.actions import CouponSpec, EmailSpec
+from plugin.engine.specs import CouponSpec, EmailSpec
 
 SAMPLE_CUSTOMER = {"first_name": "Ana", "last_name": "Silva", "email": "ana.silva@example.com", "locale": "en"}
 SAMPLE_SHOP = {"name": "Sample Store", "url": "https://shop.example"}

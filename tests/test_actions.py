@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from plugin.effects import HANDLERS
-from plugin.engine.actions import ACTIONS, SPECS, Coupon, Email, Signal, Tag, Tier, action_from_dict
+from plugin.engine.actions import ACTIONS, Coupon, Email, Signal, Tag, Tier, action_from_dict
+from plugin.engine.specs import SPECS
 from plugin.engine.decisions import Decision, Kind
 from plugin.events import Money, event_from_dict
 from plugin.simulate import simulate, time_ordered

@@ -45,7 +45,7 @@ HANDLERS: dict[str, Handler] = {}
 
 def register(action_type: str, run: Callable[..., None], check: Callable[..., str | None] | None = None,
              resume: Callable[..., None] | None = None) -> Handler:
-    """Make ``run`` (and its hooks) the handler of ``action_type``, a type in ``plugin.engine.actions``."""
+    """Make ``run`` (and its hooks) the handler of ``action_type``, a type registered in ``plugin.engine.actions``."""
     if action_type not in ACTIONS:
         raise ValueError(f"no action type {action_type!r} in plugin.engine.actions")
     if action_type in HANDLERS:

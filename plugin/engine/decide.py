@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta, timezone
 
-from plugin.engine.actions import Touch
+from plugin.engine.specs import Touch
 from plugin.engine.decisions import Decision, Kind, Reason, stable_percent
 from plugin.engine.fields import Context
 from plugin.engine.referral import same_person

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
-from plugin.engine.actions import SPECS
+from plugin.engine.specs import SPECS
 from plugin.engine.conditions import ConditionProblem, compile_condition, did_you_mean
 from plugin.engine.occasions import field_names
 from plugin.engine.values import parse_discount, parse_duration, parse_money

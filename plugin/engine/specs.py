@@ -1,0 +1,207 @@
+"""Specs: what a rule says to do (``CouponSpec``, ``EmailSpec``, ``TagSpec``, ``TierSpec``, ``SignalSpec``).
+
+A spec is parsed and checked once, when the rule set loads (``SPECS[kind].parse``, problems reported
+with their path), and makes one touch's typed action (``plugin.engine.actions``) with ``act``.
+Pure: no I/O, no clock.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any, Callable, ClassVar, NamedTuple
+
+from plugin.engine.actions import Coupon, Email, Signal, Tag, Tier, coupon_code
+from plugin.engine.conditions import did_you_mean
+from plugin.engine.occasions import template_vars
+from plugin.engine.values import parse_discount, parse_duration, parse_money
+from plugin.events import Money
+
+#: ``report(path, message)``: how a spec's ``parse`` reports a problem at ``path``.
+Report = Callable[[tuple, str], None]
+
+#: action type -> spec class (the key a rule file writes the action under)
+SPECS: dict[str, Any] = {}
+
+
+def spec(cls):
+    """Register a spec class under its ``type``."""
+    SPECS[cls.type] = cls
+    return cls
+
+
+class Touch(NamedTuple):
+    """What a spec needs to make its action for one touch."""
+
+    key: str  # the decision's key
+    rule: Any  # plugin.engine.ruleset.Rule
+    ctx: Any  # plugin.engine.fields.Context
+    settings: Any  # plugin.engine.ruleset.Settings
+    anchor: str
+
+
+def _duration(value, path, report: Report, name: str) -> timedelta | None:
+    try:
+        d = parse_duration(value)
+    except ValueError as exc:
+        report(path, f"{name}: {exc}")
+        return None
+    if d <= timedelta(0):
+        report(path, f"{name} must be longer than zero")
+        return None
+    return d
+
+
+@spec
+@dataclass(frozen=True, slots=True)
+class CouponSpec:
+    type: ClassVar[str] = "coupon"
+    marketing: ClassVar[bool] = True  # it contacts the customer: the rule needs their marketing consent
+    discount_type: str
+    value: Decimal
+    currency: str | None
+    expires_in: timedelta | None = None
+    minimum_subtotal: Money | None = None
+    products: tuple[str, ...] = ()
+    collections: tuple[str, ...] = ()
+    referral: bool = False
+    code_prefix: str = ""
+    title: str | None = None
+
+    @classmethod
+    def parse(cls, value: dict, path: tuple, report: Report, rule_id: str, templates=None) -> "CouponSpec | None":
+        ok = True
+        try:
+            discount_type, amount, currency = parse_discount(value["discount"])
+        except ValueError as exc:
+            report(path + ("discount",), str(exc))
+            ok, discount_type, amount, currency = False, "", Decimal(0), None
+        expires_in = None
+        if "expires_in" in value:
+            expires_in = _duration(value["expires_in"], path + ("expires_in",), report, "expires_in")
+            ok = ok and expires_in is not None
+        minimum = None
+        if "minimum_subtotal" in value:
+            try:
+                minimum = parse_money(value["minimum_subtotal"])
+            except ValueError as exc:
+                report(path + ("minimum_subtotal",), f"minimum_subtotal: {exc}")
+                ok = False
+        return cls(discount_type, amount, currency, expires_in, minimum,
+                   products=tuple(str(p) for p in value.get("products", ())),
+                   collections=tuple(str(c) for c in value.get("collections", ())),
+                   referral=value.get("code") == "referral",
+                   code_prefix=value.get("code_prefix", rule_id.upper().replace("_", ""))[:12],
+                   title=value.get("title")) if ok else None
+
+    def act(self, t: Touch, i: int) -> Coupon | None:
+        state, now, settings = t.ctx.state, t.ctx.now, t.settings
+        code = state.referral_code(settings) if self.referral else coupon_code(self.code_prefix, t.key)
+        if code is None:
+            return None  # no referral code for this customer (e.g. a guest): nothing to share
+        minimum = self.minimum_subtotal
+        if minimum is not None and not minimum.currency and settings.currency:
+            minimum = Money(minimum.amount, settings.currency)
+        return Coupon(
+            key=f"{t.key}:{i}", code=code, title=self.title or f"{t.rule.name} {code}",
+            discount_type=self.discount_type, value=self.value,
+            # an amount written without a currency is in the shop's (None: the store applies its own)
+            currency=None if self.discount_type == "percent" else self.currency or settings.currency,
+            expires_at=now + self.expires_in if self.expires_in else None, starts_at=now,
+            minimum_subtotal=minimum, products=self.products, collections=self.collections,
+            # a personal coupon is single use and only for this customer; a referral code is for friends
+            customer_id=None if self.referral else state.customer_id,
+            email=None if self.referral else state.email,
+            usage_limit=None if self.referral else 1, once_per_customer=True)
+
+
+@spec
+@dataclass(frozen=True, slots=True)
+class EmailSpec:
+    type: ClassVar[str] = "email"
+    marketing: ClassVar[bool] = True
+    template: str
+    subject: str
+
+    @classmethod
+    def parse(cls, value: dict, path: tuple, report: Report, rule_id: str, templates=None) -> "EmailSpec":
+        name = value["template"]
+        if templates is not None and name not in templates:
+            report(path + ("template",), f"email template {name!r} not found{did_you_mean(name, templates)}"
+                                         f" (templates are rules/templates/NAME.html and NAME.txt)")
+        return cls(name, value["subject"])
+
+    def act(self, t: Touch, i: int) -> Email:
+        state = t.ctx.state
+        occasion = _occasion_vars(t.rule, state, t.anchor) if t.rule.trigger.kind == "occasion" else None
+        return Email(key=f"{t.key}:{i}", template=self.template, subject=self.subject,
+                     customer_id=state.customer_id, to=state.email, occasion=occasion)
+
+
+def _occasion_vars(rule, state, anchor: str) -> dict | None:
+    """What the email sees as ``occasion``: the captured one, or the profile date's kind."""
+    prefix, _, when = anchor.rpartition(":")
+    if prefix.startswith("captured:"):
+        return template_vars(state.occasions.get(prefix.split(":", 1)[1]))
+    kind = rule.trigger.occasion
+    return {"kind": kind, "title": kind.replace("_", " ").capitalize(), "recipient": None, "date": when}
+
+
+@spec
+@dataclass(frozen=True, slots=True)
+class TagSpec:
+    type: ClassVar[str] = "tag"
+    marketing: ClassVar[bool] = False
+    tag: str
+
+    @classmethod
+    def parse(cls, value, path: tuple, report: Report, rule_id: str, templates=None) -> "TagSpec":
+        return cls(str(value))
+
+    def act(self, t: Touch, i: int) -> Tag:
+        return Tag(key=f"{t.key}:{i}", tag=self.tag)
+
+
+@spec
+@dataclass(frozen=True, slots=True)
+class TierSpec:
+    type: ClassVar[str] = "tier"
+    marketing: ClassVar[bool] = False
+    tier: str
+
+    @classmethod
+    def parse(cls, value, path: tuple, report: Report, rule_id: str, templates=None) -> "TierSpec":
+        return cls(str(value))
+
+    def act(self, t: Touch, i: int) -> Tier:
+        return Tier(key=f"{t.key}:{i}", tier=self.tier)
+
+
+@spec
+@dataclass(frozen=True, slots=True)
+class SignalSpec:
+    type: ClassVar[str] = "signal"
+    marketing: ClassVar[bool] = False
+    event: str
+    to: str  # referrer
+
+    @classmethod
+    def parse(cls, value: dict, path: tuple, report: Report, rule_id: str, templates=None) -> "SignalSpec":
+        return cls(value["event"], value["to"])
+
+    def act(self, t: Touch, i: int) -> Signal:
+        state, order = t.ctx.state, t.ctx.order
+        data = {"friend_id": state.customer_id, "friend_email": state.email}
+        # what else tells the referrer's side whether the friend is the referrer under another account
+        for name, value in (("friend_phone", state.phone),
+                            ("friend_address", (order and order.shipping_address) or state.shipping_address)):
+            if value:
+                data[name] = value
+        if order is not None:
+            data["order_id"] = order.id
+            data["order_total"] = {"amount": str(order.total.amount), "currency": order.total.currency}
+        # the referrer is set by the fold, never the customer themself
+        return Signal(key=f"{t.key}:{i}", event=self.event, customer_id=state.referred_by, data=data)
+
+
+__all__ = ["SPECS", "Touch", "CouponSpec", "EmailSpec", "TagSpec", "TierSpec", "SignalSpec", "spec"]
