@@ -93,11 +93,11 @@ class AcmeConnector:
 
     # outbound
     def create_coupon(self, shop, action):
-        made = _call(shop, "POST", "discounts", json={"code": action["code"], "percent": str(action.get("value"))})
+        made = _call(shop, "POST", "discounts", json={"code": action.code, "percent": str(action.value)})
         return CouponResult(code=made["code"], store_id=str(made["id"]))
 
-    def add_tag(self, shop, customer_id, tag):
-        _call(shop, "POST", f"customers/{customer_id}/tags", json={"tag": tag})
+    def add_tag(self, shop, customer_id, action):
+        _call(shop, "POST", f"customers/{customer_id}/tags", json={"tag": action.tag})
 
     def marketing_consent(self, shop, customer_id):
         return None

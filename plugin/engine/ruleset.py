@@ -14,7 +14,7 @@ from decimal import Decimal
 from plugin.engine.specs import SPECS
 from plugin.engine.conditions import ConditionProblem, compile_condition, did_you_mean
 from plugin.engine.occasions import field_names
-from plugin.engine.values import parse_discount, parse_duration, parse_money
+from plugin.engine.values import parse_duration
 from plugin.events import EVENT_TYPES, Money
 
 TRIGGER_EVENTS = tuple(t for t in EVENT_TYPES if t != "timer")
