@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Mapping
+from typing import Any, Iterable, Mapping
 
 from plugin.engine.actions import Coupon, coupon_code
 from plugin.errors import KeepwellError
@@ -20,10 +20,10 @@ class Shop:
     api_url: str  # base URL of the store API (overridable for sandboxes)
     #: The platform's own credentials, one document in the shape its ``credentials_schema``
     #: declares (Shopify: the access token pair; WooCommerce: the REST consumer key and secret).
-    credentials: Mapping = field(default_factory=dict, repr=False)
+    credentials: Mapping[str, Any] = field(default_factory=dict, repr=False)
     webhook_secrets: tuple[str, ...] = ()  # current first; old ones still accepted during a rotation
     referral_key: str = ""  # keys the shop's referral codes (plugin.engine.referral)
-    settings: Mapping = field(default_factory=dict)  # e.g. WooCommerce consent meta key
+    settings: Mapping[str, Any] = field(default_factory=dict)  # e.g. WooCommerce consent meta key
     #: Keeps a platform's expiring credentials valid (Shopify: refresh before expiry and after a
     #: 401), set by the platform's ``with_app``; None where nothing expires.
     tokens: object = field(default=None, compare=False, repr=False)
@@ -32,7 +32,7 @@ class Shop:
 _MAX_FIELDS, _MAX_FIELD_CHARS = 50, 200
 
 
-def checkout_fields(pairs) -> tuple[tuple[str, str], ...]:
+def checkout_fields(pairs: Iterable[tuple[object, object]]) -> tuple[tuple[str, str], ...]:
     """An order's short text fields (Shopify note_attributes, WooCommerce meta_data) as (name,
     value) pairs: what the customer answered at checkout. Bounded: a payload may carry plenty."""
     out = []
@@ -80,9 +80,9 @@ class HistoryItem:
     """One record of a store's past (a customer or an order, as its webhook payload) and the cursor
     that resumes the walk after it. ``topic`` None: only the cursor moved (e.g. a bulk job started)."""
 
-    cursor: Mapping
+    cursor: Mapping[str, Any]
     topic: str | None = None
-    payload: dict | None = None
+    payload: dict[str, Any] | None = None
     total: int | None = None  # records of this kind the store announced, when it does
     record: str | None = None  # "customer" or "order": this item completes one record read
 
@@ -90,7 +90,7 @@ class HistoryItem:
 class HistoryNotReady(KeepwellError):
     """The store is still preparing the history (a Shopify bulk operation): ask again later."""
 
-    def __init__(self, cursor: Mapping, retry_after: float, detail: str = ""):
+    def __init__(self, cursor: Mapping[str, Any], retry_after: float, detail: str = "") -> None:
         self.cursor, self.retry_after, self.detail = cursor, retry_after, detail
         super().__init__(detail or f"history not ready; ask again in {retry_after:g}s")
 

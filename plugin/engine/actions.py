@@ -13,9 +13,12 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, overload
 
 from plugin.events import Money, parse_time
+
+if TYPE_CHECKING:
+    from plugin.engine.state import CustomerState
 
 DISCOUNT_TYPES = ("percent", "fixed")
 
@@ -24,13 +27,18 @@ class Action(Protocol):
     """What every action has: its kind, its ledger key (one per touch and action) and JSON form."""
 
     type: ClassVar[str]
-    key: str
+
+    @property
+    def key(self) -> str: ...
 
     def to_dict(self) -> dict[str, Any]: ...
 
     def describe(self) -> str: ...
 
-    def state_changes(self, changes: dict, state) -> dict: ...
+    def state_changes(self, changes: dict[str, Any], state: CustomerState) -> dict[str, Any]: ...
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Action: ...
 
 
 class _Outward:
@@ -38,22 +46,24 @@ class _Outward:
 
     __slots__ = ()
 
-    def state_changes(self, changes: dict, state) -> dict:
+    def state_changes(self, changes: dict[str, Any], state: CustomerState) -> dict[str, Any]:
         """The customer-state fields this action sets, given ``changes`` made so far: none."""
         return {}
 
 
 #: action type -> action class
-ACTIONS: dict[str, Any] = {}
+ACTIONS: dict[str, type[Action]] = {}
+
+_A = TypeVar("_A", bound=type[Action])
 
 
-def action(cls):
+def action(cls: _A) -> _A:
     """Register an action class under its ``type`` (what ``action_from_dict`` reads)."""
     ACTIONS[cls.type] = cls
     return cls
 
 
-def action_from_dict(d: dict) -> Any:
+def action_from_dict(d: dict[str, Any]) -> Action:
     """The action a ledger row's JSON form describes; ValueError when it is not one."""
     if not isinstance(d, dict) or d.get("type") not in ACTIONS:
         raise ValueError(f"not an action: {d!r:.200}")
@@ -76,21 +86,25 @@ def coupon_code(prefix: str, key: str) -> str:
     return f"{prefix}-{''.join(chars)}"
 
 
-def _time(value) -> datetime | None:
+@overload
+def _time(value: str | datetime) -> datetime: ...
+@overload
+def _time(value: str | datetime | None) -> datetime | None: ...
+def _time(value: str | datetime | None) -> datetime | None:
     return value if value is None or isinstance(value, datetime) else parse_time(value)
 
 
-def _money(value) -> Money | None:
+def _money(value: Money | dict[str, Any] | None) -> Money | None:
     if value is None or isinstance(value, Money):
         return value
     return Money(_decimal(value["amount"], "minimum_subtotal"), value.get("currency"))
 
 
-def _money_dict(m: Money | None) -> dict | None:
+def _money_dict(m: Money | None) -> dict[str, Any] | None:
     return None if m is None else {"amount": str(m.amount), "currency": m.currency}
 
 
-def _decimal(value, what: str) -> Decimal:
+def _decimal(value: object, what: str) -> Decimal:
     try:
         d = Decimal(str(value))
     except InvalidOperation:
@@ -117,8 +131,8 @@ class Coupon(_Outward):
     expires_at: datetime | None
     starts_at: datetime
     minimum_subtotal: Money | None = None
-    products: tuple = ()
-    collections: tuple = ()
+    products: tuple[str, ...] = ()
+    collections: tuple[str, ...] = ()
     customer_id: str | None = None
     email: str | None = None
     usage_limit: int | None = None
@@ -137,7 +151,7 @@ class Coupon(_Outward):
                 "once_per_customer": self.once_per_customer}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Coupon":
+    def from_dict(cls, d: dict[str, Any]) -> "Coupon":
         if d["discount_type"] not in DISCOUNT_TYPES:
             raise ValueError(f"coupon {d.get('code')}: discount_type {d['discount_type']!r} is not one of "
                              f"{', '.join(DISCOUNT_TYPES)}")
@@ -161,20 +175,20 @@ class Email(_Outward):
     subject: str
     customer_id: str
     to: str | None = None
-    occasion: dict | None = None  # occasion rules: what the template sees as ``occasion``
+    occasion: dict[str, Any] | None = None  # occasion rules: what the template sees as ``occasion``
 
     def describe(self) -> str:
         return f"email '{self.template}'"
 
     def to_dict(self) -> dict[str, Any]:
-        d = {"type": "email", "key": self.key, "template": self.template, "subject": self.subject,
+        d: dict[str, Any] = {"type": "email", "key": self.key, "template": self.template, "subject": self.subject,
              "customer_id": self.customer_id, "to": self.to}
         if self.occasion is not None:
             d["occasion"] = dict(self.occasion)
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Email":
+    def from_dict(cls, d: dict[str, Any]) -> "Email":
         return cls(key=d["key"], template=d["template"], subject=d["subject"], customer_id=d["customer_id"],
                    to=d.get("to"), occasion=d.get("occasion"))
 
@@ -194,11 +208,11 @@ class Tag:
     def to_dict(self) -> dict[str, Any]:
         return {"type": "tag", "tag": self.tag, "key": self.key}
 
-    def state_changes(self, changes: dict, state) -> dict:
+    def state_changes(self, changes: dict[str, Any], state: CustomerState) -> dict[str, Any]:
         return {"tags": changes.get("tags", state.tags) | {self.tag}}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Tag":
+    def from_dict(cls, d: dict[str, Any]) -> "Tag":
         return cls(key=d["key"], tag=str(d["tag"]))
 
 
@@ -217,11 +231,11 @@ class Tier:
     def to_dict(self) -> dict[str, Any]:
         return {"type": "tier", "tier": self.tier, "key": self.key}
 
-    def state_changes(self, changes: dict, state) -> dict:
+    def state_changes(self, changes: dict[str, Any], state: CustomerState) -> dict[str, Any]:
         return {"tier": self.tier}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Tier":
+    def from_dict(cls, d: dict[str, Any]) -> "Tier":
         return cls(key=d["key"], tier=str(d["tier"]))
 
 
@@ -235,7 +249,7 @@ class Signal(_Outward):
     key: str
     event: str
     customer_id: str | None
-    data: dict
+    data: dict[str, Any]
 
     def describe(self) -> str:
         return f"{self.event} for customer {self.customer_id}"
@@ -245,7 +259,7 @@ class Signal(_Outward):
                 "data": dict(self.data)}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Signal":
+    def from_dict(cls, d: dict[str, Any]) -> "Signal":
         return cls(key=d["key"], event=d["event"], customer_id=d.get("customer_id"), data=dict(d.get("data") or {}))
 
 

@@ -7,12 +7,13 @@ conditions -> self-referral -> delay (re-check later) -> limits -> consent -> pr
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
 
 from plugin.engine.specs import Touch
 from plugin.engine.decisions import Decision, Kind, Reason, stable_percent
 from plugin.engine.fields import Context
 from plugin.engine.referral import same_person
-from plugin.engine.ruleset import PROFILE_OCCASIONS, Rule, RuleSet
+from plugin.engine.ruleset import PROFILE_OCCASIONS, Rule, RuleSet, Variant
 from plugin.engine.values import format_duration
 from plugin.engine.state import CustomerState
 from plugin.events import Event
@@ -26,7 +27,8 @@ OCCASION_HOUR = time(9, 0, tzinfo=timezone.utc)
 def event_anchor(event: Event) -> str:
     """What a touch is 'for': the same order or signup always gives the same anchor."""
     if event.type == "timer":
-        return event.data["anchor"]
+        anchor: str = event.data["anchor"]
+        return anchor
     if event.order is not None:
         return f"{event.type}:{event.order.id}"
     if event.type == "customer.created":
@@ -58,7 +60,7 @@ def decide(event: Event, state: CustomerState, rules: RuleSet, now: datetime) ->
     return out
 
 
-def _triggered(event: Event, state: CustomerState, rules: RuleSet):
+def _triggered(event: Event, state: CustomerState, rules: RuleSet) -> tuple[Rule, ...]:
     """Rules the event triggers. A profile update that flipped the consent is also a consent
     change: platforms without a consent topic (WooCommerce) only send customer.updated."""
     rules_for_event = rules.by_event.get(event.type, ())
@@ -68,7 +70,7 @@ def _triggered(event: Event, state: CustomerState, rules: RuleSet):
     return rules_for_event
 
 
-def _decision(kind, rule: Rule, ctx: Context, anchor: str, rules: RuleSet, **kw) -> Decision:
+def _decision(kind: Kind, rule: Rule, ctx: Context, anchor: str, rules: RuleSet, **kw: Any) -> Decision:
     return Decision(
         kind=kind,
         key=decision_key(ctx.event.shop, rule.id, ctx.state.customer_id, anchor),
@@ -83,10 +85,10 @@ def _decision(kind, rule: Rule, ctx: Context, anchor: str, rules: RuleSet, **kw)
     )
 
 
-def _timer(kind: Reason, rule: Rule, ctx: Context, anchor: str, rules: RuleSet, wake_at: datetime, event=None,
-           detail="", suffix: str = "") -> Decision:
+def _timer(kind: Reason, rule: Rule, ctx: Context, anchor: str, rules: RuleSet, wake_at: datetime,
+           event: Event | None = None, detail: str = "", suffix: str = "") -> Decision:
     key = decision_key(ctx.event.shop, rule.id, ctx.state.customer_id, anchor)
-    data = {"kind": _VALUE[kind], "rule": rule.id, "anchor": anchor, "version": rules.version}
+    data: dict[str, Any] = {"kind": _VALUE[kind], "rule": rule.id, "anchor": anchor, "version": rules.version}
     if event is not None:
         data["event"] = event
     # A touch may be deferred more than once: each deferral is its own timer.
@@ -98,7 +100,7 @@ def _timer(kind: Reason, rule: Rule, ctx: Context, anchor: str, rules: RuleSet, 
     return _decision(Kind.SCHEDULED, rule, ctx, anchor, rules, reason=kind, wake_at=wake_at, timer=timer, detail=detail)
 
 
-def _gate(rule: Rule, ctx: Context, anchor: str, rules: RuleSet, delayed: bool, recheck: bool = False):
+def _gate(rule: Rule, ctx: Context, anchor: str, rules: RuleSet, delayed: bool, recheck: bool = False) -> Decision | Rule:
     """A suppressed/scheduled Decision, or the rule itself when it may touch the customer.
     ``delayed``: the delay is over; ``recheck``: the conditions held once and are checked again."""
     if rule.condition is not None and not rule.condition.test(ctx):
@@ -145,16 +147,15 @@ def _arbitrate(passed: list[Rule], ctx: Context, anchor: str, rules: RuleSet) ->
                              detail=f"in the {winner.holdout}% control group"))
         return out
     free_at = _cap_free_at(ctx.state, ctx.now, rules, anchor, winner)
-    if free_at is None:
+    cap = rules.settings.frequency_cap
+    if free_at is None or cap is None:  # (free_at is None without a cap)
         out.append(_touch(winner, ctx, anchor, rules))
-    elif rules.settings.frequency_cap.when_capped == "defer":
-        cap = rules.settings.frequency_cap
+    elif cap.when_capped == "defer":
         out.append(_decision(Kind.SUPPRESSED, winner, ctx, anchor, rules, reason=Reason.CAP,
                              detail=f"{_touches(cap.touches)} per {format_duration(cap.per)} reached; deferred to {free_at.isoformat()}"))
         original = ctx.event.data["event"] if ctx.event.type == "timer" and "event" in ctx.event.data else ctx.event
         out.append(_timer(Reason.DEFERRED, winner, ctx, anchor, rules, free_at, event=original))
     else:
-        cap = rules.settings.frequency_cap
         out.append(_decision(Kind.SUPPRESSED, winner, ctx, anchor, rules, reason=Reason.CAP,
                              detail=f"{_touches(cap.touches)} per {format_duration(cap.per)} reached; skipped"))
     return out
@@ -183,7 +184,7 @@ def _cap_free_at(state: CustomerState, now: datetime, rules: RuleSet, anchor: st
                 if t > now and fits(t))
 
 
-def pick_variant(rule: Rule, shop: str, customer_id: str):
+def pick_variant(rule: Rule, shop: str, customer_id: str) -> Variant | None:
     """The customer's A/B variant of ``rule``: stable, weighted, independent of the holdout draw."""
     if not rule.variants:
         return None
@@ -233,12 +234,14 @@ def _schedule_timers(ctx: Context, rules: RuleSet) -> list[Decision]:
     event, state = ctx.event, ctx.state
     if event.type == "order.paid" and event.order is not None and state.last_order_id == event.order.id:
         for rule in rules.lapse_rules:
+            assert state.last_order_at is not None and rule.trigger.after is not None
             anchor = f"lapse:{state.last_order_id}"
             out.append(_timer(Reason.LAPSE, rule, ctx, anchor, rules, state.last_order_at + rule.trigger.after))
     elif event.type == "order.cancelled" and state.last_order_id is not None:
         # The cancelled order may have been the latest: the lapse now counts from the one before,
         # whose own timer may already have fired and stood down, so it gets a fresh one.
         for rule in rules.lapse_rules:
+            assert state.last_order_at is not None and rule.trigger.after is not None and event.order is not None
             anchor = f"lapse:{state.last_order_id}"
             wake = max(ctx.now, state.last_order_at + rule.trigger.after)
             out.append(_timer(Reason.LAPSE, rule, ctx, anchor, rules, wake, suffix=f"after-cancel:{event.order.id}"))
@@ -294,6 +297,7 @@ def _on_timer(ctx: Context, rules: RuleSet) -> list[Decision]:
                       else "the customer ordered again")
             return [_decision(Kind.SUPPRESSED, rule, ctx, anchor, rules, reason=Reason.CANCELLED, detail=detail)]
     elif rule.trigger.kind == "occasion":
+        assert rule.trigger.occasion is not None, "an occasion trigger names its occasion"
         prefix, _, when = anchor.rpartition(":")
         day = next((d for p, d, _ in _occasion_dates(rule, ctx.state) if p == prefix), None)
         if day is None or not _same_day_of_year(day, date.fromisoformat(when)):

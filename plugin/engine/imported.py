@@ -28,6 +28,7 @@ def implied_timers(state: CustomerState, rules: RuleSet, now: datetime) -> list[
     out = []
     if state.last_order_id is not None and state.last_order_at is not None:
         for rule in rules.lapse_rules:
+            assert rule.trigger.after is not None, "a lapsed trigger says after how long"
             due = state.last_order_at + rule.trigger.after
             if due <= now:
                 if rules.settings.on_import != "catch_up":

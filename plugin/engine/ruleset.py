@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+from typing import Any
 
-from plugin.engine.specs import SPECS
-from plugin.engine.conditions import ConditionProblem, compile_condition, did_you_mean
+from plugin.engine.specs import SPECS, Spec
+from plugin.engine.conditions import ConditionProblem, Group, Leaf, Path, compile_condition, did_you_mean
 from plugin.engine.occasions import field_names
 from plugin.engine.values import parse_duration
 from plugin.events import EVENT_TYPES, Money
@@ -39,7 +41,7 @@ class Trigger:
 class Variant:
     name: str
     weight: int
-    actions: tuple  # specs (plugin.engine.actions)
+    actions: tuple[Spec, ...]  # specs (plugin.engine.specs)
 
 
 @dataclass(frozen=True)
@@ -47,8 +49,8 @@ class Rule:
     id: str
     name: str
     trigger: Trigger
-    condition: object | None
-    actions: tuple  # specs (plugin.engine.actions)
+    condition: Leaf | Group | None
+    actions: tuple[Spec, ...]  # specs (plugin.engine.specs)
     delay: timedelta | None = None
     priority: int = 0
     holdout: Decimal = Decimal(0)  # percent of customers held out
@@ -59,7 +61,7 @@ class Rule:
     variants: tuple[Variant, ...] = ()  # A/B variants: each customer gets one, by weight
     marketing: bool = field(init=False)  # any coupon or email action: needs consent
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         object.__setattr__(self, "marketing", any(a.marketing for a in self.actions))
 
 
@@ -85,7 +87,7 @@ class Settings:
     #: who the emails come from: name, address, reply_to, postal_address (each optional)
     sender: tuple[tuple[str, str], ...] = ()
     currency: str | None = None  # the shop's: amounts written without a currency mean this one
-    occasion_fields: dict = field(default_factory=lambda: field_names())  # checkout field names per occasion part
+    occasion_fields: dict[str, tuple[str, ...]] = field(default_factory=lambda: field_names())  # checkout field names per occasion part
 
 
 @dataclass(frozen=True)
@@ -93,23 +95,23 @@ class RuleSet:
     rules: tuple[Rule, ...]
     settings: Settings = Settings()
     version: str = ""
-    by_event: dict = field(default_factory=dict)  # event type -> rules, highest priority first
-    by_id: dict = field(default_factory=dict)
-    lapse_rules: tuple = ()  # enabled rules with a lapsed trigger
-    occasion_rules: tuple = ()  # enabled rules with an occasion trigger
+    by_event: dict[str, tuple[Rule, ...]] = field(default_factory=dict)  # event type -> rules, highest priority first
+    by_id: dict[str, Rule] = field(default_factory=dict)
+    lapse_rules: tuple[Rule, ...] = ()  # enabled rules with a lapsed trigger
+    occasion_rules: tuple[Rule, ...] = ()  # enabled rules with an occasion trigger
 
 
 class Problems:
     """Collects (path, message) pairs; ``path`` starts with the document's index."""
 
-    def __init__(self):
-        self.items: list[tuple[tuple, str, str | None]] = []
+    def __init__(self) -> None:
+        self.items: list[tuple[Path, str, str | None]] = []
 
-    def add(self, path, message, rule_id=None):
+    def add(self, path: Iterable[Any], message: str, rule_id: str | None = None) -> None:
         self.items.append((tuple(path), message, rule_id))
 
 
-def _duration(value, path, problems, rule_id, name):
+def _duration(value: object, path: Path, problems: Problems, rule_id: str | None, name: str) -> timedelta | None:
     try:
         d = parse_duration(value)
     except ValueError as exc:
@@ -121,7 +123,7 @@ def _duration(value, path, problems, rule_id, name):
     return d
 
 
-def _trigger(value, path, problems, rule_id):
+def _trigger(value: str | dict[str, Any], path: Path, problems: Problems, rule_id: str) -> Trigger | None:
     if isinstance(value, str):
         if value not in TRIGGER_EVENTS:
             problems.add(path, f"unknown trigger event {value!r}{did_you_mean(value, TRIGGER_EVENTS)}", rule_id)
@@ -129,7 +131,7 @@ def _trigger(value, path, problems, rule_id):
         return Trigger("event", event=value)
     if "lapsed" in value:
         after = _duration(value["lapsed"], path + ("lapsed",), problems, rule_id, "lapsed")
-        return after and Trigger("lapsed", after=after)
+        return Trigger("lapsed", after=after) if after else None
     occasion = value.get("occasion")
     if occasion not in OCCASIONS:
         problems.add(path + ("occasion",), f"unknown occasion {occasion!r}{did_you_mean(occasion, OCCASIONS)}", rule_id)
@@ -154,14 +156,16 @@ def _trigger(value, path, problems, rule_id):
     return Trigger("occasion", occasion=occasion, before=before, kinds=kinds)
 
 
-def _action(item, path, problems, rule_id, templates):
+def _action(item: dict[str, Any], path: Path, problems: Problems, rule_id: str,
+            templates: Collection[str] | None) -> Spec | None:
     """The typed spec of one rule action (``plugin.engine.actions``); None when it has problems."""
     (kind, value), = item.items()
     return SPECS[kind].parse(value, path + (kind,), lambda p, message: problems.add(p, message, rule_id), rule_id,
                              templates)
 
 
-def _rule(doc, path, problems, templates, source):
+def _rule(doc: dict[str, Any], path: Path, problems: Problems, templates: Collection[str] | None,
+          source: str) -> Rule | None:
     rule_id = doc["id"]
     trigger = _trigger(doc["trigger"], path + ("trigger",), problems, rule_id)
     condition = None
@@ -203,7 +207,7 @@ def _rule(doc, path, problems, templates, source):
         name=doc.get("name", rule_id),
         trigger=trigger,
         condition=condition,
-        actions=actions,
+        actions=tuple(a for a in actions if a is not None),
         delay=delay,
         priority=doc.get("priority", 0),
         holdout=holdout,
@@ -215,7 +219,8 @@ def _rule(doc, path, problems, templates, source):
     )
 
 
-def _variants(doc, path, problems, rule_id, templates) -> tuple[Variant, ...]:
+def _variants(doc: dict[str, Any], path: Path, problems: Problems, rule_id: str,
+              templates: Collection[str] | None) -> tuple[Variant, ...]:
     """Each variant is the rule's actions with its coupon and/or email settings replaced."""
     out, names = [], set()
     for i, v in enumerate(doc.get("variants", ())):
@@ -234,18 +239,18 @@ def _variants(doc, path, problems, rule_id, templates) -> tuple[Variant, ...]:
                 continue
             items[index] = {kind: {**items[index][kind], **v[kind]}}
         actions = tuple(_action(a, vpath, problems, rule_id, templates) for a in items)
-        out.append(Variant(v["name"], v.get("weight", 1), actions))
+        out.append(Variant(v["name"], v.get("weight", 1), tuple(a for a in actions if a is not None)))
     return tuple(out)
 
 
-def _settings(doc, path, problems):
+def _settings(doc: dict[str, Any], path: Path, problems: Problems) -> Settings:
     cap = None
     if fc := doc.get("frequency_cap"):
         per = _duration(fc["per"], path + ("frequency_cap", "per"), problems, None, "per")
         if per is not None and per > timedelta(days=366):
             problems.add(path + ("frequency_cap", "per"), "per can be at most 366d (touches are remembered for a year)")
             per = None
-        cap = per and FrequencyCap(fc["touches"], per, fc.get("when_capped", "skip"))
+        cap = FrequencyCap(fc["touches"], per, fc.get("when_capped", "skip")) if per else None
     over = Settings.catch_up_over
     if "catch_up_over" in doc:
         over = _duration(doc["catch_up_over"], path + ("catch_up_over",), problems, None, "catch_up_over") or over
@@ -264,14 +269,17 @@ def for_shop(rules: RuleSet, referral_key: str) -> RuleSet:
     return replace(rules, settings=replace(rules.settings, referral_key=referral_key))
 
 
-def compile_ruleset(documents, templates=None, problems: Problems | None = None) -> RuleSet | None:
+def compile_ruleset(documents: Sequence[tuple[str, dict[str, Any]]], templates: Collection[str] | None = None,
+                    problems: Problems | None = None) -> RuleSet | None:
     """Compile schema-valid documents ``[(source, data), ...]``; None when problems were found.
 
     Problem paths start with the document index. ``templates`` is the set of known email
     template names (None skips that check).
     """
     problems = problems if problems is not None else Problems()
-    rules, settings, seen = [], None, {}
+    rules: list[Rule] = []
+    settings: Settings | None = None
+    seen: dict[str, str] = {}
     for n, (source, data) in enumerate(documents):
         if "settings" in data:
             if settings is not None:
@@ -291,11 +299,12 @@ def compile_ruleset(documents, templates=None, problems: Problems | None = None)
     return build_ruleset(rules, settings or Settings(), _version(documents))
 
 
-def build_ruleset(rules, settings: Settings, version: str = "") -> RuleSet:
+def build_ruleset(rules: Iterable[Rule], settings: Settings, version: str = "") -> RuleSet:
     ordered = tuple(sorted(rules, key=lambda r: (-r.priority, r.id)))
     by_event: dict[str, list[Rule]] = {}
     for r in ordered:
         if r.enabled and r.trigger.kind == "event":
+            assert r.trigger.event is not None, "an event trigger names its event"
             by_event.setdefault(r.trigger.event, []).append(r)
     return RuleSet(
         rules=ordered,
@@ -316,7 +325,7 @@ def with_currency(ruleset: RuleSet, currency: str | None) -> RuleSet:
     return replace(ruleset, settings=replace(ruleset.settings, currency=currency.upper()))
 
 
-def _version(documents) -> str:
+def _version(documents: Sequence[tuple[str, dict[str, Any]]]) -> str:
     blob = json.dumps([d for _, d in documents], sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:12]
 

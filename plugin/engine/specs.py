@@ -6,41 +6,88 @@ Pure: no I/O, no clock.
 """
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any, Callable, ClassVar, NamedTuple
+from typing import Any, Callable, ClassVar, NamedTuple, Protocol, TypeVar
 
-from plugin.engine.actions import Coupon, Email, Signal, Tag, Tier, coupon_code
-from plugin.engine.conditions import did_you_mean
+from plugin.engine.actions import Action, Coupon, Email, Signal, Tag, Tier, coupon_code
+from plugin.engine.conditions import Path, did_you_mean
+from plugin.engine.fields import Context
 from plugin.engine.occasions import template_vars
+from plugin.engine.state import CustomerState
 from plugin.engine.values import parse_discount, parse_duration, parse_money
 from plugin.events import Money
 
 #: ``report(path, message)``: how a spec's ``parse`` reports a problem at ``path``.
-Report = Callable[[tuple, str], None]
+Report = Callable[[Path, str], None]
 
 #: action type -> spec class (the key a rule file writes the action under)
-SPECS: dict[str, Any] = {}
+SPECS: dict[str, type[Spec]] = {}
 
 
-def spec(cls):
+class Spec(Protocol):
+    """What every spec has: its action type, whether it needs marketing consent, and how it is parsed
+    from a rule file and makes one touch's action."""
+
+    type: ClassVar[str]
+    marketing: ClassVar[bool]
+
+    @classmethod
+    def parse(cls, value: Any, path: Path, report: Report, rule_id: str,
+              templates: Collection[str] | None = None) -> Spec | None: ...
+
+    def act(self, t: Touch, i: int) -> Action | None: ...
+
+
+_S = TypeVar("_S", bound=type[Spec])
+
+
+def spec(cls: _S) -> _S:
     """Register a spec class under its ``type``."""
     SPECS[cls.type] = cls
     return cls
+
+
+class _Trigger(Protocol):
+    """What a spec reads of its rule's trigger (``plugin.engine.ruleset.Trigger``)."""
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def occasion(self) -> str | None: ...
+
+
+class _Rule(Protocol):
+    """What a spec reads of its rule (``plugin.engine.ruleset.Rule``, which imports this module)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def trigger(self) -> _Trigger: ...
+
+
+class _Settings(Protocol):
+    """What a spec reads of the rule set's settings (``plugin.engine.ruleset.Settings``)."""
+
+    @property
+    def currency(self) -> str | None: ...
 
 
 class Touch(NamedTuple):
     """What a spec needs to make its action for one touch."""
 
     key: str  # the decision's key
-    rule: Any  # plugin.engine.ruleset.Rule
-    ctx: Any  # plugin.engine.fields.Context
-    settings: Any  # plugin.engine.ruleset.Settings
+    rule: _Rule
+    ctx: Context
+    settings: _Settings
     anchor: str
 
 
-def _duration(value, path, report: Report, name: str) -> timedelta | None:
+def _duration(value: object, path: Path, report: Report, name: str) -> timedelta | None:
     try:
         d = parse_duration(value)
     except ValueError as exc:
@@ -69,7 +116,8 @@ class CouponSpec:
     title: str | None = None
 
     @classmethod
-    def parse(cls, value: dict, path: tuple, report: Report, rule_id: str, templates=None) -> "CouponSpec | None":
+    def parse(cls, value: dict[str, Any], path: Path, report: Report, rule_id: str,
+              templates: Collection[str] | None = None) -> "CouponSpec | None":
         ok = True
         try:
             discount_type, amount, currency = parse_discount(value["discount"])
@@ -124,7 +172,8 @@ class EmailSpec:
     subject: str
 
     @classmethod
-    def parse(cls, value: dict, path: tuple, report: Report, rule_id: str, templates=None) -> "EmailSpec":
+    def parse(cls, value: dict[str, Any], path: Path, report: Report, rule_id: str,
+              templates: Collection[str] | None = None) -> "EmailSpec":
         name = value["template"]
         if templates is not None and name not in templates:
             report(path + ("template",), f"email template {name!r} not found{did_you_mean(name, templates)}"
@@ -138,12 +187,13 @@ class EmailSpec:
                      customer_id=state.customer_id, to=state.email, occasion=occasion)
 
 
-def _occasion_vars(rule, state, anchor: str) -> dict | None:
+def _occasion_vars(rule: _Rule, state: CustomerState, anchor: str) -> dict[str, Any] | None:
     """What the email sees as ``occasion``: the captured one, or the profile date's kind."""
     prefix, _, when = anchor.rpartition(":")
     if prefix.startswith("captured:"):
         return template_vars(state.occasions.get(prefix.split(":", 1)[1]))
     kind = rule.trigger.occasion
+    assert kind is not None, "an occasion trigger names its occasion"
     return {"kind": kind, "title": kind.replace("_", " ").capitalize(), "recipient": None, "date": when}
 
 
@@ -155,7 +205,8 @@ class TagSpec:
     tag: str
 
     @classmethod
-    def parse(cls, value, path: tuple, report: Report, rule_id: str, templates=None) -> "TagSpec":
+    def parse(cls, value: object, path: Path, report: Report, rule_id: str,
+              templates: Collection[str] | None = None) -> "TagSpec":
         return cls(str(value))
 
     def act(self, t: Touch, i: int) -> Tag:
@@ -170,7 +221,8 @@ class TierSpec:
     tier: str
 
     @classmethod
-    def parse(cls, value, path: tuple, report: Report, rule_id: str, templates=None) -> "TierSpec":
+    def parse(cls, value: object, path: Path, report: Report, rule_id: str,
+              templates: Collection[str] | None = None) -> "TierSpec":
         return cls(str(value))
 
     def act(self, t: Touch, i: int) -> Tier:
@@ -186,12 +238,13 @@ class SignalSpec:
     to: str  # referrer
 
     @classmethod
-    def parse(cls, value: dict, path: tuple, report: Report, rule_id: str, templates=None) -> "SignalSpec":
+    def parse(cls, value: dict[str, Any], path: Path, report: Report, rule_id: str,
+              templates: Collection[str] | None = None) -> "SignalSpec":
         return cls(value["event"], value["to"])
 
     def act(self, t: Touch, i: int) -> Signal:
         state, order = t.ctx.state, t.ctx.order
-        data = {"friend_id": state.customer_id, "friend_email": state.email}
+        data: dict[str, Any] = {"friend_id": state.customer_id, "friend_email": state.email}
         # what else tells the referrer's side whether the friend is the referrer under another account
         for name, value in (("friend_phone", state.phone),
                             ("friend_address", (order and order.shipping_address) or state.shipping_address)):
