@@ -15,7 +15,7 @@ from typing import Callable
 
 from redis import Redis
 from rq import Queue
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import sessionmaker
 
 import connectors
@@ -27,17 +27,17 @@ from plugin.attribution import record_attribution
 from plugin.config import Config
 from plugin.db import (CustomerRow, DecisionRow, EffectRow, EventSeenRow, OrderIndexRow, ShopRow, TimerRow,
                        UnsubscribeRow, utcnow)
-from plugin.engine import Decision, Kind, Reason, apply, decide, new_state, occasions, record
+from plugin.engine import Decision, occasions
 from plugin.engine.actions import Coupon
-from plugin.engine.decide import decision_key
 from plugin.engine.state import state_from_dict, state_to_dict
+from plugin.engine.step import Amend, Entry, Outcome, Recorded, TimerEntry, step
 from plugin.errors import DeliveryError, PayloadError, StoreError
 from plugin.events import Event, event_from_dict, event_to_dict
 from plugin.handoff import DRAIN_TTL, Envelope, Handoff, job_id
 from plugin.importing.importer import is_importing
 from plugin.engine.ruleset import for_shop
 from plugin.shops import learn_currency, referral_key, rules_for, to_shop
-from plugin.timers import RQ_TIMER_HORIZON, arm_again, due, fire_timer, schedule_timer, sweep_timers
+from plugin.timers import RQ_TIMER_HORIZON, fire_timer, schedule_timer, sweep_timers
 
 log = logging.getLogger("keepwell.worker")
 
@@ -191,15 +191,16 @@ def process_envelope(rt: Runtime, shop_id: str, env: Envelope) -> None:
                 return idx.customer_id if idx else None
 
             events = connectors.get(env.platform).parse(shop, env.topic, payload, customer_of_order)
+        if any(e.order is not None for e in events):  # as simulate does: an order's checkout fields may capture an occasion
             events = occasions.expand(events, rules_for(session, shop_id)[0].settings.occasion_fields)
     for event in events:
         process_event(rt, shop_id, event)
 
 
-# --- deciding -----------------------------------------------------------------------------------
+# --- deciding: load -> step -> write ------------------------------------------------------------
 
 def process_event(rt: Runtime, shop_id: str, event: Event) -> list[str]:
-    """Fold the event into the customer's state, decide, and record everything in one
+    """Load what the policy needs, let the engine's ``step`` decide, and record its outcome in one
     transaction; then schedule timers and run the new touches. Returns the touch keys."""
     if event.shop != shop_id:  # the envelope's shop is the truth
         event = replace(event, shop=shop_id)
@@ -212,8 +213,9 @@ def process_event(rt: Runtime, shop_id: str, event: Event) -> list[str]:
                 DecisionRow.shop_id == shop_id, DecisionRow.event_id == event.id, DecisionRow.status == "pending")))
             timers = []
         else:
-            early = _early_timer(session, shop_id, event, now)
-            touches, timers = ([], early) if early is not None else _decide(rt, session, shop_id, event, now, looked_up)
+            ruleset, crow, state, recorded = _load(rt, session, shop_id, event, looked_up)
+            outcome = step(event, state, ruleset, now, recorded)
+            touches, timers = _write(session, shop_id, event, crow, outcome)
     for key, at, attempt in timers:
         schedule_timer(rt, shop_id, key, at, attempt)
     for key in touches:
@@ -221,103 +223,68 @@ def process_event(rt: Runtime, shop_id: str, event: Event) -> list[str]:
     return touches
 
 
-def _early_timer(session, shop_id: str, event: Event, now: datetime) -> list | None:
-    """None when ``event`` may be decided now; else the timer fired before its time, and is
-    armed again (the timers to schedule) or failed, deciding nothing."""
-    if event.type != "timer":
-        return None
-    row = session.get(TimerRow, (shop_id, event.id))
-    if row is None or due(row.wake_at, now):
-        return None
-    early = row.wake_at - now
-    if arm_again(row, f"fired {early.total_seconds():.3f} s before its time"):
-        # Whoever fired it had reached wake_at on their clock, so ours is at least `early` behind
-        # theirs: waiting twice as long each attempt gets past any steady skew.
-        return [(row.key, row.wake_at + early * 2 ** row.attempts, row.attempts)]
-    _record_failure(session, shop_id, _timer_decision(row, now), row.error)
-    return []
-
-
-def _decide(rt: Runtime, session, shop_id: str, event: Event, now: datetime, looked_up: ConsentLookup | None = None
-            ) -> tuple[list[str], list[tuple]]:
-    """Decide ``event`` and record its decisions, timers and state; (touch keys, timers to schedule).
-    ``looked_up``: the store's consent for a customer Keepwell knew none of (plugin.consent)."""
+def _load(rt: Runtime, session, shop_id: str, event: Event, looked_up: ConsentLookup | None):
+    """(rule set, customer row, state, Recorded) for ``event``. ``looked_up``: the store's consent
+    for a customer Keepwell knew none of (plugin.consent)."""
     learn_currency(session, shop_id, event)
     # a timer runs under the rule set version it was scheduled with, while the shop keeps it
     ruleset, _ = rules_for(session, shop_id, event.data.get("version") if event.type == "timer" else None)
     ruleset = for_shop(ruleset, _referral_key(rt, session, shop_id))
-    crow = session.get(CustomerRow, (shop_id, event.customer_id))
-    state = state_from_dict(crow.state) if crow else new_state(shop_id, event.customer_id)
-    if looked_up is not None and looked_up.accepts_marketing is not None and state.consent_at is None:
-        # what the store had before this event; the event's own consent, if newer, still wins
-        state = replace(state, accepts_marketing=looked_up.accepts_marketing, consent_at=looked_up.updated_at)
-    state = apply(state, event, ruleset.settings)
-    if state.accepts_marketing and session.get(UnsubscribeRow, (shop_id, event.customer_id)) is not None:
-        # Our one-click unsubscribe outranks an opt-in the store still reports (a checkout
-        # box, a stale meta value): effects never email this customer again, so no rule may
-        # issue them coupons or count touches as if it could.
-        state = replace(state, accepts_marketing=False)
-    touches, timers, armed_again = [], [], False
-    decisions = decide(event, state, ruleset, now)
-    known_timers, decided = _already_recorded(session, shop_id, decisions)
-    for d in decisions:
-        if d.kind == Kind.SCHEDULED:
-            row = known_timers.get(d.timer.id)
-            if row is None:
-                session.add(TimerRow(shop_id=shop_id, key=d.timer.id, customer_id=d.customer_id,
-                                     wake_at=d.wake_at, event=event_to_dict(d.timer)))
-                timers.append((d.timer.id, d.wake_at, 0))
-            elif row.key == event.id:  # this timer, deferred again to its own moment: not yet its time
-                if arm_again(row, f"deferred again to its own time {d.wake_at.isoformat()}"):
-                    timers.append((row.key, d.wake_at, row.attempts))
-                    armed_again = True  # its event must be decided again when it fires
-                else:
-                    _record_failure(session, shop_id, d, row.error)
-            continue  # else set before (a delay is set once per touch, however often its trigger comes)
-        if d.kind == Kind.SUPPRESSED and d.reason == Reason.CONDITIONS:
-            continue  # the rule simply did not apply: not a touch anyone wanted
-        existing = decided.get(d.key)
-        if existing is not None and (d.kind == Kind.SUPPRESSED or existing.reason != Reason.CAP.value):
-            if d.reason == Reason.CAP and existing.reason == Reason.CAP.value and existing.status == "suppressed":
-                existing.detail = d.detail  # deferred again: the ledger says to when
-            continue  # decided before; only a touch the cap deferred may still go out
-        if d.kind == Kind.TOUCH:
-            state = record(state, d)
-            _write_touch(session, shop_id, d, existing)
-            touches.append(d.key)
+    cid = event.customer_id
+    crow = session.get(CustomerRow, (shop_id, cid))
+    ledger = {key: Entry(kind, reason, status) for key, kind, reason, status in session.execute(
+        select(DecisionRow.key, DecisionRow.kind, DecisionRow.reason, DecisionRow.status)
+        .where(DecisionRow.shop_id == shop_id, DecisionRow.customer_id == cid))}
+    timers = {key: TimerEntry(wake_at, attempts, status) for key, wake_at, attempts, status in session.execute(
+        select(TimerRow.key, TimerRow.wake_at, TimerRow.attempts, TimerRow.status)
+        .where(TimerRow.shop_id == shop_id, TimerRow.customer_id == cid))} if crow is not None else {}
+    known = looked_up is not None and looked_up.accepts_marketing is not None
+    recorded = Recorded(ledger, timers, unsubscribed=session.get(UnsubscribeRow, (shop_id, cid)) is not None,
+                        store_consent=looked_up.accepts_marketing if known else None,
+                        store_consent_at=looked_up.updated_at if known else None)
+    return ruleset, crow, state_from_dict(crow.state) if crow else None, recorded
+
+
+def _write(session, shop_id: str, event: Event, crow: CustomerRow | None, outcome: Outcome
+           ) -> tuple[list[str], list[tuple]]:
+    """Record ``outcome``; (touch keys to run, timers to schedule)."""
+    for w in outcome.ledger:
+        if w.status == "failed":
+            log.error("shop %s: %s: %s", shop_id, w.key if isinstance(w, Amend) else w.decision.key, w.error)
+        if isinstance(w, Amend):
+            changes = {k: v for k, v in (("detail", w.detail), ("status", w.status), ("error", w.error)) if v is not None}
+            session.execute(update(DecisionRow).where(DecisionRow.shop_id == shop_id, DecisionRow.key == w.key)
+                            .values(**changes))
+            continue
+        if w.replaces:
+            session.execute(delete(DecisionRow).where(DecisionRow.shop_id == shop_id, DecisionRow.key == w.decision.key))
+        session.add(_decision_row(shop_id, w.decision, w.status, w.error))
+        if w.status == "pending":
+            for a in w.decision.actions:
+                session.add(EffectRow(shop_id=shop_id, key=a.key, decision_key=w.decision.key,
+                                      customer_id=w.decision.customer_id, type=a.type,
+                                      coupon_code=a.code if isinstance(a, Coupon) else None))
+    schedule = []
+    for t in outcome.timers:
+        if t.event is not None:
+            session.add(TimerRow(shop_id=shop_id, key=t.id, customer_id=t.customer_id, wake_at=t.wake_at,
+                                 event=event_to_dict(t.event)))
         else:
-            session.add(_decision_row(shop_id, d, status="suppressed"))
-    if crow is None:
-        session.add(CustomerRow(shop_id=shop_id, customer_id=event.customer_id, state=state_to_dict(state)))
-    else:
-        crow.state = state_to_dict(state)
-    if event.order is not None and session.get(OrderIndexRow, (shop_id, event.order.id)) is None:
-        session.add(OrderIndexRow(shop_id=shop_id, order_id=event.order.id, customer_id=event.customer_id))
-    record_attribution(session, shop_id, event)  # order.paid redeeming a Keepwell coupon
-    if not armed_again:
+            session.execute(update(TimerRow).where(TimerRow.shop_id == shop_id, TimerRow.key == t.id)
+                            .values(status=t.status, attempts=t.attempts, error=t.error))
+        if t.status == "pending":
+            schedule.append((t.id, t.wake_at, t.attempts))
+    if outcome.state is not None:
+        if crow is None:
+            session.add(CustomerRow(shop_id=shop_id, customer_id=event.customer_id, state=state_to_dict(outcome.state)))
+        else:
+            crow.state = state_to_dict(outcome.state)
+        if event.order is not None and session.get(OrderIndexRow, (shop_id, event.order.id)) is None:
+            session.add(OrderIndexRow(shop_id=shop_id, order_id=event.order.id, customer_id=event.customer_id))
+        record_attribution(session, shop_id, event)  # order.paid redeeming a Keepwell coupon
+    if outcome.seen:
         session.add(EventSeenRow(shop_id=shop_id, key=event.id))
-    return touches, timers
-
-
-def _timer_decision(row: TimerRow, now: datetime) -> Decision:
-    """The touch a timer was for, as a suppressed decision (to record that it failed)."""
-    data = row.event["data"]
-    return Decision(kind=Kind.SUPPRESSED, key=decision_key(row.shop_id, data["rule"], row.customer_id, data["anchor"]),
-                    shop=row.shop_id, rule_id=data["rule"], customer_id=row.customer_id, at=now, event_id=row.key,
-                    reason=data["kind"], ruleset_version=data.get("version", ""))
-
-
-def _record_failure(session, shop_id: str, d: Decision, why: str) -> None:
-    """A touch whose timer will not fire again: the ledger says so, and why. A touch already
-    decided (made, or suppressed for good) stays as it is; one the cap deferred is failed."""
-    log.error("shop %s: %s: %s", shop_id, d.key, why)
-    existing = session.scalar(select(DecisionRow).where(DecisionRow.shop_id == shop_id, DecisionRow.key == d.key))
-    if existing is None:
-        existing = _decision_row(shop_id, d._replace(kind=Kind.SUPPRESSED, detail=why), status="failed")
-        session.add(existing)
-    elif (existing.kind, existing.reason) != (Kind.SUPPRESSED.value, Reason.CAP.value):
-        return
-    existing.status, existing.error = "failed", why
+    return [d.key for d in outcome.touches], schedule
 
 
 def _referral_key(rt: Runtime, session, shop_id: str) -> str:
@@ -328,32 +295,11 @@ def _referral_key(rt: Runtime, session, shop_id: str) -> str:
     return referral_key(session, rt.config, shop_id)
 
 
-def _already_recorded(session, shop_id: str, decisions: list[Decision]):
-    """The timers and ledger rows the event's decisions already have: one query each, not one per decision."""
-    timer_ids = [d.timer.id for d in decisions if d.kind == Kind.SCHEDULED]
-    keys = [d.key for d in decisions if d.kind != Kind.SCHEDULED and d.reason != Reason.CONDITIONS]
-    known = {r.key: r for r in session.scalars(select(TimerRow).where(TimerRow.shop_id == shop_id,
-                                                                     TimerRow.key.in_(timer_ids)))} if timer_ids else {}
-    decided = {r.key: r for r in session.scalars(select(DecisionRow).where(DecisionRow.shop_id == shop_id,
-                                                                            DecisionRow.key.in_(keys)))} if keys else {}
-    return known, decided
-
-
-def _decision_row(shop_id: str, d: Decision, status: str) -> DecisionRow:
+def _decision_row(shop_id: str, d: Decision, status: str, error: str | None = None) -> DecisionRow:
     data = d.to_dict()
     return DecisionRow(shop_id=shop_id, key=d.key, rule_id=d.rule_id, customer_id=d.customer_id, kind=data["kind"],
                        reason=data["reason"], detail=d.detail, status=status, event_id=d.event_id,
-                       ruleset_version=d.ruleset_version, decision=data)
-
-
-def _write_touch(session, shop_id: str, d: Decision, existing: DecisionRow | None) -> None:
-    if existing is not None:  # e.g. a deferred touch, capped first, now going out
-        session.delete(existing)
-        session.flush()
-    session.add(_decision_row(shop_id, d, status="pending"))
-    for a in d.actions:
-        session.add(EffectRow(shop_id=shop_id, key=a.key, decision_key=d.key, customer_id=d.customer_id,
-                              type=a.type, coupon_code=a.code if isinstance(a, Coupon) else None))
+                       ruleset_version=d.ruleset_version, decision=data, error=error)
 
 
 # --- acting -------------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 The simulator is the imperative shell around the pure engine, like the live worker, but its
 clock is the history's own: delays, lapse timers and return windows fire in virtual time.
-Touches are recorded once per decision key (the ledger), exactly as the worker does.
+Each event goes through the engine's ``step``, the same decision and ledger policy the worker
+runs; the simulator keeps what the worker's ledger and timers table would hold.
 """
 from __future__ import annotations
 
@@ -17,12 +18,14 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Callable, Iterable, Iterator
 
-from plugin.engine import Kind, Reason, RuleSet, apply, decide, new_state, occasions, record
+from plugin.engine import Kind, Reason, RuleSet, occasions
 from plugin.engine.actions import Coupon, Email, Signal
+from plugin.engine.step import Amend, Entry, Outcome, Recorded, TimerEntry, due, is_unsubscribe, origin_time, step
 from plugin.events import Event, event_from_dict
 
 _INITIAL_TIMERS = {Reason.LAPSE.value, Reason.OCCASION.value}
 _REASON = {r: r.value for r in Reason}
+_VALUE = {**_REASON, **{k: k.value for k in Kind}}
 
 
 def _count_coupon(r, a: Coupon) -> None:
@@ -113,18 +116,53 @@ class Report:
         }
 
 
+class _Ledger:
+    """What the simulated ledger holds for a decision key (by hash: memory stays small)."""
+
+    __slots__ = ("entries",)
+
+    def __init__(self):
+        self.entries: dict[int, Entry] = {}
+
+    def get(self, key: str) -> Entry | None:
+        return self.entries.get(hash(key))
+
+
+class _Timers:
+    """Every timer ever set (as the timers table keeps them), and the one firing now."""
+
+    __slots__ = ("ids", "own_id", "own")
+
+    def __init__(self):
+        self.ids: set[int] = set()
+        self.own_id: str | None = None
+        self.own: TimerEntry | None = None
+
+    def get(self, key: str) -> TimerEntry | None:
+        if key == self.own_id:
+            return self.own
+        return _SET_BEFORE if hash(key) in self.ids else None
+
+
+_SET_BEFORE = TimerEntry(datetime.min, 0, "fired")
+_ENTRIES: dict[Entry, Entry] = {}  # one shared Entry per (kind, reason, status)
+
+
 class Simulator:
-    """Feed time-ordered events; timers fire in virtual time between them."""
+    """Feed time-ordered events; timers fire in virtual time between them. Each event goes
+    through the engine's ``step``, the policy the live worker runs."""
 
     def __init__(self, rules: RuleSet):
         self.rules = rules
         self.states: dict = {}
-        self.timers: list = []  # heap of (wake_at, seq, timer event)
-        self.scheduled: set[str] = set()
+        self.timers: list = []  # heap of (wake_at, origin time, timer id, attempts, timer event)
         self.seen: set[int] = set()  # hashes of (shop, event id) delivered
-        self.seq = itertools.count()
+        self.unsubscribed: set[int] = set()  # hashes of (shop, customer id) who used our one-click unsubscribe
         self.report = Report()
         self.clock: datetime | None = None
+        self._ledger = _Ledger()
+        self._timer_ids = _Timers()
+        self._recorded = {flag: Recorded(self._ledger, self._timer_ids, unsubscribed=flag) for flag in (False, True)}
 
     def feed(self, event: Event) -> None:
         self.advance(event.occurred_at)
@@ -140,13 +178,16 @@ class Simulator:
             self.feed(derived)
 
     def advance(self, until: datetime) -> None:
-        """Fire every timer due at or before ``until``, in time order."""
+        """Fire every timer due at or before ``until``, in the order the worker fires them."""
         timers = self.timers
-        while timers and timers[0][0] <= until:
-            wake_at, _, timer = heapq.heappop(timers)
-            self.scheduled.discard(timer.id)  # only pending timers are remembered: memory stays flat
+        while timers and due(timers[0][0], until):
+            wake_at, _, timer_id, attempts, timer = heapq.heappop(timers)
             self.report.timers_fired += 1
-            self._process(timer, wake_at)
+            self._timer_ids.own_id, self._timer_ids.own = timer_id, TimerEntry(wake_at, attempts, "fired")
+            try:
+                self._process(timer, wake_at)
+            finally:
+                self._timer_ids.own_id = self._timer_ids.own = None
         if self.clock is None or until > self.clock:
             self.clock = until
         if self.report.start is None:
@@ -162,32 +203,56 @@ class Simulator:
 
     def _process(self, event: Event, now: datetime) -> None:
         skey = (event.shop, event.customer_id)
-        state = self.states.get(skey)
-        if state is None:
-            state = new_state(event.shop, event.customer_id)
-        state = apply(state, event, self.rules.settings)
-        from_delay = event.type == "timer" and event.data["kind"] not in _INITIAL_TIMERS
-        signals = []
+        who = hash(skey)
+        if is_unsubscribe(event):
+            self.unsubscribed.add(who)
+        outcome = step(event, self.states.get(skey), self.rules, now, self._recorded[who in self.unsubscribed])
+        if outcome.state is not None:
+            self.states[skey] = outcome.state
+        self._keep(event, outcome)
+        signals = self._report(event, outcome, skey, now)
+        for signal in signals:
+            self._process(signal, now)
+
+    def _keep(self, event: Event, outcome: Outcome) -> None:
+        """Record the outcome as the worker's ledger and timers table would."""
+        entries = self._ledger.entries
+        for w in outcome.ledger:
+            if isinstance(w, Amend):
+                if w.status is not None:
+                    old = entries[hash(w.key)]
+                    entries[hash(w.key)] = _shared(Entry(old.kind, old.reason, w.status))
+                continue
+            d = w.decision
+            entries[hash(d.key)] = _shared(Entry(_VALUE.get(d.kind, d.kind), _VALUE.get(d.reason, d.reason), w.status))
+        for t in outcome.timers:
+            self._timer_ids.ids.add(hash(t.id))
+            if t.status == "pending":
+                timer = t.event if t.event is not None else event  # only the firing timer is armed again
+                heapq.heappush(self.timers, (t.wake_at, origin_time(timer.data) or t.wake_at, t.id, t.attempts, timer))
+
+    def _report(self, event: Event, outcome: Outcome, skey, now: datetime) -> list[Event]:
+        """Count the outcome in the report; the signals its touches send."""
         report = self.report
-        for d in decide(event, state, self.rules, now):
+        from_delay = event.type == "timer" and event.data["kind"] not in _INITIAL_TIMERS
+        made = 0
+        for d in outcome.decisions:
             r = report.rule(d.rule_id)
             if d.kind == Kind.SCHEDULED:
                 if d.reason == Reason.DELAY:
                     r.triggered += 1
-                if d.timer.id not in self.scheduled:
-                    self.scheduled.add(d.timer.id)
-                    heapq.heappush(self.timers, (d.wake_at, next(self.seq), d.timer))
                 continue
             if not from_delay:
                 r.triggered += 1
             if d.kind == Kind.SUPPRESSED:
                 r.suppressed[_REASON.get(d.reason, d.reason)] += 1
-                continue
-            if d.key in report.ledger:
-                report.duplicates += 1
-                continue
+            else:
+                made += 1
+        report.duplicates += made - len(outcome.touches)
+        signals = []
+        for d in outcome.touches:
             report.ledger[d.key] = d
-            state = record(state, d)
+            r = report.rule(d.rule_id)
             r.touches += 1
             r.customers.add(skey)
             for a in d.actions:
@@ -197,9 +262,11 @@ class Simulator:
                 if isinstance(a, Signal) and a.customer_id:
                     signals.append(Event(id=a.key, type=a.event, shop=event.shop, customer_id=a.customer_id,
                                          occurred_at=now, data=a.data))
-        self.states[skey] = state
-        for signal in signals:
-            self._process(signal, now)
+        return signals
+
+
+def _shared(entry: Entry) -> Entry:
+    return _ENTRIES.setdefault(entry, entry)
 
 
 def read_events(lines: Iterable[str]) -> Iterator[Event]:

@@ -3,7 +3,7 @@
 A timer acts at its ``wake_at``, never before. RQ's scheduled-job registry keeps whole seconds
 and truncates, and the machines' clocks differ, so the job that fires a timer may run early:
 times are rounded up when scheduled, and the worker checks the time again when it processes the
-timer's event (``plugin.pipeline``). A timer that runs early, or that the engine defers to its
+timer's event (``plugin.engine.step``). A timer that runs early, or that the engine defers to its
 own moment again, is armed again with one more attempt; one with no attempts left is failed,
 and its touch is recorded as failed on the ledger with the reason.
 """
@@ -14,20 +14,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 
 from plugin.db import TimerRow
-from plugin.events import parse_time
+from plugin.engine.step import MAX_TIMER_ATTEMPTS, due, origin_time, timer_order
 from plugin.handoff import job_id
 
 #: Timers due sooner than this go to RQ's scheduler; later ones are fired by the minutely tick
 #: from the timers table, so days-long delays cost no Redis job.
 RQ_TIMER_HORIZON = timedelta(minutes=15)
-#: An early timer comes back within a second or two of clock skew; this many attempts without
-#: acting means something else is wrong (a clock far off, a deferral that never frees).
-MAX_TIMER_ATTEMPTS = 10
-
-
-def due(wake_at: datetime, now: datetime) -> bool:
-    """The one rule for every path (RQ's job, the tick's sweep, the worker): due at its time, not before."""
-    return wake_at <= now
 
 
 def whole_second_up(t: datetime) -> datetime:
@@ -42,16 +34,6 @@ def schedule_timer(rt, shop_id: str, key: str, at: datetime, attempt: int = 0) -
         return
     rt.queue.enqueue_at(whole_second_up(at), "plugin.jobs.fire_timer", shop_id, key,
                         job_id=f"timer-{job_id(shop_id, key, str(attempt))}", result_ttl=60)
-
-
-def arm_again(row: TimerRow, why: str) -> bool:
-    """Make a fired timer pending again with one more attempt; False (and the row failed) when
-    it has used its attempts."""
-    if row.attempts >= MAX_TIMER_ATTEMPTS:
-        row.status, row.error = "failed", f"{why}; not armed again after {row.attempts} attempts"
-        return False
-    row.status, row.attempts, row.error = "pending", row.attempts + 1, why
-    return True
 
 
 def fire_timer(rt, shop_id: str, key: str) -> bool:
@@ -78,9 +60,7 @@ def sweep_timers(rt, grace: timedelta = timedelta(minutes=2)) -> int:
 
 
 def _firing_order(row: TimerRow):
-    """By time; a tie (deferrals to the same free slot) by when the deferred touch was due."""
-    origin = (row.event.get("data") or {}).get("event") or {}
-    return row.wake_at, parse_time(origin.get("occurred_at")) or row.wake_at, row.key
+    return timer_order(row.wake_at, origin_time(row.event.get("data") or {}), row.key)
 
 
 def _fire(rt, rows: list[TimerRow]) -> set[tuple[str, str]]:
@@ -99,5 +79,5 @@ def _fire(rt, rows: list[TimerRow]) -> set[tuple[str, str]]:
     return {(r.shop_id, r.key) for r in rows}
 
 
-__all__ = ["RQ_TIMER_HORIZON", "MAX_TIMER_ATTEMPTS", "due", "whole_second_up", "schedule_timer", "arm_again",
-           "fire_timer", "sweep_timers"]
+__all__ = ["RQ_TIMER_HORIZON", "MAX_TIMER_ATTEMPTS", "due", "whole_second_up", "schedule_timer", "fire_timer",
+           "sweep_timers"]

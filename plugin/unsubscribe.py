@@ -8,6 +8,7 @@ from flask import Blueprint, current_app, render_template_string
 
 from plugin.consent import enqueue_write_back
 from plugin.db import UnsubscribeRow
+from plugin.engine.step import UNSUBSCRIBE_PREFIX
 from plugin.mail import UnsubscribeTokenError, verify_unsubscribe_token
 
 log = logging.getLogger("keepwell.unsubscribe")
@@ -49,7 +50,7 @@ def unsubscribe(token: str):
             session.add(UnsubscribeRow(shop_id=shop_id, customer_id=customer_id, at=now))
     # Later decisions see the customer without consent: the change goes through the normal path.
     edge.handoff.push_event(shop_id, {
-        "id": f"unsubscribe:{customer_id}:{int(now.timestamp())}", "type": "customer.consent_changed",
+        "id": f"{UNSUBSCRIBE_PREFIX}{customer_id}:{int(now.timestamp())}", "type": "customer.consent_changed",
         "shop": shop_id, "customer_id": customer_id, "occurred_at": now.isoformat(),
         "customer": {"id": customer_id, "accepts_marketing": False},
     })
