@@ -152,8 +152,10 @@ class Simulator:
     """Feed time-ordered events; timers fire in virtual time between them. Each event goes
     through the engine's ``step``, the policy the live worker runs."""
 
-    def __init__(self, rules: RuleSet):
+    def __init__(self, rules: RuleSet, on_outcome: Callable[[Event, Outcome], None] | None = None):
+        """``on_outcome``: called with each event (timers included) and what ``step`` made of it."""
         self.rules = rules
+        self.on_outcome = on_outcome
         self.states: dict = {}
         self.timers: list = []  # heap of (wake_at, origin time, timer id, attempts, timer event)
         self.seen: set[int] = set()  # hashes of (shop, event id) delivered
@@ -210,6 +212,8 @@ class Simulator:
         if outcome.state is not None:
             self.states[skey] = outcome.state
         self._keep(event, outcome)
+        if self.on_outcome is not None:
+            self.on_outcome(event, outcome)
         signals = self._report(event, outcome, skey, now)
         for signal in signals:
             self._process(signal, now)

@@ -27,6 +27,9 @@ MAX_TIMER_ATTEMPTS = 10
 UNSUBSCRIBE_PREFIX = "unsubscribe:"
 
 _CAP = Reason.CAP.value
+#: A touch the cap deferred, or one whose re-check stood it down (a lapse counted from an order
+#: that turned out not to be the last), may still go out when it is decided again as a touch.
+_MAY_STILL_GO = frozenset({_CAP, Reason.CANCELLED.value})
 _SUPPRESSED = Kind.SUPPRESSED.value
 
 
@@ -149,10 +152,10 @@ def step(event: Event, state: CustomerState | None, rules: RuleSet, now: datetim
         if d.reason == Reason.CONDITIONS:
             continue  # the rule simply did not apply: not a touch anyone wanted
         existing = book.entry(d.key)
-        if existing is not None and (d.kind == Kind.SUPPRESSED or existing.reason != _CAP):
+        if existing is not None and (d.kind == Kind.SUPPRESSED or existing.reason not in _MAY_STILL_GO):
             if d.reason == Reason.CAP and existing.reason == _CAP and existing.status == "suppressed":
                 book.ledger.append(Amend(d.key, detail=d.detail))  # deferred again: the ledger says to when
-            continue  # decided before; only a touch the cap deferred may still go out
+            continue  # decided before; only a touch deferred or stood down may still go out
         if d.kind == Kind.TOUCH:
             state = record(state, d)
             book.write(Write(d, "pending", replaces=existing is not None))  # e.g. a deferred touch, capped first
