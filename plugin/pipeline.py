@@ -237,7 +237,7 @@ def _load(rt: Runtime, session, shop_id: str, event: Event, looked_up: ConsentLo
         .where(DecisionRow.shop_id == shop_id, DecisionRow.customer_id == cid))}
     timers = {key: TimerEntry(wake_at, attempts, status) for key, wake_at, attempts, status in session.execute(
         select(TimerRow.key, TimerRow.wake_at, TimerRow.attempts, TimerRow.status)
-        .where(TimerRow.shop_id == shop_id, TimerRow.customer_id == cid))} if crow is not None else {}
+        .where(TimerRow.shop_id == shop_id, TimerRow.customer_id == cid))}
     known = looked_up is not None and looked_up.accepts_marketing is not None
     recorded = Recorded(ledger, timers, unsubscribed=session.get(UnsubscribeRow, (shop_id, cid)) is not None,
                         store_consent=looked_up.accepts_marketing if known else None,

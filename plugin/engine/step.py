@@ -143,6 +143,8 @@ def step(event: Event, state: CustomerState | None, rules: RuleSet, now: datetim
         # issue them coupons or count touches as if it could.
         state = replace(state, accepts_marketing=False)
     decisions = decide(event, state, rules, now)
+    if not decisions:
+        return Outcome(state)
     book = _Book(recorded)
     touches, seen = [], True
     for d in decisions:
