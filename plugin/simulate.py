@@ -117,34 +117,41 @@ class Report:
 
 
 class _Ledger:
-    """What the simulated ledger holds for a decision key (by hash: memory stays small)."""
+    """What the simulated ledger holds for a decision key, and which timers were ever set (as the
+    worker's ledger and timers table keep them). Keys are kept as hashes, and touches are the
+    report's own ledger: memory stays small (one table of hashes)."""
 
-    __slots__ = ("entries",)
+    __slots__ = ("entries", "touches", "own_id", "own")
 
-    def __init__(self):
-        self.entries: dict[int, Entry] = {}
+    def __init__(self, touches: dict):
+        self.entries: dict[int, Entry | TimerEntry] = {}  # suppressed and failed rows; every timer ever set
+        self.touches = touches
+        self.own_id: str | None = None  # the timer firing now
+        self.own: TimerEntry | None = None
 
     def get(self, key: str) -> Entry | None:
-        return self.entries.get(hash(key))
+        found = self.entries.get(hash(key))
+        if found is None:
+            return _TOUCHED if key in self.touches else None
+        return found if found is not _SET_BEFORE else None
 
 
 class _Timers:
-    """Every timer ever set (as the timers table keeps them), and the one firing now."""
+    """The timers table, as ``step`` reads it."""
 
-    __slots__ = ("ids", "own_id", "own")
+    __slots__ = ("ledger",)
 
-    def __init__(self):
-        self.ids: set[int] = set()
-        self.own_id: str | None = None
-        self.own: TimerEntry | None = None
+    def __init__(self, ledger: _Ledger):
+        self.ledger = ledger
 
     def get(self, key: str) -> TimerEntry | None:
-        if key == self.own_id:
-            return self.own
-        return _SET_BEFORE if hash(key) in self.ids else None
+        if key == self.ledger.own_id:
+            return self.ledger.own
+        return _SET_BEFORE if self.ledger.entries.get(hash(key)) is _SET_BEFORE else None
 
 
 _SET_BEFORE = TimerEntry(datetime.min, 0, "fired")
+_TOUCHED = Entry("touch", None, "pending")
 _ENTRIES: dict[Entry, Entry] = {}  # one shared Entry per (kind, reason, status)
 
 
@@ -162,9 +169,8 @@ class Simulator:
         self.unsubscribed: set[int] = set()  # hashes of (shop, customer id) who used our one-click unsubscribe
         self.report = Report()
         self.clock: datetime | None = None
-        self._ledger = _Ledger()
-        self._timer_ids = _Timers()
-        self._recorded = {flag: Recorded(self._ledger, self._timer_ids, unsubscribed=flag) for flag in (False, True)}
+        self._ledger = _Ledger(self.report.ledger)
+        self._recorded = {flag: Recorded(self._ledger, _Timers(self._ledger), unsubscribed=flag) for flag in (False, True)}
 
     def feed(self, event: Event) -> None:
         self.advance(event.occurred_at)
@@ -185,11 +191,11 @@ class Simulator:
         while timers and due(timers[0][0], until):
             wake_at, _, timer_id, attempts, timer = heapq.heappop(timers)
             self.report.timers_fired += 1
-            self._timer_ids.own_id, self._timer_ids.own = timer_id, TimerEntry(wake_at, attempts, "fired")
+            self._ledger.own_id, self._ledger.own = timer_id, TimerEntry(wake_at, attempts, "fired")
             try:
                 self._process(timer, wake_at)
             finally:
-                self._timer_ids.own_id = self._timer_ids.own = None
+                self._ledger.own_id = self._ledger.own = None
         if self.clock is None or until > self.clock:
             self.clock = until
         if self.report.start is None:
@@ -219,7 +225,7 @@ class Simulator:
             self._process(signal, now)
 
     def _keep(self, event: Event, outcome: Outcome) -> None:
-        """Record the outcome as the worker's ledger and timers table would."""
+        """Record the outcome as the worker's ledger and timers table would (touches: ``_report``)."""
         entries = self._ledger.entries
         for w in outcome.ledger:
             if isinstance(w, Amend):
@@ -228,9 +234,12 @@ class Simulator:
                     entries[hash(w.key)] = _shared(Entry(old.kind, old.reason, w.status))
                 continue
             d = w.decision
+            if w.status == "pending":  # a touch: the report's ledger holds it
+                entries.pop(hash(d.key), None)
+                continue
             entries[hash(d.key)] = _shared(Entry(_VALUE.get(d.kind, d.kind), _VALUE.get(d.reason, d.reason), w.status))
         for t in outcome.timers:
-            self._timer_ids.ids.add(hash(t.id))
+            entries[hash(t.id)] = _SET_BEFORE
             if t.status == "pending":
                 timer = t.event if t.event is not None else event  # only the firing timer is armed again
                 heapq.heappush(self.timers, (t.wake_at, origin_time(timer.data) or t.wake_at, t.id, t.attempts, timer))
