@@ -10,8 +10,8 @@ plain data in the ``Outcome``. Actions are passed through untouched.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
-from typing import Mapping, NamedTuple
+from datetime import datetime
+from typing import Any, Mapping, NamedTuple
 
 from plugin.engine.decide import decide, decision_key
 from plugin.engine.decisions import Decision, Kind, Reason
@@ -96,10 +96,10 @@ class Outcome(NamedTuple):
     """What one event changes. ``state`` None: nothing was decided (a timer fired early)."""
 
     state: CustomerState | None
-    ledger: tuple = ()  # Write | Amend, in order
-    timers: tuple = ()  # TimerWrite, in order
-    touches: tuple = ()  # the touch Decisions to run, in order
-    decisions: tuple = ()  # everything ``decide`` returned (reports, explanations)
+    ledger: tuple[Write | Amend, ...] = ()  # in order
+    timers: tuple[TimerWrite, ...] = ()  # in order
+    touches: tuple[Decision, ...] = ()  # the touch Decisions to run, in order
+    decisions: tuple[Decision, ...] = ()  # everything ``decide`` returned (reports, explanations)
     seen: bool = True  # the event is decided for good; False: it is to be decided again when it fires
 
 
@@ -113,13 +113,13 @@ def due(wake_at: datetime, now: datetime) -> bool:
     return wake_at <= now
 
 
-def timer_order(wake_at: datetime, origin_at: datetime | None, timer_id: str) -> tuple:
+def timer_order(wake_at: datetime, origin_at: datetime | None, timer_id: str) -> tuple[datetime, datetime, str]:
     """The order timers due together fire in: by time; a tie (deferrals to the same free slot) by
     when the deferred touch was due, then by id."""
     return wake_at, origin_at or wake_at, timer_id
 
 
-def origin_time(data: dict) -> datetime | None:
+def origin_time(data: dict[str, Any]) -> datetime | None:
     """When the event a delayed or deferred timer re-checks happened (its data's ``event``)."""
     origin = data.get("event")
     if isinstance(origin, Event):
@@ -174,7 +174,7 @@ class _Book:
 
     def __init__(self, recorded: Recorded):
         self.recorded = recorded
-        self.ledger: list = []
+        self.ledger: list[Write | Amend] = []
         self.timers: list[TimerWrite] = []
         self.written: dict[str, Entry] = {}
         self.timer_ids: set[str] = set()
@@ -202,6 +202,7 @@ class _Book:
 
 def _schedule(d: Decision, event: Event, book: _Book) -> bool:
     """Record a scheduled decision's timer; False when it is the event's own timer, armed again."""
+    assert d.timer is not None and d.wake_at is not None  # a scheduled decision carries both
     tid = d.timer.id
     if tid in book.timer_ids:
         return True
@@ -217,9 +218,14 @@ def _schedule(d: Decision, event: Event, book: _Book) -> bool:
     book.timer_ids.add(tid)
     book.timers.append(again)
     if again.status == "failed":
-        book.fail(d, again.error)
+        book.fail(d, why_failed(again))
         return True
     return False  # its event must be decided again when it fires
+
+
+def why_failed(t: TimerWrite) -> str:
+    """Why a timer was failed (its error; every failed TimerWrite carries one)."""
+    return t.error or f"timer {t.id} failed"
 
 
 def _arm_again(tid: str, customer_id: str, own: TimerEntry, why: str, at: datetime) -> TimerWrite:
@@ -240,7 +246,7 @@ def _early(event: Event, own: TimerEntry, now: datetime, recorded: Recorded) -> 
     book = _Book(recorded)
     book.timers.append(again)
     if again.status == "failed":
-        book.fail(timer_decision(event, now), again.error)
+        book.fail(timer_decision(event, now), why_failed(again))
     return Outcome(None, tuple(book.ledger), tuple(book.timers), seen=False)
 
 
