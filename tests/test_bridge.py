@@ -13,7 +13,6 @@ the same customer states.
 """
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 from itertools import count
 
