@@ -48,25 +48,28 @@ def line_chart(points: list[dict], width=560, height=220, pad=40) -> dict:
         y = None if p["rate"] is None else pad + inner_h * (1 - p["rate"] / top)
         out.append({**p, "x": round(x, 1), "y": None if y is None else round(y, 1), "text": pct(p["rate"])})
     path = " ".join(f"{'M' if i == 0 else 'L'}{p['x']},{p['y']}" for i, p in enumerate(q for q in out if q["y"] is not None))
-    ticks = [{"y": round(pad + inner_h * (1 - f), 1), "text": pct(top * f)} for f in (0, 0.5, 1)]
+    ticks = [{"y": round(pad + inner_h * (1 - f), 1), "text": f"{top * f * 100:.0f}%"} for f in (0, 0.5, 1)]
     return {"width": width, "height": height, "pad": pad, "points": out, "path": path, "ticks": ticks,
             "bottom": height - pad}
 
 
 def bar_rows(rows: list[dict], keys: list[str], width=560, label_w=150, bar_h=14) -> dict:
-    """Geometry for horizontal grouped bars: one group per row, one bar per key."""
+    """Geometry for horizontal grouped bars: one group per row, one bar per key. With
+    ``label_w=0`` each group's label sits above its bars, so a long rule name is never cut."""
     top = max([float(r[k]) for r in rows for k in keys] + [1.0])
-    scale = (width - label_w - 90) / top
+    scale = (width - label_w - 120) / top  # 120: room for the amount and currency written after the longest bar
+    above = 16 if label_w == 0 else 0
     groups, y = [], 10
     for r in rows:
         bars = []
         for j, k in enumerate(keys):
             v = float(r[k])
-            bars.append({"key": k, "x": label_w, "y": y + j * (bar_h + 2), "w": round(max(v * scale, 1), 1),
+            bars.append({"key": k, "x": label_w, "y": y + above + j * (bar_h + 2), "w": round(max(v * scale, 1), 1),
                          "h": bar_h, "text": money(r[k])})
-        groups.append({"label": r["label"], "y": y, "mid": y + len(keys) * (bar_h + 2) / 2, "bars": bars})
-        y += len(keys) * (bar_h + 2) + 14
-    return {"width": width, "height": max(y, 40), "label_w": label_w, "groups": groups}
+        groups.append({"label": r["label"], "y": y, "mid": y + len(keys) * (bar_h + 2) / 2, "bars": bars,
+                       "label_y": y + 11})
+        y += above + len(keys) * (bar_h + 2) + 14
+    return {"width": width, "height": max(y, 40), "label_w": label_w, "above": bool(above), "groups": groups}
 
 
 def error_bar(diff, width=560, height=90, pad=40) -> dict | None:

@@ -5,7 +5,10 @@ from __future__ import annotations
 from flask import g, redirect, request
 
 from plugin import sender as sending
-from plugin.admin import _check_csrf, _edge, _now, _problem_views, admin_url, bp, lint_files, render, shop_page
+from plugin.admin import bp
+from plugin.admin.charts import now as _now
+from plugin.admin.editor import lint_files, problem_views as _problem_views
+from plugin.admin.security import admin_url, check_csrf as _check_csrf, edge as _edge, render, shop_page
 from plugin.db import ShopRow
 from plugin.errors import RuleError
 from plugin.shops import active_rule_row, install_rules, to_shop

@@ -37,6 +37,14 @@
     event.preventDefault();
     var submitter = event.submitter || null;
     bridge().idToken().then(function (token) {
+      if ((form.getAttribute("method") || "get").toLowerCase() === "get") {
+        // a GET form replaces the action's query with its fields: the token goes in as a field
+        var field = form.querySelector("input[name=id_token]") || document.createElement("input");
+        field.type = "hidden";
+        field.name = "id_token";
+        field.value = token;
+        form.appendChild(field);
+      }
       // getAttribute: a field named "action" (the editor's buttons) shadows form.action
       form.setAttribute("action", withToken(form.getAttribute("action") || window.location.href, token));
       form.setAttribute("data-token-fresh", "1");
