@@ -176,7 +176,10 @@ def test_editor_lints_refuses_and_simulates(live):
     r = client.post("/admin/rules/edit/welcome.yaml", data={"csrf": csrf, "source": text, "action": "simulate"})
     body = r.get_data(as_text=True)
     assert r.status_code == 200 and "sample store" in body and 'id="simulation"' in body
-    assert re.search(r"<th scope=\"row\">welcome</th><td>\d+</td>", body)
+    # an unchanged edit: the same figures before and after, per rule by name
+    assert re.search(r'<tr data-rule="welcome"><th scope="row"><bdi>Welcome new subscribers</bdi></th>\s*'
+                     r'<td data-label="Triggered">(\d+) → <strong>\1</strong></td>', body)
+    assert "Period used:" in body
     assert client.get("/admin/rules/edit/templates/welcome.html").status_code == 404
     assert client.get("/admin/rules/edit/nope.yaml").status_code == 404
     assert original.status_code == 200
@@ -207,7 +210,8 @@ def test_simulate_replays_the_shops_own_history(live):
     assert r.status_code == 200 and "your store, last 90 days" in body and "sample store" not in body
     assert "3 customers, 6 events" in body
     # the three first orders trigger the icebreaker in the replay
-    assert re.search(r'<th scope="row">icebreaker</th><td>3</td>', body)
+    assert re.search(r'<tr data-rule="icebreaker"><th scope="row"><bdi>Second-purchase icebreaker</bdi></th>\s*'
+                     r'<td data-label="Triggered">3 → <strong>3</strong></td>', body)
 
 
 def test_a_decision_shows_its_conditions_with_the_values_seen(live):

@@ -134,7 +134,7 @@ def test_every_page_in_the_admin_iframe_with_fresh_session_tokens_and_no_cookie(
 
     app.get_by_role("link", name="Rules").click()
     expect(app.locator("#active-version")).to_have_text("version 1")
-    app.get_by_role("link", name="Edit welcome.yaml").first.click()
+    app.locator('tr[data-rule="welcome"]').get_by_role("link", name="Edit").click()
     source = app.get_by_label("YAML of welcome.yaml")
     source.fill(source.input_value().replace("name: Welcome new subscribers", "name: Welcome (embedded)", 1))
     app.get_by_role("button", name="Check").click()
