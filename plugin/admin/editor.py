@@ -56,7 +56,7 @@ def _events(start):
                                                  shop=g.shop_id)], "sample"
 
 
-def _run(ruleset, events, source):
+def _run(ruleset, events, source, until):
     from plugin.engine.ruleset import for_shop
     from plugin.sample_history import SAMPLE_REFERRAL_KEY
     from plugin.shops import referral_key
@@ -67,7 +67,7 @@ def _run(ruleset, events, source):
     else:
         with edge().sessions.begin() as s:
             ruleset = for_shop(ruleset, referral_key(s, edge().config, g.shop_id))
-    return simulate(events, ruleset)
+    return simulate(events, ruleset, until=until)  # timers due by the end of the period fire
 
 
 def _discount(r: dict) -> str:
@@ -82,11 +82,12 @@ def simulate_files(before: dict[str, str], after: dict[str, str]):
     edited, problems = lint_files(after)
     if problems:
         return None, problems
-    start = _now() - timedelta(days=SIMULATION_DAYS)
+    end = _now()
+    start = end - timedelta(days=SIMULATION_DAYS)
     events, source = _events(start)
-    new = _run(edited, events, source)
+    new = _run(edited, events, source, end)
     old_set, old_problems = lint_files(before) if before else (None, [])
-    old = _run(old_set, events, source) if old_set is not None and not old_problems else None
+    old = _run(old_set, events, source, end) if old_set is not None and not old_problems else None
     names = {r.id: r.name for r in edited.rules}
     if old_set is not None:
         names = {**{r.id: r.name for r in old_set.rules}, **names}
@@ -101,7 +102,7 @@ def simulate_files(before: dict[str, str], after: dict[str, str]):
                      "changed": any(before_r[k] != after_r[k] for k in ("touches", "coupons", "discount"))})
     tz = zone(g.shop["timezone"])
     return {"source": source, "customers": new.customers, "events": new.events, "days": SIMULATION_DAYS,
-            "from": when(start, tz), "to": when(_now(), tz), "zone": g.shop["timezone"], "rules": rows,
+            "from": when(start, tz), "to": when(end, tz), "zone": g.shop["timezone"], "rules": rows,
             "compared": old is not None}, []
 
 

@@ -34,12 +34,13 @@ def _coupon(action: dict, code: str, now: datetime, currency: str | None) -> dic
 
 
 def with_direction(html: str, direction: str) -> str:
-    """The email's HTML laid out ``direction`` (rtl/ltr) unless its own <html> says otherwise."""
-    if re.search(r"<html[^>]*\sdir=", html, re.I):
-        return html
-    if re.search(r"<html", html, re.I):
-        return re.sub(r"<html", f'<html dir="{direction}"', html, count=1, flags=re.I)
-    return f'<div dir="{direction}">{html}</div>'
+    """The email's HTML laid out ``direction`` (rtl/ltr), whatever its own <html> says: the
+    merchant sees how the text reads in either direction."""
+    tag = re.search(r"<html\b[^>]*>", html, re.I)
+    if tag is None:
+        return f'<div dir="{direction}">{html}</div>'
+    opened = re.sub(r"""\sdir=("[^"]*"|'[^']*'|\S+)""", "", tag.group(0)[:-1]) + f' dir="{direction}">'
+    return html[:tag.start()] + opened + html[tag.end():]
 
 
 def render_rule_email(ruleset, templates: dict[str, str], rule_id: str, customer: dict, shop: dict,
