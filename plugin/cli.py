@@ -336,12 +336,14 @@ def report_command(shop_id, since, until, window, send_cost, fmt):
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write the report as JSON.")
 @click.option("--database-url", metavar="URL",
               help="An empty database to run on (e.g. postgres://USER:PASS@HOST/DB) instead of SQLite in the workdir.")
-def demo(workdir, json_path, database_url):
+@click.option("--serve", is_flag=True, help="Keep the demo running afterwards, with a sign-in link to each store's "
+                                            "dashboard, until Ctrl-C.")
+def demo(workdir, json_path, database_url, serve):
     """The live demo on embedded defaults: Redis, the web app, a worker and an SMTP sink; two demo
     stores whose storefront sends signed webhooks; then what happened."""
     from plugin.demo import main as run_demo
 
-    run_demo(workdir, json_path, database_url)
+    run_demo(workdir, json_path=json_path, database_url=database_url, serve=serve)
 
 
 # --- running Keepwell for real -------------------------------------------------------------------

@@ -27,6 +27,15 @@ def rule_names(files: dict[str, str]) -> dict[str, str]:
     return {r["id"]: r["name"] or r["id"] for r in rule_index(files)}
 
 
+def decided_at(row) -> datetime:
+    """The engine's time of a decision (the shop's clock when it decided), else when it was stored."""
+    at = (row.decision or {}).get("at")
+    try:
+        return datetime.fromisoformat(at) if isinstance(at, str) else row.created_at
+    except ValueError:
+        return row.created_at
+
+
 def _filters(tz) -> dict:
     args = request.args
 
@@ -120,7 +129,7 @@ def activity():
     for r in rows:
         planned = [a for a in (r.decision or {}).get("actions") or () if isinstance(a, dict)]
         has_email = r.key in emails or any(a.get("type") == "email" for a in planned)
-        items.append({"id": r.id, "at": when(r.created_at, tz), "rule": names.get(r.rule_id, r.rule_id),
+        items.append({"id": r.id, "at": when(decided_at(r), tz), "rule": names.get(r.rule_id, r.rule_id),
                       "customer": who[r.customer_id],
                       "status": status_text(r.kind, r.status, r.reason, r.detail or "", r.error, has_email, tz),
                       "state": "skipped" if r.kind != "touch" else r.status,
@@ -160,7 +169,7 @@ def decision(decision_id):
     except Exception:  # an old stored set this engine cannot read: the stored decision still shows
         ruleset = None
     rule = next((r for r in ruleset.rules if r.id == row.rule_id), None) if ruleset else None
-    at = datetime.fromisoformat(d["at"]) if isinstance(d.get("at"), str) else row.created_at
+    at = decided_at(row)
     view = {"id": row.id, "rule": rule.name if rule else rule_names(files).get(row.rule_id, row.rule_id),
             "rule_id": row.rule_id, "customer": who,
             "status": status_text(row.kind, row.status, row.reason, row.detail or "", row.error,

@@ -17,7 +17,12 @@ def pct(x) -> str:
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    """The time the dashboard reports up to: the app's KEEPWELL_CLOCK when it has one (the demo's
+    clock), else the real time."""
+    from flask import current_app, has_app_context
+
+    clock = current_app.config.get("KEEPWELL_CLOCK") if has_app_context() else None
+    return clock() if clock is not None else datetime.now(timezone.utc)
 
 
 def repeat_rate_series(inputs, currency, now: datetime, months: int = 6) -> list[dict]:

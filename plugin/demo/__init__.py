@@ -17,14 +17,14 @@ import sys
 from pathlib import Path
 
 
-def main(workdir: Path, json_path: Path | None = None, database_url: str | None = None) -> None:
+def main(workdir: Path, json_path: Path | None = None, database_url: str | None = None, serve: bool = False) -> None:
     """``keepwell demo``: run it, print the report; a clear message and exit status on failure."""
     import click
 
     from plugin.demo import run
 
     try:
-        run.main(Path(workdir), click.echo, json_path, database_url)
+        run.main(Path(workdir), click.echo, json_path, database_url, serve=serve)
     except run.DemoError as exc:
         raise click.ClickException(f"the demo could not run: {exc}") from None
     except KeyboardInterrupt:

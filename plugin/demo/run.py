@@ -28,6 +28,7 @@ from plugin.demo.services import Services
 HORIZON_DAYS = 380  # every shipped rule's wait, and a year on: the reminders of occasions named at checkout
 STEP_WINDOW = timedelta(hours=6)  # timers due this close together fire in one step
 IDLE_TIMEOUT_S = 120.0  # a hang detector, generous for a busy 2-core machine; the demo finishes in ~15 s
+SERVE_LINK_TTL_S = 3600  # `keepwell demo --serve`: how long its sign-in links open a dashboard
 SHOPIFY_DOMAIN = "demo-shop.myshopify.com"
 WOO_URL = "https://woo-demo.example"
 CONSENT_META_KEY = "_keepwell_marketing_opt_in"
@@ -45,11 +46,15 @@ class Demo(Services):
 
     # --- the whole run -------------------------------------------------------------------------
 
-    def run(self) -> dict:
+    def run(self, when_played: Callable[[dict], None] | None = None) -> dict:
+        """Play the demo and stop; ``when_played(report)`` runs first, while everything still runs
+        (``keepwell demo --serve`` waits there so the dashboard can be browsed)."""
         started = time.monotonic()
         previous = self._trap_sigterm()
         try:
             report = self._run()
+            if when_played is not None:
+                when_played(report)
         finally:
             self.stop()
             self._restore_sigterm(previous)
@@ -79,7 +84,7 @@ class Demo(Services):
         run_cli([["db", "upgrade"]], env, logs / "cli.log")  # first: two processes must not both create the schema
         app = self.procs.start("the web app (gunicorn)", [
             sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{app_port}", "--workers", "1", "--threads", "4",
-            "--graceful-timeout", "5", "--access-logfile", "-", "plugin.app:create_app()"], env, logs / "app.log")
+            "--graceful-timeout", "5", "--access-logfile", "-", "plugin.demo.app:create_app()"], env, logs / "app.log")
         worker = self.procs.start("the worker (keepwell worker)", [sys.executable, "-m", "plugin.demo.worker"], env,
                                   logs / "worker.log")
         shopify_out, woo_out = run_cli([
@@ -189,6 +194,12 @@ class Demo(Services):
             pending = session.scalar(select(func.count()).select_from(DecisionRow).where(DecisionRow.status == "pending"))
         return not pending
 
+    def sign_in_links(self, ttl_s: int) -> list[tuple[str, str]]:
+        """(store, a link that signs in to its dashboard within ``ttl_s`` seconds) per demo store."""
+        from plugin.admin_auth import admin_link
+
+        return [(s.domain, admin_link(self.rt.config, s.shop_id, ttl_s)) for s in self.stores]
+
     # --- the report ----------------------------------------------------------------------------
 
     def _report(self, storefront) -> dict:
@@ -204,21 +215,41 @@ class Demo(Services):
 
 
 def main(workdir: Path, out: Callable[[str], None] = print, json_path: Path | None = None,
-         database_url: str | None = None) -> dict:
-    """Run the demo and print its report; returns the report (DemoError when it could not run)."""
+         database_url: str | None = None, serve: bool = False) -> dict:
+    """Run the demo and print its report; returns the report (DemoError when it could not run).
+    With ``serve`` the demo keeps running after its report, with a sign-in link to each store's
+    dashboard, until interrupted (Ctrl-C)."""
     import json
 
     from plugin.demo.report import format_report, totals
 
-    out("Keepwell live demo: a Shopify and a WooCommerce store, 100 days of customers, played live")
+    out("Keepwell live demo: a Shopify and a WooCommerce store, a year of customers, played live")
     demo = Demo(workdir, out, database_url)
-    report = demo.run()
-    out(format_report(report))
+
+    def keep_serving(report: dict) -> None:
+        out(format_report(report))
+        out("")
+        out("The dashboard of each demo store (sign-in links valid for an hour; the session then lasts):")
+        for store, link in demo.sign_in_links(SERVE_LINK_TTL_S):
+            out(f"  {store:<28} {link}")
+        out("The demo keeps running: press Ctrl-C to stop it.")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            out("stopping the demo")
+
+    report = demo.run(keep_serving if serve else None)
+    if not serve:
+        out(format_report(report))
     t = totals(report)
     out("")
     out(f"{t['coupons']} coupons created, {t['emails']} emails delivered, {t['suppressed']} decisions suppressed, "
         f"{t['duplicates']} duplicate deliveries answered \"duplicate\"; demo finished in {report['elapsed_s']} s, "
         f"every process it started is stopped.")
+    if not serve:
+        out("To browse these stores' dashboards: `keepwell demo --serve` plays the same demo, keeps it running and "
+            "ends with a sign-in link to each.")
     if json_path is not None:
         Path(json_path).write_text(json.dumps(report, indent=2, default=str))
     return report

@@ -31,6 +31,7 @@ class Services:
 
     def __init__(self, workdir: Path, out: Callable[[str], None] = print, database_url: str | None = None):
         self.workdir = Path(workdir).resolve()
+        self.stores = []
         self.database_url = database_url
         self.out = out
         self.procs = Processes()
