@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from plugin.admin_auth import admin_link
-from plugin.db import AttributionRow, CustomerRow, DecisionRow, EffectRow, RuleSetRow, TimerRow, UnsubscribeRow
+from plugin.db import AttributionRow, CustomerRow, DecisionRow, EffectRow, TimerRow, UnsubscribeRow
 from plugin.engine.state import new_state, state_to_dict
 from plugin.shops import active_rule_row, install_rules
 from test_dashboard_browser import browser, local, served  # noqa: F401  (fixtures)

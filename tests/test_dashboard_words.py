@@ -5,7 +5,6 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from types import SimpleNamespace
 
-import pytest
 
 from plugin.admin.charts import money
 from plugin.admin.people import admin_link, days, person, status_text, zone

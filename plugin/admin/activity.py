@@ -52,8 +52,11 @@ def _filters(tz) -> dict:
 
 
 def _bounds(f: dict, tz):
-    since = datetime.combine(f["since"], time.min, tz).astimezone(timezone.utc) if f["since"] else None
-    until = datetime.combine(f["until"] + timedelta(days=1), time.min, tz).astimezone(timezone.utc) if f["until"] else None
+    def start_of(d):
+        return datetime.combine(d, time.min, tz).astimezone(timezone.utc)
+
+    since = start_of(f["since"]) if f["since"] else None
+    until = start_of(f["until"] + timedelta(days=1)) if f["until"] else None
     return since, until
 
 
@@ -120,8 +123,8 @@ def activity():
         waiting = _waiting(s, f, since, until, customers, names, tz) if f["status"] in ("", "waiting") \
             and f["page"] == 1 else []
         keys = [r.key for r in rows]
-        effects = s.execute(select(EffectRow.decision_key, EffectRow.type, EffectRow.coupon_code)
-                            .where(EffectRow.shop_id == g.shop_id, EffectRow.decision_key.in_(keys))).all() if keys else []
+        effects = s.execute(select(EffectRow.decision_key, EffectRow.type, EffectRow.coupon_code).where(
+            EffectRow.shop_id == g.shop_id, EffectRow.decision_key.in_(keys))).all() if keys else []
         who = people(s, g.shop, [r.customer_id for r in rows])
     codes = {k: c for k, t, c in effects if t == "coupon" and c}
     emails = {k for k, t, _ in effects if t == "email"}
@@ -133,7 +136,8 @@ def activity():
                       "customer": who[r.customer_id],
                       "status": status_text(r.kind, r.status, r.reason, r.detail or "", r.error, has_email, tz),
                       "state": "skipped" if r.kind != "touch" else r.status,
-                      "code": codes.get(r.key) or next((a.get("code") for a in planned if a.get("type") == "coupon"), "")})
+                      "code": codes.get(r.key) or next((a.get("code") for a in planned if a.get("type") == "coupon"),
+                                                       "")})
     rules = sorted({*names, *known}, key=lambda rid: names.get(rid, rid).lower())
     args = {k: v for k, v in request.args.items() if k != "page" and v}
     return render("admin/activity.html", items=items, waiting=waiting, filters=f, total=total, page=f["page"],

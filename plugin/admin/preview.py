@@ -30,7 +30,8 @@ def _coupon(action: dict, code: str, now: datetime, currency: str | None) -> dic
             "value": action["value"],
             "currency": None if action["discount_type"] == "percent" else action.get("currency") or currency,
             "expires_at": now + action["expires_in"] if action.get("expires_in") else None,
-            "minimum_subtotal": {"amount": minimum.amount, "currency": minimum.currency or currency} if minimum else None}
+            "minimum_subtotal": ({"amount": minimum.amount, "currency": minimum.currency or currency}
+                                 if minimum else None)}
 
 
 def with_direction(html: str, direction: str) -> str:
