@@ -143,6 +143,10 @@ def test_every_page_in_the_admin_iframe_with_fresh_session_tokens_and_no_cookie(
     expect(app.get_by_role("status")).to_have_text("Saved: version 2 is now active.")
     app.get_by_role("link", name="Activity").click()
     expect(app.locator("#ledger tbody tr")).to_have_count(12)
+    app.get_by_label("Rule", exact=True).select_option("welcome")
+    app.get_by_role("button", name="Filter").click()  # a GET form: its fresh token travels as a field
+    expect(app.locator("#ledger caption")).to_contain_text("12 in all")
+    assert any("rule=welcome" in u and "id_token=" in u for u in asked)
     app.get_by_role("link", name="Why? decision").first.click()
     expect(app.locator("#why")).to_contain_text("customer.created")
     app.get_by_role("link", name="Rules").click()
