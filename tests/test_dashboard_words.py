@@ -91,3 +91,19 @@ def test_a_test_email_goes_to_the_shops_own_address_only(live):
     (sent,) = live.smtp.messages
     assert sent["To"] == "owner@a.example" and sent["Subject"].startswith("[Test] ")
     assert 'dir="rtl"' in sent.get_body(("html",)).get_content()
+
+
+def test_times_are_in_the_zone_the_store_reported(live):
+    from plugin.db import DecisionRow
+
+    at = datetime(2026, 12, 20, 22, 30, tzinfo=UTC)
+    a, _ = live.add_shop("shopify", "zone-test.myshopify.com", access_token="shpat_x",
+                         settings={"profile": {"timezone": "Asia/Jerusalem", "fetched_at": at.isoformat()}})
+    with live.rt.sessions.begin() as s:
+        s.add(DecisionRow(shop_id=a, key=f"{a}:welcome:7001:customer.created", rule_id="welcome", customer_id="7001",
+                          kind="touch", status="done", event_id="e1", decision={"at": at.isoformat(), "actions": []}))
+    client = live.app.test_client()
+    client.get(path(sign_in_link(live.config, a, 60)))
+    page = client.get("/admin/activity").get_data(as_text=True)
+    assert "time zone (Asia/Jerusalem)" in page and "Dec 21, 2026 00:30" in page  # UTC+2 in December
+    assert 'href="https://admin.shopify.com/store/zone-test/customers/7001"' in page

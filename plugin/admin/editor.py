@@ -129,7 +129,7 @@ def _shop_info():
     sender = sending.effective(edge().config.mail_from, dict(ruleset.settings.sender) if ruleset else {}, details,
                                shop.settings.get("name") or shop.domain)
     url = shop.settings.get("url") or (shop.domain if shop.domain.startswith("http") else f"https://{shop.domain}")
-    own = details.get("email") or sender.reply_to or sender.address
+    own = details.get("owner_email") or details.get("email") or sender.reply_to or sender.address
     return {"name": sender.name, "url": url, "postal_address": sender.postal_address}, sender, own
 
 

@@ -75,7 +75,9 @@ def shop_page(view):
             row = s.get(ShopRow, g.shop_id)
             settings = row.settings or {}
             g.shop = {"id": row.id, "domain": row.domain, "platform": row.platform,
-                      "locale": settings.get("locale") or "", "timezone": settings.get("timezone") or "UTC",
+                      "locale": settings.get("locale") or "",
+                      # the shop's own zone: set in its settings, else as its store reported it
+                      "timezone": settings.get("timezone") or (settings.get("profile") or {}).get("timezone") or "UTC",
                       "currency": settings.get("currency") or ""}
         if request.method == "GET" and not wants_json() and ("link" in request.args or "id_token" in request.args):
             # A link's credentials have done their job (the session holds the shop): drop them from the URL.

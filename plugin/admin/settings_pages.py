@@ -8,6 +8,7 @@ from plugin import sender as sending
 from plugin.admin import bp
 from plugin.admin.charts import now as _now
 from plugin.admin.editor import lint_files, problem_views as _problem_views
+from plugin.admin.people import people
 from plugin.admin.security import admin_url, check_csrf as _check_csrf, edge as _edge, render, shop_page
 from plugin.db import ShopRow
 from plugin.errors import RuleError
@@ -67,7 +68,8 @@ def privacy():
         rows = s.execute(select(DataExportRow.id, DataExportRow.request_id, DataExportRow.customer_id,
                                 DataExportRow.created_at).where(DataExportRow.shop_id == g.shop_id)
                          .order_by(DataExportRow.created_at.desc())).all()
-    exports = [{"id": r.id, "request_id": r.request_id or "-", "customer_id": r.customer_id,
+        who = people(s, g.shop, [r.customer_id for r in rows])
+    exports = [{"id": r.id, "request_id": r.request_id or "-", "customer": who[r.customer_id],
                 "created": r.created_at.strftime("%Y-%m-%d %H:%M UTC"),
                 "deleted": (r.created_at + EXPORT_RETENTION).strftime("%Y-%m-%d")} for r in rows]
     return render("admin/privacy.html", exports=exports, retention_days=EXPORT_RETENTION.days,
