@@ -37,6 +37,7 @@ def test_statuses_and_durations_in_words():
     assert status_text("suppressed", "suppressed", "consent", "", None, False, tz) == "Skipped: no marketing consent"
     deferred = "2 touches per 7 days reached; deferred to 2026-12-19T23:30:00+00:00"
     assert status_text("suppressed", "suppressed", "cap", deferred, None, False, tz) == "Waiting until Dec 20"
+    assert status_text("suppressed", "failed", "cap", deferred, "timer failed", False, tz) == "Failed: timer failed"
     assert days(timedelta(days=14)) == "14 days" and days(timedelta(days=1)) == "1 day"
     assert days(timedelta(hours=36)) == "1.5 days"
     assert zone("Nowhere/Else") == UTC

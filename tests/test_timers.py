@@ -127,7 +127,7 @@ def test_a_timer_that_cannot_act_is_recorded_failed_and_shown(live):
     link = admin_link(live.config, shop_id, 60)
     assert client.get(link[link.index("/admin"):]).status_code == 302
     page = client.get("/admin/activity").get_data(as_text=True)
-    assert "<td>note</td><td>41</td><td>suppressed / failed</td><td>cap</td>" in page
+    assert f'<td data-label="Status" class="status">Failed: {reason}</td>' in page
     detail = client.get(f"/admin/activity/{failed.id}").get_data(as_text=True)
     assert reason in detail
 

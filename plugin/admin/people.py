@@ -112,12 +112,10 @@ def search_customers(session, shop_id: str, query: str) -> list[str]:
 def status_text(kind: str, status: str, reason: str | None, detail: str, error: str | None, has_email: bool,
                 tz) -> str:
     """A decision's status as a merchant reads it: 'Sent', 'Skipped: no marketing consent'..."""
+    if status == "failed":  # a touch that could not act, or a timer that could not fire
+        return f"Failed: {error}" if error else "Failed"
     if kind == "touch":
-        if status == "done":
-            return "Sent" if has_email else "Done"
-        if status == "failed":
-            return f"Failed: {error}" if error else "Failed"
-        return "Sending"
+        return ("Sent" if has_email else "Done") if status == "done" else "Sending"
     if reason == "cap" and "deferred to" in detail:
         at = _deferred_to(detail)
         return f"Waiting until {day(at, tz)}" if at else "Waiting (frequency cap)"
