@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from plugin import mail
+from plugin.engine.specs import CouponSpec, EmailSpec
 
 SAMPLE_CUSTOMERS = {
     "ltr": {"first_name": "Alex", "last_name": "Sample", "email": "alex@example.com", "locale": "en"},
@@ -24,12 +25,12 @@ class Preview:
     coupon: str | None
 
 
-def _coupon(action: dict, code: str, now: datetime, currency: str | None) -> dict:
-    minimum = action.get("minimum_subtotal")
-    return {"code": code, "title": action.get("title") or code, "discount_type": action["discount_type"],
-            "value": action["value"],
-            "currency": None if action["discount_type"] == "percent" else action.get("currency") or currency,
-            "expires_at": now + action["expires_in"] if action.get("expires_in") else None,
+def _coupon(action: CouponSpec, code: str, now: datetime, currency: str | None) -> dict:
+    minimum = action.minimum_subtotal
+    return {"code": code, "title": action.title or code, "discount_type": action.discount_type,
+            "value": action.value,
+            "currency": None if action.discount_type == "percent" else action.currency or currency,
+            "expires_at": now + action.expires_in if action.expires_in else None,
             "minimum_subtotal": ({"amount": minimum.amount, "currency": minimum.currency or currency}
                                  if minimum else None)}
 
@@ -52,13 +53,13 @@ def render_rule_email(ruleset, templates: dict[str, str], rule_id: str, customer
     if rule is None:
         raise LookupError(f"there is no rule {rule_id!r}")
     actions = rule.variants[0].actions if rule.variants else rule.actions
-    email = next((a for a in actions if a["type"] == "email"), None)
+    email = next((a for a in actions if isinstance(a, EmailSpec)), None)
     if email is None:
         raise LookupError(f"{rule.name} sends no email")
-    coupon_action = next((a for a in actions if a["type"] == "coupon"), None)
+    coupon_action = next((a for a in actions if isinstance(a, CouponSpec)), None)
     coupon = None
     if coupon_action is not None:
-        prefix = "REFERRAL" if coupon_action.get("referral") else coupon_action.get("code_prefix") or "KEEPWELL"
+        prefix = "REFERRAL" if coupon_action.referral else coupon_action.code_prefix or "KEEPWELL"
         coupon = _coupon(coupon_action, f"{prefix}-PREVIEW", now, ruleset.settings.currency)
     occasion = None
     if rule.trigger.kind == "occasion":
@@ -66,6 +67,6 @@ def render_rule_email(ruleset, templates: dict[str, str], rule_id: str, customer
         occasion = {"kind": kind, "title": kind.replace("_", " ").capitalize(), "recipient": None,
                     "date": (now + (rule.trigger.before or timedelta(0))).date().isoformat()}
     context = mail.email_context(customer, coupon, shop, unsubscribe_url, referral_link, occasion)
-    rendered = mail.with_postal_address(mail.render(email["template"], email["subject"], context, templates=templates),
+    rendered = mail.with_postal_address(mail.render(email.template, email.subject, context, templates=templates),
                                         shop.get("postal_address"))
     return Preview(rule_id, rendered.subject, rendered.html, rendered.text, coupon and coupon["code"])
