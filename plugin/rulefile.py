@@ -44,8 +44,8 @@ class Problem:
 class _Doc:
     """One parsed YAML file: its data and the (line, col) of every node by path."""
 
-    def __init__(self, file: str, data, positions: dict):
-        self.file, self.data, self.positions = file, data, positions
+    def __init__(self, file: str, data, positions: dict, text: str = ""):
+        self.file, self.data, self.positions, self.text = file, data, positions, text
 
     def where(self, path) -> tuple[int, int]:
         path = tuple(path)
@@ -79,7 +79,7 @@ def _parse(text: str, file: str) -> _Doc:
     finally:
         loader.dispose()
     if root is None:
-        return _Doc(file, {}, {(): (1, 1)})
+        return _Doc(file, {}, {(): (1, 1)}, text)
     positions: dict = {}
     count = 0
 
@@ -115,7 +115,7 @@ def _parse(text: str, file: str) -> _Doc:
             return node.value
         return value
 
-    return _Doc(file, build(root, ()), positions)
+    return _Doc(file, build(root, ()), positions, text)
 
 
 @lru_cache(maxsize=1)
@@ -300,9 +300,68 @@ def lint_sources(sources, templates: dict[str, str], templates_where: str = "tem
     used = {a.template for r in (ruleset.rules if ruleset else ()) for a in r.actions if isinstance(a, EmailSpec)}
     _check_templates(templates_where, templates, used, problems)
     if ruleset is not None and not problems:
-        problems += _render_problems(docs, ruleset, templates, templates_where)
+        found = _variable_problems(docs, ruleset, templates, templates_where)
+        explained = {(p.rule_id, p.message.startswith("subject:")) for p in found}  # their render fails too
+        problems += found + [p for p in _render_problems(docs, ruleset, templates, templates_where)
+                             if (p.rule_id, p.message.startswith("subject:")) not in explained]
     problems.sort()
     return (ruleset if not problems else None), problems
+
+
+def _placed(docs: list[_Doc]) -> dict:
+    """Rule id -> (doc, index in its file)."""
+    placed = {}
+    for doc in docs:
+        for i, rule in enumerate(doc.data.get("rules") or []):
+            if isinstance(rule, dict) and isinstance(rule.get("id"), str):
+                placed.setdefault(rule["id"], (doc, i))
+    return placed
+
+
+def _subject_paths(rule):
+    """(YAML path below the rule, email action) for the rule's emails and each variant's own."""
+    for j, action in enumerate(rule.actions):
+        if action["type"] == "email":
+            yield ("actions", j, "email", "subject"), action
+    for k, variant in enumerate(rule.variants):
+        for action in variant.actions:
+            if action["type"] == "email":
+                yield ("variants", k, "email", "subject"), action
+
+
+def _variable_problems(docs: list[_Doc], ruleset: RuleSet, templates: dict[str, str], templates_where: str):
+    """Unknown template variables (and fields of a variable this rule leaves empty) in every
+    subject and template a rule's emails use, checked in that rule's scope."""
+    from plugin.template_vars import check_source, check_template, scope_for
+
+    placed, problems, seen = _placed(docs), [], set()
+    for rule in ruleset.rules:
+        doc, i = placed[rule.id]
+        subjects, names = set(), set()
+        for path, action in _subject_paths(rule):
+            if action["subject"] not in subjects:
+                subjects.add(action["subject"])
+                line, col = doc.where(("rules", i) + path)
+                for f in check_source(action["subject"], scope_for(rule, subject=True)):
+                    fcol = _subject_column(doc, line, col, action["subject"], f) if f.line == 1 else 1
+                    problems.append(Problem(doc.file, line + f.line - 1, fcol, rule.id, f"subject: {f.message}"))
+            for name in (action["template"] + ".html", action["template"] + ".txt"):
+                if name in names:
+                    continue
+                names.add(name)
+                for file, f in check_template(name, templates, scope_for(rule)):
+                    if (file, f) not in seen:
+                        seen.add((file, f))
+                        problems.append(Problem(f"{templates_where}/{file}", f.line, f.col, rule.id, f.message))
+    return problems
+
+
+def _subject_column(doc: _Doc, line: int, col: int, subject: str, finding) -> int:
+    """The finding's column in the YAML line, when the subject is written there as is."""
+    lines = doc.text.split("\n")
+    text = lines[line - 1] if 0 < line <= len(lines) else ""
+    at = text.find(subject.split("\n")[0], col - 1)
+    return at + finding.col if at >= 0 else col
 
 
 def _render_problems(docs: list[_Doc], ruleset: RuleSet, templates: dict[str, str], templates_where: str):

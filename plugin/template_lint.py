@@ -9,6 +9,7 @@ from plugin.engine.specs import CouponSpec, EmailSpec
 
 SAMPLE_CUSTOMER = {"first_name": "Ana", "last_name": "Silva", "email": "ana.silva@example.com", "locale": "en"}
 SAMPLE_SHOP = {"name": "Sample Store", "url": "https://shop.example"}
+SAMPLE_OCCASION = {"kind": "birthday", "title": "Birthday", "recipient": "Leo", "date": "2026-01-29"}
 SAMPLE_NOW = datetime(2026, 1, 15, 12, 0, tzinfo=timezone.utc)
 
 
@@ -34,7 +35,7 @@ def render_problems(ruleset, templates: dict[str, str], where_rule, where_templa
                 continue
             context = mail.email_context(SAMPLE_CUSTOMER, sample_coupon(coupon) if coupon else None, SAMPLE_SHOP,
                                          "https://keepwell.example/unsubscribe/sample",
-                                         referral_link)
+                                         referral_link, SAMPLE_OCCASION if rule.trigger.kind == "occasion" else None)
             for subject in (action.subject, "A plain subject"):  # the second one checks the body too
                 try:
                     mail.render(action.template, subject, context, templates=templates)

@@ -99,12 +99,15 @@ def test_lint_renders_every_email_against_a_sample_customer(tmp_path):
         f"{path}:8:11: [thanks] subject: the subject is over {MAX_SUBJECT_BYTES} bytes",
         f"{folder}/thanks.html:2:1: [thanks] renders with an error: * would make a value of 1000000000 items; "
         f"templates are limited to {MAX_TEXT}",
+        f"{folder}/thanks.txt:1:16: [thanks] unknown variable 'customer.nickname'; customer has customer.first_name, "
+        "customer.last_name, customer.email, customer.locale",
     ]
     (folder / "thanks.html").write_text("<p>Hi {{ customer.first_name }}, use {{ coupon.code }}</p>\n")
     path.write_text(_rule("Thanks, {{ customer.first_name }}"))
     _, problems = lint([path], folder)
     assert [str(p) for p in problems] == [
-        f"{folder}/thanks.txt:1:1: [thanks] renders with an error: 'dict object' has no attribute 'nickname'"]
+        f"{folder}/thanks.txt:1:16: [thanks] unknown variable 'customer.nickname'; customer has customer.first_name, "
+        "customer.last_name, customer.email, customer.locale"]
     (folder / "thanks.txt").write_text("Hi {{ customer.first_name }}, use {{ coupon.code }} by {{ coupon.expires_at }}\n")
     ruleset, problems = lint([path], folder)
     assert problems == [] and ruleset is not None

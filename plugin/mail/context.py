@@ -10,6 +10,19 @@ _MONTHS = ("January", "February", "March", "April", "May", "June", "July", "Augu
 _ZERO_DECIMAL = frozenset("BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF".split())
 
 
+#: Every variable an email template or subject can use, and the fields of the ones that are
+#: records. ``occasion`` is set on occasion rules only, ``coupon`` on rules with a coupon action,
+#: ``subject`` in the body only (it is the rendered subject).
+CUSTOMER_FIELDS = ("first_name", "last_name", "email", "locale")
+COUPON_FIELDS = ("code", "title", "discount", "expires_at", "minimum_subtotal")
+SHOP_FIELDS = ("name", "url", "postal_address")
+OCCASION_FIELDS = ("kind", "title", "recipient", "date")
+TEMPLATE_VARIABLES: dict[str, tuple[str, ...] | None] = {
+    "customer": CUSTOMER_FIELDS, "coupon": COUPON_FIELDS, "shop": SHOP_FIELDS, "occasion": OCCASION_FIELDS,
+    "referral_link": None, "unsubscribe_url": None, "subject": None,
+}
+
+
 def _field(obj, name):
     return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
 
@@ -55,10 +68,10 @@ def email_context(customer, coupon, shop: dict, unsubscribe_url: str, referral_l
     action (native or JSON form, or None), the shop's name and url, and for occasion rules the
     occasion (kind, title, recipient, date)."""
     return {
-        "customer": {name: _field(customer, name) for name in ("first_name", "last_name", "email", "locale")},
+        "customer": {name: _field(customer, name) for name in CUSTOMER_FIELDS},
         "coupon": _coupon(coupon),
         # only these: the shop record may hold tokens that templates must never see
-        "shop": {"name": shop.get("name"), "url": shop.get("url"), "postal_address": shop.get("postal_address")},
+        "shop": {name: shop.get(name) for name in SHOP_FIELDS},
         "referral_link": referral_link,
         "unsubscribe_url": unsubscribe_url,
         "occasion": occasion,
