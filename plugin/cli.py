@@ -36,10 +36,10 @@ def rules():
 def rules_lint(paths, templates):
     """Check rule files (or folders of them, as one rule set). Quiet when valid."""
     files = rule_files(paths)
-    _, problems = lint(files, templates)
-    for p in problems + currency_warnings([(str(f), f.read_bytes()) for f in files if f.is_file()]):
+    result = lint(files, templates)
+    for p in result.problems + result.warnings:
         click.echo(str(p))
-    sys.exit(1 if problems else 0)
+    sys.exit(1 if result.problems else 0)
 
 
 def _rule_sessions():

@@ -40,6 +40,29 @@ class Problem:
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.col}: [{self.rule_id or '-'}] {self.message}"
 
+    @property
+    def warning(self) -> bool:
+        """A warning: the rule set is still valid."""
+        return self.message.startswith("warning: ")
+
+
+class LintResult(tuple):
+    """``(ruleset, problems)`` as before (the ruleset is None when there are problems), and
+    ``.warnings``: legal but unwise rules (a coupon that never expires, no holdout, ...)."""
+
+    def __new__(cls, ruleset, problems, warnings=()):
+        self = super().__new__(cls, (ruleset, problems))
+        self.warnings = sorted(warnings)
+        return self
+
+    @property
+    def ruleset(self) -> RuleSet | None:
+        return self[0]
+
+    @property
+    def problems(self) -> list[Problem]:
+        return self[1]
+
 
 class _Doc:
     """One parsed YAML file: its data and the (line, col) of every node by path."""
@@ -213,8 +236,9 @@ def _check_broken_rule(doc: _Doc, index: int, rule, bad_paths, templates, proble
         problems.append(Problem(doc.file, line, col, rule_id, message))
 
 
-def lint(files, templates_dir: Path | None = None) -> tuple[RuleSet | None, list[Problem]]:
-    """Validate rule files as one rule set; the RuleSet when there are no problems."""
+def lint(files, templates_dir: Path | None = None) -> LintResult:
+    """Validate rule files as one rule set: (the RuleSet when there are no problems, problems),
+    with ``.warnings``."""
     files = [Path(f) for f in files]
     templates_dir = templates_dir or (files[0].parent / "templates" if files else RULES_DIR / "templates")
     sources, problems = [], []
@@ -223,13 +247,14 @@ def lint(files, templates_dir: Path | None = None) -> tuple[RuleSet | None, list
             sources.append((str(path), path.read_bytes()))
         except OSError as exc:
             problems.append(Problem(str(path), 1, 1, None, f"cannot read: {exc.strerror}"))
-    ruleset, found = lint_sources(sources, read_templates(templates_dir), str(templates_dir))
-    problems = sorted(problems + found)
-    return (ruleset if not problems else None), problems
+    result = lint_sources(sources, read_templates(templates_dir), str(templates_dir))
+    problems = sorted(problems + result.problems)
+    return LintResult(result.ruleset if not problems else None, problems, result.warnings)
 
 
-def lint_sources(sources, templates: dict[str, str], templates_where: str = "templates"):
-    """Validate ``[(file name, bytes)]`` as one rule set against ``templates`` (file name -> text)."""
+def lint_sources(sources, templates: dict[str, str], templates_where: str = "templates") -> LintResult:
+    """Validate ``[(file name, bytes)]`` as one rule set against ``templates`` (file name -> text):
+    ``(ruleset or None, problems)``, with ``.warnings`` (see LintResult)."""
     problems: list[Problem] = []
     docs: list[_Doc] = []
     for name, raw in sources:
@@ -305,7 +330,24 @@ def lint_sources(sources, templates: dict[str, str], templates_where: str = "tem
         problems += found + [p for p in _render_problems(docs, ruleset, templates, templates_where)
                              if (p.rule_id, p.message.startswith("subject:")) not in explained]
     problems.sort()
-    return (ruleset if not problems else None), problems
+    warnings = currency_warnings(sources)
+    if ruleset is not None and not problems:
+        warnings += _rule_warnings(docs, ruleset)
+    return LintResult(ruleset if not problems else None, problems, warnings)
+
+
+def _rule_warnings(docs: list[_Doc], ruleset: RuleSet) -> list[Problem]:
+    from plugin.lint_warnings import rule_warnings
+
+    out = []
+    for rule_id, (doc, i) in _placed(docs).items():
+        rule = ruleset.by_id.get(rule_id)
+        if rule is None:
+            continue
+        for w in rule_warnings(rule, doc.data["rules"][i]):
+            line, col = doc.where(("rules", i) + w.path)
+            out.append(Problem(doc.file, line, col, rule_id, f"warning: {w.message}"))
+    return out
 
 
 def _placed(docs: list[_Doc]) -> dict:

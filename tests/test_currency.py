@@ -80,19 +80,21 @@ def test_the_shipped_packs_name_no_currency():
 
 
 def test_lint_warns_about_a_rule_in_another_currency(tmp_path):
-    text = ("rules:\n  - id: big\n    trigger: order.paid\n    when:\n      order.total: {at_least: \"100 USD\"}\n"
+    text = ("rules:\n  - id: big\n    trigger: order.paid\n    holdout: 10%\n"
+            "    when:\n      order.total: {at_least: \"100 USD\"}\n"
             "    actions:\n      - coupon: {discount: \"5 EUR\", minimum_subtotal: 20}\n"
             "      - tag: big-spender\n")
     sources = [("rules.yaml", text.encode())]
     assert [str(w) for w in currency_warnings(sources, "EUR")] == [
-        "rules.yaml:5:21: [big] warning: '100 USD' names USD, but the shop's currency is EUR; "
+        "rules.yaml:6:21: [big] warning: '100 USD' names USD, but the shop's currency is EUR; "
         "write the amount without a currency to mean the shop's"]
-    assert [w.line for w in currency_warnings(sources, None)] == [5, 7]  # shop unknown: any named currency
+    assert [w.line for w in currency_warnings(sources, None)] == [6, 8]  # shop unknown: any named currency
     (tmp_path / "rules.yaml").write_text(text.replace("- tag: big-spender", "- tag: 10 EUR"))
     (tmp_path / "settings.yaml").write_text("settings:\n  currency: ILS\n")
     result = CliRunner().invoke(cli, ["rules", "lint", str(tmp_path)])
     assert result.exit_code == 0, result.output  # a warning, not an error; a tag's text is not an amount
-    assert result.output.count("warning:") == 2 and "the shop's currency is ILS" in result.output
+    assert result.output.count("warning:") == 3 and "the shop's currency is ILS" in result.output
+    assert "this coupon never expires" in result.output
 
 
 def only(decisions, rule_id):
