@@ -16,6 +16,7 @@ import yaml
 from jinja2 import TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 
+from plugin import yaml_errors
 from plugin.engine.conditions import did_you_mean
 from plugin.engine.fields import FIELDS, MONEY
 from plugin.engine.specs import EmailSpec
@@ -96,9 +97,7 @@ def _parse(text: str, file: str) -> _Doc:
     try:
         root = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        raise _YamlProblem(mark.line + 1 if mark else 1, mark.column + 1 if mark else 1,
-                           f"YAML syntax error: {exc.problem or exc}" + (f" ({exc.context})" if exc.context else ""))
+        raise _YamlProblem(*yaml_errors.explain(exc, text))
     finally:
         loader.dispose()
     if root is None:
@@ -123,6 +122,8 @@ def _parse(text: str, file: str) -> _Doc:
                     raise _YamlProblem(knode.start_mark.line + 1, knode.start_mark.column + 1,
                                        "YAML merge keys (<<) are not supported in rule files; repeat the fields")
                 key = loader.construct_object(knode) if isinstance(knode, yaml.ScalarNode) else None
+                if isinstance(knode, yaml.MappingNode) and text[knode.start_mark.index - 1:knode.start_mark.index] == "{":
+                    raise _YamlProblem(knode.start_mark.line + 1, knode.start_mark.column, yaml_errors.JINJA_UNQUOTED)
                 if not isinstance(key, (str, int, bool)) or isinstance(key, bool):
                     raise _YamlProblem(knode.start_mark.line + 1, knode.start_mark.column + 1, "mapping keys must be plain text")
                 key = str(key)
@@ -320,6 +321,8 @@ def lint_sources(sources, templates: dict[str, str], templates_where: str = "tem
         if rest[:1] == ["rules"] and len(rest) > 1:
             rest[1] = origin[n][rest[1]]
         line, col = docs[n].where(rest)
+        # the engine's hint names the default folder: name the one actually read
+        message = message.replace("(templates are rules/templates/", f"(templates are {templates_where}/")
         problems.append(Problem(docs[n].file, line, col, rule_id, message))
     _check_subjects(docs, problems)
     used = {a.template for r in (ruleset.rules if ruleset else ()) for a in r.actions if isinstance(a, EmailSpec)}

@@ -65,12 +65,15 @@ def push(session, shop_id: str, path: Path) -> PushResult:
     files = rule_files([path])
     if not files:
         raise FileNotFoundError(f"{path} holds no rule files (*.yaml, *.yml)")
-    _, problems = lint(files)
+    result = lint(files)
     previous = active_rule_row(session, shop_id)
-    if problems:
-        return PushResult(problems=problems, previous=previous)
+    if result.problems:
+        return PushResult(problems=result.problems, previous=previous)
     row = install_rules(session, shop_id, read_rule_dir(path))
-    warnings = currency_warnings([(str(f), f.read_bytes()) for f in files], (shop.settings or {}).get("currency"))
+    sources = [(str(f), f.read_bytes()) for f in files]
+    in_files_currency = set(currency_warnings(sources))  # replaced by the ones in the shop's currency
+    warnings = sorted([w for w in result.warnings if w not in in_files_currency]
+                      + currency_warnings(sources, (shop.settings or {}).get("currency")))
     return PushResult(problems=[], row=row, previous=previous, created=previous is None or row.id != previous.id,
                       warnings=warnings)
 

@@ -278,8 +278,8 @@ def test_shops_without_a_compiling_rule_set_fail(redis_server, smtp, tmp_path):
         active_rule_row(session, second).active = False
     out = lines(config)
     assert out["rule sets"] == (
-        f"FAIL rule sets: shop {first} version 2 does not compile: welcome.yaml:21:11: [welcome] email template 'welcom' "
-        f"not found (did you mean 'welcome'?) (templates are rules/templates/NAME.html and NAME.txt); shop {second} has "
+        f"FAIL rule sets: shop {first} version 2 does not compile: welcome.yaml:22:11: [welcome] email template 'welcom' "
+        f"not found (did you mean 'welcome'?) (templates are templates/NAME.html and NAME.txt); shop {second} has "
         "no active rule set. Fix: push a valid rule set: `keepwell rules push --shop SHOP_ID DIR` (`keepwell rules lint "
         "DIR` shows every problem)")
 

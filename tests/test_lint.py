@@ -18,7 +18,7 @@ def lint_text(tmp_path, text, name="rules.yaml", templates=TEMPLATES):
     path = tmp_path / name
     path.write_bytes(text if isinstance(text, bytes) else text.encode())
     ruleset, problems = lint([path], templates)
-    return ruleset, [str(p).replace(str(path), name) for p in problems]
+    return ruleset, [str(p).replace(str(path), name).replace(str(templates), "TEMPLATES") for p in problems]
 
 
 def test_shipped_rules_lint_clean():
@@ -41,15 +41,41 @@ def rule_file(**fields):
 TAG = "[{tag: buyer}]"
 
 CASES = [
-    # YAML syntax
+    # YAML syntax, in a marketer's words, at the line to fix
     ("yaml: bad indentation", "rules:\n  - id: thanks\n    trigger: order.paid\n   actions: [}\n",
-     ["rules.yaml:4:4: [-] YAML syntax error: expected <block end>, but found '<block mapping start>' "
-      "(while parsing a block collection)"]),
+     ["rules.yaml:4:4: [-] this line's indentation does not line up with the lines above: indent it like the other "
+      "keys at its level"]),
+    ("yaml: indented too far", "rules:\n  - id: thanks\n    trigger: order.paid\n      delay: 3d\n",
+     ["rules.yaml:4:12: [-] this line is indented more than the line above: line its key up with the keys above it"]),
+    ("yaml: a list item among keys", "rules:\n  - id: thanks\n    - trigger: x\n",
+     ["rules.yaml:3:5: [-] a list item (-) where a key was expected: check this line's indentation"]),
     ("yaml: unclosed list", "rules:\n  - id: thanks\n    trigger: [order.paid\n",
-     ["rules.yaml:4:1: [-] YAML syntax error: expected ',' or ']', but got '<stream end>' (while parsing a flow sequence)"]),
+     ["rules.yaml:3:14: [-] the [ opened here is never closed: add ] at the end of the value, or put the text in "
+      "quotes if the [ is part of it"]),
+    ("yaml: unclosed mapping", "rules:\n  - id: thanks\n    trigger: {lapsed: 3d\n    x: 1\n",
+     ["rules.yaml:3:14: [-] the { opened here is never closed: add } at the end of the value, or put the text in "
+      "quotes if the { is part of it"]),
     ("yaml: tab", "rules:\n\t- id: thanks\n",
-     ["rules.yaml:2:1: [-] YAML syntax error: found character '\\t' that cannot start any token "
-      "(while scanning for the next token)"]),
+     ["rules.yaml:2:1: [-] a tab is not allowed in YAML's indentation or between a key and its value: use spaces"]),
+    ("yaml: unquoted colon", "rules:\n  - id: thanks\n    name: Sale: 20% off\n    trigger: order.paid\n",
+     ['rules.yaml:3:15: [-] this text contains a colon: put the whole value in quotes, e.g. subject: "Sale: 20% off"']),
+    ("yaml: unquoted colon in braces",
+     "rules:\n  - id: thanks\n    trigger: order.paid\n    actions:\n      - email: {template: a, subject: Hi: you}\n",
+     ['rules.yaml:5:41: [-] this text contains a colon: put the whole value in quotes, e.g. subject: "Sale: 20% off"']),
+    ("yaml: unquoted template", "rules:\n  - id: thanks\n    subject: {{ customer.first_name }}, hi\n",
+     ['rules.yaml:3:14: [-] a value starting with {{ must be in quotes: write "..." around the whole text']),
+    ("yaml: unquoted template alone", "rules:\n  - id: thanks\n    subject: {{ customer.first_name }}\n",
+     ['rules.yaml:3:14: [-] a value starting with {{ must be in quotes: write "..." around the whole text']),
+    ("yaml: unclosed quote", 'rules:\n  - id: thanks\n    name: "Hello\n    x: 1\n',
+     ['rules.yaml:3:11: [-] the " opened here is never closed: end the text with "']),
+    ("yaml: apostrophe in single quotes", "rules:\n  - id: thanks\n    name: 'it's here'\n",
+     ['rules.yaml:3:15: [-] a quote inside the value ends it early: put the whole value in double quotes, '
+      'e.g. name: "it\'s here"']),
+    ("yaml: a value starting with @", "rules:\n  - id: thanks\n    name: @home\n",
+     ['rules.yaml:3:11: [-] a value cannot start with @: put the whole value in quotes, e.g. "@home"']),
+    ("yaml: undefined alias", "rules:\n  - id: *x\n",
+     ["rules.yaml:2:9: [-] * starts a reference to an &anchor that is not defined: put the value in quotes if * is "
+      "part of it"]),
     ("yaml: duplicate key", rule_file(trigger="order.paid", actions=TAG) + "    trigger: order.created\n",
      ["rules.yaml:5:5: [-] duplicate key 'trigger'"]),
     ("not a mapping", "- id: thanks\n- id: other\n",
@@ -88,6 +114,19 @@ CASES = [
     # semantic checks
     ("unknown trigger event", rule_file(trigger="order.payed", actions=TAG),
      ["rules.yaml:3:5: [thanks] unknown trigger event 'order.payed' (did you mean 'order.paid'?)"]),
+    ("trigger by meaning", rule_file(trigger="customer.signup", actions=TAG),
+     ["rules.yaml:3:5: [thanks] unknown trigger event 'customer.signup' (did you mean 'customer.created'?)"]),
+    ("trigger by meaning, another word", rule_file(trigger="order.placed", actions=TAG),
+     ["rules.yaml:3:5: [thanks] unknown trigger event 'order.placed' (did you mean 'order.created'?)"]),
+    ("a purchase", rule_file(trigger="purchase", actions=TAG),
+     ["rules.yaml:3:5: [thanks] unknown trigger event 'purchase' (did you mean 'order.paid'?)"]),
+    ("a yearly date as an event", rule_file(trigger="customer.birthday", actions=TAG),
+     ["rules.yaml:3:5: [thanks] unknown trigger event 'customer.birthday' (a yearly date is an occasion trigger: "
+      "trigger: {occasion: birthday, before: 7d})"]),
+    ("no trigger like it", rule_file(trigger="foo.bar", actions=TAG),
+     ["rules.yaml:3:5: [thanks] unknown trigger event 'foo.bar'; trigger events are customer.created, "
+      "customer.updated, customer.consent_changed, order.created, order.paid, order.refunded, order.cancelled, "
+      "occasion.captured, referral.converted"]),
     ("unknown occasion", rule_file(trigger="{occasion: birthdya}", actions=TAG),
      ["rules.yaml:3:15: [thanks] unknown occasion 'birthdya' (did you mean 'birthday'?)"]),
     ("field that does not exist", rule_file(trigger="order.paid", when="\n      customer.order_count: {at_least: 2}", actions=TAG),
@@ -130,7 +169,7 @@ CASES = [
      ["rules.yaml:4:5: [thanks] holdout only applies to rules with a coupon or email action"]),
     ("missing template", rule_file(trigger="order.paid", actions="\n      - email: {template: icebreakr, subject: Hi}"),
      ["rules.yaml:5:17: [thanks] email template 'icebreakr' not found (did you mean 'icebreaker'?) "
-      "(templates are rules/templates/NAME.html and NAME.txt)"]),
+      "(templates are TEMPLATES/NAME.html and NAME.txt)"]),
     ("email before its coupon",
      rule_file(trigger="order.paid", actions="\n      - email: {template: icebreaker, subject: Hi}\n      - coupon: {discount: 10%}"),
      ["rules.yaml:4:5: [thanks] the email comes before the coupon it should show; list the coupon first"]),
@@ -221,7 +260,7 @@ def test_template_syntax_errors_are_reported(tmp_path):
     (templates / "thanks.txt").write_text("Hi\n")
     _, problems = lint_text(tmp_path, rule_file(trigger="order.paid", actions="\n      - email: {template: thanks, subject: Hi}"),
                             templates=templates)
-    assert problems == [f"{templates / 'thanks.html'}:1:1: [-] template syntax error: Unexpected end of template. "
+    assert problems == ["TEMPLATES/thanks.html:1:1: [-] template syntax error: Unexpected end of template. "
                         "Jinja was looking for the following tags: 'elif' or 'else' or 'endif'. "
                         "The innermost block that needs to be closed is 'if'."]
 
@@ -233,7 +272,7 @@ def test_a_template_needs_both_html_and_text(tmp_path):
     _, problems = lint_text(tmp_path, rule_file(trigger="order.paid", actions="\n      - email: {template: thanks, subject: Hi}"),
                             templates=templates)
     assert problems == ["rules.yaml:5:17: [thanks] email template 'thanks' not found "
-                        "(templates are rules/templates/NAME.html and NAME.txt)"]
+                        "(templates are TEMPLATES/NAME.html and NAME.txt)"]
 
 
 def test_an_empty_file_is_an_empty_rule_set(tmp_path):
@@ -263,3 +302,18 @@ def test_cli_lint(tmp_path):
     result = runner.invoke(main, ["rules", "lint", str(bad), "--templates", str(TEMPLATES)])
     assert result.exit_code == 1
     assert result.output == f"{bad}:3:5: [thanks] unknown trigger event 'order.payed' (did you mean 'order.paid'?)\n"
+
+
+def test_the_missing_template_hint_names_the_folder_linted(tmp_path):
+    folder = tmp_path / "my_templates"
+    folder.mkdir()
+    result = CliRunner().invoke(main, ["rules", "lint", str(write(tmp_path, rule_file(
+        trigger="order.paid", actions="\n      - email: {template: thanks, subject: Hi}"))), "--templates", str(folder)])
+    assert result.exit_code == 1
+    assert f"email template 'thanks' not found (templates are {folder}/NAME.html and NAME.txt)" in result.output
+
+
+def write(tmp_path, text):
+    path = tmp_path / "rules.yaml"
+    path.write_text(text)
+    return path

@@ -124,10 +124,10 @@ def test_push_broken_is_rejected_with_the_lint_lines_and_the_worker_keeps_the_la
     lint = keepwell(live, "rules", "lint", broken)
     assert r.exit_code == 1 and lint.exit_code == 1
     assert r.stdout == lint.stdout == (
-        f"{broken}/welcome.yaml:17:11: [welcome] bad discount 'ten percent': write a percentage ('15%') or an "
+        f"{broken}/welcome.yaml:18:11: [welcome] bad discount 'ten percent': write a percentage ('15%') or an "
         "amount in the shop's currency (5)\n"
-        f"{broken}/welcome.yaml:21:11: [welcome] email template 'welcom' not found (did you mean 'welcome'?) "
-        "(templates are rules/templates/NAME.html and NAME.txt)\n")
+        f"{broken}/welcome.yaml:22:11: [welcome] email template 'welcom' not found (did you mean 'welcome'?) "
+        f"(templates are {broken}/templates/NAME.html and NAME.txt)\n")
     assert r.stderr == f"rejected: 2 problem(s) in {broken}; version 2 stays active\n"
     v1, v2 = versions(live, shop_id)
     assert v2[:2] == (2, True) and not v1[1]
