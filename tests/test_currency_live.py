@@ -106,9 +106,9 @@ def test_a_coupon_in_another_currency_is_refused_before_any_store_call(live, rsp
     assert [w.message for w in pushed.warnings] == [
         "warning: a marketing rule without a holdout: nobody can tell what it earns. Add holdout: 10% (or write "
         "holdout: 0% to reach everyone on purpose)",
-        "warning: '10 USD' names USD, but the shop's currency is EUR; write the amount without a currency to mean the shop's",
         "warning: this coupon never expires: add expires_in (e.g. 30d), or a code sent once stays good for ever and a "
-        "deadline is what brings customers back"]
+        "deadline is what brings customers back",
+        "warning: '10 USD' names USD, but the shop's currency is EUR; write the amount without a currency to mean the shop's"]
     customer = outside_holdout(shop_id, 25)
     store.customers[customer] = woo_customer(int(customer), modified=gmt(T0))
     order = woo_order(4201, int(customer), total="80.00", modified=gmt(T0))
