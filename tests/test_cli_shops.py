@@ -58,12 +58,41 @@ def test_adding_the_same_store_again_updates_it(cli):
 def test_remove_forgets_the_shop_and_its_rules(cli):
     r = cli("shop", "add", "--platform", "woocommerce", "--url", STORE, "--key", "ck_1", "--secret", "cs_1")
     shop_id = re.search(r"shop id:\s+(\S+)", r.output).group(1)
-    assert cli("shop", "remove", shop_id).exit_code == 0
+    refused = CliRunner().invoke(main, ["shop", "remove", shop_id], input="n\n")
+    assert refused.exit_code == 1 and "Remove " + shop_id in refused.output and "Aborted" in refused.output
+    with cli.db() as s:
+        assert s.get(ShopRow, shop_id) is not None  # asked, said no: nothing removed
+    confirmed = CliRunner().invoke(main, ["shop", "remove", shop_id], input="y\n")
+    assert confirmed.exit_code == 0 and f"removed {shop_id}" in confirmed.output
     with cli.db() as s:
         assert s.get(ShopRow, shop_id) is None
         assert s.scalar(select(func.count()).select_from(RuleSetRow)) == 0
-    r = CliRunner().invoke(main, ["shop", "remove", shop_id])
+    r = CliRunner().invoke(main, ["shop", "remove", shop_id, "--yes"])
     assert r.exit_code == 1 and "no shop" in r.output
+
+
+def test_remove_with_yes_does_not_ask(cli):
+    r = cli("shop", "add", "--platform", "woocommerce", "--url", STORE, "--key", "ck_1", "--secret", "cs_1")
+    shop_id = re.search(r"shop id:\s+(\S+)", r.output).group(1)
+    r = cli("shop", "remove", shop_id, "--yes")
+    assert r.exit_code == 0 and r.output == f"removed {shop_id}\n"
+
+
+def test_list_as_json(cli):
+    assert cli("shop", "list", "--format", "json").output == "[]\n"
+    r = cli("shop", "add", "--platform", "woocommerce", "--url", STORE, "--key", "ck_1", "--secret", "cs_1")
+    shop_id = re.search(r"shop id:\s+(\S+)", r.output).group(1)
+    shops = json.loads(cli("shop", "list", "--format", "json").output)
+    assert [{k: v for k, v in s.items() if k != "created_at"} for s in shops] == [
+        {"id": shop_id, "platform": "woocommerce", "domain": STORE, "active": True}]
+    assert shops[0]["created_at"].startswith("20")
+
+
+def test_version():
+    from importlib.metadata import version
+
+    r = CliRunner().invoke(main, ["--version"])
+    assert r.exit_code == 0 and r.output == f"keepwell {version('keepwell')}\n"
 
 
 @responses.activate
@@ -87,3 +116,12 @@ def test_register_webhooks_needs_a_public_app_url(cli, monkeypatch):
                                   "--secret", "cs_1", "--register-webhooks"])
     assert r.exit_code == 1 and "needs a public http(s) URL the store can reach" in r.output
     assert "127.0.0.1 is this machine" in r.output
+
+
+def test_report_until_in_the_future_says_so(cli):
+    r = cli("shop", "add", "--platform", "woocommerce", "--url", STORE, "--key", "ck_1", "--secret", "cs_1")
+    shop_id = re.search(r"shop id:\s+(\S+)", r.output).group(1)
+    r = cli("report", "--shop", shop_id, "--until", "2999-01-01")
+    assert r.exit_code == 0
+    assert "note: --until 2999-01-01 is in the future; the report covers touches up to now (" in r.output
+    assert "in the future" not in cli("report", "--shop", shop_id, "--until", "2020-01-01").output
