@@ -329,9 +329,8 @@ def lint_sources(sources, templates: dict[str, str], templates_where: str = "tem
     _check_templates(templates_where, templates, used, problems)
     if ruleset is not None and not problems:
         found = _variable_problems(docs, ruleset, templates, templates_where)
-        explained = {(p.rule_id, p.message.startswith("subject:")) for p in found}  # their render fails too
-        problems += found + [p for p in _render_problems(docs, ruleset, templates, templates_where)
-                             if (p.rule_id, p.message.startswith("subject:")) not in explained]
+        problems += found + _unexplained(_render_problems(docs, ruleset, templates, templates_where), found,
+                                         templates, templates_where)
     problems.sort()
     warnings = currency_warnings(sources)
     if ruleset is not None and not problems:
@@ -399,6 +398,23 @@ def _variable_problems(docs: list[_Doc], ruleset: RuleSet, templates: dict[str, 
                         seen.add((file, f))
                         problems.append(Problem(f"{templates_where}/{file}", f.line, f.col, rule.id, f.message))
     return problems
+
+
+def _unexplained(rendered: list[Problem], found: list[Problem], templates, templates_where: str) -> list[Problem]:
+    """The render problems that a variable problem (in the subject, the template or one it uses)
+    does not already explain."""
+    from plugin.template_vars import uses
+
+    subjects = {p.rule_id for p in found if p.message.startswith("subject:")}
+    files = {p.file.removeprefix(templates_where + "/") for p in found if not p.message.startswith("subject:")}
+    out = []
+    for p in rendered:
+        if p.message.startswith("subject:"):
+            if p.rule_id not in subjects:
+                out.append(p)
+        elif not uses(p.file.removeprefix(templates_where + "/"), templates) & files:
+            out.append(p)
+    return out
 
 
 def _subject_column(doc: _Doc, line: int, col: int, subject: str, finding) -> int:

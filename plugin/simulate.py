@@ -57,9 +57,17 @@ class RuleReport:
     percent_total: Decimal = Decimal(0)
     emails: int = 0
     customers: set = field(default_factory=set)
+    render_failures: int = 0  # emails that could not be rendered (simulated with templates)
+    variants: dict = field(default_factory=dict)  # A/B variant name -> its own RuleReport
+
+    def variant(self, name: str) -> "RuleReport":
+        v = self.variants.get(name)
+        if v is None:
+            v = self.variants[name] = RuleReport(f"{self.rule_id}:{name}")
+        return v
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             "triggered": self.triggered,
             "touches": self.touches,
             "suppressed": dict(sorted(self.suppressed.items())),
@@ -69,7 +77,13 @@ class RuleReport:
             "average_percent": str(round(self.percent_total / self.percent_coupons, 1)) if self.percent_coupons else None,
             "emails": self.emails,
             "customers_reached": len(self.customers),
+            "render_failures": self.render_failures,
         }
+        if self.variants:
+            keep = ("touches", "coupons", "face_value", "percent_coupons", "average_percent", "emails",
+                    "customers_reached", "render_failures")
+            out["variants"] = {name: {k: v.to_dict()[k] for k in keep} for name, v in sorted(self.variants.items())}
+        return out
 
 
 @dataclass
@@ -84,6 +98,7 @@ class Report:
     end: datetime | None = None
     rules: dict = field(default_factory=dict)
     ledger: dict = field(default_factory=dict)  # decision key -> touch Decision
+    render_errors: dict = field(default_factory=dict)  # (rule id, error) -> [count, first customer]
 
     def rule(self, rule_id: str) -> RuleReport:
         r = self.rules.get(rule_id)
@@ -113,6 +128,8 @@ class Report:
             "end": self.end.isoformat() if self.end else None,
             "rules": {rid: r.to_dict() for rid, r in sorted(self.rules.items())},
             "overlaps": self.overlaps(),
+            "render_failures": [{"rule": rule_id, "error": error, "emails": n, "first_customer": customer}
+                                for (rule_id, error), (n, customer) in sorted(self.render_errors.items())],
         }
 
 
@@ -159,10 +176,13 @@ class Simulator:
     """Feed time-ordered events; timers fire in virtual time between them. Each event goes
     through the engine's ``step``, the policy the live worker runs."""
 
-    def __init__(self, rules: RuleSet, on_outcome: Callable[[Event, Outcome], None] | None = None):
-        """``on_outcome``: called with each event (timers included) and what ``step`` made of it."""
+    def __init__(self, rules: RuleSet, on_outcome: Callable[[Event, Outcome], None] | None = None,
+                 render: Callable | None = None):
+        """``on_outcome``: called with each event (timers included) and what ``step`` made of it;
+        ``render``: (decision, email action, state) -> None or why the email cannot render."""
         self.rules = rules
         self.on_outcome = on_outcome
+        self.render = render
         self.states: dict = {}
         self.timers: list = []  # heap of (wake_at, origin time, timer id, attempts, timer event)
         self.seen: set[int] = set()  # hashes of (shop, event id) delivered
@@ -266,12 +286,22 @@ class Simulator:
         for d in outcome.touches:
             report.ledger[d.key] = d
             r = report.rule(d.rule_id)
-            r.touches += 1
-            r.customers.add(skey)
+            counted = (r, r.variant(d.variant)) if d.variant else (r,)
+            for c in counted:
+                c.touches += 1
+                c.customers.add(skey)
             for a in d.actions:
                 count = _COUNTED.get(a.type)
                 if count is not None:
-                    count(r, a)
+                    for c in counted:
+                        count(c, a)
+                if isinstance(a, Email) and self.render is not None:
+                    error = self.render(d, a, outcome.state)
+                    if error is not None:
+                        for c in counted:
+                            c.render_failures += 1
+                        seen = report.render_errors.setdefault((d.rule_id, error), [0, skey[1]])
+                        seen[0] += 1
                 if isinstance(a, Signal) and a.customer_id:
                     signals.append(Event(id=a.key, type=a.event, shop=event.shop, customer_id=a.customer_id,
                                          occurred_at=now, data=a.data))
@@ -315,9 +345,10 @@ def _without_cycle_collection():
 
 
 def simulate(events: Iterable[Event], rules: RuleSet, until: datetime | None = None,
-             progress: Callable[[int], None] | None = None) -> Report:
-    """Replay time-ordered ``events`` through ``rules``; timers fire up to ``until`` (default: the last event)."""
-    sim = Simulator(rules)
+             progress: Callable[[int], None] | None = None, render: Callable | None = None) -> Report:
+    """Replay time-ordered ``events`` through ``rules``; timers fire up to ``until`` (default: the
+    last event). ``render`` (see plugin.mail.preview.touch_renderer) renders every email counted."""
+    sim = Simulator(rules, render)
     with _without_cycle_collection():
         for n, event in enumerate(events, 1):
             sim.feed(event)

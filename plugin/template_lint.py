@@ -3,22 +3,8 @@ sandbox and limits as a real send: a template that fails (an unknown variable, a
 subject over 1 KB) is a lint problem naming its file and line, not a failed touch later."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 from plugin.engine.specs import CouponSpec, EmailSpec
-
-SAMPLE_CUSTOMER = {"first_name": "Ana", "last_name": "Silva", "email": "ana.silva@example.com", "locale": "en"}
-SAMPLE_SHOP = {"name": "Sample Store", "url": "https://shop.example"}
-SAMPLE_OCCASION = {"kind": "birthday", "title": "Birthday", "recipient": "Leo", "date": "2026-01-29"}
-SAMPLE_NOW = datetime(2026, 1, 15, 12, 0, tzinfo=timezone.utc)
-
-
-def sample_coupon(spec) -> dict:
-    """A rule's coupon spec as the engine hands it to an email (JSON form): with a code and an expiry date."""
-    return {"code": f"{spec.code_prefix or 'SAMPLE'}-7K2Q9M", "title": spec.title, "discount_type": spec.discount_type,
-            "value": str(spec.value), "currency": spec.currency or "USD",
-            "minimum_subtotal": spec.minimum_subtotal,
-            "expires_at": (SAMPLE_NOW + spec.expires_in).isoformat() if spec.expires_in else None}
+from plugin.mail.preview import SAMPLE_CUSTOMER, SAMPLE_OCCASION, SAMPLE_SHOP, sample_coupon
 
 
 def render_problems(ruleset, templates: dict[str, str], where_rule, where_template) -> list:

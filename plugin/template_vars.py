@@ -179,12 +179,16 @@ def referenced(source: str) -> list[str]:
 
 def check_template(name: str, templates: dict[str, str], scope: Scope) -> list[tuple[str, Finding]]:
     """(file name, finding) for template ``name`` and every template it uses, in ``scope``."""
-    out, seen, todo = [], set(), [name]
+    return [(current, f) for current in sorted(uses(name, templates)) for f in check_source(templates[current], scope)]
+
+
+def uses(name: str, templates: dict[str, str]) -> set[str]:
+    """``name`` and every template it extends, includes or imports, through and through."""
+    seen, todo = set(), [name]
     while todo:
         current = todo.pop()
         if current in seen or current not in templates:
             continue
         seen.add(current)
-        out += [(current, f) for f in check_source(templates[current], scope)]
         todo += referenced(templates[current])
-    return out
+    return seen

@@ -43,11 +43,14 @@ def sample_history(customers, seed, days, shop, output):
 def simulate(history, rules_path, sample, seed, platform, shop_id, fmt):
     """Replay a store history (JSON Lines of canonical events, a raw order export with --from, or a
     connected shop's own with --shop) through the rules in virtual time."""
+    from plugin.mail.preview import touch_renderer
+    from plugin.rulefile import read_templates
     from plugin.simulate import simulate as run
 
     if sum(x is not None for x in (history, sample, shop_id)) != 1:
         raise click.UsageError("give a HISTORY file, --sample N or --shop ID")
     ruleset = load_ruleset(rules_path)
+    templates_dir = (rules_path if rules_path.is_dir() else rules_path.parent) / "templates"
     if shop_id is not None:
         from plugin.history import stored_history
 
@@ -78,7 +81,7 @@ def simulate(history, rules_path, sample, seed, platform, shop_id, fmt):
     show = fmt == "table" and sys.stderr.isatty()
     with click.progressbar(length=len(events), label="simulating", file=sys.stderr if show else None,
                            hidden=not show) as bar:
-        report = run(events, ruleset, progress=bar.update)
+        report = run(events, ruleset, progress=bar.update, render=touch_renderer(read_templates(templates_dir)))
     if fmt == "json":
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:
@@ -95,19 +98,31 @@ def format_report(report) -> str:
         f"{'rule':<22}{'triggered':>10}{'touches':>9}{'reached':>9}{'coupons':>9}{'emails':>8}  face value / suppressed",
     ]
     for rid, r in d["rules"].items():
-        value = ", ".join(f"{v} {c}" for c, v in r["face_value"].items())
-        if r["percent_coupons"]:
-            value = (value + "; " if value else "") + f"{r['percent_coupons']} x ~{r['average_percent']}%"
+        value = _value(r)
         supp = ", ".join(f"{k} {v}" for k, v in r["suppressed"].items())
         lines.append(f"{rid:<22}{r['triggered']:>10}{r['touches']:>9}{r['customers_reached']:>9}{r['coupons']:>9}"
                      f"{r['emails']:>8}  {value or '-'} / {supp or '-'}")
+        for name, v in r.get("variants", {}).items():
+            lines.append(f"{'  variant ' + name:<22}{'':>10}{v['touches']:>9}{v['customers_reached']:>9}{v['coupons']:>9}"
+                         f"{v['emails']:>8}  {_value(v) or '-'}")
     if d["overlaps"]:
         lines += ["", "customers touched by two rules:"]
         top = sorted(d["overlaps"].items(), key=lambda kv: (-kv[1], kv[0]))
         lines += [f"  {pair}: {n}" for pair, n in top[:10]]
         if len(top) > 10:
             lines.append(f"  ... and {len(top) - 10} more pairs (--format json lists all)")
+    if d["render_failures"]:
+        lines += ["", "emails that would fail to render (not sent):"]
+        lines += [f"  {f['rule']}: {f['emails']} emails, e.g. to customer {f['first_customer']}: {f['error']}"
+                  for f in d["render_failures"]]
     return "\n".join(lines)
+
+
+def _value(r: dict) -> str:
+    value = ", ".join(f"{v} {c if c != 'None' else '(shop currency)'}" for c, v in r["face_value"].items())
+    if r["percent_coupons"]:
+        value = (value + "; " if value else "") + f"{r['percent_coupons']} x ~{r['average_percent']}%"
+    return value
 
 
 @click.command()

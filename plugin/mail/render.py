@@ -53,6 +53,12 @@ def _dict_environment(items: tuple) -> BoundedSandbox:
     return env
 
 
+@functools.lru_cache(maxsize=256)
+def _subject(env: BoundedSandbox, subject: str) -> jinja2.Template:
+    """A compiled subject: a rule's subject is compiled once, not once per email."""
+    return env.from_string(subject)
+
+
 def _template_error(exc: Exception, name: str) -> TemplateError:
     """Locate ``exc`` in the template that raised it (Jinja rewrites tracebacks into template lines)."""
     if isinstance(exc, jinja2.TemplateSyntaxError):
@@ -76,7 +82,7 @@ def render(template: str, subject: str, context: dict, templates_dir: Path | str
     takes precedence over the folder."""
     env = _dict_environment(tuple(sorted(templates.items()))) if templates is not None else _environment(str(templates_dir))
     try:
-        subject_text = render_limited(env.from_string(subject), context, MAX_SUBJECT_BYTES, "the subject")
+        subject_text = render_limited(_subject(env, subject), context, MAX_SUBJECT_BYTES, "the subject")
     except Exception as exc:  # templates are merchant data: any failure is theirs to fix
         raise _template_error(exc, f"subject of {template}") from exc
     # a subject spanning lines would inject headers; collapse all whitespace runs to one space

@@ -1,0 +1,72 @@
+"""Render a rule's email without sending it: a preview for the editor (any rule, a sample or a real
+customer), and the check `simulate` runs on every email it counts, so a template that cannot
+render shows up before the rule goes live."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from plugin.engine.actions import Coupon, Email
+from plugin.engine.specs import CouponSpec, EmailSpec
+
+from plugin.mail.context import email_context
+from plugin.mail.render import Rendered, TemplateError, render
+
+SAMPLE_CUSTOMER = {"first_name": "Ana", "last_name": "Silva", "email": "ana.silva@example.com", "locale": "en"}
+SAMPLE_SHOP = {"name": "Sample Store", "url": "https://shop.example"}
+SAMPLE_OCCASION = {"kind": "birthday", "title": "Birthday", "recipient": "Leo", "date": "2026-01-29"}
+SAMPLE_NOW = datetime(2026, 1, 15, 12, 0, tzinfo=timezone.utc)
+SAMPLE_UNSUBSCRIBE = "https://keepwell.example/unsubscribe/sample"
+
+
+def sample_coupon(spec: CouponSpec, now: datetime = SAMPLE_NOW) -> dict:
+    """A rule's coupon spec as the engine hands it to an email (JSON form): with a code and an expiry date."""
+    return {"code": f"{spec.code_prefix or 'SAMPLE'}-7K2Q9M", "title": spec.title, "discount_type": spec.discount_type,
+            "value": str(spec.value), "currency": spec.currency or "USD", "minimum_subtotal": spec.minimum_subtotal,
+            "expires_at": (now + spec.expires_in).isoformat() if spec.expires_in else None}
+
+
+def _actions(rule, variant: str | None):
+    if variant is None:
+        return rule.actions
+    for v in rule.variants:
+        if v.name == variant:
+            return v.actions
+    raise LookupError(f"rule {rule.id} has no variant {variant!r} (it has {', '.join(v.name for v in rule.variants) or 'none'})")
+
+
+def preview(rule, customer=None, templates: dict[str, str] | None = None, *, shop: dict | None = None,
+            variant: str | None = None, occasion: dict | None = None) -> Rendered:
+    """The email ``rule`` sends (its first, or ``variant``'s), rendered for ``customer`` (a
+    CustomerState or a dict of first_name, last_name, email, locale; default: a sample customer)
+    with a sample coupon and, on occasion rules, ``occasion`` or a sample one. ``templates``
+    (file name -> text) are the shop's; None reads the shipped folder. LookupError when the rule
+    sends no email; TemplateError when it cannot render."""
+    actions = _actions(rule, variant)
+    email = next((a for a in actions if isinstance(a, EmailSpec)), None)
+    if email is None:
+        raise LookupError(f"rule {rule.id} sends no email")
+    coupon = next((a for a in actions if isinstance(a, CouponSpec)), None)
+    if occasion is None and rule.trigger.kind == "occasion":
+        occasion = SAMPLE_OCCASION
+    context = email_context(customer if customer is not None else SAMPLE_CUSTOMER,
+                            sample_coupon(coupon) if coupon else None, shop or SAMPLE_SHOP, SAMPLE_UNSUBSCRIBE,
+                            f"{(shop or SAMPLE_SHOP).get('url')}/discount/ANA-REF", occasion)
+    return render(email.template, email.subject, context, templates=templates)
+
+
+def touch_renderer(templates: dict[str, str] | None, shop: dict | None = None):
+    """A function ``(decision, email action, customer state) -> None or the error`` that renders a
+    touch's email as it would be sent, for `simulate` (``templates``: None reads the shipped folder)."""
+    shop = shop or SAMPLE_SHOP
+
+    def check(decision, email: Email, state) -> str | None:
+        coupon = next((a for a in decision.actions if isinstance(a, Coupon)), None)
+        context = email_context(state, coupon.to_dict() if coupon else None, shop, SAMPLE_UNSUBSCRIBE,
+                                f"{shop.get('url')}/discount/REF", email.occasion)
+        try:
+            render(email.template, email.subject, context, templates=templates)
+        except TemplateError as exc:
+            return str(exc)
+        return None
+
+    return check
