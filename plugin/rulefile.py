@@ -12,22 +12,20 @@ from functools import lru_cache
 from pathlib import Path
 
 import jsonschema
-import yaml
 from jinja2 import TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 
-from plugin import yaml_errors
 from plugin.engine.conditions import did_you_mean
 from plugin.engine.fields import FIELDS, MONEY
 from plugin.engine.specs import EmailSpec
 from plugin.engine.ruleset import Problems, RuleSet, compile_ruleset
-from plugin.errors import KeepwellError, RuleError
+from plugin.errors import RuleError
+from plugin.rule_yaml import Doc, YamlProblem, rule_positions
+from plugin.rule_yaml import parse as parse_yaml
 
 RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
 SCHEMA_PATH = RULES_DIR / "schema.json"
 MAX_BYTES = 256 * 1024
-MAX_NODES = 20_000
-_STANDARD_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp")}
 
 
 @dataclass(frozen=True, order=True)
@@ -63,83 +61,6 @@ class LintResult(tuple):
     @property
     def problems(self) -> list[Problem]:
         return self[1]
-
-
-class _Doc:
-    """One parsed YAML file: its data and the (line, col) of every node by path."""
-
-    def __init__(self, file: str, data, positions: dict, text: str = ""):
-        self.file, self.data, self.positions, self.text = file, data, positions, text
-
-    def where(self, path) -> tuple[int, int]:
-        path = tuple(path)
-        while path and path not in self.positions:
-            path = path[:-1]
-        return self.positions.get(path, (1, 1))
-
-    def rule_id(self, path) -> str | None:
-        if len(path) >= 2 and path[0] == "rules" and isinstance(self.data, dict):
-            rules = self.data.get("rules")
-            if isinstance(rules, list) and isinstance(path[1], int) and path[1] < len(rules):
-                rule = rules[path[1]]
-                if isinstance(rule, dict) and isinstance(rule.get("id"), str):
-                    return rule["id"]
-        return None
-
-
-class _YamlProblem(KeepwellError):
-    def __init__(self, line, col, message):
-        self.line, self.col, self.message = line, col, message
-
-
-def _parse(text: str, file: str) -> _Doc:
-    loader = yaml.SafeLoader(text)
-    try:
-        root = loader.get_single_node()
-    except yaml.MarkedYAMLError as exc:
-        raise _YamlProblem(*yaml_errors.explain(exc, text))
-    finally:
-        loader.dispose()
-    if root is None:
-        return _Doc(file, {}, {(): (1, 1)}, text)
-    positions: dict = {}
-    count = 0
-
-    def build(node, path):
-        nonlocal count
-        count += 1
-        if count > MAX_NODES:
-            raise _YamlProblem(node.start_mark.line + 1, node.start_mark.column + 1,
-                               f"too many YAML nodes (over {MAX_NODES}): alias expansion is limited")
-        positions.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
-        if node.tag not in _STANDARD_TAGS:
-            raise _YamlProblem(node.start_mark.line + 1, node.start_mark.column + 1,
-                               f"custom YAML tag {node.tag!r} is not allowed in rule files")
-        if isinstance(node, yaml.MappingNode):
-            out = {}
-            for knode, vnode in node.value:
-                if knode.tag == "tag:yaml.org,2002:merge" or getattr(knode, "value", None) == "<<":
-                    raise _YamlProblem(knode.start_mark.line + 1, knode.start_mark.column + 1,
-                                       "YAML merge keys (<<) are not supported in rule files; repeat the fields")
-                key = loader.construct_object(knode) if isinstance(knode, yaml.ScalarNode) else None
-                if isinstance(knode, yaml.MappingNode) and text[knode.start_mark.index - 1:knode.start_mark.index] == "{":
-                    raise _YamlProblem(knode.start_mark.line + 1, knode.start_mark.column, yaml_errors.JINJA_UNQUOTED)
-                if not isinstance(key, (str, int, bool)) or isinstance(key, bool):
-                    raise _YamlProblem(knode.start_mark.line + 1, knode.start_mark.column + 1, "mapping keys must be plain text")
-                key = str(key)
-                if key in out:
-                    raise _YamlProblem(knode.start_mark.line + 1, knode.start_mark.column + 1, f"duplicate key {key!r}")
-                positions[path + (key,)] = (knode.start_mark.line + 1, knode.start_mark.column + 1)
-                out[key] = build(vnode, path + (key,))
-            return out
-        if isinstance(node, yaml.SequenceNode):
-            return [build(child, path + (i,)) for i, child in enumerate(node.value)]
-        value = loader.construct_object(node)
-        if hasattr(value, "isoformat"):  # unquoted dates: keep as text, the rule checks parse them
-            return node.value
-        return value
-
-    return _Doc(file, build(root, ()), positions, text)
 
 
 @lru_cache(maxsize=1)
@@ -204,7 +125,7 @@ def _check_templates(where: str, templates: dict[str, str], names: set[str], pro
                 problems.append(Problem(f"{where}/{name}{suffix}", exc.lineno or 1, 1, None, f"template syntax error: {exc.message}"))
 
 
-def _check_subjects(docs: list[_Doc], problems: list[Problem]):
+def _check_subjects(docs: list[Doc], problems: list[Problem]):
     """Subjects are Jinja templates too: a syntax error must show at lint time, not at send time."""
     env = SandboxedEnvironment()
     for doc in docs:
@@ -222,7 +143,7 @@ def _check_subjects(docs: list[_Doc], problems: list[Problem]):
                     problems.append(Problem(doc.file, line, col, doc.rule_id(("rules", i)), f"subject: template syntax error: {exc.message}"))
 
 
-def _check_broken_rule(doc: _Doc, index: int, rule, bad_paths, templates, problems: list[Problem]):
+def _check_broken_rule(doc: Doc, index: int, rule, bad_paths, templates, problems: list[Problem]):
     """Report a schema-invalid rule's other problems too, so one lint run shows them all."""
     found = Problems()
     try:
@@ -257,17 +178,17 @@ def lint_sources(sources, templates: dict[str, str], templates_where: str = "tem
     """Validate ``[(file name, bytes)]`` as one rule set against ``templates`` (file name -> text):
     ``(ruleset or None, problems)``, with ``.warnings`` (see LintResult)."""
     problems: list[Problem] = []
-    docs: list[_Doc] = []
+    docs: list[Doc] = []
     for name, raw in sources:
         if len(raw) > MAX_BYTES:
             problems.append(Problem(name, 1, 1, None, f"file is {len(raw)} bytes; rule files are limited to {MAX_BYTES}"))
             continue
         try:
-            doc = _parse(raw.decode("utf-8"), name)
+            doc = parse_yaml(raw.decode("utf-8"), name)
         except UnicodeDecodeError as exc:
             problems.append(Problem(name, 1, 1, None, f"not UTF-8 text: {exc.reason} at byte {exc.start}"))
             continue
-        except _YamlProblem as exc:
+        except YamlProblem as exc:
             problems.append(Problem(name, exc.line, exc.col, None, exc.message))
             continue
         if not isinstance(doc.data, dict):
@@ -328,9 +249,9 @@ def lint_sources(sources, templates: dict[str, str], templates_where: str = "tem
     used = {a.template for r in (ruleset.rules if ruleset else ()) for a in r.actions if isinstance(a, EmailSpec)}
     _check_templates(templates_where, templates, used, problems)
     if ruleset is not None and not problems:
-        found = _variable_problems(docs, ruleset, templates, templates_where)
-        problems += found + _unexplained(_render_problems(docs, ruleset, templates, templates_where), found,
-                                         templates, templates_where)
+        from plugin.template_lint import email_problems
+
+        problems += email_problems(docs, ruleset, templates, templates_where)
     problems.sort()
     warnings = currency_warnings(sources)
     if ruleset is not None and not problems:
@@ -338,11 +259,11 @@ def lint_sources(sources, templates: dict[str, str], templates_where: str = "tem
     return LintResult(ruleset if not problems else None, problems, warnings)
 
 
-def _rule_warnings(docs: list[_Doc], ruleset: RuleSet) -> list[Problem]:
+def _rule_warnings(docs: list[Doc], ruleset: RuleSet) -> list[Problem]:
     from plugin.lint_warnings import rule_warnings
 
     out = []
-    for rule_id, (doc, i) in _placed(docs).items():
+    for rule_id, (doc, i) in rule_positions(docs).items():
         rule = ruleset.by_id.get(rule_id)
         if rule is None:
             continue
@@ -350,99 +271,6 @@ def _rule_warnings(docs: list[_Doc], ruleset: RuleSet) -> list[Problem]:
             line, col = doc.where(("rules", i) + w.path)
             out.append(Problem(doc.file, line, col, rule_id, f"warning: {w.message}"))
     return out
-
-
-def _placed(docs: list[_Doc]) -> dict:
-    """Rule id -> (doc, index in its file)."""
-    placed = {}
-    for doc in docs:
-        for i, rule in enumerate(doc.data.get("rules") or []):
-            if isinstance(rule, dict) and isinstance(rule.get("id"), str):
-                placed.setdefault(rule["id"], (doc, i))
-    return placed
-
-
-def _subject_paths(rule):
-    """(YAML path below the rule, email action) for the rule's emails and each variant's own."""
-    for j, action in enumerate(rule.actions):
-        if action["type"] == "email":
-            yield ("actions", j, "email", "subject"), action
-    for k, variant in enumerate(rule.variants):
-        for action in variant.actions:
-            if action["type"] == "email":
-                yield ("variants", k, "email", "subject"), action
-
-
-def _variable_problems(docs: list[_Doc], ruleset: RuleSet, templates: dict[str, str], templates_where: str):
-    """Unknown template variables (and fields of a variable this rule leaves empty) in every
-    subject and template a rule's emails use, checked in that rule's scope."""
-    from plugin.template_vars import check_source, check_template, scope_for
-
-    placed, problems, seen = _placed(docs), [], set()
-    for rule in ruleset.rules:
-        doc, i = placed[rule.id]
-        subjects, names = set(), set()
-        for path, action in _subject_paths(rule):
-            if action["subject"] not in subjects:
-                subjects.add(action["subject"])
-                line, col = doc.where(("rules", i) + path)
-                for f in check_source(action["subject"], scope_for(rule, subject=True)):
-                    fcol = _subject_column(doc, line, col, action["subject"], f) if f.line == 1 else 1
-                    problems.append(Problem(doc.file, line + f.line - 1, fcol, rule.id, f"subject: {f.message}"))
-            for name in (action["template"] + ".html", action["template"] + ".txt"):
-                if name in names:
-                    continue
-                names.add(name)
-                for file, f in check_template(name, templates, scope_for(rule)):
-                    if (file, f) not in seen:
-                        seen.add((file, f))
-                        problems.append(Problem(f"{templates_where}/{file}", f.line, f.col, rule.id, f.message))
-    return problems
-
-
-def _unexplained(rendered: list[Problem], found: list[Problem], templates, templates_where: str) -> list[Problem]:
-    """The render problems that a variable problem (in the subject, the template or one it uses)
-    does not already explain."""
-    from plugin.template_vars import uses
-
-    subjects = {p.rule_id for p in found if p.message.startswith("subject:")}
-    files = {p.file.removeprefix(templates_where + "/") for p in found if not p.message.startswith("subject:")}
-    out = []
-    for p in rendered:
-        if p.message.startswith("subject:"):
-            if p.rule_id not in subjects:
-                out.append(p)
-        elif not uses(p.file.removeprefix(templates_where + "/"), templates) & files:
-            out.append(p)
-    return out
-
-
-def _subject_column(doc: _Doc, line: int, col: int, subject: str, finding) -> int:
-    """The finding's column in the YAML line, when the subject is written there as is."""
-    lines = doc.text.split("\n")
-    text = lines[line - 1] if 0 < line <= len(lines) else ""
-    at = text.find(subject.split("\n")[0], col - 1)
-    return at + finding.col if at >= 0 else col
-
-
-def _render_problems(docs: list[_Doc], ruleset: RuleSet, templates: dict[str, str], templates_where: str):
-    from plugin.template_lint import render_problems
-
-    placed = {}  # rule id -> (doc, index in its file)
-    for doc in docs:
-        for i, rule in enumerate(doc.data.get("rules") or []):
-            if isinstance(rule, dict) and isinstance(rule.get("id"), str):
-                placed.setdefault(rule["id"], (doc, i))
-
-    def where_rule(rule_id, j, message):
-        doc, i = placed[rule_id]
-        line, col = doc.where(("rules", i, "actions", j, "email", "subject"))
-        return Problem(doc.file, line, col, rule_id, message)
-
-    def where_template(name, line, rule_id, message):
-        return Problem(f"{templates_where}/{name}", line, 1, rule_id, f"renders with an error: {message}")
-
-    return render_problems(ruleset, templates, where_rule, where_template)
 
 
 _NAMED_CURRENCY = re.compile(r"^\s*\d+(?:\.\d+)?\s*([A-Za-z]{3})\s*$")
@@ -456,8 +284,8 @@ def currency_warnings(sources, currency: str | None = None) -> list[Problem]:
     docs = []
     for name, raw in sources:
         try:
-            docs.append(_parse(raw.decode("utf-8") if isinstance(raw, bytes) else raw, name))
-        except (UnicodeDecodeError, _YamlProblem):
+            docs.append(parse_yaml(raw.decode("utf-8") if isinstance(raw, bytes) else raw, name))
+        except (UnicodeDecodeError, YamlProblem):
             continue  # lint reports these
     if currency is None:
         currency = next((d.data["settings"].get("currency") for d in docs if isinstance(d.data, dict)
