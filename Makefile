@@ -32,6 +32,7 @@ check: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/python bench/conditions.py
 	$(VENV)/bin/python bench/simulate.py
+	$(VENV)/bin/python bench/explain.py
 	eval "$$(bash scripts/services.sh)" && $(VENV)/bin/python bench/worker.py
 	eval "$$(bash scripts/services.sh)" && $(VENV)/bin/python bench/import.py
 	eval "$$(bash scripts/services.sh)" && $(VENV)/bin/python bench/fork.py

@@ -1,20 +1,73 @@
 """``keepwell explain``: why did (or didn't) this customer get this touch?
 
-Replays the history up to the chosen event through the simulator (so the customer's state and
-rule history are exactly what the live worker would have held), then shows, rule by rule, the
-trigger, each condition with the value it saw, and the engine's verdict.
+Replays the customer's part of the history (their events and those of friends they referred,
+found through a per-customer index, not the whole store) through the simulator, so their state
+and rule history are exactly what the live worker would have held. Shows, rule by rule, the
+trigger, each condition with the value it saw, the engine's verdict and the A/B variant; then
+what each delayed, lapse and occasion touch decided when it came due, and the ones still ahead.
 """
 from __future__ import annotations
 
+from collections import defaultdict
+from datetime import datetime
 from typing import Iterable
 
 from plugin.engine import Kind, RuleSet, apply, decide, new_state
 from plugin.engine.actions import action_from_dict
 from plugin.engine.conditions import trace
+from plugin.engine.decide import pick_variant
+from plugin.engine.referral import decode_referral_code
 from plugin.engine.fields import Context
 from plugin.engine.values import format_duration
 from plugin.events import Event
 from plugin.simulate import Simulator
+
+
+_TIMER_KIND = {"delay": "delay", "lapse": "lapse", "occasion": "occasion", "deferred": "deferred (frequency cap)"}
+
+
+class HistoryIndex:
+    """A history's events by customer, built in one pass: explaining one customer replays only
+    their events and those of the friends they referred (whose orders reward them), not the
+    whole store."""
+
+    def __init__(self, events: Iterable[Event], settings=None):
+        self.events = list(events)
+        self.by_customer: dict[str, list[int]] = defaultdict(list)
+        self.referred: dict[str, set[str]] = defaultdict(set)  # referrer -> customers whose orders used their code
+        self.end = self.events[-1].occurred_at if self.events else None
+        for n, e in enumerate(self.events):
+            self.by_customer[e.customer_id].append(n)
+            order = e.order
+            if settings is not None and order is not None and order.discount_codes:
+                for code in order.discount_codes:
+                    referrer = decode_referral_code(settings, e.shop, code, order.created_at or e.occurred_at)
+                    if referrer is not None and referrer != e.customer_id:
+                        self.referred[referrer].add(e.customer_id)
+
+    def for_customer(self, customer_id: str) -> list[Event]:
+        """The events that decide ``customer_id``'s touches, in history order."""
+        ids = {customer_id} | self.referred.get(customer_id, set())
+        return [self.events[n] for n in sorted(n for c in ids for n in self.by_customer.get(c, ()))]
+
+
+class _Tracer(Simulator):
+    """A simulator that also keeps, for one customer, what each timer decided when it came due."""
+
+    def __init__(self, rules: RuleSet, customer_id: str):
+        super().__init__(rules)
+        self.customer_id = customer_id
+        self.fired: list[tuple] = []  # (timer event, due, decisions, context)
+
+    def _process(self, event: Event, now: datetime) -> None:
+        if event.type == "timer" and event.customer_id == self.customer_id:
+            state = self.states.get((event.shop, event.customer_id)) or new_state(event.shop, event.customer_id)
+            state = apply(state, event, self.rules.settings)
+            original = event.data.get("event")  # a delayed touch is re-checked against the event that set it
+            seen = original if isinstance(original, Event) else event
+            self.fired.append((event, now, decide(event, state, self.rules, now),
+                               Context(seen, state, now, self.rules.settings)))
+        super()._process(event, now)
 
 
 def _matches_trigger(rule, event: Event) -> bool:
@@ -23,21 +76,29 @@ def _matches_trigger(rule, event: Event) -> bool:
     return rule.trigger.kind == "event" and rule.trigger.event == event.type
 
 
-def explain(events: Iterable[Event], rules: RuleSet, customer_id: str, event_id: str | None = None) -> list[str]:
-    """Lines explaining each rule's verdict for ``customer_id`` at ``event_id`` (default: their last event)."""
-    events = list(events)
-    mine = [e for e in events if e.customer_id == customer_id]
+def explain(events, rules: RuleSet, customer_id: str, event_id: str | None = None) -> list[str]:
+    """Lines explaining each rule's verdict for ``customer_id`` at ``event_id`` (default: their
+    last event), then every delayed, lapse and occasion touch of theirs: what it decided when it
+    came due, or when it is due. ``events`` is a history or a HistoryIndex of one."""
+    index = events if isinstance(events, HistoryIndex) else HistoryIndex(events, rules.settings)
+    mine = [e for e in index.for_customer(customer_id) if e.customer_id == customer_id]
     if not mine:
         raise LookupError(f"no events for customer {customer_id!r} in this history")
     target = next((e for e in mine if e.id == event_id), None) if event_id else mine[-1]
     if target is None:
         raise LookupError(f"customer {customer_id!r} has no event {event_id!r}")
-    sim = Simulator(rules)
-    for e in events:
+    sim = _Tracer(rules, customer_id)
+    lines: list[str] = []
+    for e in index.for_customer(customer_id):
         if e is target:
-            break
+            sim.advance(target.occurred_at)
+            lines = _at_event(sim, rules, target, customer_id)
         sim.feed(e)
-    sim.advance(target.occurred_at)
+    sim.advance(index.end)
+    return lines + _scheduled_lines(sim, rules, index.end)
+
+
+def _at_event(sim: Simulator, rules: RuleSet, target: Event, customer_id: str) -> list[str]:
     now = target.occurred_at
     state = sim.states.get((target.shop, customer_id)) or new_state(target.shop, customer_id)
     state = apply(state, target, rules.settings)
@@ -58,17 +119,39 @@ def explain(events: Iterable[Event], rules: RuleSet, customer_id: str, event_id:
         if not rule.enabled:
             lines.append(f"{rule.id}: disabled")
             continue
+        variant = pick_variant(rule, target.shop, customer_id)
+        group = f" (A/B variant {variant.name})" if variant else ""
         if not _matches_trigger(rule, target):
-            lines.append(f"{rule.id}: not triggered (waits for {_trigger_text(rule)})")
+            lines.append(f"{rule.id}: not triggered (waits for {_trigger_text(rule)}){group}")
             continue
-        lines.append(f"{rule.id}: triggered by {target.type}")
+        lines.append(f"{rule.id}: triggered by {target.type}{group}")
         if rule.condition is not None:
             _, sub = trace(rule.condition, ctx, 1)
             lines.extend(sub)
-        d = decisions.get(rule.id)
-        lines.append("  => " + _verdict(d))
+        lines.append("  => " + _verdict(decisions.get(rule.id)))
         lines.append("")
     return lines
+
+
+def _scheduled_lines(sim: _Tracer, rules: RuleSet, end) -> list[str]:
+    """What each timer of the customer decided when it came due, and the ones still ahead."""
+    lines = []
+    for timer, due, decisions, ctx in sim.fired:
+        rule = rules.by_id.get(timer.data["rule"])
+        if rule is None:
+            continue
+        kind = _TIMER_KIND.get(timer.data["kind"], timer.data["kind"])
+        lines.append(f"{rule.id}: {kind} timer due {due.isoformat()} (from {timer.data.get('anchor', timer.id)})")
+        if rule.condition is not None:
+            lines.extend(trace(rule.condition, ctx, 1)[1])
+        mine = [d for d in decisions if d.rule_id == rule.id]
+        lines.extend("  => " + _verdict(d) for d in mine or [None])
+    for wake_at, _, timer in sorted(sim.timers, key=lambda t: (t[0], t[1])):
+        if timer.customer_id == sim.customer_id and timer.data.get("rule") in rules.by_id:
+            kind = _TIMER_KIND.get(timer.data["kind"], timer.data["kind"])
+            lines.append(f"{timer.data['rule']}: {kind} timer due {wake_at.isoformat()}: not yet due when the "
+                         f"history ends ({end.isoformat()})")
+    return (["", "scheduled touches (delays, lapses, occasions):"] + lines) if lines else []
 
 
 def ledger_lines(session, shop_id: str, customer_id: str) -> list[str]:
@@ -102,9 +185,10 @@ def _verdict(d) -> str:
     if d is None:
         return "no decision"
     if d.kind == Kind.TOUCH:
-        return "TOUCH: " + ", ".join(action_text(a) for a in d.actions)
+        return "TOUCH: " + ", ".join(action_text(a) for a in d.actions) + (f" (A/B variant {d.variant})" if d.variant else "")
     if d.kind == Kind.SCHEDULED:
-        return f"SCHEDULED: {d.detail} at {d.wake_at.isoformat()}"
+        what = d.detail or {"occasion": "the next occasion", "lapse": "the lapse"}.get(getattr(d.reason, "value", d.reason), "")
+        return f"SCHEDULED: {what} at {d.wake_at.isoformat()}"
     reason = d.reason.value if hasattr(d.reason, "value") else d.reason
     return f"SUPPRESSED ({reason}){': ' + d.detail if d.detail else ''}"
 
