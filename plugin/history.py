@@ -14,10 +14,14 @@ from plugin.db import CustomerRow
 from plugin.events import Customer, Event, Money, Order, parse_time
 
 
-def shop_events(session, shop_id: str, since: datetime) -> list[Event]:
-    """Time-ordered events of the shop since ``since``, for `simulate`-style replays."""
+def shop_events(session, shop_id: str, since: datetime, customer_ids=None) -> list[Event]:
+    """Time-ordered events of the shop since ``since`` (only of ``customer_ids`` when given), for
+    `simulate`-style replays."""
     events = []
-    for crow in session.scalars(select(CustomerRow).where(CustomerRow.shop_id == shop_id)):
+    query = select(CustomerRow).where(CustomerRow.shop_id == shop_id)
+    if customer_ids is not None:
+        query = query.where(CustomerRow.customer_id.in_(list(customer_ids)))
+    for crow in session.scalars(query):
         s, cid = crow.state, crow.customer_id
         signed_up = parse_time(s.get("signed_up_at"))
         if signed_up and signed_up >= since:

@@ -152,7 +152,8 @@ def explain(history, customer_id, event_id, rules_path, shop_id):
                 ruleset, _ = rules_for(session, shop_id)
             except LookupError as exc:
                 raise click.ClickException(str(exc))
-            events = shop_events(session, shop_id, datetime.min.replace(tzinfo=timezone.utc))
+            # the customer's own kept history: the ledger below tells what friends' orders earned them
+            events = shop_events(session, shop_id, datetime.min.replace(tzinfo=timezone.utc), [customer_id])
             ledger = ledger_lines(session, shop_id, customer_id)
     try:
         lines = run(events, ruleset, customer_id, event_id)
