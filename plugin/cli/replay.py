@@ -119,7 +119,7 @@ def format_report(report) -> str:
 
 
 def _value(r: dict) -> str:
-    value = ", ".join(f"{v} {c if c != 'None' else '(shop currency)'}" for c, v in r["face_value"].items())
+    value = ", ".join(f"{v} {c if c not in (None, 'None') else '(shop currency)'}" for c, v in r["face_value"].items())
     if r["percent_coupons"]:
         value = (value + "; " if value else "") + f"{r['percent_coupons']} x ~{r['average_percent']}%"
     return value
