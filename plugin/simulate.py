@@ -312,6 +312,25 @@ def _shared(entry: Entry) -> Entry:
     return _ENTRIES.setdefault(entry, entry)
 
 
+    def _count(self, a: dict, d, state, counted) -> None:
+        """Count a touch's coupon or email in its rule's report (and its variant's); render the email."""
+        if a["type"] == "coupon":
+            for c in counted:
+                c.coupons += 1
+                if a["discount_type"] == "percent":
+                    c.percent_coupons += 1
+                    c.percent_total += a["value"]
+                else:
+                    c.face_value[a["currency"]] += a["value"]
+        elif a["type"] == "email":
+            error = self.render(d, a, state) if self.render is not None else None
+            for c in counted:
+                c.emails += 1
+                c.render_failures += error is not None
+            if error is not None:
+                self.report.render_errors.setdefault((d.rule_id, error), [0, state.customer_id])[0] += 1
+
+
 def read_events(lines: Iterable[str]) -> Iterator[Event]:
     """Parse JSON Lines of canonical events (blank lines and # comments skipped)."""
     for n, line in enumerate(lines, 1):
