@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -20,47 +19,13 @@ from plugin.engine.fields import FIELDS, MONEY
 from plugin.engine.specs import EmailSpec
 from plugin.engine.ruleset import Problems, RuleSet, compile_ruleset
 from plugin.errors import RuleError
+from plugin.lint_problem import LintResult, Problem
 from plugin.rule_yaml import Doc, YamlProblem, rule_positions
 from plugin.rule_yaml import parse as parse_yaml
 
 RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
 SCHEMA_PATH = RULES_DIR / "schema.json"
 MAX_BYTES = 256 * 1024
-
-
-@dataclass(frozen=True, order=True)
-class Problem:
-    file: str
-    line: int
-    col: int
-    rule_id: str | None
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.col}: [{self.rule_id or '-'}] {self.message}"
-
-    @property
-    def warning(self) -> bool:
-        """A warning: the rule set is still valid."""
-        return self.message.startswith("warning: ")
-
-
-class LintResult(tuple):
-    """``(ruleset, problems)`` as before (the ruleset is None when there are problems), and
-    ``.warnings``: legal but unwise rules (a coupon that never expires, no holdout, ...)."""
-
-    def __new__(cls, ruleset, problems, warnings=()):
-        self = super().__new__(cls, (ruleset, problems))
-        self.warnings = sorted(warnings)
-        return self
-
-    @property
-    def ruleset(self) -> RuleSet | None:
-        return self[0]
-
-    @property
-    def problems(self) -> list[Problem]:
-        return self[1]
 
 
 @lru_cache(maxsize=1)

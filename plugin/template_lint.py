@@ -7,7 +7,7 @@ from __future__ import annotations
 from plugin.engine.specs import CouponSpec, EmailSpec
 from plugin.mail.preview import SAMPLE_CUSTOMER, SAMPLE_OCCASION, SAMPLE_SHOP, sample_coupon
 from plugin.rule_yaml import rule_positions
-from plugin.rulefile import Problem
+from plugin.lint_problem import Problem
 
 
 def render_problems(ruleset, templates: dict[str, str], where_rule, where_template) -> list:

@@ -14,10 +14,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 MAX_LINES = 400
-# Modules over the limit today: split them, then delete their line (the figure may only go down).
-OVER_LIMIT = {
-    "plugin/cli.py": 730,
-}
+# Modules over the limit: none. A module that grows past it is split by reason to change.
+OVER_LIMIT: dict[str, int] = {}
 
 
 def _run(*command: str) -> None:

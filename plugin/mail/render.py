@@ -9,9 +9,8 @@ import jinja2
 
 from plugin.errors import KeepwellError
 from plugin.mail.sandbox import BoundedSandbox, render_limited
-from plugin.rulefile import RULES_DIR
 
-TEMPLATES_DIR = RULES_DIR / "templates"
+TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "rules" / "templates"  # the shipped ones
 MAX_SUBJECT_BYTES = 1024
 MAX_BODY_BYTES = 512 * 1024  # each of the HTML and the text part
 
