@@ -146,7 +146,7 @@ def _scheduled_lines(sim: _Tracer, rules: RuleSet, end) -> list[str]:
             lines.extend(trace(rule.condition, ctx, 1)[1])
         mine = [d for d in decisions if d.rule_id == rule.id]
         lines.extend("  => " + _verdict(d) for d in mine or [None])
-    for wake_at, _, timer in sorted(sim.timers, key=lambda t: (t[0], t[1])):
+    for wake_at, *_, timer in sorted(sim.timers, key=lambda t: t[:3]):
         if timer.customer_id == sim.customer_id and timer.data.get("rule") in rules.by_id:
             kind = _TIMER_KIND.get(timer.data["kind"], timer.data["kind"])
             lines.append(f"{timer.data['rule']}: {kind} timer due {wake_at.isoformat()}: not yet due when the "

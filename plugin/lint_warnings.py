@@ -26,20 +26,20 @@ def rule_warnings(rule, raw: dict) -> list[RuleWarning]:
     """The warnings for compiled ``rule``, whose YAML mapping is ``raw``."""
     out = []
     for j, action in enumerate(rule.actions):
-        if action["type"] != "coupon":
+        if action.type != "coupon":
             continue
         path = ("actions", j, "coupon")
-        if action.get("expires_in") is None and not action.get("referral"):
+        if action.expires_in is None and not action.referral:
             out.append(RuleWarning(path, "this coupon never expires: add expires_in (e.g. 30d), or a code sent once "
                                       "stays good for ever and a deadline is what brings customers back"))
-        if action["discount_type"] == "percent" and action["value"] > BIG_DISCOUNT:
-            out.append(RuleWarning(path + ("discount",), f"a {format(action['value'].normalize(), 'f')}% discount is over "
+        if action.discount_type == "percent" and action.value > BIG_DISCOUNT:
+            out.append(RuleWarning(path + ("discount",), f"a {format(action.value.normalize(), 'f')}% discount is over "
                                                       f"half the price: check it is not a typo"))
     for k, variant in enumerate(rule.variants):
         for action in variant.actions:
-            if action["type"] == "coupon" and action["discount_type"] == "percent" and action["value"] > BIG_DISCOUNT:
+            if action.type == "coupon" and action.discount_type == "percent" and action.value > BIG_DISCOUNT:
                 out.append(RuleWarning(("variants", k, "coupon", "discount"),
-                                    f"variant {variant.name!r}: a {format(action['value'].normalize(), 'f')}% discount "
+                                    f"variant {variant.name!r}: a {format(action.value.normalize(), 'f')}% discount "
                                     "is over half the price: check it is not a typo"))
     if rule.marketing and "holdout" not in raw:
         out.append(RuleWarning(("id",), "a marketing rule without a holdout: nobody can tell what it earns. Add "

@@ -367,7 +367,7 @@ def simulate(events: Iterable[Event], rules: RuleSet, until: datetime | None = N
              progress: Callable[[int], None] | None = None, render: Callable | None = None) -> Report:
     """Replay time-ordered ``events`` through ``rules``; timers fire up to ``until`` (default: the
     last event). ``render`` (see plugin.mail.preview.touch_renderer) renders every email counted."""
-    sim = Simulator(rules, render)
+    sim = Simulator(rules, render=render)
     with _without_cycle_collection():
         for n, event in enumerate(events, 1):
             sim.feed(event)

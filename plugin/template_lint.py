@@ -47,11 +47,11 @@ def email_problems(docs, ruleset, templates: dict[str, str], templates_where: st
 def _subject_paths(rule):
     """(YAML path below the rule, email action) for the rule's emails and each variant's own."""
     for j, action in enumerate(rule.actions):
-        if action["type"] == "email":
+        if action.type == "email":
             yield ("actions", j, "email", "subject"), action
     for k, variant in enumerate(rule.variants):
         for action in variant.actions:
-            if action["type"] == "email":
+            if action.type == "email":
                 yield ("variants", k, "email", "subject"), action
 
 
@@ -65,13 +65,13 @@ def variable_problems(docs, ruleset, templates: dict[str, str], templates_where:
         doc, i = placed[rule.id]
         subjects, names = set(), set()
         for path, action in _subject_paths(rule):
-            if action["subject"] not in subjects:
-                subjects.add(action["subject"])
+            if action.subject not in subjects:
+                subjects.add(action.subject)
                 line, col = doc.where(("rules", i) + path)
-                for f in check_source(action["subject"], scope_for(rule, subject=True)):
-                    fcol = _subject_column(doc, line, col, action["subject"], f) if f.line == 1 else 1
+                for f in check_source(action.subject, scope_for(rule, subject=True)):
+                    fcol = _subject_column(doc, line, col, action.subject, f) if f.line == 1 else 1
                     problems.append(Problem(doc.file, line + f.line - 1, fcol, rule.id, f"subject: {f.message}"))
-            for name in (action["template"] + ".html", action["template"] + ".txt"):
+            for name in (action.template + ".html", action.template + ".txt"):
                 if name in names:
                     continue
                 names.add(name)

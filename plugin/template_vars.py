@@ -48,7 +48,7 @@ def scope_for(rule, subject: bool = False) -> Scope:
     """The scope of ``rule``'s emails (variants included: they may change the coupon, not add one)."""
     t = rule.trigger
     trigger = t.event if t.kind == "event" else "{lapsed: ...}" if t.kind == "lapsed" else f"{{occasion: {t.occasion}}}"
-    return Scope(coupon=any(a["type"] == "coupon" for a in rule.actions), occasion=t.kind == "occasion",
+    return Scope(coupon=any(a.type == "coupon" for a in rule.actions), occasion=t.kind == "occasion",
                  trigger=trigger, subject=subject)
 
 
