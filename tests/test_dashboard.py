@@ -237,3 +237,23 @@ def test_a_decision_shows_its_conditions_with_the_values_seen(live):
     body = client.get(f"/admin/activity/{welcome.id}").get_data(as_text=True)
     assert 'id="trace"' in body and "welcome: triggered by customer.created" in body
     assert "PASS customer.orders_count equals 0 (saw 0)" in body  # true at signup; the order came later
+
+
+def test_editor_shows_lint_warnings_and_still_saves(live):
+    """A legal but unwise rule (a 60% welcome discount) is saved, with the warning shown."""
+    import html
+
+    a, _ = live.add_shop("woocommerce", "https://a.example", consumer_key="ck", consumer_secret="cs")
+    client = live.app.test_client()
+    client.get(path(admin_link(live.config, a, 60)))
+    page = client.get("/admin/rules/edit/welcome.yaml").get_data(as_text=True)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    text = html.unescape(re.search(r'<textarea[^>]*>(.*?)</textarea>', page, re.S).group(1))
+    assert "discount: 10%\n" in text
+    unwise = text.replace("discount: 10%\n", "discount: 60%\n", 1)
+    r = client.post("/admin/rules/edit/welcome.yaml", data={"csrf": csrf, "source": unwise, "action": "check"})
+    body = r.get_data(as_text=True)
+    assert r.status_code == 200 and "No problems found." in body
+    assert "1 warning: allowed, but worth a look" in body and "discount is over half the price" in body
+    r = client.post("/admin/rules/edit/welcome.yaml", data={"csrf": csrf, "source": unwise, "action": "save"})
+    assert r.status_code == 302

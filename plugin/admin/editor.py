@@ -199,7 +199,7 @@ def edit_rule(name):
         files = dict(row.files) if row else {}
     if name.startswith("templates/") or name not in files:
         abort(404)
-    text, problems, message, simulation, shown = files[name], [], None, None, None
+    text, problems, message, simulation, shown, warnings = files[name], [], None, None, None, []
     rules_here = [r for r in rule_index(files) if r["file"] == name]
     if request.method == "POST":
         check_csrf()
@@ -215,7 +215,8 @@ def edit_rule(name):
             shown = email_preview(edited, request.form.get("rule", ""), request.form.get("customer", "").strip()[:100],
                                   request.form.get("direction", "ltr"))
         else:
-            _, found = lint_files(edited)
+            result = lint_files(edited)
+            found, warnings = result.problems, problem_views(result.warnings, name, text)
             problems = problem_views(found, name, text)
             if not found and action == "save":
                 try:
@@ -233,4 +234,5 @@ def edit_rule(name):
         message = f"No change: version {request.args['same']} stays active."
     return render("admin/editor.html", name=name, text=text, problems=problems, message=message,
                   simulation=simulation, version=row.version if row else None, rules_here=rules_here, p=shown,
+                  warnings=warnings,
                   lines=text.count("\n") + 2, active="rules"), (422 if problems else 200)
