@@ -151,6 +151,9 @@ class AdminAuth(Protocol):
         app), for the signed-in shop at ``domain`` or, with None, before sign-in; None: nobody
         of the platform's."""
 
+    def customer_admin_url(self, domain: str, customer_id: str) -> str | None:
+        """The customer's page in the store's own admin; None when the store has none for this id."""
+
 
 @runtime_checkable
 class Connector(Inbound, Outbound, Sync, Install, AdminAuth, Protocol):

@@ -13,7 +13,6 @@ from __future__ import annotations
 from flask import current_app, g, request
 
 import connectors
-from connectors.shopify.oauth import SHOPIFY_ADMIN  # noqa: F401  (the dashboard's own frame policy reads it here)
 
 
 def frame_ancestors() -> str:

@@ -158,6 +158,9 @@ class AcmeConnector:
     def frame_ancestors(self, request, domain):
         return None  # Acme's admin does not embed apps
 
+    def customer_admin_url(self, domain, customer_id):
+        return f"https://{domain}/admin/people/{customer_id}"
+
 
 @AcmeConnector.blueprint.get("/install")
 def _install_page():

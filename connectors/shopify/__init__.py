@@ -109,6 +109,14 @@ class ShopifyConnector:
 
         return frame_ancestors(request, domain)
 
+    def customer_admin_url(self, domain: str, customer_id: str) -> str | None:
+        if not str(customer_id).isdigit():
+            return None
+        host = domain.split("://", 1)[-1].rstrip("/")
+        if host.endswith(".myshopify.com"):
+            return f"https://admin.shopify.com/store/{host.removesuffix('.myshopify.com')}/customers/{customer_id}"
+        return f"https://{host}/admin/customers/{customer_id}"
+
 
 connector = ShopifyConnector()
 

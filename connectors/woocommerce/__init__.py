@@ -37,6 +37,12 @@ class WooCommerceConnector:
         """None: no WooCommerce page embeds the dashboard."""
         return None
 
+    def customer_admin_url(self, domain: str, customer_id: str) -> str | None:
+        if not str(customer_id).isdigit():
+            return None
+        base = domain.rstrip("/") if domain.startswith("http") else f"https://{domain.rstrip('/')}"
+        return f"{base}/wp-admin/user-edit.php?user_id={customer_id}"
+
     # --- inbound ---------------------------------------------------------------------------------
 
     def identify(self, headers: Mapping[str, str], shop_ref: str | None) -> ShopRef | None:

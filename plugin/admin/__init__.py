@@ -18,7 +18,7 @@ from __future__ import annotations
 from flask import Blueprint
 
 from plugin.admin import security
-from plugin.admin.security import admin_url, frame_ancestors, render, shop_page
+from plugin.admin.security import admin_url, render, shop_page
 
 bp = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates", static_folder="static",
                static_url_path="/static")
@@ -31,5 +31,5 @@ from plugin.admin.editor import lint_files  # noqa: E402
 
 bp.record_once(lambda state: state.app.add_url_rule("/", "root", views.root))
 
-__all__ = ["bp", "shop_page", "admin_url", "frame_ancestors", "render", "lint_files", "activity", "editor",
+__all__ = ["bp", "shop_page", "admin_url", "render", "lint_files", "activity", "editor",
            "settings_pages"]

@@ -9,6 +9,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import String, cast, func, or_, select
 
+import connectors
+
 from plugin.db import CustomerRow
 
 REASONS = {
@@ -57,17 +59,8 @@ def days(span: timedelta | None) -> str:
 
 
 def admin_link(shop: dict, customer_id: str) -> str | None:
-    """The customer's page in the store's own admin, or None for an id the store has no page for."""
-    if not str(customer_id).isdigit():
-        return None
-    domain = shop["domain"]
-    host = domain.split("://", 1)[-1].rstrip("/")
-    if shop["platform"] == "shopify":
-        if host.endswith(".myshopify.com"):
-            return f"https://admin.shopify.com/store/{host.removesuffix('.myshopify.com')}/customers/{customer_id}"
-        return f"https://{host}/admin/customers/{customer_id}"
-    base = domain.rstrip("/") if domain.startswith("http") else f"https://{host}"
-    return f"{base}/wp-admin/user-edit.php?user_id={customer_id}"
+    """The customer's page in the store's own admin (its platform knows where), or None."""
+    return connectors.get(shop["platform"]).customer_admin_url(shop["domain"], customer_id)
 
 
 def person(shop: dict, customer_id: str, state: dict | None) -> dict:

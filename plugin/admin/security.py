@@ -12,7 +12,6 @@ from flask.sessions import SecureCookieSessionInterface
 
 from plugin import admin_auth
 from plugin.db import ShopRow
-from plugin.headers import SHOPIFY_ADMIN
 
 log = logging.getLogger("keepwell.admin")
 
@@ -88,11 +87,6 @@ def shop_page(view):
         return view(*args, **kwargs)
 
     return wrapper
-
-
-def frame_ancestors(shopify_domain: str | None) -> str:
-    """The frame-ancestors policy of a page of a Shopify shop's (plugin.headers sets it on the rest)."""
-    return f"frame-ancestors https://{shopify_domain} {SHOPIFY_ADMIN}" if shopify_domain else "frame-ancestors 'none'"
 
 
 def in_shopify_admin() -> bool:
