@@ -24,9 +24,17 @@ STORE_EVENTS = (
     "order.cancelled",
     "occasion.captured",  # derived from an order's checkout fields (plugin/engine/occasions.py)
 )
+#: Events a customer produces on their personal page (``/p/<token>``): answers rules may trigger on.
+PAGE_EVENTS = (
+    "customer.preference_changed",  # data: {"preferred_channel": "email" | "sms"}
+    "survey.answered",
+    "page.opened",
+)
+#: The channels a message can go out on, in the shops' default order.
+CHANNELS = ("email", "sms")
 #: Events Keepwell produces itself: a rule's ``signal`` action, and timers it scheduled.
 INTERNAL_EVENTS = ("referral.converted", "timer")
-EVENT_TYPES = STORE_EVENTS + INTERNAL_EVENTS
+EVENT_TYPES = STORE_EVENTS + PAGE_EVENTS + INTERNAL_EVENTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +91,8 @@ class Customer:
     first_name: str | None = None
     last_name: str | None = None
     accepts_marketing: bool | None = None  # None: the payload did not say
+    phone: str | None = None  # the customer's mobile number as the store holds it
+    sms_consent: bool | None = None  # SMS marketing consent; None: the payload did not say
     tags: tuple[str, ...] | None = None
     birthday: date | None = None
     anniversary: date | None = None
@@ -215,6 +225,8 @@ def _customer(c: dict) -> Customer:
         first_name=shape.text(c, "first_name", where),
         last_name=shape.text(c, "last_name", where),
         accepts_marketing=shape.flag(c, "accepts_marketing", where),
+        phone=shape.text(c, "phone", where),
+        sms_consent=shape.flag(c, "sms_consent", where),
         tags=None if tags is None else tuple(shape.scalars(tags, "customer tags")),
         birthday=_date(c, "birthday", where),
         anniversary=_date(c, "anniversary", where),

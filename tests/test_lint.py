@@ -126,7 +126,7 @@ CASES = [
     ("no trigger like it", rule_file(trigger="foo.bar", actions=TAG),
      ["rules.yaml:3:5: [thanks] unknown trigger event 'foo.bar'; trigger events are customer.created, "
       "customer.updated, customer.consent_changed, order.created, order.paid, order.refunded, order.cancelled, "
-      "occasion.captured, referral.converted"]),
+      "occasion.captured, customer.preference_changed, survey.answered, page.opened, referral.converted"]),
     ("unknown occasion", rule_file(trigger="{occasion: birthdya}", actions=TAG),
      ["rules.yaml:3:15: [thanks] unknown occasion 'birthdya' (did you mean 'birthday'?)"]),
     ("field that does not exist", rule_file(trigger="order.paid", when="\n      customer.order_count: {at_least: 2}", actions=TAG),

@@ -132,6 +132,9 @@ _TRIGGER_WORDS = {
     "order.paid": "paid pay payment purchase purchased bought buy checkout complete completed sale",
     "order.refunded": "refund refunded return returned",
     "order.cancelled": "cancel canceled cancelled void voided",
+    "customer.preference_changed": "preference preferred prefers channel",
+    "survey.answered": "survey answer answered question feedback review",
+    "page.opened": "page opened open visit visited view viewed",
 }
 _SUBJECTS = {"customer": "customer user account subscriber member signup register",
              "order": "order purchase checkout cart sale"}

@@ -83,6 +83,10 @@ class CustomerState:
     profile_at: datetime | None = None  # time of the newest customer details applied
     consent_at: datetime | None = None  # time of the newest consent applied
     consent_changed_at: datetime | None = None  # when an event last flipped the consent
+    sms_phone: str | None = None  # the mobile number the customer's SMS consent is for
+    sms_consent: bool = False  # SMS marketing consent, separate from email's
+    sms_consent_at: datetime | None = None  # time of the newest SMS consent applied
+    preferred_channel: str | None = None  # stated by the customer on their personal page
     currency: str | None = None
     orders: MappingProxyType[str, OrderSummary] = field(default_factory=lambda: _EMPTY)  # order id -> OrderSummary
     orders_count: int = 0
@@ -168,6 +172,11 @@ def _merge_customer(state: CustomerState, event: Event) -> CustomerState:
         changes["consent_at"] = at
         if c.accepts_marketing != state.accepts_marketing:
             changes["consent_changed_at"] = at
+    if c.phone is not None and (newer or state.sms_phone is None):
+        changes["sms_phone"] = c.phone
+    if c.sms_consent is not None and (state.sms_consent_at is None or at >= state.sms_consent_at):
+        changes["sms_consent"] = c.sms_consent
+        changes["sms_consent_at"] = at
     if c.tags is not None and newer:
         changes["tags"] = frozenset(c.tags)
     if state.signed_up_at is None and event.type == "customer.created":
@@ -175,10 +184,19 @@ def _merge_customer(state: CustomerState, event: Event) -> CustomerState:
     return _evolve(state, changes) if changes else state
 
 
+def _prefer(state: CustomerState, channel: object) -> CustomerState:
+    """The channel the customer stated on their personal page (None: no preference)."""
+    if channel == state.preferred_channel or not (channel is None or isinstance(channel, str)):
+        return state
+    return _evolve(state, {"preferred_channel": channel})
+
+
 def apply(state: CustomerState, event: Event, settings: Any = None) -> CustomerState:
     """The customer's state after ``event`` (``settings``: the rule set's, for referral codes).
     Pure and idempotent."""
     state = _merge_customer(state, event)
+    if event.type == "customer.preference_changed":
+        return _prefer(state, event.data.get("preferred_channel"))
     if event.type == "occasion.captured":
         found = occ.from_event(event)
         if state.occasions.get(found.id) == found:
@@ -275,6 +293,10 @@ def state_to_dict(s: CustomerState) -> dict[str, Any]:
         "profile_at": _t(s.profile_at),
         "consent_at": _t(s.consent_at),
         "consent_changed_at": _t(s.consent_changed_at),
+        "sms_phone": s.sms_phone,
+        "sms_consent": s.sms_consent,
+        "sms_consent_at": _t(s.sms_consent_at),
+        "preferred_channel": s.preferred_channel,
         "currency": s.currency,
         "orders": [
             {"id": o.id, "at": o.at.isoformat(), "total": str(o.total), "currency": o.currency, "paid": o.paid, "cancelled": o.cancelled,
@@ -312,6 +334,10 @@ def state_from_dict(d: dict[str, Any]) -> CustomerState:
         profile_at=parse_time(d.get("profile_at")),
         consent_at=parse_time(d.get("consent_at")),
         consent_changed_at=parse_time(d.get("consent_changed_at")),
+        sms_phone=d.get("sms_phone"),
+        sms_consent=d.get("sms_consent", False),
+        sms_consent_at=parse_time(d.get("sms_consent_at")),
+        preferred_channel=d.get("preferred_channel"),
         currency=d.get("currency"),
         products_bought=frozenset(d.get("products_bought", ())),
         collections_bought=frozenset(d.get("collections_bought", ())),
