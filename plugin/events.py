@@ -256,6 +256,8 @@ def event_from_dict(d: dict) -> Event:
         occurred_at = _time(d, "occurred_at", "event")
         if occurred_at is None:
             raise EventError("event: missing 'occurred_at'")
+        if order is None and str(d.get("type", "")).startswith("order."):
+            raise EventError(f"event {d.get('id', '?')!r}: an {d.get('type')} event needs its 'order'")
         return Event(
             id=_required_text(d, "id", "event"),
             type=_required_text(d, "type", "event"),

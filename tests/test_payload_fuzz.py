@@ -251,3 +251,10 @@ def test_the_worker_reads_bodies_with_the_same_limits():
     with pytest.raises(PayloadError, match="deeper than"):
         event_from_dict({"id": "e", "type": "timer", "customer_id": "1", "occurred_at": "2026-11-23T12:00:00Z",
                          "data": {"x": _deep(MAX_DEPTH)}})
+
+
+@pytest.mark.parametrize("kind", ["order.created", "order.paid", "order.refunded", "order.cancelled"])
+def test_an_order_event_without_its_order_is_refused_naming_it(kind):
+    d = {"id": "h:1", "type": kind, "shop": "shop-1", "customer_id": "7", "occurred_at": "2026-11-24T12:00:00+00:00"}
+    with pytest.raises(PayloadError, match=f"an {kind} event needs its 'order'"):
+        event_from_dict(d)

@@ -237,11 +237,11 @@ def _schedule_timers(ctx: Context, rules: RuleSet) -> list[Decision]:
             assert state.last_order_at is not None and rule.trigger.after is not None
             anchor = f"lapse:{state.last_order_id}"
             out.append(_timer(Reason.LAPSE, rule, ctx, anchor, rules, state.last_order_at + rule.trigger.after))
-    elif event.type == "order.cancelled" and state.last_order_id is not None:
+    elif event.type == "order.cancelled" and event.order is not None and state.last_order_id is not None:
         # The cancelled order may have been the latest: the lapse now counts from the one before,
         # whose own timer may already have fired and stood down, so it gets a fresh one.
         for rule in rules.lapse_rules:
-            assert state.last_order_at is not None and rule.trigger.after is not None and event.order is not None
+            assert state.last_order_at is not None and rule.trigger.after is not None
             anchor = f"lapse:{state.last_order_id}"
             wake = max(ctx.now, state.last_order_at + rule.trigger.after)
             out.append(_timer(Reason.LAPSE, rule, ctx, anchor, rules, wake, suffix=f"after-cancel:{event.order.id}"))
