@@ -5,6 +5,7 @@ them. Money is ``Decimal`` + currency, times are aware UTC datetimes, ids are st
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from decimal import Decimal
@@ -35,6 +36,14 @@ CHANNELS = ("email", "sms")
 #: Events Keepwell produces itself: a rule's ``signal`` action, and timers it scheduled.
 INTERNAL_EVENTS = ("referral.converted", "timer")
 EVENT_TYPES = STORE_EVENTS + PAGE_EVENTS + INTERNAL_EVENTS
+#: The merchant's own events (``POST /api/v1/events``): ``custom.`` and a name of their choosing.
+CUSTOM_PREFIX = "custom."
+_CUSTOM = re.compile(r"custom\.[a-z0-9][a-z0-9_.-]{0,63}")
+
+
+def is_custom(event_type: object) -> bool:
+    """``custom.heatwave``: a merchant's own event type (lower case letters, digits, ``_.-``)."""
+    return isinstance(event_type, str) and _CUSTOM.fullmatch(event_type) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +123,7 @@ class Event:
     data: dict = field(default_factory=dict)  # internal events: signal payloads, timers
 
     def __post_init__(self):
-        if self.type not in EVENT_TYPES:
+        if self.type not in EVENT_TYPES and not is_custom(self.type):
             raise EventError(f"unknown event type {self.type!r}")
         if self.occurred_at.tzinfo is None:
             raise EventError(f"event {self.id}: occurred_at must be timezone-aware")

@@ -23,7 +23,8 @@ from plugin.events import Event
 from plugin.simulate import Simulator
 
 
-_TIMER_KIND = {"delay": "delay", "lapse": "lapse", "occasion": "occasion", "deferred": "deferred (frequency cap)"}
+_TIMER_KIND = {"delay": "delay", "lapse": "lapse", "occasion": "occasion", "deferred": "deferred (frequency cap)",
+               "moment": "moment (dated or yearly)"}
 
 
 class HistoryIndex:
@@ -178,6 +179,8 @@ def _trigger_text(rule) -> str:
         return t.event
     if t.kind == "lapsed":
         return f"{format_duration(t.after)} without an order"
+    if t.moment is not None:
+        return f"{t.moment.describe()}, sent over {format_duration(t.moment.window)}"
     return f"{t.occasion} ({format_duration(t.before)} before)" if t.before else t.occasion
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from plugin.engine.conditions import did_you_mean
 from plugin.engine.fields import FIELDS, MONEY
+from plugin.engine.moments import parse_date
 from plugin.engine.specs import EmailSpec
 from plugin.engine.ruleset import Problems, RuleSet, compile_ruleset
 from plugin.errors import RuleError
@@ -211,6 +213,7 @@ def lint_sources(sources, templates: dict[str, str], templates_where: str = "tem
         message = message.replace("(templates are rules/templates/", f"(templates are {templates_where}/")
         problems.append(Problem(docs[n].file, line, col, rule_id, message))
     _check_subjects(docs, problems)
+    _check_past_dates(docs, problems)
     used = {a.template for r in (ruleset.rules if ruleset else ()) for a in r.actions if isinstance(a, EmailSpec)}
     _check_templates(templates_where, templates, used, problems)
     if ruleset is not None and not problems:
@@ -222,6 +225,26 @@ def lint_sources(sources, templates: dict[str, str], templates_where: str = "tem
     if ruleset is not None and not problems:
         warnings += _rule_warnings(docs, ruleset)
     return LintResult(ruleset if not problems else None, problems, warnings)
+
+
+def _check_past_dates(docs: list[Doc], problems: list[Problem]) -> None:
+    """A dated trigger whose moment has passed in every time zone (UTC-12 is the last) would
+    never fire: an error, unless the rule is switched off."""
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    for rule_id, (doc, i) in rule_positions(docs).items():
+        rule = doc.data["rules"][i]
+        trigger = rule.get("trigger")
+        if not isinstance(trigger, dict) or "date" not in trigger or rule.get("enabled") is False:
+            continue
+        try:
+            moment = parse_date(trigger["date"])
+        except ValueError:
+            continue  # the rule set's compile reports it
+        if moment.local(0) + timedelta(hours=12) < now:
+            line, col = doc.where(("rules", i, "trigger", "date"))
+            problems.append(Problem(doc.file, line, col, rule_id,
+                                    f"{moment.describe()} has passed: choose a date ahead, make it yearly "
+                                    "({yearly: 'MM-DD'}), or set enabled: false to keep the rule for the record"))
 
 
 def _rule_warnings(docs: list[Doc], ruleset: RuleSet) -> list[Problem]:

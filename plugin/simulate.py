@@ -14,16 +14,17 @@ import json
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone, tzinfo
 from decimal import Decimal
 from typing import Callable, Iterable, Iterator
 
 from plugin.engine import Kind, Reason, RuleSet, occasions
 from plugin.engine.actions import Coupon, Email, Signal
+from plugin.moments import Moments
 from plugin.engine.step import Amend, Entry, Outcome, Recorded, TimerEntry, due, is_unsubscribe, origin_time, step
 from plugin.events import Event, event_from_dict
 
-_INITIAL_TIMERS = {Reason.LAPSE.value, Reason.OCCASION.value}
+_INITIAL_TIMERS = {Reason.LAPSE.value, Reason.OCCASION.value, Reason.MOMENT.value}
 _REASON = {r: r.value for r in Reason}
 _VALUE = {**_REASON, **{k: k.value for k in Kind}}
 
@@ -177,10 +178,12 @@ class Simulator:
     through the engine's ``step``, the policy the live worker runs."""
 
     def __init__(self, rules: RuleSet, on_outcome: Callable[[Event, Outcome], None] | None = None,
-                 render: Callable | None = None):
+                 render: Callable | None = None, tz: tzinfo = timezone.utc):
         """``on_outcome``: called with each event (timers included) and what ``step`` made of it;
-        ``render``: (decision, email action, state) -> None or why the email cannot render."""
+        ``render``: (decision, email action, state) -> None or why the email cannot render;
+        ``tz``: the shop's time zone, in which dated and yearly rules fire."""
         self.rules = rules
+        self.moments = Moments(rules, tz)
         self.on_outcome = on_outcome
         self.render = render
         self.states: dict = {}
@@ -208,6 +211,9 @@ class Simulator:
     def advance(self, until: datetime) -> None:
         """Fire every timer due at or before ``until``, in the order the worker fires them."""
         timers = self.timers
+        if self.clock is not None:
+            for timer in self.moments.due(self.states, self.clock, until):
+                heapq.heappush(timers, (timer.occurred_at, timer.occurred_at, timer.id, 0, timer))
         while timers and due(timers[0][0], until):
             wake_at, _, timer_id, attempts, timer = heapq.heappop(timers)
             self.report.timers_fired += 1

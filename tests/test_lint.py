@@ -86,7 +86,7 @@ CASES = [
      ["rules.yaml:2:5: [Thanks-1] 'Thanks-1' is not valid here: Unique id: lower case letters, digits and underscores."]),
     ("unknown rule field", rule_file(trigger="order.paid", dealy="3d", actions=TAG),
      ["rules.yaml:4:5: [thanks] unknown field 'dealy' (did you mean 'delay'?); allowed: id, name, description, enabled, "
-      "trigger, when, delay, priority, holdout, limit, actions, variants"]),
+      "trigger, when, delay, window, priority, holdout, limit, actions, variants"]),
     ("unknown top-level field", "rule:\n  - id: thanks\n",
      ["rules.yaml:1:1: [-] unknown field 'rule' (did you mean 'rules'?); allowed: settings, rules"]),
     ("unknown action", rule_file(trigger="order.paid", actions="\n      - emial: {template: icebreaker, subject: Hi}"),
@@ -98,7 +98,7 @@ CASES = [
      ["rules.yaml:3:5: [thanks] bad trigger {'lapsed': '90d', 'occasion': 'birthday'}: write an event (e.g. order.paid), "
       "{lapsed: 90d}, or {occasion: birthday, before: 7d}"]),
     ("not a field name", rule_file(trigger="order.paid", when="\n      orders_count: {at_least: 2}", actions=TAG),
-     ["rules.yaml:4:5: [thanks] 'orders_count' is not valid here: must match ^(all|any|not|[a-z_]+\\.[a-z_]+)$"]),
+     ["rules.yaml:4:5: [thanks] 'orders_count' is not valid here: must match ^(all|any|not|[a-z_]+\\.[a-z_]+|event\\.data(\\.[A-Za-z0-9_-]+)+)$"]),
     ("two tests in one condition",
      rule_file(trigger="order.paid", when="\n      customer.orders_count: {at_least: 2}\n      order.total: {at_least: 50 USD}",
                actions=TAG),

@@ -13,7 +13,7 @@ from decimal import Decimal
 from collections.abc import Iterable
 from typing import Any, Callable
 
-from plugin.engine.fields import BOOL, DATE, DURATION, FIELDS, LIST, MONEY, NUMBER, TEXT, Context
+from plugin.engine.fields import BOOL, DATA_PREFIX, DATE, DURATION, FIELDS, LIST, MONEY, NUMBER, TEXT, Context, data_field
 from plugin.engine.values import format_duration, parse_duration, parse_money
 from plugin.errors import KeepwellError
 
@@ -159,8 +159,22 @@ def _exists(fname: str, ftype: str, get: Callable[[Context], Any], value: Any, p
     return Leaf(fname, "exists", value, get, test)
 
 
+def _data_type(op: str, value: Any) -> str:
+    """The type an ``event.data.*`` field is read as: the one its value in the rule has."""
+    if op in ("contains", "not_contains", "contains_any"):
+        return LIST
+    if op == "exists":
+        return DATE  # any value
+    if op in ("greater_than", "at_least", "less_than", "at_most", "between"):
+        return NUMBER
+    sample = value[0] if isinstance(value, list) and value else value
+    if isinstance(sample, bool):
+        return BOOL
+    return NUMBER if isinstance(sample, (int, float)) else TEXT
+
+
 def _leaf(fname: str, op: str, value: Any, path: Path) -> Leaf:
-    f = FIELDS[fname]
+    f = FIELDS[fname] if fname in FIELDS else data_field(fname, _data_type(op, value))
     get = f.get
     _check_applies(fname, f.type, op, path)
     if op == "exists":
@@ -258,7 +272,10 @@ def compile_condition(node: Any, path: Path = ()) -> Leaf | Group:
         child = compile_condition(body, sub)
         t = child.test
         return Group("not", (child,), lambda c: not t(c))
-    if key not in FIELDS:
+    if key.startswith(DATA_PREFIX) and len(key) > len(DATA_PREFIX):
+        if not isinstance(body, dict) or not body:
+            raise ConditionProblem(sub, f"{key} needs an operator, e.g. {{equals: 'mint'}} or {{at_least: 30}}")
+    elif key not in FIELDS:
         raise ConditionProblem(sub, f"unknown field {key!r}{did_you_mean(key, list(FIELDS) + ['all', 'any', 'not'])}")
     if not isinstance(body, dict) or not body:
         raise ConditionProblem(sub, f"{key} needs an operator, e.g. {{{next(o for o, t in OPERATORS.items() if FIELDS[key].type in t)}: ...}}")

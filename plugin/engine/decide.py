@@ -280,6 +280,23 @@ def _occasion_timers(ctx: Context, rules: RuleSet, occasions: tuple[str, ...], o
     return out
 
 
+def send_at(shop: str, rule_id: str, customer_id: str, at: datetime, window: timedelta) -> datetime:
+    """A moment's send slot for the customer: a stable point in its window (whole seconds) after ``at``."""
+    offset = int(window.total_seconds() * stable_percent(shop, rule_id, customer_id, "window") / 100)
+    return at + timedelta(seconds=offset)
+
+
+def moment_timer(shop: str, rule: Rule, customer_id: str, label: str, at: datetime, version: str) -> Event:
+    """The timer that considers one customer for one occurrence (``label``, the local time) of a
+    dated or yearly rule; the same customer and occurrence always give the same timer id."""
+    assert rule.trigger.moment is not None, "a moment rule says when"
+    anchor = f"moment:{label}"
+    key = decision_key(shop, rule.id, customer_id, anchor)
+    return Event(id=f"{key}:{_VALUE[Reason.MOMENT]}", type="timer", shop=shop, customer_id=customer_id,
+                 occurred_at=send_at(shop, rule.id, customer_id, at, rule.trigger.moment.window),
+                 data={"kind": _VALUE[Reason.MOMENT], "rule": rule.id, "anchor": anchor, "version": version})
+
+
 def _on_timer(ctx: Context, rules: RuleSet) -> list[Decision]:
     data = ctx.event.data
     rule = rules.by_id.get(data["rule"])

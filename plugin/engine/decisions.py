@@ -29,6 +29,7 @@ class Reason(str, Enum):
     DELAY = "delay"
     LAPSE = "lapse"
     OCCASION = "occasion"
+    MOMENT = "moment"  # a dated or yearly trigger's send slot for one customer
     DEFERRED = "deferred"
 
 

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from operator import attrgetter
 from typing import Any, Callable
 
 from plugin.engine.referral import decode_referral_code
 from plugin.engine.state import CustomerState
-from plugin.events import Event, Money, Order
+from plugin.events import CUSTOM_PREFIX, Event, Money, Order
 
 Getter = Callable[["Context"], Any]
 
@@ -168,3 +169,55 @@ _FIELDS = [
 ]
 
 FIELDS: dict[str, Field] = {f.name: f for f in _FIELDS}
+
+#: ``event.data.<name>``: what a custom event (``POST /api/v1/events``) carries in its ``data``.
+DATA_PREFIX = "event.data."
+
+
+def _number(v: Any) -> Decimal | None:
+    """A number, or text that is one ("31.5"): data sent as JSON text still compares as a number."""
+    if isinstance(v, bool) or not isinstance(v, (int, float, Decimal, str)):
+        return None
+    try:
+        n = Decimal(str(v).strip())
+    except ArithmeticError:
+        return None
+    return n if n.is_finite() else None
+
+
+def _text(v: Any) -> str | None:
+    if isinstance(v, str):
+        return v
+    return str(v) if isinstance(v, (int, Decimal)) and not isinstance(v, bool) else None
+
+
+def _list(v: Any) -> frozenset[str] | None:
+    if isinstance(v, list):
+        return frozenset(t for t in map(_text, v) if t is not None)
+    t = _text(v)
+    return None if t is None else frozenset((t,))
+
+
+_AS: dict[str, Callable[[Any], Any]] = {
+    NUMBER: _number, TEXT: _text, LIST: _list,
+    BOOL: lambda v: v if isinstance(v, bool) else None,
+    DATE: lambda v: v,  # exists: any value
+}
+
+
+def data_field(name: str, ftype: str) -> Field:
+    """The field ``event.data.a.b`` read as ``ftype`` (the type the condition's value has): a value
+    of another type reads as missing. Only a custom event's data is read (a timer's is internal)."""
+    steps = name[len(DATA_PREFIX):].split(".")
+    cast = _AS[ftype]
+
+    def get(c: Context) -> Any:
+        if not c.event.type.startswith(CUSTOM_PREFIX):
+            return None
+        v: Any = c.event.data
+        for key in steps:
+            if not isinstance(v, dict):
+                return None
+            v = v.get(key)
+        return None if v is None else cast(v)
+    return Field(name, ftype, get, "A value the custom event carries in its data.")

@@ -15,9 +15,10 @@ from typing import Any
 
 from plugin.engine.specs import SPECS, Spec
 from plugin.engine.conditions import ConditionProblem, Group, Leaf, Path, compile_condition, did_you_mean
+from plugin.engine.moments import Moment, parse_moment, with_window
 from plugin.engine.occasions import field_names
 from plugin.engine.values import parse_duration
-from plugin.events import EVENT_TYPES, Money
+from plugin.events import CUSTOM_PREFIX, EVENT_TYPES, Money, is_custom
 
 TRIGGER_EVENTS = tuple(t for t in EVENT_TYPES if t != "timer")
 #: Yearly dates a rule can remind of: the customer's own, ones they told us at checkout
@@ -29,12 +30,13 @@ SIGNAL_TARGETS = ("referrer",)
 
 @dataclass(frozen=True)
 class Trigger:
-    kind: str  # event | lapsed | occasion
+    kind: str  # event | lapsed | occasion | moment
     event: str | None = None
     after: timedelta | None = None  # lapsed: time since the last paid order
     occasion: str | None = None
     before: timedelta = timedelta(0)  # occasion: how long before the date
     kinds: frozenset[str] = frozenset()  # captured occasions: only these kinds (empty: any)
+    moment: Moment | None = None  # a dated or yearly trigger: when, and the send window
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,7 @@ class RuleSet:
     by_id: dict[str, Rule] = field(default_factory=dict)
     lapse_rules: tuple[Rule, ...] = ()  # enabled rules with a lapsed trigger
     occasion_rules: tuple[Rule, ...] = ()  # enabled rules with an occasion trigger
+    moment_rules: tuple[Rule, ...] = ()  # enabled rules with a dated or yearly trigger
 
 
 class Problems:
@@ -155,12 +158,38 @@ def suggest_trigger(word: object) -> str:
     return did_you_mean(word, TRIGGER_EVENTS) or f"; trigger events are {', '.join(TRIGGER_EVENTS)}"
 
 
-def _trigger(value: str | dict[str, Any], path: Path, problems: Problems, rule_id: str) -> Trigger | None:
-    if isinstance(value, str):
-        if value not in TRIGGER_EVENTS:
-            problems.add(path, f"unknown trigger event {value!r}{suggest_trigger(value)}", rule_id)
+def _event_trigger(value: object, path: Path, problems: Problems, rule_id: str) -> Trigger | None:
+    if isinstance(value, str) and value.startswith(CUSTOM_PREFIX):
+        if not is_custom(value):
+            problems.add(path, f"bad custom event {value!r}: write custom. and a name of lower case letters, digits, "
+                               "'_', '.' or '-', e.g. custom.heatwave", rule_id)
             return None
         return Trigger("event", event=value)
+    if value not in TRIGGER_EVENTS:
+        problems.add(path, f"unknown trigger event {value!r}{suggest_trigger(value)}", rule_id)
+        return None
+    return Trigger("event", event=str(value))
+
+
+def _window(doc: dict[str, Any], trigger: Trigger | None, path: Path, problems: Problems, rule_id: str) -> Trigger | None:
+    """The trigger with the rule's send ``window`` (``plugin.engine.moments``)."""
+    if "window" not in doc:
+        return trigger
+    if trigger is not None and trigger.moment is None:
+        problems.add(path, "window only applies to a dated or yearly trigger ({date: ...} or {yearly: ...})", rule_id)
+        return None
+    moment = with_window(trigger.moment if trigger and trigger.moment else Moment(), doc["window"], path,
+                         lambda p, message: problems.add(p, message, rule_id))
+    return replace(trigger, moment=moment) if moment and trigger else None
+
+
+def _trigger(value: str | dict[str, Any], path: Path, problems: Problems, rule_id: str) -> Trigger | None:
+    if isinstance(value, str) or "event" in value:
+        return _event_trigger(value if isinstance(value, str) else value["event"],
+                              path if isinstance(value, str) else path + ("event",), problems, rule_id)
+    if "date" in value or "yearly" in value:
+        moment = parse_moment(value, path, lambda p, message: problems.add(p, message, rule_id))
+        return Trigger("moment", moment=moment) if moment else None
     if "lapsed" in value:
         after = _duration(value["lapsed"], path + ("lapsed",), problems, rule_id, "lapsed")
         return Trigger("lapsed", after=after) if after else None
@@ -199,7 +228,8 @@ def _action(item: dict[str, Any], path: Path, problems: Problems, rule_id: str,
 def _rule(doc: dict[str, Any], path: Path, problems: Problems, templates: Collection[str] | None,
           source: str) -> Rule | None:
     rule_id = doc["id"]
-    trigger = _trigger(doc["trigger"], path + ("trigger",), problems, rule_id)
+    trigger = _window(doc, _trigger(doc["trigger"], path + ("trigger",), problems, rule_id), path + ("window",),
+                      problems, rule_id)
     condition = None
     if "when" in doc:
         try:
@@ -346,6 +376,7 @@ def build_ruleset(rules: Iterable[Rule], settings: Settings, version: str = "") 
         by_id={r.id: r for r in ordered},
         lapse_rules=tuple(r for r in ordered if r.enabled and r.trigger.kind == "lapsed"),
         occasion_rules=tuple(r for r in ordered if r.enabled and r.trigger.kind == "occasion"),
+        moment_rules=tuple(r for r in ordered if r.enabled and r.trigger.kind == "moment"),
     )
 
 
