@@ -40,6 +40,13 @@ def execute(shop_id: str, decision_key: str) -> str:
     return pipeline.execute_decision(runtime(), shop_id, decision_key)
 
 
+def moments(shop_id: str) -> int:
+    """A dated or yearly rule's moment came: give each of the shop's customers their timer."""
+    from plugin.fanout import fan_out
+
+    return fan_out(runtime(), shop_id)
+
+
 def write_back_unsubscribe(shop_id: str, customer_id: str) -> str:
     """Tell the store a customer unsubscribed (retried with backoff on its own)."""
     return consent.write_back(runtime(), shop_id, customer_id)
@@ -83,7 +90,7 @@ def tick() -> dict:
     rt = runtime()
     schedule_tick(rt)
     now = rt.clock()
-    out = {"timers": 0, "retried": 0, "drains": 0, "reconciling": 0, "imports": 0, "unsubscribes": 0, "errors": 0}
+    out = {"timers": 0, "moments": 0, "retried": 0, "drains": 0, "reconciling": 0, "imports": 0, "unsubscribes": 0, "errors": 0}
     with _boundary(out, "timer sweep"):
         out["timers"] = pipeline.sweep_timers(rt, grace=timedelta(0))
     stale, shops = [], []
@@ -105,6 +112,8 @@ def tick() -> dict:
                 if rt.queue.fetch_job(job_id) is None:
                     rt.queue.enqueue("plugin.jobs.reconcile", shop_id, job_id=job_id, result_ttl=3600)
                 out["reconciling"] += 1
+        with _boundary(out, f"shop {shop_id}: dated and yearly rules"):
+            out["moments"] += _enqueue_moments(rt, shop_id, now)
     with _boundary(out, "sending lost consent write-backs again"):
         out["unsubscribes"] = consent.resend_lost(rt)
     with _boundary(out, "resuming history imports"):
@@ -114,6 +123,19 @@ def tick() -> dict:
         if rt.queue.fetch_job(purge_id) is None:
             rt.queue.enqueue("plugin.jobs.purge", job_id=purge_id, result_ttl=2 * 24 * 3600)
     return out
+
+
+def _enqueue_moments(rt, shop_id: str, now) -> int:
+    """Start the fan-out of the shop's dated and yearly rules whose moment came (once a minute
+    at most; a fan-out cut off resumes at the next tick)."""
+    from plugin.fanout import due
+
+    if not due(rt, shop_id):
+        return 0
+    job_id = f"{rt.config.queue}-moments-{shop_id}-{now:%Y%m%d%H%M}"
+    if rt.queue.fetch_job(job_id) is None:
+        rt.queue.enqueue("plugin.jobs.moments", shop_id, job_id=job_id, result_ttl=3600)
+    return 1
 
 
 @contextmanager

@@ -136,14 +136,16 @@ def lint(files, templates_dir: Path | None = None) -> LintResult:
             sources.append((str(path), path.read_bytes()))
         except OSError as exc:
             problems.append(Problem(str(path), 1, 1, None, f"cannot read: {exc.strerror}"))
-    result = lint_sources(sources, read_templates(templates_dir), str(templates_dir))
+    result = lint_sources(sources, read_templates(templates_dir), str(templates_dir), now=datetime.now(timezone.utc))
     problems = sorted(problems + result.problems)
     return LintResult(result.ruleset if not problems else None, problems, result.warnings)
 
 
-def lint_sources(sources, templates: dict[str, str], templates_where: str = "templates") -> LintResult:
+def lint_sources(sources, templates: dict[str, str], templates_where: str = "templates",
+                 now: datetime | None = None) -> LintResult:
     """Validate ``[(file name, bytes)]`` as one rule set against ``templates`` (file name -> text):
-    ``(ruleset or None, problems)``, with ``.warnings`` (see LintResult)."""
+    ``(ruleset or None, problems)``, with ``.warnings`` (see LintResult). With ``now`` (a rule set
+    being written, not one stored before), a dated trigger already past is a problem too."""
     problems: list[Problem] = []
     docs: list[Doc] = []
     for name, raw in sources:
@@ -213,7 +215,8 @@ def lint_sources(sources, templates: dict[str, str], templates_where: str = "tem
         message = message.replace("(templates are rules/templates/", f"(templates are {templates_where}/")
         problems.append(Problem(docs[n].file, line, col, rule_id, message))
     _check_subjects(docs, problems)
-    _check_past_dates(docs, problems)
+    if now is not None:
+        _check_past_dates(docs, problems, now)
     used = {a.template for r in (ruleset.rules if ruleset else ()) for a in r.actions if isinstance(a, EmailSpec)}
     _check_templates(templates_where, templates, used, problems)
     if ruleset is not None and not problems:
@@ -227,10 +230,10 @@ def lint_sources(sources, templates: dict[str, str], templates_where: str = "tem
     return LintResult(ruleset if not problems else None, problems, warnings)
 
 
-def _check_past_dates(docs: list[Doc], problems: list[Problem]) -> None:
+def _check_past_dates(docs: list[Doc], problems: list[Problem], now: datetime) -> None:
     """A dated trigger whose moment has passed in every time zone (UTC-12 is the last) would
     never fire: an error, unless the rule is switched off."""
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = now.astimezone(timezone.utc).replace(tzinfo=None)
     for rule_id, (doc, i) in rule_positions(docs).items():
         rule = doc.data["rules"][i]
         trigger = rule.get("trigger")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets as token
+from datetime import datetime
 from pathlib import Path
 from typing import Mapping
 
@@ -13,7 +14,7 @@ import connectors
 from connectors.base import Shop
 from plugin import secrets
 from plugin.config import Config
-from plugin.db import RuleSetRow, ShopRow
+from plugin.db import RuleSetRow, ShopRow, utcnow
 from plugin.engine import RuleSet
 from plugin.engine.ruleset import with_currency
 from plugin.events import Event
@@ -179,10 +180,11 @@ def _split(files: dict[str, str]):
     return sources, templates
 
 
-def compile_files(files: dict[str, str]) -> RuleSet:
-    """Lint and compile a stored rule set; RuleError lists the problems."""
+def compile_files(files: dict[str, str], now: datetime | None = None) -> RuleSet:
+    """Lint and compile a stored rule set (``now``: one being installed, see lint_sources);
+    RuleError lists the problems."""
     sources, templates = _split(files)
-    ruleset, problems = lint_sources(sources, templates)
+    ruleset, problems = lint_sources(sources, templates, now=now)
     if problems:
         raise RuleError(problems)
     return ruleset
@@ -199,7 +201,7 @@ def install_rules(session, shop_id: str, files: dict[str, str]) -> RuleSetRow:
                           .order_by(RuleSetRow.version.desc()).limit(1)) or 0
     for row in session.scalars(select(RuleSetRow).where(RuleSetRow.shop_id == shop_id, RuleSetRow.active)):
         row.active = False
-    row = RuleSetRow(shop_id=shop_id, version=last + 1, digest=digest, engine_version=compile_files(files).version,
+    row = RuleSetRow(shop_id=shop_id, version=last + 1, digest=digest, engine_version=compile_files(files, utcnow()).version,
                      files=files, active=True)
     session.add(row)
     session.flush()

@@ -14,7 +14,7 @@ from plugin.admin.people import people, search_customers, when, zone
 from plugin.admin.preview import SAMPLE_CUSTOMERS, render_rule_email, with_direction
 from plugin.admin.security import admin_url, check_csrf, edge, render, shop_page
 from plugin.admin.views import rule_index
-from plugin.db import CustomerRow, ShopRow
+from plugin.db import CustomerRow, ShopRow, utcnow
 from plugin.errors import RuleError
 from plugin.rulefile import lint_sources
 from plugin.shops import _split, active_rule_row, install_rules, to_shop
@@ -25,7 +25,7 @@ SIMULATION_DAYS = 90
 
 def lint_files(files: dict[str, str]):
     sources, templates = _split(files)
-    return lint_sources(sources, templates)
+    return lint_sources(sources, templates, now=utcnow())
 
 
 def problem_views(problems, name: str, text: str) -> list[dict]:
