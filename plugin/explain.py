@@ -9,7 +9,7 @@ what each delayed, lapse and occasion touch decided when it came due, and the on
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
+from datetime import datetime, timezone, tzinfo
 from typing import Iterable
 
 from plugin.engine import Kind, RuleSet, apply, decide, new_state
@@ -55,8 +55,8 @@ class HistoryIndex:
 class _Tracer(Simulator):
     """A simulator that also keeps, for one customer, what each timer decided when it came due."""
 
-    def __init__(self, rules: RuleSet, customer_id: str):
-        super().__init__(rules)
+    def __init__(self, rules: RuleSet, customer_id: str, tz: tzinfo = timezone.utc):
+        super().__init__(rules, tz=tz)
         self.customer_id = customer_id
         self.fired: list[tuple] = []  # (timer event, due, decisions, context)
 
@@ -77,10 +77,12 @@ def _matches_trigger(rule, event: Event) -> bool:
     return rule.trigger.kind == "event" and rule.trigger.event == event.type
 
 
-def explain(events, rules: RuleSet, customer_id: str, event_id: str | None = None) -> list[str]:
+def explain(events, rules: RuleSet, customer_id: str, event_id: str | None = None,
+            tz: tzinfo = timezone.utc) -> list[str]:
     """Lines explaining each rule's verdict for ``customer_id`` at ``event_id`` (default: their
     last event), then every delayed, lapse and occasion touch of theirs: what it decided when it
-    came due, or when it is due. ``events`` is a history or a HistoryIndex of one."""
+    came due, or when it is due. ``events`` is a history or a HistoryIndex of one; ``tz`` is the
+    shop's time zone, in which dated and yearly rules fire."""
     index = events if isinstance(events, HistoryIndex) else HistoryIndex(events, rules.settings)
     mine = [e for e in index.for_customer(customer_id) if e.customer_id == customer_id]
     if not mine:
@@ -88,7 +90,7 @@ def explain(events, rules: RuleSet, customer_id: str, event_id: str | None = Non
     target = next((e for e in mine if e.id == event_id), None) if event_id else mine[-1]
     if target is None:
         raise LookupError(f"customer {customer_id!r} has no event {event_id!r}")
-    sim = _Tracer(rules, customer_id)
+    sim = _Tracer(rules, customer_id, tz)
     lines: list[str] = []
     for e in index.for_customer(customer_id):
         if e is target:

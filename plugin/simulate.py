@@ -370,10 +370,12 @@ def _without_cycle_collection():
 
 
 def simulate(events: Iterable[Event], rules: RuleSet, until: datetime | None = None,
-             progress: Callable[[int], None] | None = None, render: Callable | None = None) -> Report:
+             progress: Callable[[int], None] | None = None, render: Callable | None = None,
+             tz: tzinfo = timezone.utc) -> Report:
     """Replay time-ordered ``events`` through ``rules``; timers fire up to ``until`` (default: the
-    last event). ``render`` (see plugin.mail.preview.touch_renderer) renders every email counted."""
-    sim = Simulator(rules, render=render)
+    last event). ``render`` (see plugin.mail.preview.touch_renderer) renders every email counted;
+    ``tz``: the shop's time zone, in which dated and yearly rules fire."""
+    sim = Simulator(rules, render=render, tz=tz)
     with _without_cycle_collection():
         for n, event in enumerate(events, 1):
             sim.feed(event)

@@ -122,7 +122,8 @@ def _lint(rule: dict) -> list[str]:
 
     text = yaml.safe_dump({"rules": [rule]}, sort_keys=False)
     return [str(p) for p in lint_sources([("moments.yaml", text.encode())], {"t.html": "<p>{{ customer.first_name }}</p>",
-                                                                           "t.txt": "{{ customer.first_name }}"}).problems]
+                                                                           "t.txt": "{{ customer.first_name }}"},
+                                     now=datetime.now(timezone.utc)).problems]
 
 
 @pytest.mark.parametrize("change, problem", [
@@ -140,6 +141,15 @@ def test_lint_names_file_line_and_problem(change, problem):
 
 def test_a_past_date_on_a_switched_off_rule_is_kept_for_the_record():
     assert _lint({**SUMMER, "trigger": {"date": "2020-06-01"}, "enabled": False}) == []
+
+
+def test_a_stored_rule_set_whose_date_has_passed_still_loads():
+    from plugin.shops import compile_files
+
+    past = {"m.yaml": "rules:\n  - id: old\n    trigger: {date: '2020-06-01'}\n    actions: [{tag: summer}]\n"}
+    assert compile_files(past).by_id["old"].trigger.moment.on.year == 2020  # the worker loads it: it never fires
+    with pytest.raises(Exception, match="has passed"):
+        compile_files(past, datetime.now(timezone.utc))  # installing it again is refused
 
 
 HEAT = {"id": "heat", "trigger": {"event": "custom.heatwave"},
@@ -183,3 +193,33 @@ def test_event_data_on_a_store_event_reads_nothing():
     shell = Shell(rules)
     decisions = shell.handle(order_paid("c1", "o1", datetime(2027, 6, 1, tzinfo=timezone.utc)))
     assert [d.reason for d in decisions] == [Reason.CONDITIONS]
+
+
+def test_keepwell_simulate_lists_who_would_receive_a_moment_in_the_shops_time_zone(tmp_path):
+    import json
+
+    import yaml
+    from click.testing import CliRunner
+
+    from plugin.cli import main
+    from plugin.events import event_to_dict
+
+    rules = tmp_path / "rules"
+    (rules / "templates").mkdir(parents=True)
+    (rules / "moments.yaml").write_text(yaml.safe_dump({"rules": [{**GOLD, "holdout": "0%", "actions": [
+        {"coupon": {"discount": "50%", "expires_in": "1d"}}, {"email": {"template": "gold", "subject": "Gold"}}]}]}))
+    (rules / "templates" / "gold.txt").write_text("{{ coupon.code }} {{ unsubscribe_url }}")
+    (rules / "templates" / "gold.html").write_text("<p>{{ coupon.code }} <a href='{{ unsubscribe_url }}'>x</a></p>")
+    history = tmp_path / "history.jsonl"
+    history.write_text("".join(json.dumps(event_to_dict(e), ensure_ascii=False) + "\n" for e in _history()))
+    out = CliRunner().invoke(main, ["simulate", str(history), "--rules", str(rules), "--timezone", "Asia/Jerusalem",
+                                    "--who", "gold_today", "--format", "json"])
+    assert out.exit_code == 0, out.output
+    report = json.loads(out.output)
+    (who,) = report["who"]
+    at = datetime.fromisoformat(who["at"])
+    start = datetime(2027, 6, 1, 7, 30, tzinfo=timezone.utc)  # 10:30 in Jerusalem, and an hour's window
+    assert who["customer"] == "gold-1" and start <= at < start + timedelta(hours=1)
+    assert report["rules"]["gold_today"]["suppressed"] == {"conditions": 1}
+    bad = CliRunner().invoke(main, ["simulate", str(history), "--rules", str(rules), "--timezone", "Mars/Olympus"])
+    assert bad.exit_code == 2 and "unknown time zone 'Mars/Olympus'" in bad.output

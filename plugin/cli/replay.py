@@ -40,7 +40,10 @@ def sample_history(customers, seed, days, shop, output):
               help="HISTORY is a raw order export of this platform, not canonical events.")
 @click.option("--shop", "shop_id", help="Replay a connected shop's own history (imported and since), as Keepwell keeps it.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def simulate(history, rules_path, sample, seed, platform, shop_id, fmt):
+@click.option("--timezone", "zone", help="The shop's time zone for dated and yearly rules, e.g. Asia/Jerusalem "
+                                         "(default: the shop's with --shop, else UTC).")
+@click.option("--who", "who", metavar="RULE", help="Also list the customers RULE would touch, and when.")
+def simulate(history, rules_path, sample, seed, platform, shop_id, fmt, zone, who):
     """Replay a store history (JSON Lines of canonical events, a raw order export with --from, or a
     connected shop's own with --shop) through the rules in virtual time."""
     from plugin.mail.preview import touch_renderer
@@ -81,11 +84,46 @@ def simulate(history, rules_path, sample, seed, platform, shop_id, fmt):
     show = fmt == "table" and sys.stderr.isatty()
     with click.progressbar(length=len(events), label="simulating", file=sys.stderr if show else None,
                            hidden=not show) as bar:
-        report = run(events, ruleset, progress=bar.update, render=touch_renderer(read_templates(templates_dir)))
+        report = run(events, ruleset, progress=bar.update, render=touch_renderer(read_templates(templates_dir)),
+                     tz=_zone(zone, shop_id))
+    touched = _who(report, ruleset, who)
     if fmt == "json":
-        click.echo(json.dumps(report.to_dict(), indent=2))
+        click.echo(json.dumps({**report.to_dict(), **({"who": touched} if who else {})}, indent=2, ensure_ascii=False))
     else:
         click.echo(format_report(report))
+        if who:
+            click.echo(f"\n{who} would touch {len(touched)} customers:")
+            click.echo("\n".join(f"  {t['customer']} at {t['at']}" for t in touched))
+
+
+def _zone(name: str | None, shop_id: str | None):
+    """The time zone dated and yearly rules fire in: ``--timezone``, else the shop's, else UTC."""
+    from datetime import timezone
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    if name:
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise click.BadParameter(f"unknown time zone {name!r}: write an IANA name such as Europe/Paris",
+                                     param_hint="--timezone")
+    if shop_id is None:
+        return timezone.utc
+    from plugin.db import ShopRow
+    from plugin.fanout import shop_zone
+
+    with rule_sessions()() as session:
+        row = session.get(ShopRow, shop_id)
+        return shop_zone(row.settings if row is not None else None)
+
+
+def _who(report, ruleset, rule_id: str | None) -> list[dict]:
+    if rule_id is None:
+        return []
+    if rule_id not in ruleset.by_id:
+        raise click.BadParameter(f"no rule {rule_id!r} in this rule set", param_hint="--who")
+    touches = sorted((d.at, d.customer_id) for d in report.ledger.values() if d.rule_id == rule_id)
+    return [{"customer": c, "at": at.isoformat()} for at, c in touches]
 
 
 def format_report(report) -> str:
@@ -132,7 +170,9 @@ def _value(r: dict) -> str:
 @click.option("--rules", "rules_path", default=RULES_DIR, show_default=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--shop", "shop_id", help="Instead of HISTORY: the shop's kept history, its active rules, and what "
                                         "the ledger recorded for the customer (sent, suppressed, failed and why).")
-def explain(history, customer_id, event_id, rules_path, shop_id):
+@click.option("--timezone", "zone", help="The shop's time zone for dated and yearly rules (default: the shop's "
+                                         "with --shop, else UTC).")
+def explain(history, customer_id, event_id, rules_path, shop_id, zone):
     """Why did (or didn't) a customer get a touch? Each rule's verdict, condition by condition."""
     from plugin.explain import explain as run
 
@@ -156,7 +196,7 @@ def explain(history, customer_id, event_id, rules_path, shop_id):
             events = shop_events(session, shop_id, datetime.min.replace(tzinfo=timezone.utc), [customer_id])
             ledger = ledger_lines(session, shop_id, customer_id)
     try:
-        lines = run(events, ruleset, customer_id, event_id)
+        lines = run(events, ruleset, customer_id, event_id, tz=_zone(zone, shop_id))
     except LookupError as exc:
         if not ledger:
             raise click.ClickException(str(exc))
