@@ -52,6 +52,7 @@ class Config:
     allow_private_stores: bool = False
     frame_ancestors: str = "'none'"
     retention_days: int = 3 * 365  # a customer quiet this long is erased (plugin.data_requests)
+    api_events_per_minute: int = 600  # per shop's API key: POST /api/v1/events answers 429 beyond it
     extra: dict = field(default_factory=dict, hash=False)  # a dict cannot be hashed; Config keys the lru_cache in plugin.runtime
 
     @property
@@ -77,6 +78,7 @@ class Config:
             frame_ancestors=env.get("KEEPWELL_FRAME_ANCESTORS", "").strip() or cls.frame_ancestors,
             allow_private_stores=env.get("KEEPWELL_ALLOW_PRIVATE_STORES", "").strip().lower() in ("1", "true", "yes"),
             retention_days=int(env.get("KEEPWELL_RETENTION_DAYS", cls.retention_days)),
+            api_events_per_minute=int(env.get("KEEPWELL_API_EVENTS_PER_MINUTE", cls.api_events_per_minute)),
         )
         values.update(overrides)
         return cls(**values)

@@ -11,7 +11,8 @@ Charts are SVG drawn here.
 Modules: ``security`` (sessions, the shop guard, form tokens, frame-ancestors, rendering),
 ``people`` (customers, time zones, plain statuses), ``story`` (a decision in words), ``views``
 (overview, rules, ROI), ``activity``, ``editor`` (check, save, simulate, preview, test send),
-``preview`` (rendering a rule's email), ``charts`` and ``settings_pages`` (sender, privacy).
+``preview`` (rendering a rule's email), ``charts``, ``settings_pages`` (sender, privacy) and
+``api_page`` (the shop's key for its own events).
 """
 from __future__ import annotations
 
@@ -26,10 +27,10 @@ bp.record_once(security.configure)
 bp.app_template_global("u")(admin_url)
 bp.register_error_handler(404, security.not_found)
 
-from plugin.admin import activity, editor, settings_pages, views  # noqa: E402  (their routes join the blueprint)
+from plugin.admin import activity, api_page, editor, settings_pages, views  # noqa: E402  (their routes join the blueprint)
 from plugin.admin.editor import lint_files  # noqa: E402
 
 bp.record_once(lambda state: state.app.add_url_rule("/", "root", views.root))
 
-__all__ = ["bp", "shop_page", "admin_url", "render", "lint_files", "activity", "editor",
+__all__ = ["bp", "shop_page", "admin_url", "render", "lint_files", "activity", "api_page", "editor",
            "settings_pages"]

@@ -169,6 +169,36 @@ def shop_consent(shop_id, meta_key, no_meta_key):
     click.echo("yes, 1, true, on: consent; no, 0, false, off: none. Without any of these a customer is not marketed to.")
 
 
+@shop.command("api-key")
+@click.argument("shop_id")
+@click.option("--rotate", is_flag=True, help="Make a new key: the old one stops working at once.")
+def shop_api_key(shop_id, rotate):
+    """The shop's API key for POST /api/v1/events (its own events, e.g. custom.heatwave). Only
+    its last characters are kept; --rotate makes a new one and prints it, this once."""
+    from plugin import api_keys
+    from plugin.db import sessions, upgrade
+    from plugin.errors import UnknownShop
+
+    config = load_config()
+    upgrade(config.database_url)
+    with sessions(config.database_url).begin() as session:
+        if rotate:
+            try:
+                key = api_keys.rotate(session, config, shop_id)
+            except UnknownShop:
+                raise click.ClickException(f"no shop {shop_id!r} (see `keepwell shop list`)")
+        else:
+            found = api_keys.describe(session, config, shop_id)
+    if rotate:
+        click.echo(key)
+        click.echo("keep it secret: it is shown this once (the previous key no longer works)", err=True)
+    elif found:
+        click.echo(f"{shop_id} has an API key ending in ...{found['hint']}, made {found['created_at']}; "
+                   "--rotate makes a new one")
+    else:
+        click.echo(f"{shop_id} has no API key yet: --rotate makes one")
+
+
 @shop.command("list")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def shop_list(fmt):
