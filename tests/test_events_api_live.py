@@ -165,3 +165,54 @@ def test_too_many_events_a_minute_get_429_with_retry_after(live, shop):
     assert "more than 5 events a minute" in r.get_json()["error"]
     work(live)
     assert len(mails_to(live, "noa.8801@example.co.il")) == accepted  # each accepted event decided, the refused not
+
+
+def _path(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.path}?{parts.query}"
+
+
+@pytest.mark.parametrize("live", ["sqlite"], indirect=True)
+def test_the_dashboard_shows_the_key_once_and_rotates_it(live):
+    import re
+
+    from plugin.admin_auth import admin_link
+
+    shop_id, _ = live.add_shop("woocommerce", "https://hanut.example", consumer_key="ck", consumer_secret="cs")
+    client = live.app.test_client()
+    client.get(_path(admin_link(live.config, shop_id, 60)))
+    page = client.get("/admin/api").get_data(as_text=True)
+    assert "No key yet." in page and "https://keepwell.test/api/v1/events" in page
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    assert client.post("/admin/api", data={"csrf": "stale"}).status_code == 400
+    made = client.post("/admin/api", data={"csrf": csrf}).get_data(as_text=True)
+    first = re.search(r'<code dir="ltr">(kw_[^<]+)</code>', made).group(1)
+    assert post(live, first, heatwave("from-dashboard")).status_code == 202
+    page = client.get("/admin/api").get_data(as_text=True)
+    assert f"…{first[-4:]}" in page and first not in page  # shown once; only its end is kept
+    second = re.search(r'<code dir="ltr">(kw_[^<]+)</code>',
+                       client.post("/admin/api", data={"csrf": csrf}).get_data(as_text=True)).group(1)
+    assert post(live, first, heatwave("old-key")).status_code == 401
+    assert post(live, second, heatwave("new-key")).status_code == 202
+
+
+@pytest.mark.parametrize("live", ["sqlite"], indirect=True)
+def test_keepwell_shop_api_key_rotates_and_describes(live, monkeypatch):
+    from click.testing import CliRunner
+
+    from plugin.cli import main
+
+    shop_id, _ = live.add_shop("woocommerce", "https://hanut.example", consumer_key="ck", consumer_secret="cs")
+    monkeypatch.setenv("DATABASE_URL", live.config.database_url)
+    monkeypatch.setenv("KEEPWELL_SECRET_KEY", ",".join(live.config.secret_keys))
+    assert "has no API key yet" in CliRunner().invoke(main, ["shop", "api-key", shop_id]).output
+    made = CliRunner().invoke(main, ["shop", "api-key", shop_id, "--rotate"])
+    assert made.exit_code == 0, made.output
+    key = made.stdout.strip().splitlines()[0]
+    assert post(live, key, heatwave("from-cli")).status_code == 202
+    shown = CliRunner().invoke(main, ["shop", "api-key", shop_id]).output
+    assert f"ending in ...{key[-4:]}" in shown and key not in shown
+    gone = CliRunner().invoke(main, ["shop", "api-key", "wo_nope", "--rotate"])
+    assert gone.exit_code == 1 and "no shop 'wo_nope'" in gone.output
