@@ -188,11 +188,11 @@ def test_custom_event_types_are_checked():
     assert rules_from([{**HEAT, "trigger": "custom.heatwave"}]).by_event["custom.heatwave"]
 
 
-def test_event_data_on_a_store_event_reads_nothing():
-    rules = rules_from([{**HEAT, "trigger": "order.paid", "when": {"event.data.city": {"exists": True}}}])
-    shell = Shell(rules)
-    decisions = shell.handle(order_paid("c1", "o1", datetime(2027, 6, 1, tzinfo=timezone.utc)))
-    assert [d.reason for d in decisions] == [Reason.CONDITIONS]
+def test_event_data_on_a_store_event_is_a_lint_problem_with_its_line():
+    found = _lint({**HEAT, "id": "summer", "trigger": "order.paid",
+                   "when": {"all": [{"customer.orders_count": {"at_least": 1}}, {"event.data.city": {"exists": True}}]}})
+    assert any("moments.yaml:8:7: [summer] event.data is what your own events carry: use it with trigger: "
+               "{event: custom.NAME}" in p for p in found), found
 
 
 def test_keepwell_simulate_lists_who_would_receive_a_moment_in_the_shops_time_zone(tmp_path):

@@ -23,7 +23,7 @@ def recipes():
 
 def test_the_chapter_has_every_playbook():
     assert [r["name"] for r in recipes()] == ["icebreaker", "cross_sell", "referral", "winback", "welcome",
-                                               "occasion", "vip", "ab_test"]
+                                               "occasion", "vip", "ab_test", "moments"]
 
 
 @pytest.mark.parametrize("recipe", [pytest.param(r, id=r["name"]) for r in recipes()])

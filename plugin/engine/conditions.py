@@ -289,6 +289,20 @@ def compile_condition(node: Any, path: Path = ()) -> Leaf | Group:
     return Group("all", tuple(leaves), _all([lf.test for lf in leaves]))
 
 
+def data_path(node: Any, path: Path = ()) -> Path | None:
+    """The path of the first ``event.data.*`` test in a condition tree (as written), else None."""
+    if isinstance(node, list):
+        return next((p for i, child in enumerate(node) if (p := data_path(child, path + (i,))) is not None), None)
+    if not isinstance(node, dict):
+        return None
+    for key, body in node.items():
+        if isinstance(key, str) and key.startswith(DATA_PREFIX):
+            return path + (key,)
+        if key in ("all", "any", "not") and (found := data_path(body, path + (key,))) is not None:
+            return found
+    return None
+
+
 def trace(node: Leaf | Group, ctx: Context, depth: int = 0) -> tuple[bool, list[str]]:
     """Evaluate with a human-readable line per node: what was tested and the value seen."""
     pad = "  " * depth

@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from plugin.engine.specs import SPECS, Spec
-from plugin.engine.conditions import ConditionProblem, Group, Leaf, Path, compile_condition, did_you_mean
+from plugin.engine.conditions import ConditionProblem, Group, Leaf, Path, compile_condition, data_path, did_you_mean
 from plugin.engine.moments import Moment, parse_moment, with_window
 from plugin.engine.occasions import field_names
 from plugin.engine.values import parse_duration
@@ -257,6 +257,9 @@ def _rule(doc: dict[str, Any], path: Path, problems: Problems, templates: Collec
         problems.add(path + ("actions",), "the email comes before the coupon it should show; list the coupon first", rule_id)
     if "signal" in kinds and marketing:
         problems.add(path + ("actions",), "a signal rule only passes the event on; put coupons and emails in the rule that receives it", rule_id)
+    custom = trigger is not None and trigger.kind == "event" and is_custom(trigger.event)
+    if condition is not None and not custom and (where := data_path(doc["when"], path + ("when",))):
+        problems.add(where, "event.data is what your own events carry: use it with trigger: {event: custom.NAME}", rule_id)
     if delay is not None and trigger is not None and trigger.kind != "event":
         problems.add(path + ("delay",), f"delay only applies to event triggers; a {trigger.kind} trigger already fires at its own time", rule_id)
     if holdout and not marketing:
