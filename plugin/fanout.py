@@ -25,6 +25,7 @@ from plugin.db import CustomerRow, ShopRow, TimerRow
 from plugin.engine.decide import moment_timer
 from plugin.engine.moments import LATE_BY, occurrences
 from plugin.engine.ruleset import Rule
+from plugin.errors import RuleError
 from plugin.events import event_to_dict
 from plugin.shops import rules_for
 
@@ -58,7 +59,10 @@ def due(rt, shop_id: str) -> list[tuple[Rule, str, object, str]]:
         row = session.get(ShopRow, shop_id)
         if row is None or not row.active:
             return []
-        ruleset, _ = rules_for(session, shop_id)
+        try:
+            ruleset, _ = rules_for(session, shop_id)
+        except RuleError:
+            return []  # no rule set (yet): nothing is dated
         tz = shop_zone(row.settings)
     out = []
     for rule in ruleset.moment_rules:

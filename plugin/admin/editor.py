@@ -58,6 +58,7 @@ def _events(start):
 
 def _run(ruleset, events, source, until):
     from plugin.engine.ruleset import for_shop
+    from plugin.fanout import shop_zone
     from plugin.sample_history import SAMPLE_REFERRAL_KEY
     from plugin.shops import referral_key
     from plugin.simulate import simulate
@@ -67,7 +68,8 @@ def _run(ruleset, events, source, until):
     else:
         with edge().sessions.begin() as s:
             ruleset = for_shop(ruleset, referral_key(s, edge().config, g.shop_id))
-    return simulate(events, ruleset, until=until)  # timers due by the end of the period fire
+    # timers due by the end of the period fire; dated and yearly rules in the shop's time zone
+    return simulate(events, ruleset, until=until, tz=shop_zone({"timezone": g.shop["timezone"]}))
 
 
 def _discount(r: dict) -> str:

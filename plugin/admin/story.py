@@ -38,6 +38,8 @@ def _trigger(anchor: str, rule) -> str:
         return f"Order #{ref.split(':')[0]} paid"
     if kind == "customer.created":
         return "Signed up"
+    if kind.startswith("custom."):
+        return f"Your event {kind}"
     if rule is not None:
         text = _trigger_text(rule)
         return text[0].upper() + text[1:]
