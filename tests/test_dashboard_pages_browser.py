@@ -188,7 +188,7 @@ def test_every_page_in_hebrew_at_full_and_embedded_width(served, browser, smtp, 
     assert HEBREW_RULE in compare and "15.0%" in compare and "20.0%" in compare, compare
     assert page.evaluate(FITS), "editor"
 
-    for name in ("Sender", "Privacy"):
+    for name in ("Sender", "Privacy", "API"):
         go(page, page.get_by_role("link", name=name).first)
         assert page.evaluate(FITS), name
     assert outside == []

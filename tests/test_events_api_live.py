@@ -123,6 +123,7 @@ def test_a_wrong_missing_or_rotated_key_is_refused(live, shop):
 
 @pytest.mark.parametrize("body, status, field, words", [
     (b"{not json", 400, None, "not JSON"),
+    (b'{"data": {"pad": "' + b"x" * (1024 * 1024) + b'"}}', 413, None, "over the 1048576-byte limit"),
     ({**heatwave(), "customer": {"email": "a@example.com"}}, 422, "customer.id", "customer.id is required"),
     ({**heatwave(), "type": "heatwave"}, 422, "type", "must be custom."),
     ({**heatwave(), "type": "order.paid"}, 422, "type", "must be custom."),

@@ -98,10 +98,12 @@ def receive():
     if wait:
         return _refuse(429, f"more than {edge.config.api_events_per_minute} events a minute: try again in {wait} s",
                        headers={"Retry-After": str(wait)})
-    if request.content_length is not None and request.content_length > edge.config.max_webhook_bytes:
-        return _refuse(413, f"body is over the {edge.config.max_webhook_bytes}-byte limit")
+    limit = edge.config.max_webhook_bytes
+    raw = request.stream.read(limit + 1)
+    if len(raw) > limit or (request.content_length or 0) > limit:
+        return _refuse(413, f"body is over the {limit}-byte limit")
     try:
-        body = json.loads(request.get_data(cache=False) or b"null")
+        body = json.loads(raw or b"null")
     except (ValueError, UnicodeDecodeError) as exc:
         return _refuse(400, f"body is not JSON: {exc}")
     if not isinstance(body, dict):
