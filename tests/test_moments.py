@@ -223,3 +223,20 @@ def test_keepwell_simulate_lists_who_would_receive_a_moment_in_the_shops_time_zo
     assert report["rules"]["gold_today"]["suppressed"] == {"conditions": 1}
     bad = CliRunner().invoke(main, ["simulate", str(history), "--rules", str(rules), "--timezone", "Mars/Olympus"])
     assert bad.exit_code == 2 and "unknown time zone 'Mars/Olympus'" in bad.output
+
+
+def test_the_frequency_cap_defers_a_moment_and_the_deferred_touch_goes_out_later():
+    thanks = {"id": "thanks", "trigger": "order.paid", "actions": [EMAIL]}
+    rules = rules_from([thanks, {**SUMMER, "when": {"customer.orders_count": {"at_least": 1}}}],
+                       {"frequency_cap": {"touches": 1, "per": "7d", "when_capped": "defer"}})
+    shell = Shell(rules)
+    at = datetime(2027, 6, 1, 6, tzinfo=timezone.utc)
+    shell.handle(customer_created("c1", at - timedelta(days=30)))
+    (paid,) = shell.handle(order_paid("c1", "o1", at - timedelta(days=2)))
+    assert paid.kind == Kind.TOUCH
+    timer = moment_timer(SHOP, rules.by_id["summer"], "c1", "2027-06-01T09:00", at, rules.version)
+    capped, deferred = shell.handle(timer)
+    assert (capped.kind, capped.reason) == (Kind.SUPPRESSED, Reason.CAP)
+    assert deferred.kind == Kind.SCHEDULED and deferred.wake_at == at - timedelta(days=2) + timedelta(days=7)
+    (later,) = shell.fire(deferred)
+    assert later.kind == Kind.TOUCH and later.key == capped.key  # the same occurrence's touch, once
