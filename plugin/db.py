@@ -219,6 +219,27 @@ class ImportRow(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
+class PageRow(Base):
+    """A customer's personal page for one touch (``/p/<token>``, plugin/pages): the token's
+    random part, when it expires or was revoked, and what the customer did there."""
+
+    __tablename__ = "pages"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    shop_id: Mapped[str] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), index=True)
+    customer_id: Mapped[str] = mapped_column(String(128), index=True)
+    touch: Mapped[str] = mapped_column(String(512))  # the decision key of the touch that links to it
+    rule_id: Mapped[str] = mapped_column(String(64), index=True)
+    nonce: Mapped[str] = mapped_column(String(32), unique=True)  # 128 random bits, in every link to it
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    opened_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)  # first counted open
+    answers: Mapped[list] = mapped_column(JSON, default=list)  # [{"type", "at", "summary"}], newest last
+    forwarded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    forward_message_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    __table_args__ = (UniqueConstraint("shop_id", "customer_id", "touch"),)
+
+
 # Attribution finds a redeemed coupon by its code, in any case (WooCommerce lower-cases codes).
 Index("ix_effects_shop_coupon_code", EffectRow.shop_id, func.lower(EffectRow.coupon_code))
 

@@ -14,6 +14,7 @@ What Keepwell holds on a customer and what ``redact_customer`` does with it:
 | unsubscribes | that and when the customer unsubscribed                 | deleted                   |
 | timers       | scheduled events, which can carry the customer's details| deleted                   |
 | data_exports | earlier exports of this customer's data                 | deleted                   |
+| pages        | personal pages and the answers given there              | deleted (links stop working) |
 | decisions    | the ledger: each decision as data, emails in actions    | kept, contact data erased |
 | effects      | coupons, emails, tags carried out                       | kept, contact data erased |
 | events_seen  | delivery keys (topic, resource id, timestamp)           | kept: nothing personal    |
@@ -38,8 +39,8 @@ from datetime import datetime
 from rq import Retry
 from sqlalchemy import delete, or_, select
 
-from plugin.db import (Base, CustomerRow, DataExportRow, DecisionRow, EffectRow, OrderIndexRow, ShopRow, TimerRow,
-                       UnsubscribeRow, utcnow)
+from plugin.db import (Base, CustomerRow, DataExportRow, DecisionRow, EffectRow, OrderIndexRow, PageRow, ShopRow,
+                       TimerRow, UnsubscribeRow, utcnow)
 from plugin.handoff import entry_id
 
 log = logging.getLogger("keepwell.privacy")
@@ -232,6 +233,7 @@ def redact_customer(session, shop_id: str, customer_id: str, order_ids=(), conta
         ("timers", delete(TimerRow).where(TimerRow.shop_id == shop_id, TimerRow.customer_id == customer_id)),
         ("data_exports", delete(DataExportRow).where(DataExportRow.shop_id == shop_id,
                                                      DataExportRow.customer_id == customer_id)),
+        ("pages", delete(PageRow).where(PageRow.shop_id == shop_id, PageRow.customer_id == customer_id)),
     ):
         counts[name] = session.execute(statement).rowcount
     session.flush()

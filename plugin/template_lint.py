@@ -5,7 +5,7 @@ subject over 1 KB) is a lint problem naming its file and line, not a failed touc
 from __future__ import annotations
 
 from plugin.engine.specs import CouponSpec, EmailSpec
-from plugin.mail.preview import SAMPLE_CUSTOMER, SAMPLE_OCCASION, SAMPLE_SHOP, sample_coupon
+from plugin.mail.preview import SAMPLE_CUSTOMER, SAMPLE_OCCASION, SAMPLE_PAGE, SAMPLE_SHOP, sample_coupon
 from plugin.rule_yaml import rule_positions
 from plugin.lint_problem import Problem
 
@@ -24,7 +24,8 @@ def render_problems(ruleset, templates: dict[str, str], where_rule, where_templa
                 continue
             context = mail.email_context(SAMPLE_CUSTOMER, sample_coupon(coupon) if coupon else None, SAMPLE_SHOP,
                                          "https://keepwell.example/unsubscribe/sample",
-                                         referral_link, SAMPLE_OCCASION if rule.trigger.kind == "occasion" else None)
+                                         referral_link, SAMPLE_OCCASION if rule.trigger.kind == "occasion" else None,
+                                         SAMPLE_PAGE)
             for subject in (action.subject, "A plain subject"):  # the second one checks the body too
                 try:
                     mail.render(action.template, subject, context, templates=templates)

@@ -43,8 +43,13 @@ def unsubscribe(token: str):
     if found is None:
         return render_template_string(_PAGE, title="Link not valid", text="This unsubscribe link is not valid.", form=False), 400
     shop_id, customer_id = found
-    edge = current_app.extensions["keepwell"]
-    now = datetime.now(timezone.utc)
+    unsubscribe_email(current_app.extensions["keepwell"], shop_id, customer_id, datetime.now(timezone.utc))
+    return render_template_string(_PAGE, title="Unsubscribed", text="You will not receive marketing emails from this shop any more.", form=False)
+
+
+def unsubscribe_email(edge, shop_id: str, customer_id: str, now: datetime) -> None:
+    """Record the customer's email unsubscribe, pass it to the rules as a consent change, and
+    write it back to the store (the one-click link and the personal page both end here)."""
     with edge.sessions.begin() as session:
         if session.get(UnsubscribeRow, (shop_id, customer_id)) is None:
             session.add(UnsubscribeRow(shop_id=shop_id, customer_id=customer_id, at=now))
@@ -57,4 +62,3 @@ def unsubscribe(token: str):
     # ... and the store hears of it, so a later sync or another app does not mail the customer either.
     enqueue_write_back(edge.handoff.queue, shop_id, customer_id)
     log.info("shop %s: customer %s unsubscribed", shop_id, customer_id)
-    return render_template_string(_PAGE, title="Unsubscribed", text="You will not receive marketing emails from this shop any more.", form=False)

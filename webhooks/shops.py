@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 
 from sqlalchemy import select
 
@@ -56,6 +57,7 @@ class ShopCache:
         ``settings`` are kept with it (e.g. the platform's own id of the shop, which a later
         privacy request must carry)."""
         from plugin import secrets
+        from plugin.pages.links import revoke as revoke_pages
 
         with self.sessions.begin() as session:
             row = session.get(ShopRow, shop_id)
@@ -64,6 +66,7 @@ class ShopCache:
                 stored["credentials"] = {}
                 row.secrets = secrets.encrypt(self.config.secret_keys, stored)
                 row.active = False
+                revoke_pages(session, shop_id, datetime.now(timezone.utc))  # no personal page outlives the install
                 if settings:
                     row.settings = {**(row.settings or {}), **settings}
         self._entries.clear()

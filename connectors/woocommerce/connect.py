@@ -32,6 +32,7 @@ import re
 import secrets as token
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from urllib.parse import urlencode, urlsplit
 
 from flask import Blueprint, current_app, jsonify, redirect, render_template_string, request
@@ -43,6 +44,7 @@ from connectors.woocommerce import client, install
 from plugin import ratelimit, secrets
 from plugin.db import ShopRow
 from plugin.errors import KeepwellError, StoreError
+from plugin.pages.links import revoke as revoke_pages
 from plugin.shops import add_shop, rotate_webhook_secret, to_shop
 
 log = logging.getLogger("keepwell.install")
@@ -352,6 +354,7 @@ def disconnect(sessions, config, shop_id: str) -> Disconnected:
     with sessions.begin() as session:
         row = session.get(ShopRow, shop_id)
         row.active = False
+        revoke_pages(session, shop_id, datetime.now(timezone.utc))  # no personal page outlives the connection
         try:  # the referral key stays: codes customers hold work again after a reconnect
             kept = {"referral_key": secrets.decrypt(config.secret_keys, row.secrets).get("referral_key", "")}
         except secrets.SecretError:

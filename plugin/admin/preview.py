@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 from plugin import mail
 from plugin.engine.specs import CouponSpec, EmailSpec
+from plugin.mail.preview import SAMPLE_PAGE
 
 SAMPLE_CUSTOMERS = {
     "ltr": {"first_name": "Alex", "last_name": "Sample", "email": "alex@example.com", "locale": "en"},
@@ -66,7 +67,7 @@ def render_rule_email(ruleset, templates: dict[str, str], rule_id: str, customer
         kind = rule.trigger.occasion
         occasion = {"kind": kind, "title": kind.replace("_", " ").capitalize(), "recipient": None,
                     "date": (now + (rule.trigger.before or timedelta(0))).date().isoformat()}
-    context = mail.email_context(customer, coupon, shop, unsubscribe_url, referral_link, occasion)
+    context = mail.email_context(customer, coupon, shop, unsubscribe_url, referral_link, occasion, SAMPLE_PAGE)
     rendered = mail.with_postal_address(mail.render(email.template, email.subject, context, templates=templates),
                                         shop.get("postal_address"))
     return Preview(rule_id, rendered.subject, rendered.html, rendered.text, coupon and coupon["code"])

@@ -13,6 +13,7 @@ from plugin.effects.registry import Job, register
 from plugin.engine.actions import Coupon, Email
 from plugin.engine.referral import referral_code
 from plugin.engine.ruleset import for_shop
+from plugin.pages.links import lazy_page_url
 from plugin.shops import rules_for
 
 
@@ -53,8 +54,9 @@ def send(job: Job, action: Email, eff) -> None:
     shop_info = {"name": sender.name, "url": shop.settings.get("url") or _store_url(shop),
                  "postal_address": sender.postal_address}
     coupon = job.made.get(Coupon.type)
+    page = lazy_page_url(session, rt.config, shop.id, drow.customer_id, drow.key, drow.rule_id, "email", rt.clock())
     context = mail.email_context(customer, coupon.to_dict() if coupon else None, shop_info, unsubscribe_url,
-                                 referral_link, action.occasion)
+                                 referral_link, action.occasion, page)
     rendered = mail.with_postal_address(mail.render(action.template, action.subject, context, templates=templates),
                                         sender.postal_address)
     message = mail.build_message(rendered, to, sender.from_header, action.key, unsubscribe_url,

@@ -166,6 +166,10 @@ _FIELDS = [
     Field("referral.friend_id", TEXT, _data("friend_id"), "(referral.converted) The referred friend's customer id."),
     Field("referral.friend_email", TEXT, _data("friend_email"), "(referral.converted) The referred friend's email."),
     Field("referral.order_total", MONEY, _data("order_total", _money_data), "(referral.converted) The friend's order total."),
+    Field("survey.answer", TEXT, _data("answer"), "(survey.answered) The customer's answer: the choice, or what they wrote."),
+    Field("survey.question", TEXT, _data("question"), "(survey.answered) The id of the question answered."),
+    Field("survey.rule", TEXT, _data("rule"), "(survey.answered) The rule whose touch asked the question."),
+    Field("page.channel", TEXT, _data("channel"), "(page.opened) The channel of the message whose link was opened."),
 ]
 
 FIELDS: dict[str, Field] = {f.name: f for f in _FIELDS}

@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from plugin.engine.specs import SPECS, Spec
+from plugin.engine.survey import Survey, parse as parse_survey
 from plugin.engine.conditions import ConditionProblem, Group, Leaf, Path, compile_condition, data_path, did_you_mean
 from plugin.engine.moments import Moment, parse_moment, with_window
 from plugin.engine.occasions import field_names
@@ -61,6 +62,7 @@ class Rule:
     enabled: bool = True
     source: str = ""
     variants: tuple[Variant, ...] = ()  # A/B variants: each customer gets one, by weight
+    survey: Survey | None = None  # the question its touches' personal pages ask
     marketing: bool = field(init=False)  # any coupon or email action: needs consent
 
     def __post_init__(self) -> None:
@@ -265,7 +267,9 @@ def _rule(doc: dict[str, Any], path: Path, problems: Problems, templates: Collec
     if holdout and not marketing:
         problems.add(path + ("holdout",), "holdout only applies to rules with a coupon or email action", rule_id)
     variants = _variants(doc, path, problems, rule_id, templates)
-    if trigger is None or any(a is None for a in actions):
+    survey = parse_survey(doc["survey"], path + ("survey",), lambda p, m: problems.add(p, m, rule_id),
+                          rule_id) if "survey" in doc else None
+    if trigger is None or any(a is None for a in actions) or ("survey" in doc and survey is None):
         return None
     return Rule(
         id=rule_id,
@@ -281,6 +285,7 @@ def _rule(doc: dict[str, Any], path: Path, problems: Problems, templates: Collec
         enabled=doc.get("enabled", True),
         source=source,
         variants=variants,
+        survey=survey,
     )
 
 

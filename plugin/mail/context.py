@@ -1,4 +1,5 @@
-"""The variables email templates see: customer, coupon, shop, occasion, referral_link, unsubscribe_url."""
+"""The variables email (and text message) templates see: customer, coupon, shop, occasion,
+referral_link, unsubscribe_url, page_url."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -19,7 +20,7 @@ SHOP_FIELDS = ("name", "url", "postal_address")
 OCCASION_FIELDS = ("kind", "title", "recipient", "date")
 TEMPLATE_VARIABLES: dict[str, tuple[str, ...] | None] = {
     "customer": CUSTOMER_FIELDS, "coupon": COUPON_FIELDS, "shop": SHOP_FIELDS, "occasion": OCCASION_FIELDS,
-    "referral_link": None, "unsubscribe_url": None, "subject": None,
+    "referral_link": None, "unsubscribe_url": None, "page_url": None, "subject": None,
 }
 
 
@@ -44,7 +45,7 @@ def format_date(value) -> str:
     return f"{value.day} {_MONTHS[value.month - 1]} {value.year}"
 
 
-def _coupon(action) -> dict | None:
+def coupon_vars(action) -> dict | None:
     if action is None:
         return None
     value = Decimal(str(action["value"]))
@@ -63,16 +64,17 @@ def _coupon(action) -> dict | None:
 
 
 def email_context(customer, coupon, shop: dict, unsubscribe_url: str, referral_link: str | None = None,
-                  occasion: dict | None = None) -> dict:
+                  occasion: dict | None = None, page_url: str | None = None) -> dict:
     """The variables email templates see, from a CustomerState (or customer dict), a coupon
-    action (native or JSON form, or None), the shop's name and url, and for occasion rules the
-    occasion (kind, title, recipient, date)."""
+    action (native or JSON form, or None), the shop's name and url, for occasion rules the
+    occasion (kind, title, recipient, date), and the customer's personal page for the touch."""
     return {
         "customer": {name: _field(customer, name) for name in CUSTOMER_FIELDS},
-        "coupon": _coupon(coupon),
+        "coupon": coupon_vars(coupon),
         # only these: the shop record may hold tokens that templates must never see
         "shop": {name: shop.get(name) for name in SHOP_FIELDS},
         "referral_link": referral_link,
         "unsubscribe_url": unsubscribe_url,
         "occasion": occasion,
+        "page_url": page_url,
     }

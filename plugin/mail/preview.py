@@ -16,6 +16,7 @@ SAMPLE_SHOP = {"name": "Sample Store", "url": "https://shop.example"}
 SAMPLE_OCCASION = {"kind": "birthday", "title": "Birthday", "recipient": "Leo", "date": "2026-01-29"}
 SAMPLE_NOW = datetime(2026, 1, 15, 12, 0, tzinfo=timezone.utc)
 SAMPLE_UNSUBSCRIBE = "https://keepwell.example/unsubscribe/sample"
+SAMPLE_PAGE = "https://keepwell.example/p/sample"  # what {{ page_url }} shows in previews
 
 
 def sample_coupon(spec: CouponSpec, now: datetime = SAMPLE_NOW) -> dict:
@@ -50,7 +51,7 @@ def preview(rule, customer=None, templates: dict[str, str] | None = None, *, sho
         occasion = SAMPLE_OCCASION
     context = email_context(customer if customer is not None else SAMPLE_CUSTOMER,
                             sample_coupon(coupon) if coupon else None, shop or SAMPLE_SHOP, SAMPLE_UNSUBSCRIBE,
-                            f"{(shop or SAMPLE_SHOP).get('url')}/discount/ANA-REF", occasion)
+                            f"{(shop or SAMPLE_SHOP).get('url')}/discount/ANA-REF", occasion, SAMPLE_PAGE)
     return render(email.template, email.subject, context, templates=templates)
 
 
@@ -62,7 +63,7 @@ def touch_renderer(templates: dict[str, str] | None, shop: dict | None = None):
     def check(decision, email: Email, state) -> str | None:
         coupon = next((a for a in decision.actions if isinstance(a, Coupon)), None)
         context = email_context(state, coupon.to_dict() if coupon else None, shop, SAMPLE_UNSUBSCRIBE,
-                                f"{shop.get('url')}/discount/REF", email.occasion)
+                                f"{shop.get('url')}/discount/REF", email.occasion, SAMPLE_PAGE)
         try:
             render(email.template, email.subject, context, templates=templates)
         except TemplateError as exc:

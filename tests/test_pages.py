@@ -1,0 +1,255 @@
+"""The personal page (/p/<token>) end to end on both databases: a real touch email carries the
+link; the page shows the offer; each answer is a canonical event the real worker folds and the
+rules trigger on; links that are tampered with, expired, revoked or erased are a plain 404."""
+import re
+from datetime import datetime, timedelta, timezone
+from urllib.parse import urlsplit
+
+import pytest
+import responses
+
+from plugin.db import CustomerRow, DecisionRow, PageRow, UnsubscribeRow
+from plugin.pages import links
+from live import backlog, install_pack_variant, load_json, running, woo_customer
+
+STORE = "https://store.example"
+RULES = """rules:
+  - id: thanks
+    name: Thanks for joining
+    trigger: customer.created
+    actions:
+      - coupon:
+          discount: 15%
+          expires_in: 30d
+          code_prefix: THANKS
+      - email:
+          template: thanks
+          subject: "Thanks for joining"
+    survey:
+      id: first_visit
+      question: How was your first visit?
+      choices: [Loved it, It was fine, Not for me]
+  - id: sorry
+    name: Sorry to hear
+    trigger: survey.answered
+    when:
+      all:
+        - survey.answer: {equals: Not for me}
+        - survey.question: {equals: first_visit}
+    actions:
+      - email:
+          template: sorry
+          subject: "Sorry to hear that"
+"""
+TEMPLATES = {
+    "templates/thanks.html": "<p>Thanks! Your code: {{ coupon.code }}. <a href=\"{{ page_url }}\">Your page</a></p>",
+    "templates/thanks.txt": "Thanks! Your code: {{ coupon.code }}. Your page: {{ page_url }}",
+    "templates/sorry.html": "<p>Sorry to hear that, {{ customer.first_name }}.</p>",
+    "templates/sorry.txt": "Sorry to hear that, {{ customer.first_name }}.",
+}
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def live(request, redis_server, smtp, tmp_path):
+    with running(request, redis_server, smtp, tmp_path) as live:
+        yield live
+
+
+def install(live, shop_id):
+    from plugin.rulefile import RULES_DIR
+    from plugin.shops import install_rules
+
+    settings = (RULES_DIR / "settings.yaml").read_text()
+    with live.rt.sessions.begin() as session:
+        install_rules(session, shop_id, {"settings.yaml": settings, "pages.yaml": RULES, **TEMPLATES})
+
+
+def signed_up(live, **customer):
+    """A WooCommerce shop whose new customer got the `thanks` touch; (shop id, page token)."""
+    shop_id, secret = live.add_shop("woocommerce", STORE, consumer_key="ck_test", consumer_secret="cs_test",
+                                    settings={"consent_meta_key": "_keepwell_marketing_opt_in",
+                                              "coupon_url_param": "keepwell_coupon", "name": "Café Lumière"})
+    install(live, shop_id)
+    created = load_json("woocommerce", "rest-v3-docs-examples", "coupon_create_response.json")
+    responses.post(f"{STORE}/wp-json/wc/v3/coupons", json=created, status=201)
+    assert live.post_woocommerce(shop_id, secret, "customer.created", woo_customer(**customer)).status_code == 202
+    live.work()
+    msg, = live.smtp.messages
+    url = re.search(r"https://keepwell\.test/p/(\S+)", msg.get_body(("plain",)).get_content()).group(0)
+    assert url.startswith(live.config.app_url)
+    return shop_id, urlsplit(url).path.rsplit("/", 1)[1]
+
+
+def csrf(live, token):
+    html = live.client.get(f"/p/{token}").get_data(as_text=True)
+    return re.search(r'name="csrf" value="([^"]+)"', html).group(1)
+
+
+def post(live, token, what, **form):
+    return live.client.post(f"/p/{token}/{what}", data={"csrf": csrf(live, token), **form})
+
+
+def state(live, shop_id, customer_id="25"):
+    return live.rows(CustomerRow, shop_id=shop_id, customer_id=customer_id)[0].state
+
+
+def page_row(live):
+    row, = live.rows(PageRow, rule_id="thanks")
+    return row
+
+
+@responses.activate
+def test_the_touch_links_to_a_page_with_the_offer_and_opening_it_counts_once(live):
+    shop_id, token = signed_up(live)
+    assert token[0] == "e" and len(token) == links.TOKEN_CHARS
+    decision, = live.rows(DecisionRow, rule_id="thanks")
+    row = page_row(live)
+    assert (row.customer_id, row.touch, row.rule_id) == ("25", decision.key, "thanks")
+
+    r = live.client.get(f"/p/{token}")
+    assert r.status_code == 200
+    html = r.get_data(as_text=True)
+    code = re.search(r'data-code="([^"]+)"', html).group(1)
+    assert code.startswith("THANKS-") and "15%" in html and "Café Lumière" in html
+    assert f'href="{STORE}/?keepwell_coupon={code}"' in html
+    assert "How was your first visit?" in html and 'value="Not for me"' in html
+    policy = r.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in policy and "frame-ancestors 'none'" in policy and "script-src 'self'" in policy
+    assert r.headers["X-Content-Type-Options"] == "nosniff" and r.headers["Referrer-Policy"] == "no-referrer"
+    assert r.headers["Cache-Control"] == "no-store"
+    # a GET (a mail privacy proxy, a link scanner) is no open
+    assert backlog(live, shop_id) == 0 and page_row(live).opened_at is None
+
+    assert live.client.post(f"/p/{token}/opened", data={}).status_code == 403  # no form token
+    assert live.client.post(f"/p/{token}/opened", data={"csrf": "x" * 22}).status_code == 403
+    assert post(live, token, "opened").status_code == 204
+    assert backlog(live, shop_id) == 1
+    live.work()
+    assert page_row(live).opened_at is not None
+    assert post(live, token, "opened").status_code == 204
+    assert backlog(live, shop_id) == 0  # counted once
+
+
+@responses.activate
+def test_survey_answer_is_an_event_a_rule_fires_on(live):
+    shop_id, token = signed_up(live, first_name="Ana")
+    assert post(live, token, "survey", answer="Something else").status_code == 400  # not one of the choices
+    r = post(live, token, "survey", answer="Not for me")
+    assert r.status_code == 303 and r.headers["Location"].endswith("?done=answered")
+    live.work()
+    sorry, = live.rows(DecisionRow, rule_id="sorry")
+    assert sorry.status == "done", (sorry.status, sorry.error)
+    event = sorry.decision
+    assert event["rule_id"] == "sorry"
+    mail = [m for m in live.smtp.messages if m["Subject"] == "Sorry to hear that"]
+    assert len(mail) == 1 and "Ana" in mail[0].get_body(("plain",)).get_content()
+    assert page_row(live).answers[-1]["summary"] == "first_visit: Not for me"
+    assert "Thank you for your answer." in live.client.get(f"/p/{token}?done=answered").get_data(as_text=True)
+    post(live, token, "survey", answer="Loved it")  # a second answer from the same page changes nothing
+    live.work()
+    assert len(live.rows(DecisionRow, rule_id="sorry")) == 1
+    assert len(live.rows(PageRow)) == 1  # the sorry email does not link to a page: no page made for it
+
+
+@responses.activate
+def test_forward_sends_the_offer_to_the_address_on_file_once(live):
+    shop_id, token = signed_up(live)
+    code = re.search(r'data-code="([^"]+)"', live.client.get(f"/p/{token}").get_data(as_text=True)).group(1)
+    assert post(live, token, "forward").status_code == 303
+    live.work()
+    forwarded = [m for m in live.smtp.messages if m["Subject"].startswith("Your offer from")]
+    assert len(forwarded) == 1
+    msg = forwarded[0]
+    assert msg["To"].addresses[0].addr_spec == "john.doe@example.com"
+    assert code in msg.get_body(("plain",)).get_content() and code in msg.get_body(("html",)).get_content()
+    row = page_row(live)
+    assert row.forward_message_id == msg["Message-ID"] and row.answers[-1]["type"] == "offer.forwarded"
+    assert post(live, token, "forward").status_code == 303
+    live.work()
+    assert len([m for m in live.smtp.messages if m["Subject"].startswith("Your offer from")]) == 1
+
+
+@responses.activate
+def test_channel_occasion_and_unsubscribes_change_the_customers_state(live):
+    shop_id, token = signed_up(live)
+    now = datetime.now(timezone.utc)
+    live.rt.handoff.push_event(shop_id, {"id": "sms-start:25:1", "type": "customer.consent_changed", "shop": shop_id,
+                                         "customer_id": "25", "occurred_at": now.isoformat(),
+                                         "customer": {"id": "25", "phone": "+972501234567", "sms_consent": True}})
+    live.work()
+    assert post(live, token, "channel", channel="fax").status_code == 400
+    assert post(live, token, "channel", channel="sms").status_code == 303
+    live.work()
+    assert state(live, shop_id)["preferred_channel"] == "sms"
+
+    assert post(live, token, "occasion", kind="birthday", date="not a date").status_code == 400
+    assert post(live, token, "occasion", kind="birthday", date="2027-03-14", recipient="  Noa  ",
+                remind="yes").status_code == 303
+    live.work()
+    occasion, = state(live, shop_id)["occasions"]
+    assert (occasion["kind"], occasion["date"], occasion["recipient"], occasion["remind"]) == \
+        ("birthday", "2027-03-14", "Noa", True)
+    assert post(live, token, "occasion", occasion_id="someone-elses", kind="wedding", date="2027-05-01").status_code == 400
+    assert post(live, token, "occasion", occasion_id=occasion["id"], kind="anniversary", date="2027-03-15").status_code == 303
+    live.work()
+    edited, = state(live, shop_id)["occasions"]
+    assert (edited["id"], edited["kind"], edited["remind"]) == (occasion["id"], "anniversary", False)
+
+    assert post(live, token, "unsubscribe", channel="sms").status_code == 303
+    live.work()
+    assert state(live, shop_id)["sms_consent"] is False
+    assert post(live, token, "unsubscribe", channel="email").status_code == 303
+    live.work()
+    assert state(live, shop_id)["accepts_marketing"] is False
+    assert live.rows(UnsubscribeRow, shop_id=shop_id, customer_id="25")
+
+
+@responses.activate
+def test_tampered_expired_revoked_and_erased_links_are_a_plain_404(live):
+    from plugin.privacy import redact_customer
+
+    shop_id, token = signed_up(live)
+    assert live.client.get(f"/p/{token}").status_code == 200
+    flipped = token[:-1] + ("A" if token[-1] != "A" else "B")
+    other_channel = "s" + token[1:]  # the channel letter is signed too
+    for bad in (flipped, other_channel, token[:-1], token + "A", "e" + "A" * 38, "nope"):
+        r = live.client.get(f"/p/{bad}")
+        assert r.status_code == 404, bad
+        assert "expired" not in r.get_data(as_text=True).lower()
+    assert live.client.post(f"/p/{flipped}/survey", data={"answer": "Loved it"}).status_code == 404
+
+    with live.rt.sessions.begin() as s:
+        s.get(PageRow, page_row(live).id).expires_at = datetime.now(timezone.utc) - timedelta(seconds=1)
+    assert live.client.get(f"/p/{token}").status_code == 404
+    with live.rt.sessions.begin() as s:
+        s.get(PageRow, page_row(live).id).expires_at = datetime.now(timezone.utc) + timedelta(days=1)
+        assert links.revoke(s, shop_id, datetime.now(timezone.utc), customer_id="25") == 1
+    assert live.client.get(f"/p/{token}").status_code == 404
+    with live.rt.sessions.begin() as s:
+        s.get(PageRow, page_row(live).id).revoked_at = None
+    assert live.client.get(f"/p/{token}").status_code == 200
+    with live.rt.sessions.begin() as s:
+        assert redact_customer(s, shop_id, "25")["pages"] == 1
+    assert live.client.get(f"/p/{token}").status_code == 404
+
+
+@responses.activate
+def test_uninstall_revokes_every_page_of_the_shop(live):
+    shop_id, token = signed_up(live)
+    from webhooks.shops import ShopCache
+
+    ShopCache(live.rt.sessions, live.config).uninstall(shop_id)
+    assert live.client.get(f"/p/{token}").status_code == 404
+    assert page_row(live).revoked_at is not None
+
+
+@responses.activate
+def test_a_hebrew_customer_gets_a_right_to_left_page(live):
+    shop_id, token = signed_up(live, first_name="נועה")
+    now = datetime.now(timezone.utc)
+    live.rt.handoff.push_event(shop_id, {"id": "locale:25", "type": "customer.updated", "shop": shop_id,
+                                         "customer_id": "25", "occurred_at": now.isoformat(),
+                                         "customer": {"id": "25", "locale": "he-IL"}})
+    live.work()
+    html = live.client.get(f"/p/{token}").get_data(as_text=True)
+    assert '<html lang="he" dir="rtl">' in html and "שלום נועה" in html and "ההטבה שלך" in html
