@@ -86,7 +86,7 @@ CASES = [
      ["rules.yaml:2:5: [Thanks-1] 'Thanks-1' is not valid here: Unique id: lower case letters, digits and underscores."]),
     ("unknown rule field", rule_file(trigger="order.paid", dealy="3d", actions=TAG),
      ["rules.yaml:4:5: [thanks] unknown field 'dealy' (did you mean 'delay'?); allowed: id, name, description, enabled, "
-      "trigger, when, delay, window, priority, holdout, limit, actions, variants"]),
+      "trigger, when, delay, window, priority, holdout, limit, actions, variants, survey"]),
     ("unknown top-level field", "rule:\n  - id: thanks\n",
      ["rules.yaml:1:1: [-] unknown field 'rule' (did you mean 'rules'?); allowed: settings, rules"]),
     ("unknown action", rule_file(trigger="order.paid", actions="\n      - emial: {template: icebreaker, subject: Hi}"),

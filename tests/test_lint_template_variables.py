@@ -39,10 +39,10 @@ CASES = [
       "shop has shop.name, shop.url, shop.postal_address"]),
     ("misspelled variable", rule(), {**GOOD, "thanks.txt": "{{ custmer.first_name }}"},
      ["templates/thanks.txt:1:4: [thanks] unknown variable 'custmer' (did you mean 'customer'?); emails see customer, "
-      "coupon, shop, occasion, referral_link, unsubscribe_url, subject"]),
+      "coupon, shop, occasion, referral_link, unsubscribe_url, page_url, subject"]),
     ("a variable no email has", rule("Your order {{ order.name }}"), GOOD,
      ["rules.yaml:6:59: [thanks] subject: unknown variable 'order'; emails see customer, coupon, shop, occasion, "
-      "referral_link, unsubscribe_url"]),
+      "referral_link, unsubscribe_url, page_url"]),
     ("the subject inside the subject", rule("{{ subject }}"), GOOD,
      ["rules.yaml:6:48: [thanks] subject: the subject cannot use {{ subject }} (it is the subject): use it in the "
       "email's body"]),

@@ -9,8 +9,8 @@ import pytest
 import responses
 
 from plugin.db import CustomerRow, DecisionRow, PageRow, UnsubscribeRow
-from plugin.pages import links
-from live import backlog, install_pack_variant, load_json, running, woo_customer
+from plugin import page_links as links
+from live import backlog, load_json, running, woo_customer
 
 STORE = "https://store.example"
 RULES = """rules:

@@ -57,7 +57,7 @@ class ShopCache:
         ``settings`` are kept with it (e.g. the platform's own id of the shop, which a later
         privacy request must carry)."""
         from plugin import secrets
-        from plugin.pages.links import revoke as revoke_pages
+        from plugin.page_links import revoke as revoke_pages
 
         with self.sessions.begin() as session:
             row = session.get(ShopRow, shop_id)

@@ -44,7 +44,7 @@ from connectors.woocommerce import client, install
 from plugin import ratelimit, secrets
 from plugin.db import ShopRow
 from plugin.errors import KeepwellError, StoreError
-from plugin.pages.links import revoke as revoke_pages
+from plugin.page_links import revoke as revoke_pages
 from plugin.shops import add_shop, rotate_webhook_secret, to_shop
 
 log = logging.getLogger("keepwell.install")

@@ -13,7 +13,7 @@ from plugin.effects.registry import Job, register
 from plugin.engine.actions import Coupon, Email
 from plugin.engine.referral import referral_code
 from plugin.engine.ruleset import for_shop
-from plugin.pages.links import lazy_page_url
+from plugin.page_links import lazy_page_url
 from plugin.shops import rules_for
 
 

@@ -67,7 +67,8 @@ def parse(value: Any, path: tuple[Any, ...], report: Callable[[tuple[Any, ...], 
         ok = False
     if not ok:
         return None
-    return Survey(survey_id, question.strip(), tuple(c.strip() for c in choices))
+    assert isinstance(question, str)  # checked above
+    return Survey(survey_id, question.strip(), tuple(str(c).strip() for c in choices))
 
 
 def answer(survey: Survey, given: str | None) -> str | None:

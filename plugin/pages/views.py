@@ -15,7 +15,8 @@ from flask import Blueprint, abort, current_app, redirect, render_template, requ
 from sqlalchemy import select
 
 from plugin.db import CustomerRow, DecisionRow, PageRow, ShopRow, UnsubscribeRow
-from plugin.pages import answers, forward, links
+from plugin import page_links as links
+from plugin.pages import answers, forward
 from plugin.pages.offers import offers
 from plugin.pages.words import direction, language, words
 from plugin.shops import rules_for, to_shop
