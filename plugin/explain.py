@@ -163,15 +163,19 @@ def ledger_lines(session, shop_id: str, customer_id: str) -> list[str]:
     from sqlalchemy import select
 
     from plugin.db import DecisionRow
+    from plugin.pages import report as page_report
 
     rows = session.scalars(select(DecisionRow).where(DecisionRow.shop_id == shop_id, DecisionRow.customer_id == customer_id)
                            .order_by(DecisionRow.created_at, DecisionRow.id)).all()
     lines = ["", f"ledger of shop {shop_id} for customer {customer_id}:" if rows else "ledger: no decisions recorded"]
+    pages = page_report.for_touches(session, shop_id, [r.key for r in rows if r.kind == "touch"])
     for r in rows:
         line = f"  {r.rule_id}: {r.kind} {r.status}" + (f" ({r.reason})" if r.reason else "") + (f": {r.detail}" if r.detail else "")
         lines.append(line)
         if r.status == "failed" and r.error:
             lines.append(f"    FAILED: {r.error}")
+        if r.key in pages:
+            lines.extend(f"    {text}" for text in page_report.lines(pages[r.key]))
     return lines
 
 

@@ -253,3 +253,29 @@ def test_a_hebrew_customer_gets_a_right_to_left_page(live):
     live.work()
     html = live.client.get(f"/p/{token}").get_data(as_text=True)
     assert '<html lang="he" dir="rtl">' in html and "שלום נועה" in html and "ההטבה שלך" in html
+
+
+@responses.activate
+def test_opens_and_answers_show_per_rule_on_the_activity_and_decision_pages_and_in_explain(live):
+    from plugin.admin_auth import admin_link
+    from plugin.explain import ledger_lines
+
+    shop_id, token = signed_up(live)
+    post(live, token, "survey", answer="Loved it")
+    live.work()
+    client = live.app.test_client()
+    link = urlsplit(admin_link(live.config, shop_id, 60))
+    assert client.get(f"{link.path}?{link.query}").status_code == 302
+    html = client.get("/admin/activity").get_data(as_text=True)
+    pages = re.search(r'<table id="pages".*?</table>', html, re.S).group(0)
+    row = re.search(r"<tr><td data-label=\"Rule\"><bdi>Thanks for joining</bdi></td>(.*?)</tr>", pages, re.S).group(1)
+    assert re.findall(r'data-label="(?:Pages|Opened|Answered)">(\d+)<', row) == ["1", "1", "1"]
+    assert "survey: 1" in row
+    assert "opened, 1 answer" in html
+    touch, = live.rows(DecisionRow, rule_id="thanks")
+    html = client.get(f"/admin/activity/{touch.id}").get_data(as_text=True)
+    shown = re.search(r'<ul id="page">(.*?)</ul>', html, re.S).group(1)
+    assert "personal page opened" in shown and "survey: first_visit: Loved it" in shown
+    with live.rt.sessions() as session:
+        text = "\n".join(ledger_lines(session, shop_id, "25"))
+    assert "  thanks: touch done\n    personal page opened " in text and "survey: first_visit: Loved it" in text

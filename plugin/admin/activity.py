@@ -15,6 +15,7 @@ from plugin.admin.people import day, people, search_customers, status_text, when
 from plugin.admin.security import edge, render, shop_page
 from plugin.admin.story import story
 from plugin.db import AttributionRow, DecisionRow, EffectRow, TimerRow
+from plugin.pages import report as page_report
 from plugin.shops import active_rule_row
 
 PAGE = 50
@@ -126,6 +127,8 @@ def activity():
         effects = s.execute(select(EffectRow.decision_key, EffectRow.type, EffectRow.coupon_code).where(
             EffectRow.shop_id == g.shop_id, EffectRow.decision_key.in_(keys))).all() if keys else []
         who = people(s, g.shop, [r.customer_id for r in rows])
+        pages = page_report.for_touches(s, g.shop_id, keys)
+        page_rules = page_report.by_rule(s, g.shop_id)
     codes = {k: c for k, t, c in effects if t == "coupon" and c}
     emails = {k for k, t, _ in effects if t == "email"}
     items = []
@@ -137,12 +140,14 @@ def activity():
                       "status": status_text(r.kind, r.status, r.reason, r.detail or "", r.error, has_email, tz),
                       "state": "skipped" if r.kind != "touch" else r.status,
                       "code": codes.get(r.key) or next((a.get("code") for a in planned if a.get("type") == "coupon"),
-                                                       "")})
+                                                       ""),
+                      "page": page_report.summary(pages.get(r.key))})
     rules = sorted({*names, *known}, key=lambda rid: names.get(rid, rid).lower())
     args = {k: v for k, v in request.args.items() if k != "page" and v}
     return render("admin/activity.html", items=items, waiting=waiting, filters=f, total=total, page=f["page"],
                   pages=max(1, -(-total // PAGE)), args=args, rules=[(rid, names.get(rid, rid)) for rid in rules],
-                  statuses=STATUSES, zone=g.shop["timezone"], active="activity")
+                  statuses=STATUSES, zone=g.shop["timezone"], active="activity",
+                  page_rules=[(names.get(rid, rid), v) for rid, v in sorted(page_rules.items())])
 
 
 @bp.get("/activity/<int:decision_id>")
@@ -167,6 +172,8 @@ def decision(decision_id):
         ruleset_row = active_rule_row(s, g.shop_id)
         files = dict(ruleset_row.files) if ruleset_row else {}
         who = people(s, g.shop, [row.customer_id])[row.customer_id]
+        page = page_report.for_touches(s, g.shop_id, [row.key]).get(row.key)
+        page_lines = page_report.lines(page) if page is not None else []
     d = dict(row.decision or {})
     try:
         ruleset, _ = lint_files(files) if files else (None, [])
@@ -188,7 +195,7 @@ def decision(decision_id):
     trace = _trace(row, ruleset) if rule is not None else []
     return render("admin/decision.html", d=view, story=story(row, rule, redemption, money), why=why,
                   stored=json.dumps(d, indent=2, sort_keys=True, default=str), effects=effects, trace=trace,
-                  redemption=redemption, active="activity")
+                  redemption=redemption, page_lines=page_lines, active="activity")
 
 
 def _trace(row, ruleset) -> list[str]:
