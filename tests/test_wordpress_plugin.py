@@ -263,3 +263,15 @@ def test_activation_copies_the_subscribers_mailpoet_already_has_in_batches(php):
 
     without = run(php, {"do": "boot"}, {"do": "activate"}, {"do": "request"}, {"do": "run_actions"})
     assert without["steps"][0]["ran"] == []  # no MailPoet: nothing to copy
+
+
+def test_a_coupon_link_applies_the_code_to_the_cart_and_lands_on_it(php):
+    out = run(php, {"do": "boot"}, {"do": "visit", "get": {"keepwell_coupon": " THANKS-Ab12 "}},
+              {"do": "visit", "get": {"keepwell_coupon": "thanks-ab12"}}, {"do": "visit", "get": {"p": "12"}},
+              {"do": "visit", "get": {"keepwell_coupon": ["a", "b"]}})
+    first, again, other, odd = out["steps"]
+    # core WooCommerce has no such link: the plugin applies the code, starts the visitor's session so an
+    # empty cart keeps it, and sends them to the cart without the parameter
+    assert first == {"redirect": "https://shop.example.co.il/cart/", "coupons": ["thanks-ab12"], "session": True}
+    assert again["coupons"] == ["thanks-ab12"]  # applied once
+    assert other["redirect"] is None and odd["redirect"] is None  # other pages are left alone

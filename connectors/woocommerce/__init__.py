@@ -139,7 +139,8 @@ class WooCommerceConnector:
 
     def discount_link(self, shop: Shop, code: str) -> str:
         """Core WooCommerce has no link that applies a coupon; a store whose plugin adds one names
-        its query parameter in the ``coupon_url_param`` setting. Otherwise the email shows the code."""
+        its query parameter in the ``coupon_url_param`` setting (the companion plugin's is
+        ``keepwell_coupon``). Otherwise the email shows the code."""
         param = shop.settings.get("coupon_url_param")
         return f"{shop.domain}/?{urlencode({param: code})}" if param else f"{shop.domain}/"
 

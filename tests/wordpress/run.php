@@ -87,6 +87,20 @@ foreach ( $scenario as $step ) {
 		case 'request':
 			do_action( 'init' );
 			break;
+		case 'visit':
+			$_GET     = isset( $step['get'] ) ? $step['get'] : array();
+			$redirect = null;
+			try {
+				do_action( 'wp_loaded' );
+			} catch ( KW_Redirect $to ) {
+				$redirect = $to->getMessage();
+			}
+			$rest[] = array(
+				'redirect' => $redirect,
+				'coupons'  => WC()->cart->applied,
+				'session'  => WC()->session->has_session(),
+			);
+			break;
 		case 'run_actions':
 			$ran = array();
 			while ( $GLOBALS['kw']['actions'] ) {

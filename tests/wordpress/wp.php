@@ -141,6 +141,57 @@ function WC() {
 
 class WooCommerce {
 	public $customer;
+	public $cart;
+	public $session;
+
+	public function __construct() {
+		$this->cart    = new WC_Cart();
+		$this->session = new WC_Session_Handler();
+	}
+}
+
+/** The visitor's cart: which coupons were applied (WooCommerce itself validates them). */
+class WC_Cart {
+	public $applied = array();
+
+	public function has_discount( $code ) {
+		return in_array( wc_format_coupon_code( $code ), $this->applied, true );
+	}
+
+	public function apply_coupon( $code ) {
+		$this->applied[] = wc_format_coupon_code( $code );
+		return true;
+	}
+}
+
+class WC_Session_Handler {
+	public $cookie = false;
+
+	public function has_session() {
+		return $this->cookie;
+	}
+
+	public function set_customer_session_cookie( $set ) {
+		$this->cookie = (bool) $set;
+	}
+}
+
+/** wp_safe_redirect() followed by exit: the scenario's step catches this instead of exiting. */
+class KW_Redirect extends Exception {
+}
+
+function wp_safe_redirect( $location, $status = 302 ) {
+	throw new KW_Redirect( $location );
+}
+
+function wc_get_cart_url() {
+	return 'https://shop.example.co.il/cart/';
+}
+
+/** As WooCommerce formats a code: trimmed, entities decoded, lower case (its default filter). */
+function wc_format_coupon_code( $value ) {
+	$code = html_entity_decode( trim( (string) $value ), ENT_QUOTES, 'UTF-8' );
+	return function_exists( 'mb_strtolower' ) ? mb_strtolower( $code, 'UTF-8' ) : strtolower( $code );
 }
 
 class WC_Data {

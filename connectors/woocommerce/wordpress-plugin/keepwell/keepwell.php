@@ -2,7 +2,7 @@
 /**
  * Plugin Name:       Keepwell for WooCommerce
  * Plugin URI:        https://github.com/keepwell/keepwell
- * Description:       Asks what Keepwell needs and WooCommerce does not keep: a marketing opt-in at checkout and on the account page (with its time and source, withdrawable), an optional birthday, and what a purchase is for (the occasion question). Everything is stored as customer and order meta that Keepwell reads through WooCommerce's webhooks and REST API, which also learns to list only the customers changed since a given time.
+ * Description:       Asks what Keepwell needs and WooCommerce does not keep: a marketing opt-in at checkout and on the account page (with its time and source, withdrawable), an optional birthday, and what a purchase is for (the occasion question); a link that applies a coupon to the cart (?keepwell_coupon=CODE), which core WooCommerce lacks. Everything is stored as customer and order meta that Keepwell reads through WooCommerce's webhooks and REST API, which also learns to list only the customers changed since a given time.
  * Version:           1.0.0
  * Requires at least: 6.2
  * Requires PHP:      7.4
@@ -25,6 +25,7 @@ require_once KEEPWELL_PLUGIN_DIR . 'includes/class-keepwell-birthday.php';
 require_once KEEPWELL_PLUGIN_DIR . 'includes/class-keepwell-occasion.php';
 require_once KEEPWELL_PLUGIN_DIR . 'includes/class-keepwell-mailpoet.php';
 require_once KEEPWELL_PLUGIN_DIR . 'includes/class-keepwell-rest.php';
+require_once KEEPWELL_PLUGIN_DIR . 'includes/class-keepwell-coupon-link.php';
 
 add_action(
 	'plugins_loaded',
@@ -37,6 +38,7 @@ add_action(
 		Keepwell_Occasion::init();
 		Keepwell_MailPoet::init();
 		Keepwell_Rest::init();
+		Keepwell_Coupon_Link::init();
 	}
 );
 
