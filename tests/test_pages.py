@@ -182,7 +182,9 @@ def test_channel_occasion_and_unsubscribes_change_the_customers_state(live):
     live.work()
     assert state(live, shop_id)["preferred_channel"] == "sms"
 
-    assert post(live, token, "occasion", kind="birthday", date="not a date").status_code == 400
+    r = post(live, token, "occasion", kind="birthday", date="not a date")
+    assert r.status_code == 400
+    assert '<p class="problem" role="alert">Please choose an occasion and a date.</p>' in r.get_data(as_text=True)
     assert post(live, token, "occasion", kind="birthday", date="2027-03-14", recipient="  Noa  ",
                 remind="yes").status_code == 303
     live.work()
@@ -279,3 +281,18 @@ def test_opens_and_answers_show_per_rule_on_the_activity_and_decision_pages_and_
     with live.rt.sessions() as session:
         text = "\n".join(ledger_lines(session, shop_id, "25"))
     assert "  thanks: touch done\n    personal page opened " in text and "survey: first_visit: Loved it" in text
+
+
+@responses.activate
+def test_a_page_takes_a_bounded_number_of_answers(live):
+    from plugin.pages.answers import MAX_ANSWERS
+
+    shop_id, token = signed_up(live)
+    assert post(live, token, "opened").status_code == 204
+    live.work()
+    with live.rt.sessions.begin() as s:
+        s.get(PageRow, page_row(live).id).answers = [{"type": "occasion.captured", "at": "2026-12-08T00:00:00"}] \
+            * MAX_ANSWERS
+    r = post(live, token, "occasion", kind="birthday", date="2027-03-14")
+    assert r.status_code == 429 and "Too many answers from this page" in r.get_data(as_text=True)
+    assert backlog(live, shop_id) == 0

@@ -22,7 +22,12 @@ SMS_STOP_PREFIX = "sms-stop:"
 
 
 class AnswerError(KeepwellError):
-    """A page form sent something that is not an answer (names what)."""
+    """A page form sent something that is not an answer; ``problem`` names what, as a key of the
+    page's words (plugin/pages/words.py), so the customer reads it in their language."""
+
+    def __init__(self, problem: str):
+        self.problem = problem
+        super().__init__(problem)
 
 
 def _event(row: PageRow, kind: str, now: datetime, **extra) -> dict:
@@ -49,7 +54,7 @@ def opened(handoff, row: PageRow, channel: str | None, now: datetime) -> bool:
 def channel(handoff, row: PageRow, form, available: list[str], now: datetime) -> str:
     chosen = form.get("channel")
     if chosen not in CHANNELS or chosen not in available:
-        raise AnswerError(f"choose one of {', '.join(available)}")
+        raise AnswerError("bad_channel")
     handoff.push_event(row.shop_id, _event(row, "channel", now, type="customer.preference_changed",
                                            data={"preferred_channel": chosen}))
     record(row, "customer.preference_changed", now, chosen)
@@ -60,11 +65,11 @@ def occasion(handoff, row: PageRow, form, known: set[str], now: datetime) -> str
     """A new occasion, or an edit of one the customer has (same id: the fold replaces it)."""
     given_id = (form.get("occasion_id") or "").strip()
     if given_id and given_id not in known:
-        raise AnswerError("that occasion is not yours to edit")
+        raise AnswerError("bad_occasion")
     kind = form.get("kind") if form.get("kind") in KINDS else None
     day = occ.parse_day((form.get("date") or "").strip(), now) if form.get("date") else None
     if kind is None or day is None:
-        raise AnswerError("choose an occasion and a date")
+        raise AnswerError("bad_date")
     recipient = " ".join((form.get("recipient") or "").split())[:80] or None
     occasion_id = given_id or f"page-{row.nonce[:8]}-{int(now.timestamp() * 1000)}"
     data = {"occasion_id": occasion_id, "kind": kind, "date": day.isoformat(), "recipient": recipient,
@@ -77,12 +82,12 @@ def occasion(handoff, row: PageRow, form, known: set[str], now: datetime) -> str
 
 def survey(handoff, row: PageRow, form, asked: surveys.Survey | None, now: datetime) -> str:
     if asked is None:
-        raise AnswerError("this page asks no question")
+        raise AnswerError("bad_answer")
     if any(a["type"] == "survey.answered" for a in row.answers or ()):
         return "answered"  # one answer per page: a second submit (back button) changes nothing
     answer = surveys.answer(asked, form.get("answer"))
     if answer is None:
-        raise AnswerError("choose one of the answers" if asked.choices else "write an answer")
+        raise AnswerError("bad_choice" if asked.choices else "bad_answer")
     handoff.push_event(row.shop_id, _event(row, "survey", now, type="survey.answered", data={
         "question": asked.id, "answer": answer, "touch": row.touch, "rule": row.rule_id}))
     record(row, "survey.answered", now, f"{asked.id}: {answer}")

@@ -120,13 +120,18 @@ def _secure(response, style_nonce: str):
     return response
 
 
+def _show(session, found, state: dict, token: str, problem: str | None = None):
+    context = _page_context(session, found, state, token)
+    context["problem"] = context["w"][problem] if problem else None
+    nonce = secrets.token_urlsafe(16)
+    return _secure(current_app.make_response(render_template("personal_page.html", style_nonce=nonce, **context)), nonce)
+
+
 @bp.get("/p/<token>")
 def page(token: str):
     with _edge().sessions() as session:
         found, state = _load(session, token)
-        context = _page_context(session, found, state, token)
-    nonce = secrets.token_urlsafe(16)
-    return _secure(current_app.make_response(render_template("personal_page.html", style_nonce=nonce, **context)), nonce)
+        return _show(session, found, state, token)
 
 
 def _answer(what: str, session, found, state: dict):
@@ -153,7 +158,7 @@ def _answer(what: str, session, found, state: dict):
     elif channel == "sms" and state.get("sms_consent"):
         answers.stop_sms(edge.handoff, row, now)
     else:
-        raise answers.AnswerError("nothing to stop on that channel")
+        raise answers.AnswerError("bad_channel")
     return "unsubscribed"
 
 
@@ -173,12 +178,11 @@ def answer(token: str, what: str):
             return "", 204
         if len(row.answers or ()) >= answers.MAX_ANSWERS:
             session.commit()
-            abort(429)
+            return _show(session, found, state, token, problem="busy"), 429
         try:
             done = _answer(what, session, found, state)
         except answers.AnswerError as exc:
             session.commit()
-            return _secure(current_app.make_response((str(exc), 400, {"Content-Type": "text/plain; charset=utf-8"})),
-                           "x")
+            return _show(session, found, state, token, problem=exc.problem), 400
         session.commit()
     return redirect(f"/p/{token}?done={done}", code=303)

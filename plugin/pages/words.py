@@ -21,7 +21,10 @@ EN = {
     "unsubscribed": "Done: you will not get these messages any more.", "main": "Your page",
     "footer": "This page is personal to you. Please do not share its link.", "kinds": {
         "birthday": "Birthday", "anniversary": "Anniversary", "wedding": "Wedding", "other": "Other"},
-    "bad": "That did not work: {why}", "busy": "Too many answers from this page; please try again later.",
+    "busy": "Too many answers from this page; please try again later.",
+    "bad_channel": "Please choose one of the ways offered.", "bad_occasion": "That date is not one of yours to edit.",
+    "bad_date": "Please choose an occasion and a date.", "bad_choice": "Please choose one of the answers.",
+    "bad_answer": "Please write an answer.",
     "mail_subject": "Your offer from {shop}", "mail_intro": "Here is the offer you asked us to send to your email.",
 }
 
@@ -41,7 +44,9 @@ HE = {
     "unsubscribed": "בוצע: לא תקבלו עוד הודעות כאלה.", "main": "הדף שלך",
     "footer": "הדף הזה אישי. אנא אל תשתפו את הקישור.", "kinds": {
         "birthday": "יום הולדת", "anniversary": "יום נישואין", "wedding": "חתונה", "other": "אחר"},
-    "bad": "זה לא הצליח: {why}", "busy": "יותר מדי תשובות מהדף הזה; נסו שוב מאוחר יותר.",
+    "busy": "יותר מדי תשובות מהדף הזה; נסו שוב מאוחר יותר.",
+    "bad_channel": "נא לבחור אחת מהדרכים המוצעות.", "bad_occasion": "התאריך הזה אינו שלך לעריכה.",
+    "bad_date": "נא לבחור אירוע ותאריך.", "bad_choice": "נא לבחור אחת מהתשובות.", "bad_answer": "נא לכתוב תשובה.",
     "mail_subject": "ההטבה שלך מ{shop}", "mail_intro": "הנה ההטבה שביקשת שנשלח למייל שלך.",
 }
 
