@@ -29,6 +29,15 @@ RULES = """rules:
       id: first_visit
       question: How was your first visit?
       choices: [Loved it, It was fine, Not for me]
+  - id: came_by
+    name: Glad you came by
+    trigger: page.opened
+    when:
+      page.channel: {equals: email}
+    actions:
+      - email:
+          template: came_by
+          subject: "Glad you came by"
   - id: sorry
     name: Sorry to hear
     trigger: survey.answered
@@ -44,6 +53,8 @@ RULES = """rules:
 TEMPLATES = {
     "templates/thanks.html": "<p>Thanks! Your code: {{ coupon.code }}. <a href=\"{{ page_url }}\">Your page</a></p>",
     "templates/thanks.txt": "Thanks! Your code: {{ coupon.code }}. Your page: {{ page_url }}",
+    "templates/came_by.html": "<p>Glad you came by.</p>",
+    "templates/came_by.txt": "Glad you came by.",
     "templates/sorry.html": "<p>Sorry to hear that, {{ customer.first_name }}.</p>",
     "templates/sorry.txt": "Sorry to hear that, {{ customer.first_name }}.",
 }
@@ -56,12 +67,11 @@ def live(request, redis_server, smtp, tmp_path):
 
 
 def install(live, shop_id):
-    from plugin.rulefile import RULES_DIR
     from plugin.shops import install_rules
 
-    settings = (RULES_DIR / "settings.yaml").read_text()
-    with live.rt.sessions.begin() as session:
-        install_rules(session, shop_id, {"settings.yaml": settings, "pages.yaml": RULES, **TEMPLATES})
+    with live.rt.sessions.begin() as session:  # no frequency cap: every rule's touch goes out
+        install_rules(session, shop_id, {"settings.yaml": "settings:\n  referral_prefix: REF\n", "pages.yaml": RULES,
+                                         **TEMPLATES})
 
 
 def signed_up(live, **customer):
@@ -126,6 +136,9 @@ def test_the_touch_links_to_a_page_with_the_offer_and_opening_it_counts_once(liv
     assert backlog(live, shop_id) == 1
     live.work()
     assert page_row(live).opened_at is not None
+    came_by, = live.rows(DecisionRow, rule_id="came_by")  # a rule on page.opened, testing page.channel
+    assert came_by.status == "done" and came_by.event_id == f"page:{page_row(live).nonce}:opened"
+    assert [m["Subject"] for m in live.smtp.messages].count("Glad you came by") == 1
     assert post(live, token, "opened").status_code == 204
     assert backlog(live, shop_id) == 0  # counted once
 
@@ -296,3 +309,21 @@ def test_a_page_takes_a_bounded_number_of_answers(live):
     r = post(live, token, "occasion", kind="birthday", date="2027-03-14")
     assert r.status_code == 429 and "Too many answers from this page" in r.get_data(as_text=True)
     assert backlog(live, shop_id) == 0
+
+
+def test_use_it_links_and_brand_colours():
+    from connectors.base import Shop
+    from plugin.pages.offers import use_link
+    from plugin.pages.views import DEFAULT_BRAND, brand_colors
+
+    shopify = Shop(id="sh_1", platform="shopify", domain="cafe-lumiere.myshopify.com", api_url="")
+    assert use_link(shopify, "THANKS 15/Ü") == \
+        "https://cafe-lumiere.myshopify.com/discount/THANKS%2015%2F%C3%9C?redirect=/"
+    woo = Shop(id="wo_1", platform="woocommerce", domain="https://store.example", api_url="https://store.example")
+    assert use_link(woo, "thanks-ab12") == "https://store.example/"  # core WooCommerce: no link applies it
+    plugin = Shop(id="wo_2", platform="woocommerce", domain="https://store.example", api_url="https://store.example",
+                  settings={"coupon_url_param": "keepwell_coupon"})
+    assert use_link(plugin, "thanks-ab12") == "https://store.example/?keepwell_coupon=thanks-ab12"
+    assert brand_colors({}) == (DEFAULT_BRAND, "#ffffff")
+    assert brand_colors({"brand_color": "#ffd400"}) == ("#ffd400", "#1a1a1a")  # light: dark text on it
+    assert brand_colors({"brand_color": "red; background: url(x)"}) == (DEFAULT_BRAND, "#ffffff")
