@@ -5,6 +5,7 @@ into the real worker; a year later the timer sweep sends the reminder with its c
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -40,6 +41,10 @@ def _remind_next_year(live, customer_id: str, email: str) -> str:
     _, eff = done_touch(live, "occasion_reminder", customer_id)
     (mail,) = [m for m in mails_to(live, email) if "week away" in m["Subject"]]
     assert eff["coupon"].coupon_code.startswith("REMIND-") and eff["coupon"].coupon_code in text_and_html(mail)[0]
+    # the reminder links to the customer's page: the offer, and the dates they can add there
+    page = re.search(r"Your page: https://keepwell\.test(/p/\S+)", text_and_html(mail)[0]).group(1)
+    shown = live.client.get(page).get_data(as_text=True)
+    assert eff["coupon"].coupon_code in shown and "Dates to remember" in shown
     return mail["Subject"]
 
 
