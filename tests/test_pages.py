@@ -209,6 +209,18 @@ def test_channel_occasion_and_unsubscribes_change_the_customers_state(live):
     live.work()
     edited, = state(live, shop_id)["occasions"]
     assert (edited["id"], edited["kind"], edited["remind"]) == (occasion["id"], "anniversary", False)
+    # one told at checkout in the customer's own words keeps its kind when edited here
+    live.rt.handoff.push_event(shop_id, {"id": "occasion:o9", "type": "occasion.captured", "shop": shop_id,
+                                         "customer_id": "25", "occurred_at": now.isoformat(),
+                                         "data": {"occasion_id": "o9", "kind": "graduation", "date": "2027-06-20",
+                                                  "recipient": None, "remind": True}})
+    live.work()
+    assert '<option value="graduation" selected>graduation</option>' in live.client.get(f"/p/{token}").get_data(as_text=True)
+    assert post(live, token, "occasion", occasion_id="o9", kind="graduation", date="2027-06-21",
+                remind="yes").status_code == 303
+    assert post(live, token, "occasion", kind="graduation", date="2027-06-21").status_code == 400  # not a new one's
+    live.work()
+    assert {o["id"]: (o["kind"], o["date"]) for o in state(live, shop_id)["occasions"]}["o9"] == ("graduation", "2027-06-21")
 
     assert post(live, token, "unsubscribe", channel="sms").status_code == 303
     live.work()

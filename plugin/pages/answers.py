@@ -61,12 +61,13 @@ def channel(handoff, row: PageRow, form, available: list[str], now: datetime) ->
     return "channel_saved"
 
 
-def occasion(handoff, row: PageRow, form, known: set[str], now: datetime) -> str:
-    """A new occasion, or an edit of one the customer has (same id: the fold replaces it)."""
+def occasion(handoff, row: PageRow, form, known: dict[str, str], now: datetime) -> str:
+    """A new occasion, or an edit of one the customer has (``known``: id -> kind; same id: the
+    fold replaces it). The kinds are the page's, or the one an edited occasion already has."""
     given_id = (form.get("occasion_id") or "").strip()
     if given_id and given_id not in known:
         raise AnswerError("bad_occasion")
-    kind = form.get("kind") if form.get("kind") in KINDS else None
+    kind = form.get("kind") if form.get("kind") in (*KINDS, known.get(given_id)) else None
     day = occ.parse_day((form.get("date") or "").strip(), now) if form.get("date") else None
     if kind is None or day is None:
         raise AnswerError("bad_date")

@@ -141,7 +141,7 @@ def _answer(what: str, session, found, state: dict):
     if what == "channel":
         return answers.channel(edge.handoff, row, request.form, _channels(state, unsubscribed), now)
     if what == "occasion":
-        known = {o["id"] for o in state.get("occasions") or ()}
+        known = {o["id"]: o["kind"] for o in state.get("occasions") or ()}
         return answers.occasion(edge.handoff, row, request.form, known, now)
     if what == "survey":
         return answers.survey(edge.handoff, row, request.form, _survey(session, row), now)
