@@ -2,6 +2,7 @@
 link; the page shows the offer; each answer is a canonical event the real worker folds and the
 rules trigger on; links that are tampered with, expired, revoked or erased are a plain 404."""
 import re
+import time
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
@@ -339,3 +340,17 @@ def test_use_it_links_and_brand_colours():
     assert brand_colors({}) == (DEFAULT_BRAND, "#ffffff")
     assert brand_colors({"brand_color": "#ffd400"}) == ("#ffd400", "#1a1a1a")  # light: dark text on it
     assert brand_colors({"brand_color": "red; background: url(x)"}) == (DEFAULT_BRAND, "#ffffff")
+
+
+@responses.activate
+def test_unsubscribing_is_all_a_customer_may_do_on_the_page(live):
+    shop_id, token = signed_up(live)
+    started = time.monotonic()
+    r = post(live, token, "unsubscribe", channel="email")  # the first interaction: the open is counted with it
+    assert r.status_code == 303 and time.monotonic() - started < 5
+    assert live.rows(UnsubscribeRow, shop_id=shop_id, customer_id="25")
+    assert page_row(live).opened_at is not None
+    live.work()
+    assert state(live, shop_id)["accepts_marketing"] is False
+    html = live.client.get(f"/p/{token}?done=unsubscribed").get_data(as_text=True)
+    assert "you will not get these messages any more" in html and "Stop marketing emails" not in html

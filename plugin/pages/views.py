@@ -154,6 +154,7 @@ def _answer(what: str, session, found, state: dict):
     channel = request.form.get("channel")
     if channel == "email" and state.get("email"):
         answers.record(row, "customer.consent_changed", now, "email: unsubscribe")
+        session.commit()  # before the unsubscribe's own transaction (SQLite has one writer at a time)
         unsubscribe_email(edge, row.shop_id, row.customer_id, now)
     elif channel == "sms" and state.get("sms_consent"):
         answers.stop_sms(edge.handoff, row, now)
