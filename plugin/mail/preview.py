@@ -16,7 +16,9 @@ SAMPLE_SHOP = {"name": "Sample Store", "url": "https://shop.example"}
 SAMPLE_OCCASION = {"kind": "birthday", "title": "Birthday", "recipient": "Leo", "date": "2026-01-29"}
 SAMPLE_NOW = datetime(2026, 1, 15, 12, 0, tzinfo=timezone.utc)
 SAMPLE_UNSUBSCRIBE = "https://keepwell.example/unsubscribe/sample"
-SAMPLE_PAGE = "https://keepwell.example/p/sample"  # what {{ page_url }} shows in previews
+#: What {{ page_url }} shows in previews and lint: as long as a real link (a 39-character token),
+#: so a text message's length is counted right.
+SAMPLE_PAGE = "https://keepwell.example/p/eSamplePersonalPage" + "0" * 20
 
 
 def sample_coupon(spec: CouponSpec, now: datetime = SAMPLE_NOW) -> dict:
