@@ -8,7 +8,8 @@ import json
 import pytest
 
 from plugin.engine.conditions import OPERATORS
-from plugin.engine.ruleset import OCCASIONS, TRIGGER_EVENTS, Problems, compile_ruleset
+from plugin.engine.ruleset import OCCASIONS, Problems, compile_ruleset
+from plugin.engine.triggers import TRIGGER_EVENTS
 from plugin.rulefile import SCHEMA_PATH, _validator
 
 DEFS = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))["$defs"]

@@ -13,7 +13,8 @@ from plugin.engine.specs import Touch
 from plugin.engine.decisions import Decision, Kind, Reason, stable_percent
 from plugin.engine.fields import Context
 from plugin.engine.referral import same_person
-from plugin.engine.ruleset import PROFILE_OCCASIONS, Rule, RuleSet, Variant
+from plugin.engine.ruleset import Rule, RuleSet, Variant
+from plugin.engine.triggers import PROFILE_OCCASIONS
 from plugin.engine.values import format_duration
 from plugin.engine.state import CustomerState
 from plugin.events import Event
