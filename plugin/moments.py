@@ -4,7 +4,7 @@ the clock passes, each a timer per customer known by then, as the live fan-out
 from __future__ import annotations
 
 from datetime import datetime, timedelta, tzinfo
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from plugin.engine import RuleSet
 from plugin.engine.decide import moment_timer
@@ -21,7 +21,7 @@ class Moments:
         self.checked: datetime | None = None  # no occurrence after it and before ``quiet_until``
         self.quiet_until: datetime | None = None
 
-    def due(self, states: dict, after: datetime, until: datetime) -> Iterator[Event]:
+    def due(self, states: Iterable[tuple[str, str]], after: datetime, until: datetime) -> Iterator[Event]:
         """The timers of occurrences after ``after`` and at or before ``until``."""
         if until <= after or not self.rules.moment_rules:
             return

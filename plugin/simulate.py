@@ -23,6 +23,7 @@ from plugin.engine.actions import Coupon, Email, Signal
 from plugin.moments import Moments
 from plugin.engine.step import Amend, Entry, Outcome, Recorded, TimerEntry, due, is_unsubscribe, origin_time, step
 from plugin.events import Event, event_from_dict
+from plugin.simulate_store import Hashes, PackedStates
 
 _INITIAL_TIMERS = {Reason.LAPSE.value, Reason.OCCASION.value, Reason.MOMENT.value}
 _REASON = {r: r.value for r in Reason}
@@ -98,7 +99,6 @@ class Report:
     start: datetime | None = None
     end: datetime | None = None
     rules: dict = field(default_factory=dict)
-    ledger: dict = field(default_factory=dict)  # decision key -> touch Decision
     render_errors: dict = field(default_factory=dict)  # (rule id, error) -> [count, first customer]
 
     def rule(self, rule_id: str) -> RuleReport:
@@ -136,21 +136,18 @@ class Report:
 
 class _Ledger:
     """What the simulated ledger holds for a decision key, and which timers were ever set (as the
-    worker's ledger and timers table keep them). Keys are kept as hashes, and touches are the
-    report's own ledger: memory stays small (one table of hashes)."""
+    worker's ledger and timers table keep them). Keys are kept as hashes, each with the code of
+    its entry: memory stays small (one flat table)."""
 
-    __slots__ = ("entries", "touches", "own_id", "own")
+    __slots__ = ("entries", "own_id", "own")
 
-    def __init__(self, touches: dict):
-        self.entries: dict[int, Entry | TimerEntry] = {}  # suppressed and failed rows; every timer ever set
-        self.touches = touches
+    def __init__(self) -> None:
+        self.entries = Hashes()  # hash of a decision key or timer id -> code of its _CODED entry
         self.own_id: str | None = None  # the timer firing now
         self.own: TimerEntry | None = None
 
     def get(self, key: str) -> Entry | None:
-        found = self.entries.get(hash(key))
-        if found is None:
-            return _TOUCHED if key in self.touches else None
+        found = _CODED[self.entries.get(hash(key))]
         return found if found is not _SET_BEFORE else None
 
 
@@ -165,12 +162,14 @@ class _Timers:
     def get(self, key: str) -> TimerEntry | None:
         if key == self.ledger.own_id:
             return self.ledger.own
-        return _SET_BEFORE if self.ledger.entries.get(hash(key)) is _SET_BEFORE else None
+        return _SET_BEFORE if self.ledger.entries.get(hash(key)) == _SET_BEFORE_CODE else None
 
 
 _SET_BEFORE = TimerEntry(datetime.min, 0, "fired")
 _TOUCHED = Entry("touch", None, "pending")
-_ENTRIES: dict[Entry, Entry] = {}  # one shared Entry per (kind, reason, status)
+_CODED: list = [None, _SET_BEFORE, _TOUCHED]  # code -> entry; one code per (kind, reason, status)
+_SET_BEFORE_CODE, _TOUCHED_CODE = 1, 2
+_CODES: dict[Entry, int] = {}
 
 
 class Simulator:
@@ -178,21 +177,22 @@ class Simulator:
     through the engine's ``step``, the policy the live worker runs."""
 
     def __init__(self, rules: RuleSet, on_outcome: Callable[[Event, Outcome], None] | None = None,
-                 render: Callable | None = None, tz: tzinfo = timezone.utc):
+                 render: Callable | None = None, tz: tzinfo = timezone.utc, states=None):
         """``on_outcome``: called with each event (timers included) and what ``step`` made of it;
         ``render``: (decision, email action, state) -> None or why the email cannot render;
-        ``tz``: the shop's time zone, in which dated and yearly rules fire."""
+        ``tz``: the shop's time zone, in which dated and yearly rules fire;
+        ``states``: where customer states are kept (default a dict; ``PackedStates`` for big stores)."""
         self.rules = rules
         self.moments = Moments(rules, tz)
         self.on_outcome = on_outcome
         self.render = render
-        self.states: dict = {}
+        self.states = states if states is not None else {}
         self.timers: list = []  # heap of (wake_at, origin time, timer id, attempts, timer event)
-        self.seen: set[int] = set()  # hashes of (shop, event id) delivered
+        self.seen = Hashes()  # hashes of (shop, event id) delivered
         self.unsubscribed: set[int] = set()  # hashes of (shop, customer id) who used our one-click unsubscribe
         self.report = Report()
         self.clock: datetime | None = None
-        self._ledger = _Ledger(self.report.ledger)
+        self._ledger = _Ledger()
         self._recorded = {flag: Recorded(self._ledger, _Timers(self._ledger), unsubscribed=flag) for flag in (False, True)}
 
     def feed(self, event: Event) -> None:
@@ -203,7 +203,7 @@ class Simulator:
         if seen in self.seen:
             self.report.duplicate_events += 1
             return
-        self.seen.add(seen)
+        self.seen.put(seen)
         self._process(event, event.occurred_at)
         for derived in occasions.captured(event, self.rules.settings.occasion_fields):
             self.feed(derived)
@@ -256,16 +256,16 @@ class Simulator:
         for w in outcome.ledger:
             if isinstance(w, Amend):
                 if w.status is not None:
-                    old = entries[hash(w.key)]
-                    entries[hash(w.key)] = _shared(Entry(old.kind, old.reason, w.status))
+                    old = _CODED[entries.get(hash(w.key))]
+                    entries.put(hash(w.key), _code(Entry(old.kind, old.reason, w.status)))
                 continue
             d = w.decision
-            if w.status == "pending":  # a touch: the report's ledger holds it
-                entries.pop(hash(d.key), None)
+            if w.status == "pending":  # a touch
+                entries.put(hash(d.key), _TOUCHED_CODE)
                 continue
-            entries[hash(d.key)] = _shared(Entry(_VALUE.get(d.kind, d.kind), _VALUE.get(d.reason, d.reason), w.status))
+            entries.put(hash(d.key), _code(Entry(_VALUE.get(d.kind, d.kind), _VALUE.get(d.reason, d.reason), w.status)))
         for t in outcome.timers:
-            entries[hash(t.id)] = _SET_BEFORE
+            entries.put(hash(t.id), _SET_BEFORE_CODE)
             if t.status == "pending":
                 timer = t.event if t.event is not None else event  # only the firing timer is armed again
                 heapq.heappush(self.timers, (t.wake_at, origin_time(timer.data) or t.wake_at, t.id, t.attempts, timer))
@@ -290,7 +290,6 @@ class Simulator:
         report.duplicates += made - len(outcome.touches)
         signals = []
         for d in outcome.touches:
-            report.ledger[d.key] = d
             r = report.rule(d.rule_id)
             counted = (r, r.variant(d.variant)) if d.variant else (r,)
             for c in counted:
@@ -314,27 +313,12 @@ class Simulator:
         return signals
 
 
-def _shared(entry: Entry) -> Entry:
-    return _ENTRIES.setdefault(entry, entry)
-
-
-    def _count(self, a: dict, d, state, counted) -> None:
-        """Count a touch's coupon or email in its rule's report (and its variant's); render the email."""
-        if a["type"] == "coupon":
-            for c in counted:
-                c.coupons += 1
-                if a["discount_type"] == "percent":
-                    c.percent_coupons += 1
-                    c.percent_total += a["value"]
-                else:
-                    c.face_value[a["currency"]] += a["value"]
-        elif a["type"] == "email":
-            error = self.render(d, a, state) if self.render is not None else None
-            for c in counted:
-                c.emails += 1
-                c.render_failures += error is not None
-            if error is not None:
-                self.report.render_errors.setdefault((d.rule_id, error), [0, state.customer_id])[0] += 1
+def _code(entry: Entry) -> int:
+    code = _CODES.get(entry)
+    if code is None:
+        code = _CODES[entry] = len(_CODED)
+        _CODED.append(entry)
+    return code
 
 
 def read_events(lines: Iterable[str]) -> Iterator[Event]:
@@ -371,11 +355,13 @@ def _without_cycle_collection():
 
 def simulate(events: Iterable[Event], rules: RuleSet, until: datetime | None = None,
              progress: Callable[[int], None] | None = None, render: Callable | None = None,
-             tz: tzinfo = timezone.utc) -> Report:
+             tz: tzinfo = timezone.utc, states: PackedStates | None = None) -> Report:
     """Replay time-ordered ``events`` through ``rules``; timers fire up to ``until`` (default: the
     last event). ``render`` (see plugin.mail.preview.touch_renderer) renders every email counted;
-    ``tz``: the shop's time zone, in which dated and yearly rules fire."""
-    sim = Simulator(rules, render=render, tz=tz)
+    ``tz``: the shop's time zone, in which dated and yearly rules fire.
+    ``events`` may be a stream (``plugin.history_stream.TimeOrdered``): they are not kept, and
+    customer states are packed while the customer is quiet, so memory follows customers."""
+    sim = Simulator(rules, render=render, tz=tz, states=states if states is not None else PackedStates())
     with _without_cycle_collection():
         for n, event in enumerate(events, 1):
             sim.feed(event)

@@ -44,14 +44,16 @@ def load_ruleset(rules_path: Path):
 
 
 def read_history(path: Path):
-    """Canonical events from a JSON Lines file (or - for stdin), in time order."""
-    from plugin.simulate import read_events, time_ordered
+    """Canonical events from a JSON Lines file (or - for stdin), in time order: every line checked
+    first, then read one event at a time (the file stays open while they are read)."""
+    from plugin.history_stream import TimeOrdered
 
-    with click.open_file(str(path), encoding="utf-8") as f:
-        try:
-            return time_ordered(read_events(f))
-        except ValueError as exc:
-            raise click.ClickException(f"{path}: {exc}")
+    f = click.open_file(str(path), encoding="utf-8")
+    try:
+        return TimeOrdered(f)
+    except ValueError as exc:
+        f.close()
+        raise click.ClickException(f"{path}: {exc}")
 
 
 def safe_url(url: str) -> str:

@@ -67,7 +67,7 @@ def simulate(history, rules_path, sample, seed, platform, shop_id, fmt, zone, wh
         from plugin.engine.ruleset import for_shop
         from plugin.sample_history import SAMPLE_REFERRAL_KEY
 
-        events = [event_from_dict(d) for d in generate(sample, seed=seed)]
+        events = (event_from_dict(d) for d in generate(sample, seed=seed))  # streamed, not kept
         ruleset = for_shop(ruleset, SAMPLE_REFERRAL_KEY)
     elif platform is not None:
         from plugin.errors import KeepwellError
@@ -81,8 +81,9 @@ def simulate(history, rules_path, sample, seed, platform, shop_id, fmt, zone, wh
             raise click.ClickException(f"{history}: not a {platform} order export: {exc}")
     else:
         events = read_history(history)
-    show = fmt == "table" and sys.stderr.isatty()
-    with click.progressbar(length=len(events), label="simulating", file=sys.stderr if show else None,
+    total = len(events) if hasattr(events, "__len__") else 0  # a generated sample's is not known ahead
+    show = fmt == "table" and sys.stderr.isatty() and total > 0
+    with click.progressbar(length=total, label="simulating", file=sys.stderr if show else None,
                            hidden=not show) as bar:
         report = run(events, ruleset, progress=bar.update, render=touch_renderer(read_templates(templates_dir)),
                      tz=_zone(zone, shop_id))
