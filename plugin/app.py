@@ -40,8 +40,8 @@ def create_app(config: Config | None = None) -> Flask:
     app = Flask("keepwell")
     app.config["MAX_CONTENT_LENGTH"] = None  # the webhook edge enforces its own limit (413)
     db = sessions(config.database_url)
-    app.extensions["keepwell"] = Edge(config, db, Handoff(redis_client(config.redis_url), config.queue),
-                                      ShopCache(db, config))
+    redis = redis_client(config.redis_url, config.edge_redis_timeout or None)  # 503 rather than a hang
+    app.extensions["keepwell"] = Edge(config, db, Handoff(redis, config.queue), ShopCache(db, config))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     install_log_redaction()
 

@@ -11,6 +11,7 @@
 | KEEPWELL_APP_URL | http://127.0.0.1:5000 | the public URL stores call |
 | KEEPWELL_MAIL_FROM | Keepwell <noreply@localhost> | sender of emails |
 | KEEPWELL_MAX_WEBHOOK_BYTES | 1048576 | larger webhook bodies are refused with 413 |
+| KEEPWELL_EDGE_REDIS_TIMEOUT | 1.0 | seconds the web app waits for Redis before answering 503 (0: no limit) |
 | KEEPWELL_QUEUE | keepwell | RQ queue name (and Redis key prefix) |
 | KEEPWELL_SHOPIFY_DEEP_HISTORY | 0 | 1: ask Shopify stores for read_all_orders at install, so the history import reaches past 60 days |
 | KEEPWELL_FRAME_ANCESTORS | 'none' | who may frame pages of non-Shopify shops (CSP sources, e.g. https://shop.example); Shopify shops: their own admin |
@@ -47,6 +48,7 @@ class Config:
     app_url: str = "http://127.0.0.1:5000"
     mail_from: str = "Keepwell <noreply@localhost>"
     max_webhook_bytes: int = 1024 * 1024
+    edge_redis_timeout: float = 1.0
     queue: str = "keepwell"
     shopify_deep_history: bool = False
     allow_private_stores: bool = False
@@ -73,6 +75,7 @@ class Config:
             app_url=env.get("KEEPWELL_APP_URL", cls.app_url).rstrip("/"),
             mail_from=env.get("KEEPWELL_MAIL_FROM", cls.mail_from),
             max_webhook_bytes=int(env.get("KEEPWELL_MAX_WEBHOOK_BYTES", cls.max_webhook_bytes)),
+            edge_redis_timeout=float(env.get("KEEPWELL_EDGE_REDIS_TIMEOUT", cls.edge_redis_timeout)),
             queue=env.get("KEEPWELL_QUEUE", cls.queue),
             shopify_deep_history=env.get("KEEPWELL_SHOPIFY_DEEP_HISTORY", "0").strip().lower() in ("1", "true", "yes"),
             frame_ancestors=env.get("KEEPWELL_FRAME_ANCESTORS", "").strip() or cls.frame_ancestors,

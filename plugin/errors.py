@@ -57,6 +57,13 @@ class UnknownShop(WebhookError):
     status = 404
 
 
+class BacklogUnavailable(WebhookError):
+    """Redis (the backlog) did not answer in time: 503 with Retry-After, so the store delivers again
+    later instead of a web worker waiting on Redis."""
+
+    status = 503
+
+
 class StoreError(KeepwellError):
     """A store API call failed. ``retryable`` errors (429, 5xx, timeouts, throttling) are
     retried with backoff, honouring ``retry_after`` seconds; others fail the decision. The

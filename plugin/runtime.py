@@ -10,8 +10,13 @@ from plugin.db import sessions
 
 
 @lru_cache(maxsize=8)
-def redis_client(url: str) -> Redis:
-    return Redis.from_url(url)
+def redis_client(url: str, timeout: float | None = None) -> Redis:
+    """The process's client for ``url``; ``timeout``: seconds to wait for a connection or an
+    answer before redis-py raises (the web app's, so a Redis stall does not hold its workers);
+    None: redis-py's defaults."""
+    if timeout is None:
+        return Redis.from_url(url)
+    return Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
 
 
 @lru_cache(maxsize=8)

@@ -3,6 +3,16 @@
 does: read the body (size-limited), ask the platform's package which shop it is for, verify the
 signature in constant time, parse, dedupe and append to the shop's backlog in one Redis round
 trip, answer. Everything else happens in the worker. Every refusal is logged with its reason.
+
+The edge fails fast when Redis stalls: its client waits ``KEEPWELL_EDGE_REDIS_TIMEOUT`` (1 s) for
+an answer, then the delivery is answered 503 with Retry-After, and for ``COOLDOWN_S`` after that
+the process answers 503 at once without asking Redis (one request then tries again). A web worker
+is held at most a second per cooldown, not for the whole stall, so the deliveries queued behind it
+are answered within Shopify's 5 s. A 503 is a delivery the store did not get through: Shopify
+retries it (8 times over 4 hours); WooCommerce does not retry, and the reconciliation's order
+poll picks the order up (and sets webhooks WooCommerce disabled after failures active again).
+A delivery whose hand-off reached Redis just before the timeout is in the backlog; its retry is
+then a duplicate (200). Nothing answered 2xx is lost: 202 means it is in the backlog.
 """
 from __future__ import annotations
 
@@ -11,14 +21,41 @@ import logging
 import time
 
 from flask import Blueprint, current_app, jsonify, request
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 import connectors
 from connectors.interfaces import Inbound
-from plugin.errors import PayloadError, PayloadTooLarge, UnknownShop
+from plugin.errors import BacklogUnavailable, PayloadError, PayloadTooLarge, UnknownShop
 from plugin.handoff import Envelope
 
 log = logging.getLogger("keepwell.webhooks")
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
+
+#: after Redis did not answer in time, seconds this process answers 503 without asking it again
+COOLDOWN_S = 2.0
+
+
+class RedisGate:
+    """Per process: whether Redis recently failed to answer, so deliveries are refused at once."""
+
+    def __init__(self, cooldown: float = COOLDOWN_S):
+        self.cooldown = cooldown
+        self.closed_until = 0.0  # time.monotonic() before which deliveries get 503 without asking Redis
+
+    def check(self) -> None:
+        wait = self.closed_until - time.monotonic()
+        if wait > 0:
+            raise BacklogUnavailable(f"the backlog (Redis) did not answer {self.cooldown - wait:.1f} s ago; "
+                                     "deliver again later")
+
+    def trip(self, exc: Exception) -> BacklogUnavailable:
+        self.closed_until = time.monotonic() + self.cooldown
+        return BacklogUnavailable(f"the backlog (Redis) did not answer: {exc}; deliver again later")
+
+
+def _gate() -> RedisGate:
+    return current_app.extensions.setdefault("keepwell.redis_gate", RedisGate())
 
 
 def _edge():
@@ -52,7 +89,13 @@ def _status(status: str, code: int):
 
 def _accept(shop_id: str, platform: str, topic: str, key: str, body: bytes):
     env = Envelope(platform, topic, key, time.time(), body.decode("utf-8"))
-    if not _edge().handoff.push(shop_id, env):
+    gate = _gate()
+    gate.check()
+    try:
+        pushed = _edge().handoff.push(shop_id, env)
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        raise gate.trip(exc) from None
+    if not pushed:
         return _status("duplicate", 200)
     return _status("accepted", 202)
 
