@@ -1,78 +1,76 @@
-"""Events/s of `keepwell simulate` with every shipped pack, beside the bare parse-and-sort floor.
+"""Peak memory per customer and events/s of `keepwell simulate` with every shipped pack, at two sizes.
 
-Both sides read the same generated JSON Lines history from a file, parse each event into the
-canonical model and order them by time; the simulator then also runs every rule. The ratio is
-simulate rate / floor rate, measured in one run (floor, simulate, floor; the floor averaged),
-so machine noise hits both alike. Target: ratio >= 0.25.
+A generated history (JSON Lines, in time order like an export) of ``--customers`` customers and
+one of a tenth of them are each replayed in a fresh process, as `keepwell simulate FILE` reads
+them: every line checked, then streamed one event at a time. Each process reports its peak RSS
+(the whole process: interpreter, rules, everything the replay keeps) per customer, and its time:
+CPU seconds of the process (the machine is shared: wall time says more about the neighbours).
 
-Memory: a second, smaller replay measures (tracemalloc) what the simulator keeps after half the
-history and after all of it, per customer: it should stay flat as history grows.
+Figures and what passes:
+- peak RSS per customer at ``--customers`` <= 2048 bytes (1M customers / 3M events: under 2 GB);
+- time per customer at the big size <= 1.25 x the small size's (time stays linear);
+- ratio = simulate events/s / floor events/s >= 0.25, where the floor reads the same big file
+  the same way (checked, then streamed in time order) without running any rule: the share of
+  the run that is the rules' own work, as before (the floor used to be parse + sort in memory,
+  which holds the whole history and no longer fits at a million customers).
 
 The last line printed is one JSON object with the figures.
 """
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
+import resource
+import subprocess
 import sys
 import tempfile
 import time
-import tracemalloc
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-from plugin.events import event_from_dict  # noqa: E402
-from plugin.rulefile import load_rules  # noqa: E402
-from plugin.sample_history import generate  # noqa: E402
-from plugin.simulate import Simulator  # noqa: E402
-from plugin.simulate import simulate as run_simulation  # noqa: E402
+TARGET_RATIO, TARGET_RSS, TARGET_LINEAR = 0.25, 2048, 1.25
 
 
-def parse_and_sort(path: Path):
+def child(path: Path, floor: bool) -> None:
+    """Run in a fresh process: replay ``path`` (or only read it, ``floor``); print JSON figures."""
+    from plugin.engine.ruleset import for_shop
+    from plugin.history_stream import TimeOrdered
+    from plugin.rulefile import load_rules
+    from plugin.sample_history import SAMPLE_REFERRAL_KEY
+    from plugin.simulate import simulate
+
+    rules = for_shop(load_rules(), SAMPLE_REFERRAL_KEY)
+    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    t, cpu = time.perf_counter(), time.process_time()
     with path.open(encoding="utf-8") as f:
-        events = [event_from_dict(json.loads(line)) for line in f]
-    events.sort(key=lambda e: e.occurred_at)
-    return events
+        events = TimeOrdered(f)
+        if floor:
+            n, customers, touches = sum(1 for _ in events), None, None
+        else:
+            report = simulate(events, rules)
+            n, customers = report.events, report.customers
+            touches = sum(r.touches for r in report.rules.values())
+    seconds, cpu = time.perf_counter() - t, time.process_time() - cpu
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"events": n, "customers": customers, "touches": touches, "wall_seconds": seconds, "seconds": cpu,
+                      "peak_rss": peak, "baseline_rss": baseline}))
 
 
-def floor(path: Path) -> tuple[int, float]:
-    t = time.perf_counter()
-    events = parse_and_sort(path)
-    return len(events), time.perf_counter() - t
+def run_child(path: Path, floor: bool = False) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child", str(path)] + (["--floor"] if floor else []),
+                         check=True, capture_output=True, text=True, cwd=ROOT).stdout
+    return json.loads(out.strip().splitlines()[-1])
 
 
-def simulate(path: Path, rules) -> tuple[int, float, dict]:
-    """What `keepwell simulate HISTORY` does: parse, time-order, replay."""
-    t = time.perf_counter()
-    events = parse_and_sort(path)
-    report = run_simulation(events, rules)
-    return len(events), time.perf_counter() - t, report
+def write_history(path: Path, customers: int, days: int, seed: int) -> None:
+    from plugin.sample_history import generate
 
-
-def memory_per_customer(path: Path, rules) -> dict:
-    """Bytes the simulator holds per customer after half and after all of the history."""
-    events = parse_and_sort(path)
-    half_at = events[len(events) // 2].occurred_at
-    out = {}
-    for label, cut in (("half", half_at), ("full", None)):
-        gc.collect()
-        tracemalloc.start()
-        sim = Simulator(rules)
-        n = 0
-        for e in events:
-            if cut is not None and e.occurred_at >= cut:
-                break
-            sim.feed(e)
-            n += 1
-        held = tracemalloc.get_traced_memory()[0]
-        tracemalloc.stop()
-        customers = max(1, len(sim.states))
-        out[label] = {"events": n, "customers": customers, "bytes_per_customer": round(held / customers)}
-        del sim
-    return out
+    with path.open("w", encoding="utf-8") as f:
+        for d in generate(customers, seed=seed, days=days):
+            f.write(json.dumps(d) + "\n")
 
 
 def main(argv=None):
@@ -80,50 +78,58 @@ def main(argv=None):
     ap.add_argument("--customers", type=int, default=100_000)
     ap.add_argument("--days", type=int, default=365)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--memory-customers", type=int, default=5_000, help="size of the memory replay")
+    ap.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--floor", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    rules = load_rules()
+    if args.child:
+        return child(args.child, args.floor)
 
+    sizes = (args.customers // 10, args.customers)
+    runs = {}
     with tempfile.TemporaryDirectory() as tmp:
-        history = Path(tmp) / "history.jsonl"
-        small = Path(tmp) / "small.jsonl"
-        t = time.perf_counter()
-        for path, n in ((history, args.customers), (small, args.memory_customers)):
-            with path.open("w", encoding="utf-8") as f:
-                for d in generate(n, seed=args.seed, days=args.days):
-                    f.write(json.dumps(d) + "\n")
-        print(f"generated {args.customers} customers over {args.days} days in {time.perf_counter() - t:.1f}s "
-              f"({os.path.getsize(history) / 1e6:.0f} MB)", flush=True)
+        for size in sizes:
+            path = Path(tmp) / f"history-{size}.jsonl"
+            t = time.perf_counter()
+            write_history(path, size, args.days, args.seed)
+            print(f"generated {size} customers over {args.days} days in {time.perf_counter() - t:.1f}s "
+                  f"({os.path.getsize(path) / 1e6:.0f} MB)", flush=True)
+            r = runs[size] = run_child(path)
+            print(f"simulate {size} customers: {r['events']} events in {r['seconds']:.1f}s = "
+                  f"{r['events'] / r['seconds']:,.0f} events/s, {r['seconds'] / size * 1e6:.0f} us/customer "
+                  f"(CPU; {r['wall_seconds']:.1f}s wall); "
+                  f"peak RSS {r['peak_rss'] / 1e6:.0f} MB = {r['peak_rss'] / size:.0f} B/customer "
+                  f"({(r['peak_rss'] - r['baseline_rss']) / size:.0f} B/customer above the "
+                  f"{r['baseline_rss'] / 1e6:.0f} MB of interpreter and rules)", flush=True)
+            if size == sizes[-1]:
+                fl = run_child(path, floor=True)
+                print(f"floor (read in time order, no rules): {fl['events']} events in {fl['seconds']:.1f}s = "
+                      f"{fl['events'] / fl['seconds']:,.0f} events/s", flush=True)
+            path.unlink()
 
-        n, f1 = floor(history)
-        print(f"floor (parse + sort): {n} events in {f1:.2f}s = {n / f1:,.0f} events/s", flush=True)
-        n, s, report = simulate(history, rules)
-        print(f"simulate (all packs): {n} events in {s:.2f}s = {n / s:,.0f} events/s", flush=True)
-        _, f2 = floor(history)
-        print(f"floor again:          {n} events in {f2:.2f}s = {n / f2:,.0f} events/s", flush=True)
-        touches = sum(r.touches for r in report.rules.values())
-        print(f"{touches} touches, {report.timers_fired} timers fired", flush=True)
-        mem = memory_per_customer(small, rules)
-        print(f"memory held per customer: {mem['half']['bytes_per_customer']} B after half the history "
-              f"({mem['half']['events']} events), {mem['full']['bytes_per_customer']} B after all "
-              f"({mem['full']['events']} events)", flush=True)
-
-    floor_rate = n / ((f1 + f2) / 2)
-    sim_rate = n / s
-    ratio = sim_rate / floor_rate
-    growth = mem["full"]["bytes_per_customer"] / mem["half"]["bytes_per_customer"]
+    small, big = runs[sizes[0]], runs[sizes[1]]
+    rss_per_customer = big["peak_rss"] / args.customers
+    linear = (big["seconds"] / sizes[1]) / (small["seconds"] / sizes[0])
+    ratio = (big["events"] / big["seconds"]) / (fl["events"] / fl["seconds"])
     print(json.dumps({
         "customers": args.customers,
-        "events": n,
-        "touches": touches,
-        "floor_events_per_s": round(floor_rate),
-        "simulate_events_per_s": round(sim_rate),
+        "events": big["events"],
+        "touches": big["touches"],
+        "simulate_seconds": round(big["seconds"], 1),
+        "simulate_events_per_s": round(big["events"] / big["seconds"]),
+        "floor_events_per_s": round(fl["events"] / fl["seconds"]),
         "ratio": round(ratio, 3),
-        "target_ratio": 0.25,
-        "bytes_per_customer_half": mem["half"]["bytes_per_customer"],
-        "bytes_per_customer_full": mem["full"]["bytes_per_customer"],
-        "memory_growth": round(growth, 2),
-        "pass": ratio >= 0.25,
+        "target_ratio": TARGET_RATIO,
+        "peak_rss_bytes": big["peak_rss"],
+        "peak_rss_per_customer": round(rss_per_customer),
+        "peak_rss_per_customer_above_baseline": round((big["peak_rss"] - big["baseline_rss"]) / args.customers),
+        "target_rss_per_customer": TARGET_RSS,
+        "small_customers": sizes[0],
+        "small_peak_rss_per_customer": round(small["peak_rss"] / sizes[0]),
+        "us_per_customer_small": round(small["seconds"] / sizes[0] * 1e6),
+        "us_per_customer_big": round(big["seconds"] / sizes[1] * 1e6),
+        "time_growth_per_customer": round(linear, 2),
+        "target_time_growth": TARGET_LINEAR,
+        "pass": ratio >= TARGET_RATIO and rss_per_customer <= TARGET_RSS and linear <= TARGET_LINEAR,
     }))
 
 

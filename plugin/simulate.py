@@ -58,7 +58,7 @@ class RuleReport:
     percent_coupons: int = 0
     percent_total: Decimal = Decimal(0)
     emails: int = 0
-    customers: set = field(default_factory=set)
+    customers: Hashes = field(default_factory=Hashes)  # hashes of (shop, customer id) reached
     render_failures: int = 0  # emails that could not be rendered (simulated with templates)
     variants: dict = field(default_factory=dict)  # A/B variant name -> its own RuleReport
 
@@ -110,9 +110,9 @@ class Report:
     def overlaps(self) -> dict[str, int]:
         """Customers touched by both rules of each pair."""
         out = {}
-        touched = [(rid, r.customers) for rid, r in sorted(self.rules.items()) if r.customers]
+        touched = [(rid, r.customers) for rid, r in sorted(self.rules.items()) if len(r.customers)]
         for (a, ca), (b, cb) in itertools.combinations(touched, 2):
-            n = len(ca & cb)
+            n = ca.common(cb)
             if n:
                 out[f"{a} & {b}"] = n
         return out
@@ -289,12 +289,13 @@ class Simulator:
                 made += 1
         report.duplicates += made - len(outcome.touches)
         signals = []
+        who = hash(skey)
         for d in outcome.touches:
             r = report.rule(d.rule_id)
             counted = (r, r.variant(d.variant)) if d.variant else (r,)
             for c in counted:
                 c.touches += 1
-                c.customers.add(skey)
+                c.customers.put(who)
             for a in d.actions:
                 count = _COUNTED.get(a.type)
                 if count is not None:

@@ -3,7 +3,6 @@ loopback), signed deliveries to the real app, answers within a second or two, an
 delivery ends up in the backlog exactly once after the store delivers again."""
 import json
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
