@@ -50,7 +50,7 @@ def child(path: Path, floor: bool) -> None:
         if floor:
             n, customers, touches = sum(1 for _ in events), None, None
         else:
-            report = simulate(events, rules)
+            report = simulate(events, rules, keep_ledger=False)  # as `keepwell simulate` runs it
             n, customers = report.events, report.customers
             touches = sum(r.touches for r in report.rules.values())
     seconds, cpu = time.perf_counter() - t, time.process_time() - cpu

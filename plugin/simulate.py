@@ -99,6 +99,7 @@ class Report:
     start: datetime | None = None
     end: datetime | None = None
     rules: dict = field(default_factory=dict)
+    ledger: dict = field(default_factory=dict)  # decision key -> touch Decision (unless not kept)
     render_errors: dict = field(default_factory=dict)  # (rule id, error) -> [count, first customer]
 
     def rule(self, rule_id: str) -> RuleReport:
@@ -177,11 +178,12 @@ class Simulator:
     through the engine's ``step``, the policy the live worker runs."""
 
     def __init__(self, rules: RuleSet, on_outcome: Callable[[Event, Outcome], None] | None = None,
-                 render: Callable | None = None, tz: tzinfo = timezone.utc, states=None):
+                 render: Callable | None = None, tz: tzinfo = timezone.utc, states=None, keep_ledger: bool = True):
         """``on_outcome``: called with each event (timers included) and what ``step`` made of it;
         ``render``: (decision, email action, state) -> None or why the email cannot render;
         ``tz``: the shop's time zone, in which dated and yearly rules fire;
-        ``states``: where customer states are kept (default a dict; ``PackedStates`` for big stores)."""
+        ``states``: where customer states are kept (default a dict; ``PackedStates`` for big stores);
+        ``keep_ledger``: keep every touch Decision in ``report.ledger`` (False: only counted)."""
         self.rules = rules
         self.moments = Moments(rules, tz)
         self.on_outcome = on_outcome
@@ -193,6 +195,7 @@ class Simulator:
         self.report = Report()
         self.clock: datetime | None = None
         self._ledger = _Ledger()
+        self._touches = self.report.ledger if keep_ledger else None
         self._recorded = {flag: Recorded(self._ledger, _Timers(self._ledger), unsubscribed=flag) for flag in (False, True)}
 
     def feed(self, event: Event) -> None:
@@ -244,6 +247,8 @@ class Simulator:
         if outcome.state is not None:
             self.states[skey] = outcome.state
         self._keep(event, outcome)
+        if self._touches is not None:
+            self._touches.update((d.key, d) for d in outcome.touches)
         if self.on_outcome is not None:
             self.on_outcome(event, outcome)
         signals = self._report(event, outcome, skey, now)
@@ -356,13 +361,15 @@ def _without_cycle_collection():
 
 def simulate(events: Iterable[Event], rules: RuleSet, until: datetime | None = None,
              progress: Callable[[int], None] | None = None, render: Callable | None = None,
-             tz: tzinfo = timezone.utc, states: PackedStates | None = None) -> Report:
+             tz: tzinfo = timezone.utc, states: PackedStates | None = None, keep_ledger: bool = True) -> Report:
     """Replay time-ordered ``events`` through ``rules``; timers fire up to ``until`` (default: the
     last event). ``render`` (see plugin.mail.preview.touch_renderer) renders every email counted;
     ``tz``: the shop's time zone, in which dated and yearly rules fire.
     ``events`` may be a stream (``plugin.history_stream.TimeOrdered``): they are not kept, and
-    customer states are packed while the customer is quiet, so memory follows customers."""
-    sim = Simulator(rules, render=render, tz=tz, states=states if states is not None else PackedStates())
+    customer states are packed while the customer is quiet, so memory follows customers; with
+    ``keep_ledger`` False the touches are counted, not kept (``keepwell simulate``)."""
+    sim = Simulator(rules, render=render, tz=tz, states=states if states is not None else PackedStates(),
+                    keep_ledger=keep_ledger)
     with _without_cycle_collection():
         for n, event in enumerate(events, 1):
             sim.feed(event)

@@ -86,7 +86,7 @@ def simulate(history, rules_path, sample, seed, platform, shop_id, fmt, zone, wh
     with click.progressbar(length=total, label="simulating", file=sys.stderr if show else None,
                            hidden=not show) as bar:
         report = run(events, ruleset, progress=bar.update, render=touch_renderer(read_templates(templates_dir)),
-                     tz=_zone(zone, shop_id))
+                     tz=_zone(zone, shop_id), keep_ledger=who is not None)  # else counted, not kept: memory follows customers
     touched = _who(report, ruleset, who)
     if fmt == "json":
         click.echo(json.dumps({**report.to_dict(), **({"who": touched} if who else {})}, indent=2, ensure_ascii=False))
