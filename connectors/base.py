@@ -24,6 +24,9 @@ class Shop:
     webhook_secrets: tuple[str, ...] = ()  # current first; old ones still accepted during a rotation
     referral_key: str = ""  # keys the shop's referral codes (plugin.engine.referral)
     settings: Mapping[str, Any] = field(default_factory=dict)  # e.g. WooCommerce consent meta key
+    #: The shop's SMS provider settings, decrypted (``{"provider": "twilio", "account_sid",
+    #: "auth_token", "from"}``, see plugin.sms.settings); empty when the shop sends no SMS.
+    sms: Mapping[str, Any] = field(default_factory=dict, repr=False)
     #: Keeps a platform's expiring credentials valid (Shopify: refresh before expiry and after a
     #: 401), set by the platform's ``with_app``; None where nothing expires.
     tokens: object = field(default=None, compare=False, repr=False)

@@ -50,7 +50,8 @@ class ShopRow(Base):
     platform: Mapped[str] = mapped_column(String(16))
     domain: Mapped[str] = mapped_column(String(255), index=True)
     api_url: Mapped[str] = mapped_column(String(512))
-    #: encrypted JSON: {"credentials": the platform's credentials document, "webhook_secrets", "referral_key"}
+    #: encrypted JSON: {"credentials": the platform's credentials document, "webhook_secrets", "referral_key",
+    #: "sms": the SMS provider's settings when the shop has them}
     secrets: Mapped[str] = mapped_column(Text)
     settings: Mapped[dict] = mapped_column(JSON, default=dict)
     active: Mapped[bool] = mapped_column(Boolean, default=True)

@@ -20,6 +20,7 @@ from plugin.engine.ruleset import with_currency
 from plugin.events import Event
 from plugin.errors import KeepwellError, RuleError
 from plugin.rulefile import RULES_DIR, lint_sources, read_templates, rule_files
+from plugin.sms.settings import sms_document
 
 
 def default_api_url(platform: str, domain: str) -> str:
@@ -86,6 +87,8 @@ def add_shop(session, config: Config, platform: str, domain: str, *, api_url: st
     else:
         before = secrets.decrypt(config.secret_keys, row.secrets) if row.secrets else {}
         stored["referral_key"] = before.get("referral_key") or stored["referral_key"]  # codes already shared stay valid
+        if before.get("sms"):
+            stored["sms"] = before["sms"]  # the SMS provider is not the store's: connecting again keeps it
     row.api_url = (api_url or default_api_url(platform, domain)).rstrip("/")
     row.secrets = secrets.encrypt(config.secret_keys, stored)
     row.settings = {**(row.settings or {}), **(settings or {})}
@@ -136,13 +139,31 @@ def set_consent_meta_key(session, shop_id: str, key: str | None) -> ShopRow:
     return row
 
 
+def set_sms(session, config: Config, shop_id: str, document: Mapping | None) -> ShopRow:
+    """Store the shop's SMS provider settings (``{"provider": "twilio", "account_sid", "auth_token",
+    "from"}``, checked by plugin.sms.settings; ValueError says what is wrong), encrypted with its
+    other secrets; None or an empty document removes them (the shop then sends no SMS).
+    LookupError for an unknown shop."""
+    row = session.scalar(select(ShopRow).where(ShopRow.id == shop_id).with_for_update())
+    if row is None:
+        raise LookupError(f"no shop {shop_id!r} (see `keepwell shop list`)")
+    stored = secrets.decrypt(config.secret_keys, row.secrets) if row.secrets else {}
+    if document:
+        stored["sms"] = sms_document(document)
+    else:
+        stored.pop("sms", None)
+    row.secrets = secrets.encrypt(config.secret_keys, stored)
+    session.flush()
+    return row
+
+
 def to_shop(row: ShopRow, config: Config) -> Shop:
     """The connector's view of a shop, secrets decrypted, with what its platform's app adds
     (e.g. Shopify's app secret for shops without their own, and its token keeper)."""
     s = secrets.decrypt(config.secret_keys, row.secrets)
     shop = Shop(id=row.id, platform=row.platform, domain=row.domain, api_url=row.api_url,
                 credentials=dict(s.get("credentials") or {}), webhook_secrets=tuple(s.get("webhook_secrets") or ()),
-                referral_key=s.get("referral_key", ""), settings=dict(row.settings or {}))
+                referral_key=s.get("referral_key", ""), settings=dict(row.settings or {}), sms=dict(s.get("sms") or {}))
     return connectors.get(row.platform).with_app(shop, config)
 
 

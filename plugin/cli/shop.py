@@ -199,6 +199,48 @@ def shop_api_key(shop_id, rotate):
         click.echo(f"{shop_id} has no API key yet: --rotate makes one")
 
 
+@shop.command("sms")
+@click.argument("shop_id")
+@click.option("--account-sid", default=None, help="Twilio Account SID (AC…, Twilio Console → Account Info).")
+@click.option("--auth-token", default=None, help="Twilio auth token (or set KEEPWELL_SMS_AUTH_TOKEN, kept out of the shell history).")
+@click.option("--from", "sender", default=None, help="The sender: a Twilio phone number (+15017122661) or a Messaging Service SID (MG…).")
+@click.option("--remove", is_flag=True, help="Forget the shop's SMS provider: it sends no SMS.")
+def shop_sms(shop_id, account_sid, auth_token, sender, remove):
+    """The store's SMS provider (Twilio): with no option, shows it (auth token hidden); with
+    --account-sid, --auth-token and --from, stores them encrypted (later, any one of them alone
+    changes just it); --remove forgets them."""
+    import os
+
+    from plugin.db import ShopRow, sessions, upgrade
+    from plugin.shops import set_sms, to_shop
+    from plugin.sms.settings import redacted
+
+    auth_token = auth_token or os.environ.get("KEEPWELL_SMS_AUTH_TOKEN") or None
+    given = {"account_sid": account_sid, "auth_token": auth_token, "from": sender}
+    changing = any(given.values())
+    if remove and changing:
+        raise click.UsageError("--remove forgets the SMS settings: give it alone")
+    config = load_config()
+    upgrade(config.database_url)
+    with sessions(config.database_url).begin() as session:
+        try:
+            row = session.get(ShopRow, shop_id)
+            if row is None:
+                raise LookupError(f"no shop {shop_id!r} (see `keepwell shop list`)")
+            if changing or remove:  # an option not given keeps its stored value
+                kept = {} if remove else dict(to_shop(row, config).sms)
+                row = set_sms(session, config, shop_id, None if remove else {**kept, **{k: v for k, v in given.items() if v}})
+        except (LookupError, ValueError) as exc:
+            raise click.ClickException(str(exc))
+        document = dict(to_shop(row, config).sms)
+    if not document:
+        click.echo(f"{shop_id} sends no SMS{' any more' if remove else ''}: set a provider with "
+                   f"`keepwell shop sms {shop_id} --account-sid AC… --auth-token … --from +1…`")
+        return
+    for key, value in redacted(document).items():
+        click.echo(f"{key + ':':<13} {value}")
+
+
 @shop.command("list")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def shop_list(fmt):
