@@ -16,6 +16,7 @@
 | KEEPWELL_SHOPIFY_DEEP_HISTORY | 0 | 1: ask Shopify stores for read_all_orders at install, so the history import reaches past 60 days |
 | KEEPWELL_FRAME_ANCESTORS | 'none' | who may frame pages of non-Shopify shops (CSP sources, e.g. https://shop.example); Shopify shops: their own admin |
 | KEEPWELL_ALLOW_PRIVATE_STORES | 0 | development only: 1 lets WooCommerce store URLs reach loopback and private networks |
+| KEEPWELL_TWILIO_API_URL | https://api.twilio.com | Twilio's REST API base URL (the local SMS sink for demos and tests) |
 """
 from __future__ import annotations
 
@@ -53,6 +54,7 @@ class Config:
     shopify_deep_history: bool = False
     allow_private_stores: bool = False
     frame_ancestors: str = "'none'"
+    twilio_api_url: str = "https://api.twilio.com"
     retention_days: int = 3 * 365  # a customer quiet this long is erased (plugin.data_requests)
     api_events_per_minute: int = 600  # per shop's API key: POST /api/v1/events answers 429 beyond it
     extra: dict = field(default_factory=dict, hash=False)  # a dict cannot be hashed; Config keys the lru_cache in plugin.runtime
@@ -82,6 +84,7 @@ class Config:
             allow_private_stores=env.get("KEEPWELL_ALLOW_PRIVATE_STORES", "").strip().lower() in ("1", "true", "yes"),
             retention_days=int(env.get("KEEPWELL_RETENTION_DAYS", cls.retention_days)),
             api_events_per_minute=int(env.get("KEEPWELL_API_EVENTS_PER_MINUTE", cls.api_events_per_minute)),
+            twilio_api_url=env.get("KEEPWELL_TWILIO_API_URL", cls.twilio_api_url).rstrip("/"),
         )
         values.update(overrides)
         return cls(**values)

@@ -135,6 +135,9 @@ class EffectRow(Base):
     store_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    segments: Mapped[int | None] = mapped_column(Integer, nullable=True)  # a text message: segments sent
+    cost: Mapped[Decimal | None] = mapped_column(Numeric(12, 6), nullable=True)  # ... at the shop's price per segment
+    cost_currency: Mapped[str | None] = mapped_column(String(3), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     __table_args__ = (UniqueConstraint("shop_id", "key"),)

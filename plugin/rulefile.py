@@ -76,10 +76,11 @@ def read_templates(templates_dir: Path) -> dict[str, str]:
 
 
 def template_names(templates: dict[str, str]) -> set[str]:
-    """Templates usable in email actions: both NAME.html and NAME.txt exist."""
+    """Templates usable in email actions (both NAME.html and NAME.txt exist), and NAME.sms for
+    each SMS template NAME.sms.txt."""
     html = {n[:-5] for n in templates if n.endswith(".html")}
     text = {n[:-4] for n in templates if n.endswith(".txt")}
-    return html & text
+    return (html & text) | {n for n in text if n.endswith(".sms")}  # NAME.sms: an SMS template (NAME.sms.txt)
 
 
 def _check_templates(where: str, templates: dict[str, str], names: set[str], problems: list[Problem]):

@@ -43,6 +43,10 @@ LEDGER = [
     {"type": "email", "key": "shop-1:remind:25:captured:o1:2026-12-20:1", "template": "occasion",
      "subject": "Soon: {{ occasion.title }}", "customer_id": "25", "to": None,
      "occasion": {"kind": "birthday", "title": "Birthday", "recipient": "אמא", "date": "2026-12-20"}},
+    {"type": "sms", "key": "shop-1:remind_sms:25:captured:o1:2026-12-20:1", "template": "occasion_reminder",
+     "customer_id": "25", "to": "+972525551234",
+     "occasion": {"kind": "birthday", "title": "Birthday", "recipient": "אמא", "date": "2026-12-20"}},
+    {"type": "sms", "key": "shop-1:second:25:order.paid:727:0", "template": "second", "customer_id": "25", "to": None},
     {"type": "tag", "tag": "vip-gold", "key": "shop-1:gold:25:order.paid:727:1"},
     {"type": "tier", "tier": "gold", "key": "shop-1:gold:25:order.paid:727:0"},
     {"type": "signal", "key": "shop-1:referral_signal:31:order.paid:9:0", "event": "referral.converted",
@@ -82,7 +86,8 @@ def test_the_typed_values_are_native():
     ({**PERSONAL, "minimum_subtotal": {"amount": "x", "currency": "USD"}}, "minimum_subtotal 'x' is not a number"),
     ({k: v for k, v in PERSONAL.items() if k != "code"}, "malformed coupon"),
     ({"type": "email", "key": "k:0", "template": "welcome"}, "malformed email action 'k:0': KeyError"),
-    ({"type": "sms", "key": "k:0", "text": "hi"}, "not an action"),
+    ({"type": "fax", "key": "k:0", "text": "hi"}, "not an action"),
+    ({"type": "sms", "key": "k:0", "text": "hi"}, "malformed sms action .k:0.: KeyError"),
     ("coupon", "not an action"),
 ])
 def test_a_malformed_ledger_row_is_refused_when_read(row, problem):
@@ -99,7 +104,7 @@ def test_every_action_kind_of_the_schema_has_a_spec_an_action_and_a_handler():
 
 
 def test_the_marketing_kinds_need_consent():
-    assert {k for k, s in SPECS.items() if s.marketing} == {"coupon", "email"}
+    assert {k for k, s in SPECS.items() if s.marketing} == {"coupon", "email", "sms"}
 
 
 def test_every_touch_of_the_shipped_packs_round_trips_through_the_ledger_form():

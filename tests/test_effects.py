@@ -62,8 +62,8 @@ def test_our_own_outages_are_no_effects_failure():
 # --- the registry ----------------------------------------------------------------------------------
 
 def test_a_handler_registers_for_a_known_action_type_once():
-    with pytest.raises(ValueError, match="no action type 'sms'"):
-        register("sms", run=lambda job, action, eff: None)
+    with pytest.raises(ValueError, match="no action type 'fax'"):
+        register("fax", run=lambda job, action, eff: None)
     with pytest.raises(ValueError, match="'coupon' already has a handler"):
         register("coupon", run=lambda job, action, eff: None)
     assert HANDLERS["email"].check is not None and HANDLERS["coupon"].resume is not None

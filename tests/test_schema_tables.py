@@ -19,6 +19,7 @@ TRIGGER = DEFS["trigger"]["oneOf"]
 ACTION_SPECS = {
     "coupon": {"discount": "10%"},
     "email": {"template": "welcome", "subject": "Welcome"},
+    "sms": {"template": "welcome"},
     "tag": "vip",
     "tier": "gold",
     "signal": {"event": "referral.converted", "to": "referrer"},

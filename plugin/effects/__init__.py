@@ -5,7 +5,7 @@
 ``retry_policy`` decides what a failed effect's exception means (``retry``). A new channel is one
 handler module imported below, its action in the engine and schema, and its tests.
 """
-from plugin.effects import coupon, email, signal, tag, tier  # noqa: F401  (each registers its handler)
+from plugin.effects import coupon, email, signal, sms, tag, tier  # noqa: F401  (each registers its handler)
 from plugin.effects.registry import HANDLERS, Handler, Job, register
 from plugin.effects.retry import MAX_EFFECT_ATTEMPTS, GiveUp, Retry, retry_policy
 from plugin.effects.runner import run

@@ -195,6 +195,39 @@ class Email(_Outward):
 
 @action
 @dataclass(frozen=True, slots=True)
+class Sms(_Outward):
+    """A text message rendered from the template ``NAME.sms.txt``; ``to`` is the number the engine
+    knew (the worker reads the customer's number and consent again before sending)."""
+
+    type: ClassVar[str] = "sms"
+    key: str
+    template: str
+    customer_id: str
+    to: str | None = None
+    occasion: dict[str, Any] | None = None  # occasion rules: what the template sees as ``occasion``
+
+    def describe(self) -> str:
+        return f"sms '{self.template}'"
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"type": "sms", "key": self.key, "template": self.template,
+                             "customer_id": self.customer_id, "to": self.to}
+        if self.occasion is not None:
+            d["occasion"] = dict(self.occasion)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Sms":
+        return cls(key=d["key"], template=str(d["template"]), customer_id=d["customer_id"], to=d.get("to"),
+                   occasion=d.get("occasion"))
+
+
+#: The action types that are messages to the customer, by channel (plugin.events.CHANNELS).
+MESSAGE_TYPES = ("email", "sms")
+
+
+@action
+@dataclass(frozen=True, slots=True)
 class Tag:
     """A tag on the customer, in Keepwell's state and in the store."""
 
@@ -263,4 +296,4 @@ class Signal(_Outward):
         return cls(key=d["key"], event=d["event"], customer_id=d.get("customer_id"), data=dict(d.get("data") or {}))
 
 
-__all__ = ["ACTIONS", "Action", "Coupon", "Email", "Tag", "Tier", "Signal", "action", "action_from_dict", "coupon_code"]
+__all__ = ["ACTIONS", "Action", "Coupon", "Email", "Sms", "MESSAGE_TYPES", "Tag", "Tier", "Signal", "action", "action_from_dict", "coupon_code"]

@@ -15,6 +15,8 @@ from plugin.engine.fields import Context
 from plugin.engine.referral import same_person
 from plugin.engine.ruleset import Rule, RuleSet, Variant
 from plugin.engine.triggers import PROFILE_OCCASIONS
+from plugin.engine.actions import Sms
+from plugin.engine.sms import channel_open, quiet_until
 from plugin.engine.values import format_duration
 from plugin.engine.state import CustomerState
 from plugin.events import Event
@@ -123,10 +125,25 @@ def _gate(rule: Rule, ctx: Context, anchor: str, rules: RuleSet, delayed: bool, 
         if rule.cooldown and ctx.now < history.last_at + rule.cooldown:
             return _decision(Kind.SUPPRESSED, rule, ctx, anchor, rules, reason=Reason.LIMIT,
                              detail=f"cooldown until {(history.last_at + rule.cooldown).isoformat()}")
-    if rule.marketing and not ctx.state.accepts_marketing:
-        return _decision(Kind.SUPPRESSED, rule, ctx, anchor, rules, reason=Reason.CONSENT,
-                         detail="customer has not opted in to marketing")
+    if rule.marketing and (why := _no_consent(rule, ctx.state)):
+        return _decision(Kind.SUPPRESSED, rule, ctx, anchor, rules, reason=Reason.CONSENT, detail=why)
     return rule
+
+
+def _no_consent(rule: Rule, state: CustomerState) -> str:
+    """Why a marketing rule may not contact the customer ("" when it may): a rule that sends
+    messages needs consent for one of their channels (SMS consent for texts, email's for the
+    rest); a rule without messages (a coupon alone) needs the marketing consent."""
+    channels = {c for spec in rule.actions for c in getattr(spec, "channels", ())}
+    if channels and any(channel_open(state, c) for c in channels):
+        return ""
+    if not channels and state.accepts_marketing:
+        return ""
+    if channels == {"sms"}:
+        return "customer has not opted in to SMS marketing"
+    if len(channels) > 1:
+        return "customer has not opted in to marketing on any of " + ", ".join(sorted(channels))
+    return "customer has not opted in to marketing"
 
 
 def _arbitrate(passed: list[Rule], ctx: Context, anchor: str, rules: RuleSet) -> list[Decision]:
@@ -150,7 +167,7 @@ def _arbitrate(passed: list[Rule], ctx: Context, anchor: str, rules: RuleSet) ->
     free_at = _cap_free_at(ctx.state, ctx.now, rules, anchor, winner)
     cap = rules.settings.frequency_cap
     if free_at is None or cap is None:  # (free_at is None without a cap)
-        out.append(_touch(winner, ctx, anchor, rules))
+        out.extend(_quiet_hours(_touch(winner, ctx, anchor, rules), winner, ctx, anchor, rules))
     elif cap.when_capped == "defer":
         out.append(_decision(Kind.SUPPRESSED, winner, ctx, anchor, rules, reason=Reason.CAP,
                              detail=f"{_touches(cap.touches)} per {format_duration(cap.per)} reached; deferred to {free_at.isoformat()}"))
@@ -160,6 +177,21 @@ def _arbitrate(passed: list[Rule], ctx: Context, anchor: str, rules: RuleSet) ->
         out.append(_decision(Kind.SUPPRESSED, winner, ctx, anchor, rules, reason=Reason.CAP,
                              detail=f"{_touches(cap.touches)} per {format_duration(cap.per)} reached; skipped"))
     return out
+
+
+def _quiet_hours(touch: Decision, rule: Rule, ctx: Context, anchor: str, rules: RuleSet) -> list[Decision]:
+    """The touch, or when it sends a text at night in the customer's time zone, its deferral to
+    the morning: recorded like the cap's, decided again (cap, consent, conditions) when it fires."""
+    texts = [a for a in touch.actions if isinstance(a, Sms)]
+    wake = quiet_until(ctx.now, texts[0].to, rules.settings.sms) if texts else None
+    if wake is None:
+        return [touch]
+    s = rules.settings.sms
+    original = ctx.event.data["event"] if ctx.event.type == "timer" and "event" in ctx.event.data else ctx.event
+    return [_decision(Kind.SUPPRESSED, rule, ctx, anchor, rules, reason=Reason.QUIET_HOURS,
+                      detail=f"texts go out {s.quiet_end:%H:%M}-{s.quiet_start:%H:%M} in the customer's time zone; "
+                             f"deferred to {wake.isoformat()}"),
+            _timer(Reason.DEFERRED, rule, ctx, anchor, rules, wake, event=original)]
 
 
 def _touches(n: int) -> str:

@@ -25,6 +25,7 @@ class Reason(str, Enum):
     PRIORITY = "priority"  # a higher-priority rule touched the customer for the same event
     CAP = "cap"  # the shop-wide frequency cap was reached
     SELF_REFERRAL = "self_referral"  # the referred friend is the referrer (same email, phone or address)
+    QUIET_HOURS = "quiet_hours"  # a text due at night in the customer's time zone: deferred to the morning
     # scheduled reasons
     DELAY = "delay"
     LAPSE = "lapse"

@@ -19,6 +19,7 @@ from plugin.engine.conditions import ConditionProblem, Group, Leaf, Path, compil
 from plugin.engine.moments import Moment, parse_moment, with_window
 from plugin.engine.occasions import field_names
 from plugin.engine.triggers import PROFILE_OCCASIONS, TRIGGER_EVENTS, suggest_trigger
+from plugin.engine.sms import SmsSettings, parse_settings as parse_sms_settings
 from plugin.engine.values import parse_duration
 from plugin.events import CUSTOM_PREFIX, Money, is_custom
 
@@ -91,6 +92,7 @@ class Settings:
     sender: tuple[tuple[str, str], ...] = ()
     currency: str | None = None  # the shop's: amounts written without a currency mean this one
     occasion_fields: dict[str, tuple[str, ...]] = field(default_factory=lambda: field_names())  # checkout field names per occasion part
+    sms: SmsSettings = SmsSettings()  # quiet hours, price per segment, default channel order
 
 
 @dataclass(frozen=True)
@@ -296,7 +298,8 @@ def _settings(doc: dict[str, Any], path: Path, problems: Problems) -> Settings:
     return Settings(frequency_cap=cap, referral_prefix=doc.get("referral_prefix", "REF").upper(),
                     on_import=doc.get("on_import", "quiet"), catch_up_over=over, sender=sender,
                     currency=currency.upper() if currency else None,
-                    occasion_fields=field_names(doc.get("occasion_fields")))
+                    occasion_fields=field_names(doc.get("occasion_fields")),
+                    sms=parse_sms_settings(doc.get("sms") or {}, path + ("sms",), problems.add))
 
 
 def for_shop(rules: RuleSet, referral_key: str) -> RuleSet:

@@ -12,7 +12,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any, Callable, ClassVar, NamedTuple, Protocol, TypeVar
 
-from plugin.engine.actions import Action, Coupon, Email, Signal, Tag, Tier, coupon_code
+from plugin.engine.actions import Action, Coupon, Email, Signal, Sms, Tag, Tier, coupon_code
 from plugin.engine.conditions import Path, did_you_mean
 from plugin.engine.fields import Context
 from plugin.engine.occasions import template_vars
@@ -186,6 +186,40 @@ class EmailSpec:
         return Email(key=f"{t.key}:{i}", template=self.template, subject=self.subject,
                      customer_id=state.customer_id, to=state.email, occasion=occasion)
 
+    @property
+    def channels(self) -> tuple[str, ...]:
+        return ("email",)
+
+
+@spec
+@dataclass(frozen=True, slots=True)
+class SmsSpec:
+    """A text message from the template ``templates/NAME.sms.txt`` (needs SMS marketing consent)."""
+
+    type: ClassVar[str] = "sms"
+    marketing: ClassVar[bool] = True
+    template: str
+
+    @classmethod
+    def parse(cls, value: dict[str, Any], path: Path, report: Report, rule_id: str,
+              templates: Collection[str] | None = None) -> "SmsSpec":
+        name = value["template"]
+        if templates is not None and f"{name}.sms" not in templates:
+            known = [n[:-4] for n in templates if n.endswith(".sms")]
+            report(path + ("template",), f"SMS template {name!r} not found{did_you_mean(name, known)}"
+                                         f" (SMS templates are rules/templates/NAME.sms.txt)")
+        return cls(name)
+
+    def act(self, t: Touch, i: int) -> Sms:
+        state = t.ctx.state
+        occasion = _occasion_vars(t.rule, state, t.anchor) if t.rule.trigger.kind == "occasion" else None
+        return Sms(key=f"{t.key}:{i}", template=self.template, customer_id=state.customer_id, to=state.sms_phone,
+                   occasion=occasion)
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        return ("sms",)
+
 
 def _occasion_vars(rule: _Rule, state: CustomerState, anchor: str) -> dict[str, Any] | None:
     """What the email sees as ``occasion``: the captured one, or the profile date's kind."""
@@ -257,4 +291,4 @@ class SignalSpec:
         return Signal(key=f"{t.key}:{i}", event=self.event, customer_id=state.referred_by, data=data)
 
 
-__all__ = ["SPECS", "Touch", "CouponSpec", "EmailSpec", "TagSpec", "TierSpec", "SignalSpec", "spec"]
+__all__ = ["SPECS", "Touch", "CouponSpec", "EmailSpec", "SmsSpec", "TagSpec", "TierSpec", "SignalSpec", "spec"]

@@ -27,9 +27,12 @@ MAX_TIMER_ATTEMPTS = 10
 UNSUBSCRIBE_PREFIX = "unsubscribe:"
 
 _CAP = Reason.CAP.value
-#: A touch the cap deferred, or one whose re-check stood it down (a lapse counted from an order
-#: that turned out not to be the last), may still go out when it is decided again as a touch.
-_MAY_STILL_GO = frozenset({_CAP, Reason.CANCELLED.value})
+#: Deferrals: the touch is decided again when its timer fires (the cap frees a slot, or the
+#: customer's morning comes for a text due at night).
+_DEFERRALS = frozenset({_CAP, Reason.QUIET_HOURS.value})
+#: A touch deferred, or one whose re-check stood it down (a lapse counted from an order that
+#: turned out not to be the last), may still go out when it is decided again as a touch.
+_MAY_STILL_GO = _DEFERRALS | {Reason.CANCELLED.value}
 _SUPPRESSED = Kind.SUPPRESSED.value
 
 
@@ -155,7 +158,7 @@ def step(event: Event, state: CustomerState | None, rules: RuleSet, now: datetim
             continue  # the rule simply did not apply: not a touch anyone wanted
         existing = book.entry(d.key)
         if existing is not None and (d.kind == Kind.SUPPRESSED or existing.reason not in _MAY_STILL_GO):
-            if d.reason == Reason.CAP and existing.reason == _CAP and existing.status == "suppressed":
+            if d.reason in _DEFERRALS and existing.reason in _DEFERRALS and existing.status == "suppressed":
                 book.ledger.append(Amend(d.key, detail=d.detail))  # deferred again: the ledger says to when
             continue  # decided before; only a touch deferred or stood down may still go out
         if d.kind == Kind.TOUCH:
@@ -195,7 +198,7 @@ class _Book:
         existing = self.entry(d.key)
         if existing is None:
             self.write(Write(d._replace(kind=Kind.SUPPRESSED, detail=why), "failed", error=why))
-        elif (existing.kind, existing.reason) == (_SUPPRESSED, _CAP):
+        elif existing.kind == _SUPPRESSED and existing.reason in _DEFERRALS:
             self.ledger.append(Amend(d.key, status="failed", error=why))
             self.written[d.key] = existing._replace(status="failed")
 
