@@ -20,6 +20,7 @@ ACTION_SPECS = {
     "coupon": {"discount": "10%"},
     "email": {"template": "welcome", "subject": "Welcome"},
     "sms": {"template": "welcome"},
+    "message": {"channel": ["sms", "email"], "sms": {"template": "welcome"}, "email": {"template": "welcome", "subject": "Hi"}},
     "tag": "vip",
     "tier": "gold",
     "signal": {"event": "referral.converted", "to": "referrer"},

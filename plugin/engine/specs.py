@@ -16,6 +16,7 @@ from plugin.engine.actions import Action, Coupon, Email, Signal, Sms, Tag, Tier,
 from plugin.engine.conditions import Path, did_you_mean
 from plugin.engine.fields import Context
 from plugin.engine.occasions import template_vars
+from plugin.engine.sms import SmsSettings
 from plugin.engine.state import CustomerState
 from plugin.engine.values import parse_discount, parse_duration, parse_money
 from plugin.events import Money
@@ -75,6 +76,9 @@ class _Settings(Protocol):
 
     @property
     def currency(self) -> str | None: ...
+
+    @property
+    def sms(self) -> SmsSettings: ...
 
 
 class Touch(NamedTuple):
@@ -221,6 +225,57 @@ class SmsSpec:
         return ("sms",)
 
 
+@spec
+@dataclass(frozen=True, slots=True)
+class MessageSpec:
+    """A message on the channel chosen for the customer at decision time, among those they
+    consented to and can be reached on: ``channel: preferred`` (the one they stated, else the one
+    whose messages they opened most, else the shop's default order), a list (an explicit fallback
+    order) or one channel. ``email:`` and ``sms:`` say what each channel sends."""
+
+    type: ClassVar[str] = "message"
+    marketing: ClassVar[bool] = True
+    order: tuple[str, ...]  # the explicit order; empty: preferred
+    parts: tuple[tuple[str, EmailSpec | SmsSpec], ...]  # channel -> what it sends
+
+    @classmethod
+    def parse(cls, value: dict[str, Any], path: Path, report: Report, rule_id: str,
+              templates: Collection[str] | None = None) -> "MessageSpec | None":
+        parts: list[tuple[str, EmailSpec | SmsSpec]] = []
+        if isinstance(value.get("email"), dict):
+            parts.append(("email", EmailSpec.parse(value["email"], path + ("email",), report, rule_id, templates)))
+        if isinstance(value.get("sms"), dict):
+            parts.append(("sms", SmsSpec.parse(value["sms"], path + ("sms",), report, rule_id, templates)))
+        channel = value.get("channel", "preferred")
+        order = () if channel == "preferred" else (channel,) if isinstance(channel, str) else tuple(channel)
+        missing = [c for c in order if c not in dict(parts)]
+        if missing or not parts:
+            report(path + ("channel",), f"the message names {', '.join(missing) or 'no channel'} but says nothing "
+                                        f"to send there: add {' and '.join(f'{c}:' for c in missing or ('email', 'sms'))}")
+            return None
+        return cls(order, tuple(parts))
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        return self.order or tuple(c for c, _ in self.parts)
+
+    def choose(self, state: CustomerState, default: tuple[str, ...]) -> str | None:
+        """The channel this customer gets the message on, or None when none is open to them."""
+        have = dict(self.parts)
+        if self.order:
+            ranked = list(self.order)
+        else:
+            opened = sorted((c for c, n in state.channel_opens.items() if n > 0), key=lambda c: -state.channel_opens[c])
+            ranked = [c for c in (state.preferred_channel, *opened, *default, *have) if c is not None]
+        reachable = {"email": bool(state.accepts_marketing and state.email),
+                     "sms": bool(state.sms_consent and state.sms_phone)}
+        return next((c for c in dict.fromkeys(ranked) if c in have and reachable.get(c)), None)
+
+    def act(self, t: Touch, i: int) -> Action | None:
+        channel = self.choose(t.ctx.state, t.settings.sms.channels)
+        return None if channel is None else dict(self.parts)[channel].act(t, i)
+
+
 def _occasion_vars(rule: _Rule, state: CustomerState, anchor: str) -> dict[str, Any] | None:
     """What the email sees as ``occasion``: the captured one, or the profile date's kind."""
     prefix, _, when = anchor.rpartition(":")
@@ -291,4 +346,4 @@ class SignalSpec:
         return Signal(key=f"{t.key}:{i}", event=self.event, customer_id=state.referred_by, data=data)
 
 
-__all__ = ["SPECS", "Touch", "CouponSpec", "EmailSpec", "SmsSpec", "TagSpec", "TierSpec", "SignalSpec", "spec"]
+__all__ = ["SPECS", "Touch", "CouponSpec", "EmailSpec", "SmsSpec", "MessageSpec", "TagSpec", "TierSpec", "SignalSpec", "spec"]

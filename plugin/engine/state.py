@@ -16,7 +16,7 @@ from typing import Any
 
 from plugin.engine import occasions as occ
 from plugin.engine.referral import decode_referral_code, referral_code
-from plugin.events import Event, Money
+from plugin.events import CHANNELS, Event, Money
 
 _EMPTY: MappingProxyType[Any, Any] = MappingProxyType({})
 _ZERO = Decimal(0)
@@ -87,6 +87,8 @@ class CustomerState:
     sms_consent: bool = False  # SMS marketing consent, separate from email's
     sms_consent_at: datetime | None = None  # time of the newest SMS consent applied
     preferred_channel: str | None = None  # stated by the customer on their personal page
+    #: how often they opened their page from a message on each channel (page.opened data.channel)
+    channel_opens: MappingProxyType[str, int] = field(default_factory=lambda: _EMPTY)
     currency: str | None = None
     orders: MappingProxyType[str, OrderSummary] = field(default_factory=lambda: _EMPTY)  # order id -> OrderSummary
     orders_count: int = 0
@@ -191,12 +193,23 @@ def _prefer(state: CustomerState, channel: object) -> CustomerState:
     return _evolve(state, {"preferred_channel": channel})
 
 
+def _channels(state: CustomerState, event: Event) -> CustomerState:
+    """The channel the customer stated, or one more page opened from a message on a channel."""
+    if event.type == "customer.preference_changed":
+        return _prefer(state, event.data.get("preferred_channel"))
+    channel = event.data.get("channel")
+    if channel not in CHANNELS:
+        return state
+    opens = {**state.channel_opens, channel: state.channel_opens.get(channel, 0) + 1}
+    return _evolve(state, {"channel_opens": MappingProxyType(opens)})
+
+
 def apply(state: CustomerState, event: Event, settings: Any = None) -> CustomerState:
     """The customer's state after ``event`` (``settings``: the rule set's, for referral codes).
     Pure and idempotent."""
     state = _merge_customer(state, event)
-    if event.type == "customer.preference_changed":
-        return _prefer(state, event.data.get("preferred_channel"))
+    if event.type in ("customer.preference_changed", "page.opened"):
+        return _channels(state, event)
     if event.type == "occasion.captured":
         found = occ.from_event(event)
         if state.occasions.get(found.id) == found:
@@ -297,6 +310,7 @@ def state_to_dict(s: CustomerState) -> dict[str, Any]:
         "sms_consent": s.sms_consent,
         "sms_consent_at": _t(s.sms_consent_at),
         "preferred_channel": s.preferred_channel,
+        "channel_opens": dict(s.channel_opens),
         "currency": s.currency,
         "orders": [
             {"id": o.id, "at": o.at.isoformat(), "total": str(o.total), "currency": o.currency, "paid": o.paid, "cancelled": o.cancelled,
@@ -338,6 +352,7 @@ def state_from_dict(d: dict[str, Any]) -> CustomerState:
         sms_consent=d.get("sms_consent", False),
         sms_consent_at=parse_time(d.get("sms_consent_at")),
         preferred_channel=d.get("preferred_channel"),
+        channel_opens=MappingProxyType(dict(d.get("channel_opens") or {})),
         currency=d.get("currency"),
         products_bought=frozenset(d.get("products_bought", ())),
         collections_bought=frozenset(d.get("collections_bought", ())),
