@@ -18,7 +18,6 @@ from jinja2.sandbox import SandboxedEnvironment
 from plugin.engine.conditions import did_you_mean
 from plugin.engine.fields import FIELDS, MONEY
 from plugin.engine.moments import parse_date
-from plugin.engine.specs import EmailSpec
 from plugin.engine.ruleset import Problems, RuleSet, compile_ruleset
 from plugin.errors import RuleError
 from plugin.lint_problem import LintResult, Problem
@@ -218,14 +217,20 @@ def lint_sources(sources, templates: dict[str, str], templates_where: str = "tem
     _check_subjects(docs, problems)
     if now is not None:
         _check_past_dates(docs, problems, now)
-    used = {a.template for r in (ruleset.rules if ruleset else ()) for a in r.actions if isinstance(a, EmailSpec)}
+    from plugin.template_lint import email_specs
+
+    used = {a.template for r in (ruleset.rules if ruleset else ()) for a in email_specs(r.actions)}
     _check_templates(templates_where, templates, used, problems)
+    sms_warnings: list[Problem] = []
     if ruleset is not None and not problems:
+        from plugin.sms_lint import sms_problems
         from plugin.template_lint import email_problems
 
         problems += email_problems(docs, ruleset, templates, templates_where)
+        found, sms_warnings = sms_problems(docs, ruleset, templates, templates_where)
+        problems += found
     problems.sort()
-    warnings = currency_warnings(sources)
+    warnings = currency_warnings(sources) + sms_warnings
     if ruleset is not None and not problems:
         warnings += _rule_warnings(docs, ruleset)
     return LintResult(ruleset if not problems else None, problems, warnings)

@@ -4,10 +4,19 @@ sandbox and limits as a real send: a template that fails (an unknown variable, a
 subject over 1 KB) is a lint problem naming its file and line, not a failed touch later."""
 from __future__ import annotations
 
-from plugin.engine.specs import CouponSpec, EmailSpec
+from plugin.engine.specs import CouponSpec, EmailSpec, MessageSpec
 from plugin.mail.preview import SAMPLE_CUSTOMER, SAMPLE_OCCASION, SAMPLE_PAGE, SAMPLE_SHOP, sample_coupon
 from plugin.rule_yaml import rule_positions
 from plugin.lint_problem import Problem
+
+
+def email_specs(actions) -> list[EmailSpec]:
+    """The emails among a rule's actions, a message's email part included."""
+    out = []
+    for a in actions:
+        parts = [p for _, p in a.parts] if isinstance(a, MessageSpec) else [a]
+        out += [p for p in parts if isinstance(p, EmailSpec)]
+    return out
 
 
 def render_problems(ruleset, templates: dict[str, str], where_rule, where_template) -> list:
@@ -20,6 +29,8 @@ def render_problems(ruleset, templates: dict[str, str], where_rule, where_templa
     for rule in ruleset.rules:
         coupon = next((a for a in rule.actions if isinstance(a, CouponSpec)), None)
         for j, action in enumerate(rule.actions):
+            if isinstance(action, MessageSpec):  # its email, when it has one
+                action = dict(action.parts).get("email")
             if not isinstance(action, EmailSpec):
                 continue
             context = mail.email_context(SAMPLE_CUSTOMER, sample_coupon(coupon) if coupon else None, SAMPLE_SHOP,

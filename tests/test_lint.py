@@ -90,7 +90,7 @@ CASES = [
     ("unknown top-level field", "rule:\n  - id: thanks\n",
      ["rules.yaml:1:1: [-] unknown field 'rule' (did you mean 'rules'?); allowed: settings, rules"]),
     ("unknown action", rule_file(trigger="order.paid", actions="\n      - emial: {template: icebreaker, subject: Hi}"),
-     ["rules.yaml:5:9: [thanks] unknown action 'emial' (did you mean 'email'?); allowed: coupon, email, sms, tag, tier, signal"]),
+     ["rules.yaml:5:9: [thanks] unknown action 'emial' (did you mean 'email'?); allowed: coupon, email, sms, message, tag, tier, signal"]),
     ("unknown operator", rule_file(trigger="order.paid", when="\n      customer.orders_count: {at_leest: 2}", actions=TAG),
      ["rules.yaml:5:31: [thanks] unknown operator 'at_leest' (did you mean 'at_least'?); allowed: equals, not_equals, "
       "greater_than, at_least, less_than, at_most, between, in, not_in, contains, not_contains, contains_any, exists"]),

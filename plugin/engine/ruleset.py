@@ -224,8 +224,9 @@ def _rule(doc: dict[str, Any], path: Path, problems: Problems, templates: Collec
     actions = tuple(_action(a, path + ("actions", i), problems, rule_id, templates) for i, a in enumerate(doc["actions"]))
     kinds = [a.type for a in actions if a is not None]
     marketing = any(a.marketing for a in actions if a is not None)
-    if "email" in kinds and "coupon" in kinds and kinds.index("email") < kinds.index("coupon"):
-        problems.add(path + ("actions",), "the email comes before the coupon it should show; list the coupon first", rule_id)
+    message = next((k for k in kinds if k in ("email", "sms", "message")), None)
+    if message and "coupon" in kinds and kinds.index(message) < kinds.index("coupon"):
+        problems.add(path + ("actions",), f"the {message} comes before the coupon it should show; list the coupon first", rule_id)
     if "signal" in kinds and marketing:
         problems.add(path + ("actions",), "a signal rule only passes the event on; put coupons and emails in the rule that receives it", rule_id)
     custom = trigger is not None and trigger.kind == "event" and is_custom(trigger.event)

@@ -211,7 +211,7 @@ class SmsSpec:
         if templates is not None and f"{name}.sms" not in templates:
             known = [n[:-4] for n in templates if n.endswith(".sms")]
             report(path + ("template",), f"SMS template {name!r} not found{did_you_mean(name, known)}"
-                                         f" (SMS templates are rules/templates/NAME.sms.txt)")
+                                         f" (templates are rules/templates/NAME.sms.txt for texts)")
         return cls(name)
 
     def act(self, t: Touch, i: int) -> Sms:
