@@ -27,6 +27,12 @@ def load_inputs(session, shop_id: str) -> Inputs:
             .where(EffectRow.shop_id == shop_id, EffectRow.status == "done", EffectRow.type.in_(("coupon", "email")))
             .group_by(EffectRow.decision_key, EffectRow.type)):
         sent[(key, kind)] = n
+    texts: dict[str, tuple[int, Decimal, str]] = {}
+    for key, n, cost, currency in session.execute(
+            select(EffectRow.decision_key, func.count(), func.sum(EffectRow.cost), func.max(EffectRow.cost_currency))
+            .where(EffectRow.shop_id == shop_id, EffectRow.status == "done", EffectRow.type == "sms")
+            .group_by(EffectRow.decision_key)):
+        texts[key] = (n, Decimal(str(cost or 0)), currency or "")
     touches, holdouts = [], []
     for key, rule_id, customer_id, kind, decision in session.execute(
             select(DecisionRow.key, DecisionRow.rule_id, DecisionRow.customer_id, DecisionRow.kind,
@@ -36,7 +42,7 @@ def load_inputs(session, shop_id: str) -> Inputs:
         at = parse_time(decision["at"])  # the engine's time of the decision, not the row's
         if kind == "touch":
             touches.append(Touch(rule_id, customer_id, at, key, decision.get("variant"),
-                                 sent.get((key, "coupon"), 0), sent.get((key, "email"), 0)))
+                                 sent.get((key, "coupon"), 0), sent.get((key, "email"), 0), *texts.get(key, (0, _ZERO, ""))))
         else:
             holdouts.append(Holdout(rule_id, customer_id, at, key))
     orders = {}
@@ -144,6 +150,9 @@ def format_table(report: Report, shop_id: str) -> str:
                          str(r.unsubscribes), f"{r.influenced_customers} / {_money(r.influenced_revenue)}"])
         out += _table(["rule", "reached", "coupons", "redeemed", "rate", "orders", "revenue", "net revenue",
                        "discount", "emails", "unsubs", "influenced / rev"], rows)
+        texted = [f"{rid}: {r.texts_sent} texts, {r.sms_cost} {cur}" for rid, r in rules.items() if r.texts_sent]
+        if texted:  # their cost is in each rule's send cost, so in its ROI
+            out.append("  sent by SMS (cost counted in the ROI): " + "; ".join(texted))
         returns = [f"{rid}: {r.refunded_orders} refunded, {r.cancelled_orders} cancelled"
                    for rid, r in rules.items() if r.refunded_orders or r.cancelled_orders]
         if returns:

@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import Callable, Iterable, Iterator
 
 from plugin.engine import Kind, Reason, RuleSet, occasions
-from plugin.engine.actions import Coupon, Email, Signal
+from plugin.engine.actions import Coupon, Email, Signal, Sms
 from plugin.moments import Moments
 from plugin.engine.step import Amend, Entry, Outcome, Recorded, TimerEntry, due, is_unsubscribe, origin_time, step
 from plugin.events import Event, event_from_dict
@@ -43,8 +43,12 @@ def _count_email(r, a: Email) -> None:
     r.emails += 1
 
 
+def _count_sms(r, a: Sms) -> None:
+    r.texts += 1
+
+
 #: action type -> how a touch's action of that type counts in its rule's report
-_COUNTED = {Coupon.type: _count_coupon, Email.type: _count_email}
+_COUNTED = {Coupon.type: _count_coupon, Email.type: _count_email, Sms.type: _count_sms}
 
 
 @dataclass
@@ -58,8 +62,11 @@ class RuleReport:
     percent_coupons: int = 0
     percent_total: Decimal = Decimal(0)
     emails: int = 0
+    texts: int = 0
+    segments: int = 0  # of the texts, rendered for each customer (simulated with templates)
+    sms_cost: Decimal = Decimal(0)  # ... at the shop's price per segment
     customers: Hashes = field(default_factory=Hashes)  # hashes of (shop, customer id) reached
-    render_failures: int = 0  # emails that could not be rendered (simulated with templates)
+    render_failures: int = 0  # emails and texts that could not be rendered (simulated with templates)
     variants: dict = field(default_factory=dict)  # A/B variant name -> its own RuleReport
 
     def variant(self, name: str) -> "RuleReport":
@@ -78,12 +85,15 @@ class RuleReport:
             "percent_coupons": self.percent_coupons,
             "average_percent": str(round(self.percent_total / self.percent_coupons, 1)) if self.percent_coupons else None,
             "emails": self.emails,
+            "texts": self.texts,
+            "segments": self.segments,
+            "sms_cost": str(self.sms_cost),
             "customers_reached": len(self.customers),
             "render_failures": self.render_failures,
         }
         if self.variants:
-            keep = ("touches", "coupons", "face_value", "percent_coupons", "average_percent", "emails",
-                    "customers_reached", "render_failures")
+            keep = ("touches", "coupons", "face_value", "percent_coupons", "average_percent", "emails", "texts",
+                    "segments", "sms_cost", "customers_reached", "render_failures")
             out["variants"] = {name: {k: v.to_dict()[k] for k in keep} for name, v in sorted(self.variants.items())}
         return out
 
@@ -101,6 +111,7 @@ class Report:
     rules: dict = field(default_factory=dict)
     ledger: dict = field(default_factory=dict)  # decision key -> touch Decision (unless not kept)
     render_errors: dict = field(default_factory=dict)  # (rule id, error) -> [count, first customer]
+    sms_currency: str = "USD"  # the texts' cost is in it (the shop's price per segment)
 
     def rule(self, rule_id: str) -> RuleReport:
         r = self.rules.get(rule_id)
@@ -128,6 +139,7 @@ class Report:
             "customers": self.customers,
             "start": self.start.isoformat() if self.start else None,
             "end": self.end.isoformat() if self.end else None,
+            "sms_currency": self.sms_currency,
             "rules": {rid: r.to_dict() for rid, r in sorted(self.rules.items())},
             "overlaps": self.overlaps(),
             "render_failures": [{"rule": rule_id, "error": error, "emails": n, "first_customer": customer}
@@ -180,7 +192,8 @@ class Simulator:
     def __init__(self, rules: RuleSet, on_outcome: Callable[[Event, Outcome], None] | None = None,
                  render: Callable | None = None, tz: tzinfo = timezone.utc, states=None, keep_ledger: bool = True):
         """``on_outcome``: called with each event (timers included) and what ``step`` made of it;
-        ``render``: (decision, email action, state) -> None or why the email cannot render;
+        ``render``: (decision, email or sms action, state) -> why it cannot render, or for an
+        email None and for a text its segments (plugin.mail.preview.touch_renderer);
         ``tz``: the shop's time zone, in which dated and yearly rules fire;
         ``states``: where customer states are kept (default a dict; ``PackedStates`` for big stores);
         ``keep_ledger``: keep every touch Decision in ``report.ledger`` (False: only counted)."""
@@ -192,7 +205,7 @@ class Simulator:
         self.timers: list = []  # heap of (wake_at, origin time, timer id, attempts, timer event)
         self.seen = Hashes()  # hashes of (shop, event id) delivered
         self.unsubscribed: set[int] = set()  # hashes of (shop, customer id) who used our one-click unsubscribe
-        self.report = Report()
+        self.report = Report(sms_currency=rules.settings.sms.price_currency)
         self.clock: datetime | None = None
         self._ledger = _Ledger()
         self._touches = self.report.ledger if keep_ledger else None
@@ -306,17 +319,26 @@ class Simulator:
                 if count is not None:
                     for c in counted:
                         count(c, a)
-                if isinstance(a, Email) and self.render is not None:
-                    error = self.render(d, a, outcome.state)
-                    if error is not None:
-                        for c in counted:
-                            c.render_failures += 1
-                        seen = report.render_errors.setdefault((d.rule_id, error), [0, skey[1]])
-                        seen[0] += 1
+                if isinstance(a, (Email, Sms)) and self.render is not None:
+                    self._rendered(d, a, outcome.state, counted, skey)
                 if isinstance(a, Signal) and a.customer_id:
                     signals.append(Event(id=a.key, type=a.event, shop=event.shop, customer_id=a.customer_id,
                                          occurred_at=now, data=a.data))
         return signals
+
+    def _rendered(self, d, a: Email | Sms, state, counted, skey) -> None:
+        """Render a touch's email or text as it would be sent: one that fails is counted (not
+        sent); a text's segments and their cost at the shop's price are."""
+        result = self.render(d, a, state)
+        if isinstance(result, int):  # a text: its segments
+            for c in counted:
+                c.segments += result
+                c.sms_cost += self.rules.settings.sms.cost(result)
+        elif result is not None:
+            for c in counted:
+                c.render_failures += 1
+            seen = self.report.render_errors.setdefault((d.rule_id, result), [0, skey[1]])
+            seen[0] += 1
 
 
 def _code(entry: Entry) -> int:

@@ -29,7 +29,7 @@ def sms_specs(rule) -> Iterator[tuple[tuple, SmsSpec]]:
 def sample_text(rule, spec: SmsSpec, templates: dict[str, str], customer: dict | None = None) -> str:
     """The rule's text for a sample (or the given) customer; plugin.mail.TemplateError when it fails."""
     from plugin import mail
-    from plugin.sms.render import render_sms
+    from plugin.mail.text import render_sms
 
     coupon = next((a for a in rule.actions if isinstance(a, CouponSpec)), None)
     context = mail.email_context(customer or SAMPLE_CUSTOMER, sample_coupon(coupon) if coupon else None, SAMPLE_SHOP,
@@ -41,7 +41,7 @@ def sample_text(rule, spec: SmsSpec, templates: dict[str, str], customer: dict |
 def sms_problems(docs, ruleset, templates: dict[str, str], templates_where: str) -> tuple[list, list]:
     """(problems, warnings) of every text the rule set can send."""
     from plugin import mail
-    from plugin.sms.render import template_file
+    from plugin.mail.text import template_file
     from plugin.template_vars import check_template, scope_for
 
     problems, warnings = [], []

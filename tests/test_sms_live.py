@@ -24,7 +24,9 @@ from plugin.db import CustomerRow, DecisionRow, EffectRow, TimerRow
 from plugin.demo.clock import ENV as CLOCK_ENV, DemoClock
 from plugin.demo.sandbox import Server, StoreSandbox
 from plugin.engine.sms import segments
+from plugin.analytics import build_report
 from plugin.pipeline import sweep_timers
+from plugin.reports import format_table, load_inputs
 from plugin.shops import install_rules, set_sms
 from plugin.sms.sink import SmsSink
 
@@ -172,6 +174,16 @@ def _play(live, sandbox, sink, smtp, tmp_path):
         assert trouble(live, [shop_id]) == {}, worker.output()
         assert "Traceback" not in worker.output(), worker.output()
     assert len(sink.messages) == 2  # Dana and Noa; nobody else got a text
+    # the texts' cost is the rule's own line in its report and part of its send cost (its ROI)
+    with live.rt.sessions() as session:
+        report = build_report(load_inputs(session, shop_id), now=clock())
+        costs = session.scalars(select(EffectRow.cost).where(EffectRow.shop_id == shop_id, EffectRow.type == "sms",
+                                                             EffectRow.status == "done")).all()
+    thanks = report.rules["thanks"]
+    assert (thanks.texts_sent, thanks.emails_sent) == (2, 1)
+    assert thanks.sms_cost == sum(Decimal(c) for c in costs) > 0
+    assert thanks.send_cost == thanks.sms_cost + Decimal("0.001")  # and the email
+    assert f"thanks: 2 texts, {thanks.sms_cost} USD" in format_table(report, shop_id)
 
 
 def _decision(live, shop_id, cid):

@@ -167,6 +167,8 @@ def roi(rule_id):
         values = [{"label": "Attributed revenue", "value": r.attributed_revenue},
                   {"label": "Discount cost", "value": r.discount_cost},
                   {"label": "Send cost", "value": r.send_cost}]
+        if r.texts_sent:  # part of the send cost: the texts' segments at the shop's price
+            values.append({"label": "of which SMS", "value": r.sms_cost})
         if lift and lift.incremental_revenue is not None:
             values.append({"label": "Incremental revenue", "value": max(lift.incremental_revenue, Decimal(0))})
         bars = bar_rows(values, ["value"], label_w=170)

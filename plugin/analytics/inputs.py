@@ -22,6 +22,9 @@ class Touch:
     variant: str | None = None
     coupons: int = 0  # coupons created in the store
     emails: int = 0  # emails sent
+    texts: int = 0  # text messages sent
+    sms_cost: Decimal = ZERO  # what they cost (their segments at the shop's price) ...
+    sms_currency: str = ""  # ... in this currency
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +127,16 @@ class OrderIndex:
 def same_currency(currency: str, wanted: str | None) -> bool:
     """Whether an amount in ``currency`` is summed (``wanted`` None: every amount is)."""
     return wanted is None or currency == wanted
+
+
+def sms_cost(touches, currency: str | None) -> Decimal:
+    """What the touches' texts cost, counted when priced in the report's currency."""
+    return sum((t.sms_cost for t in touches if t.texts and same_currency(t.sms_currency, currency)), ZERO)
+
+
+def send_cost(touches, settings: Settings) -> Decimal:
+    """What sending the touches cost: their emails at the report's price per email, and their texts."""
+    return sum(t.emails for t in touches) * settings.send_cost + sms_cost(touches, settings.currency)
 
 
 def as_index(orders) -> OrderIndex:

@@ -5,7 +5,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from plugin.analytics.inputs import ZERO, Settings, as_index, same_currency
+from plugin.analytics.inputs import ZERO, Settings, as_index, same_currency, send_cost
 from plugin.analytics.results import Lift
 from plugin.analytics.statistics import MIN_EVENTS, difference_interval, mean_difference, two_proportion_z_test
 
@@ -47,7 +47,7 @@ def holdout_lift(rule_id, touches, holdouts, orders, attributions, now, settings
     keys = {d.key for _, _, d in t}
     discount = sum((a.discount for a in attributions
                     if a.decision_key in keys and not a.cancelled and same_currency(a.currency, settings.currency)), ZERO)
-    send = sum(d.emails for _, _, d in t) * settings.send_cost
+    send = send_cost([d for _, _, d in t], settings)  # emails and texts
     per1 = sum((r for _, r, _ in t), ZERO) / n1 if n1 else ZERO
     per0 = sum((r for _, r, _ in h), ZERO) / n0 if n0 else ZERO
     diff = p_value = incremental = inc_interval = roi = None

@@ -7,7 +7,8 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 from plugin.analytics.funnel import store_kpis, weekly_funnel
-from plugin.analytics.inputs import ZERO, Inputs, OrderIndex, Settings, as_index, main_currency, same_currency
+from plugin.analytics.inputs import (ZERO, Inputs, OrderIndex, Settings, as_index, main_currency, same_currency,
+                                     sms_cost)
 from plugin.analytics.lift import holdout_lift
 from plugin.analytics.results import Report, RuleSummary
 from plugin.analytics.variants import compare_variants
@@ -52,12 +53,14 @@ def rule_summaries(touches, holdouts, orders, attributions, unsubscribes, all_to
             s = out[rule_id] = RuleSummary(rule_id)
         return s
 
-    reached = defaultdict(set)
+    reached, by_rule = defaultdict(set), defaultdict(list)
     for t in touches:
+        by_rule[t.rule_id].append(t)
         s = summary(t.rule_id)
         s.touches += 1
         s.coupons_issued += t.coupons
         s.emails_sent += t.emails
+        s.texts_sent += t.texts
         reached[t.rule_id].add(t.customer_id)
     held = defaultdict(set)
     for h in holdouts:
@@ -69,7 +72,8 @@ def rule_summaries(touches, holdouts, orders, attributions, unsubscribes, all_to
         s.held_out = len(held[rid])
         s.coupons_redeemed = len(redeemed_keys[rid])
         s.redemption_rate = s.coupons_redeemed / s.coupons_issued if s.coupons_issued else None
-        s.send_cost = s.emails_sent * settings.send_cost
+        s.sms_cost = sms_cost(by_rule[rid], currency)
+        s.send_cost = s.emails_sent * settings.send_cost + s.sms_cost
     for rid, n in unsubscribes_by_rule(touches, all_touches, unsubscribes).items():
         summary(rid).unsubscribes = n
     for rid, (customers, revenue) in influenced(touches, orders, settings.window, currency).items():

@@ -110,7 +110,9 @@ class RuleSummary:
     cancelled_orders: int = 0
     discount_cost: Decimal = ZERO
     emails_sent: int = 0
-    send_cost: Decimal = ZERO
+    send_cost: Decimal = ZERO  # emails and texts
+    texts_sent: int = 0
+    sms_cost: Decimal = ZERO  # the texts' part of send_cost (their segments at the shop's price)
     unsubscribes: int = 0
     influenced_customers: int = 0
     influenced_revenue: Decimal = ZERO

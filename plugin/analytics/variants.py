@@ -4,7 +4,7 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 
-from plugin.analytics.inputs import ZERO, Settings, Touch, as_index, same_currency
+from plugin.analytics.inputs import ZERO, Settings, Touch, as_index, same_currency, send_cost
 from plugin.analytics.lift import first_decisions, window_revenue
 from plugin.analytics.results import MetricComparison, VariantComparison, VariantStats
 from plugin.analytics.statistics import MIN_EVENTS, mean_difference, too_few, two_proportion_z_test
@@ -49,7 +49,7 @@ def compare_variants(rule_id, touches, holdouts, orders, attributions, now, sett
             m_keys = {t.key for t in matured}
             m_discount = sum((a.discount for a in attr if a.decision_key in m_keys and not a.cancelled
                               and same_currency(a.currency, settings.currency)), ZERO)
-            m_send = sum(t.emails for t in matured) * settings.send_cost
+            m_send = send_cost(matured, settings)  # emails and texts
             if m_discount + m_send > 0:
                 roi = float((incremental - m_discount - m_send) / (m_discount + m_send))
         stats.append(VariantStats(

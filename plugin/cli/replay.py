@@ -141,6 +141,9 @@ def format_report(report) -> str:
         supp = ", ".join(f"{k} {v}" for k, v in r["suppressed"].items())
         lines.append(f"{rid:<22}{r['triggered']:>10}{r['touches']:>9}{r['customers_reached']:>9}{r['coupons']:>9}"
                      f"{r['emails']:>8}  {value or '-'} / {supp or '-'}")
+        if r["texts"]:
+            lines.append(f"{'  by SMS':<22}{'':>10}{r['texts']:>9} texts, {r['segments']} segments, "
+                         f"{r['sms_cost']} {d['sms_currency']}")
         for name, v in r.get("variants", {}).items():
             lines.append(f"{'  variant ' + name:<22}{'':>10}{v['touches']:>9}{v['customers_reached']:>9}{v['coupons']:>9}"
                          f"{v['emails']:>8}  {_value(v) or '-'}")

@@ -19,7 +19,7 @@ from plugin.engine.ruleset import for_shop
 from plugin.engine.sms import e164, segments
 from plugin.shops import rules_for
 from plugin.sms import SmsError, provider_for
-from plugin.sms.render import render_sms
+from plugin.mail.text import render_sms
 
 log = logging.getLogger("keepwell.effects")
 STOP_PREFIX = "sms-stop:"

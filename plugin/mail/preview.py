@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from plugin.engine.actions import Coupon, Email
+from plugin.engine.actions import Coupon, Email, Sms
+from plugin.engine.sms import segments
 from plugin.engine.specs import CouponSpec, EmailSpec
 
 from plugin.mail.context import email_context
 from plugin.mail.render import Rendered, TemplateError, render
+from plugin.mail.text import render_sms
 
 SAMPLE_CUSTOMER = {"first_name": "Ana", "last_name": "Silva", "email": "ana.silva@example.com", "locale": "en"}
 SAMPLE_SHOP = {"name": "Sample Store", "url": "https://shop.example"}
@@ -59,14 +61,17 @@ def preview(rule, customer=None, templates: dict[str, str] | None = None, *, sho
 
 def touch_renderer(templates: dict[str, str] | None, shop: dict | None = None):
     """A function ``(decision, email action, customer state) -> None or the error`` that renders a
-    touch's email as it would be sent, for `simulate` (``templates``: None reads the shipped folder)."""
+    touch's email as it would be sent, for `simulate` (``templates``: None reads the shipped folder);
+    given a text (an sms action) it answers the segments the text goes out as, or the error."""
     shop = shop or SAMPLE_SHOP
 
-    def check(decision, email: Email, state) -> str | None:
+    def check(decision, email: Email | Sms, state) -> str | int | None:
         coupon = next((a for a in decision.actions if isinstance(a, Coupon)), None)
         context = email_context(state, coupon.to_dict() if coupon else None, shop, SAMPLE_UNSUBSCRIBE,
                                 f"{shop.get('url')}/discount/REF", email.occasion, SAMPLE_PAGE)
         try:
+            if isinstance(email, Sms):  # a text: the segments it goes out as
+                return segments(render_sms(email.template, context, templates)).parts
             render(email.template, email.subject, context, templates=templates)
         except TemplateError as exc:
             return str(exc)

@@ -1,5 +1,6 @@
 """Text messages: the shop's provider settings (``settings``), the provider interface
-(``provider``), Twilio (``twilio``), the local sink (``sink``) and rendering (``render``).
+(``provider``), Twilio (``twilio``) and the local sink (``sink``). Texts are rendered from their
+templates by plugin.mail.text, in the emails' sandbox.
 
 A second provider is one module with a class taking (the shop's settings document, the config)
 and sending ``send(to, body) -> message id``, and one line in ``PROVIDERS``; its name is then

@@ -1,4 +1,4 @@
-"""Render a text message from its template (``NAME.sms.txt``) in the same sandbox, with the same
+"""Render a text message (SMS) from its template (``NAME.sms.txt``) in the same sandbox, with the same
 variables, as emails (plugin.mail): ``{{ coupon.code }}``, ``{{ customer.first_name }}``, ... The
 text is plain: no HTML escaping; runs of spaces and blank lines at its ends are trimmed."""
 from __future__ import annotations
