@@ -102,7 +102,8 @@ def test_a_gift_named_at_checkout_brings_a_reminder_a_week_before_next_year(demo
     """Ava's first order (Shopify cart attributes) is a gift for her mother's birthday 12 days
     later, Zoë's second (WooCommerce order meta) one for an anniversary 10 days later; both said
     "remind me". Nothing that year (they just bought for it); a week before next year's date, a
-    reminder with its coupon, on both platforms."""
+    reminder with its coupon, on both platforms: Ava's by email; Zoë's as a text, since she opted in
+    to texts and chose them on her page (the rule's message goes out on the preferred channel)."""
     _, report, _ = demo
     for platform, person, email, day, subject in (
             ("shopify", "Ava Lindqvist", "ava.lindqvist@example.com", 5 + 365, "Birthday for Mum is a week away"),
@@ -112,8 +113,15 @@ def test_a_gift_named_at_checkout_brings_a_reminder_a_week_before_next_year(demo
         assert [(c["for"], c["discount"]) for c in reminders] == [(person, "10%")], shop["coupons"]
         assert reminders[0]["code"].upper().startswith("REMIND-")
         assert abs(reminders[0]["day"] - day) <= 1  # a 366-day year moves it by one
-        assert [(e["to"], e["subject"], e["day"]) for e in shop["emails"] if e["rule"] == "occasion_reminder"] == \
-            [(email, subject, reminders[0]["day"])]
+        emailed = [(e["to"], e["subject"], e["day"]) for e in shop["emails"] if e["rule"] == "occasion_reminder"]
+        texted = [t for t in shop["texts"] if t["rule"] == "occasion_reminder"]
+        if platform == "shopify":
+            assert emailed == [(email, subject, reminders[0]["day"])] and texted == []
+        else:
+            assert emailed == []
+            assert [(t["to"], t["number"], t["day"], t["segments"]) for t in texted] == \
+                [(person, "+972525550188", reminders[0]["day"], 1)]
+            assert subject in texted[0]["body"] and reminders[0]["code"].upper() in texted[0]["body"]
     assert report["days"] >= 372
 
 
@@ -202,6 +210,8 @@ def _comparable(report: dict) -> dict:
     for shop in shops:
         for coupon in shop["coupons"]:
             del coupon["code"]
+        for text in shop["texts"]:
+            del text["body"]  # it shows the coupon code
         for items in shop["suppressed"].values():
             for item in items:
                 del item["key"]

@@ -15,8 +15,10 @@ REASONS = ("consent", "holdout", "priority", "cap", "limit", "cancelled")
 EXAMPLES = 3
 
 
-def gather(session, *, t0: datetime, stores, sandbox, outbox: list[dict], storefront, dead_letters: dict) -> list[dict]:
-    """One dict per store: webhooks, coupons, tags, emails, suppressions, failures."""
+def gather(session, *, t0: datetime, stores, sandbox, outbox: list[dict], storefront, dead_letters: dict,
+           texts: list[dict] = ()) -> list[dict]:
+    """One dict per store: webhooks, coupons, tags, emails, texts (from the SMS sink's outbox),
+    suppressions, failures."""
     shops = []
     for store in stores:
         people = [p for p in storefront.people.values() if p.platform == store.platform]
@@ -55,6 +57,12 @@ def gather(session, *, t0: datetime, stores, sandbox, outbox: list[dict], storef
             emails.append({"day": day(eff.decision_key), "to": ", ".join(m["to"]), "subject": m["subject"],
                            "rule": decisions[eff.decision_key].rule_id if eff.decision_key in decisions else "?"})
         emails.sort(key=lambda e: e["day"])
+        by_sid = {e.message_id: e for e in effects if e.type == "sms" and e.message_id}
+        sent_texts = [{"day": day(eff.decision_key), "to": who(eff.customer_id), "number": m["to"], "body": m["body"],
+                       "segments": eff.segments, "rule": decisions[eff.decision_key].rule_id
+                       if eff.decision_key in decisions else "?"}
+                      for m in texts if (eff := by_sid.get(m["sid"])) is not None]
+        sent_texts.sort(key=lambda t: t["day"])
 
         suppressed = {r: [] for r in REASONS}
         for d in decisions.values():
@@ -91,6 +99,7 @@ def gather(session, *, t0: datetime, stores, sandbox, outbox: list[dict], storef
             "coupons": coupons,
             "tags": {who(cid): tags for cid, tags in sandbox.tags[store.platform].items() if tags},
             "emails": emails,
+            "texts": sent_texts,
             "suppressed": suppressed,
             "failed": [{"rule": d.rule_id, "customer": who(d.customer_id), "error": d.error}
                        for d in decisions.values() if d.status == "failed"],
@@ -137,6 +146,10 @@ def format_report(report: dict) -> str:
         lines.append(f"emails delivered ({len(shop['emails'])}):")
         lines += _table(("day", "to", "subject"), [(str(e["day"]), e["to"], e["subject"]) for e in shop["emails"]])
 
+        if shop.get("texts"):
+            lines.append(f"texts delivered ({len(shop['texts'])}):")
+            lines += _table(("day", "to", "segments", "text"),
+                            [(str(t["day"]), f"{t['to']} {t['number']}", str(t["segments"]), t["body"]) for t in shop["texts"]])
         total = sum(len(v) for v in shop["suppressed"].values())
         lines.append(f"decisions suppressed ({total}), by reason:")
         for reason, items in shop["suppressed"].items():
@@ -189,6 +202,7 @@ def totals(report: dict) -> dict:
     for shop in report["shops"]:
         out["coupons"] += len(shop["coupons"])
         out["emails"] += len(shop["emails"])
+        out["texts"] += len(shop.get("texts", ()))
         out["suppressed"] += sum(len(v) for v in shop["suppressed"].values())
         out["duplicates"] += len(shop["webhooks"]["duplicates"])
         out["failed"] += len(shop["failed"])

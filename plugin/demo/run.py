@@ -32,6 +32,9 @@ SERVE_LINK_TTL_S = 3600  # `keepwell demo --serve`: how long its sign-in links o
 SHOPIFY_DOMAIN = "demo-shop.myshopify.com"
 WOO_URL = "https://woo-demo.example"
 CONSENT_META_KEY = "_keepwell_marketing_opt_in"
+#: The demo shops' Twilio account, answered by the local SMS sink (KEEPWELL_TWILIO_API_URL).
+DEMO_TWILIO_SID, DEMO_TWILIO_TOKEN, DEMO_TWILIO_FROM = "AC" + "d3" * 16, "demo-twilio-auth-token", "+14155552345"
+ZOE_MOBILE = "+972 52 555 0188"  # an Israeli mobile: her texts go out in Jerusalem's daytime
 
 
 def _field(output: str, label: str) -> str:
@@ -75,6 +78,9 @@ class Demo(Services):
         self.sandbox = StoreSandbox(token, ck, cs)
         self.sandbox_server = Server(self.sandbox).start()
         self.smtp = SMTPSink(self.workdir / "mail.jsonl", port=free_port()).start()
+        from plugin.sms.sink import SmsSink
+
+        self.sms = SmsSink(self.workdir / "sms.jsonl", credentials={DEMO_TWILIO_SID: DEMO_TWILIO_TOKEN}).start()
         app_port = free_port()
         self.app_url = f"http://127.0.0.1:{app_port}"
         self.shopify_secret = secrets.token_hex(16)
@@ -101,6 +107,8 @@ class Demo(Services):
             StoreInfo("woocommerce", _field(woo_out, "shop id"), WOO_URL, _field(woo_out, "webhook URL"),
                       _field(woo_out, "webhook secret")),
         ]
+        run_cli([["shop", "sms", store.shop_id, "--account-sid", DEMO_TWILIO_SID, "--from", DEMO_TWILIO_FROM]
+                 for store in self.stores], {**env, "KEEPWELL_SMS_AUTH_TOKEN": DEMO_TWILIO_TOKEN}, logs / "cli.log")
         self._wait_for_app(app)
         self._wait_for_worker(worker)
         self.worker, self.app = worker, app
@@ -135,11 +143,27 @@ class Demo(Services):
             step.play()
             self._wait_idle(f"day {step.day:g}")
             self.out(f"  day {step.day:>3g}  {step.title} ({len(storefront.deliveries) - before} webhooks)")
+        self._texts_please(storefront)
         last = max(s.day for s in script)
         self._advance_to(self.t0 + timedelta(days=HORIZON_DAYS))
         self.out(f"  day {last:>3g} -> {HORIZON_DAYS}: time passes; {self.timers_fired} timers fired "
                  f"(delays, deferrals, lapses, occasions) in {self.steps} steps")
         return self._report(storefront)
+
+    def _texts_please(self, storefront) -> None:
+        """Zoë texts START to the shop's number and picks texts on her personal page: the events the
+        inbound SMS webhook and the page push. Her anniversary reminder next year comes as a text."""
+        zoe, shop = storefront.people["zoe"], self.stores[1]
+        now = self.clock()
+        for n, (kind, body) in enumerate((
+                ("customer.consent_changed", {"customer": {"id": zoe.id, "phone": ZOE_MOBILE, "sms_consent": True}}),
+                ("customer.preference_changed", {"data": {"preferred_channel": "sms"}}))):
+            self.rt.handoff.push_event(shop.shop_id, {
+                "id": f"{'sms-start' if n == 0 else 'page'}:{zoe.id}:{int(now.timestamp())}", "type": kind,
+                "shop": shop.shop_id, "customer_id": zoe.id, "occurred_at": (now + timedelta(seconds=n)).isoformat(),
+                **body})
+        self._wait_idle("Zoë's text opt-in")
+        self.out("  day   6  Zoë texts START to the shop's number and picks texts on her page (2 events)")
 
     def _advance_to(self, when: datetime) -> None:
         """Fire every timer due before ``when``, a step at a time in wake order, then set the clock."""
@@ -205,11 +229,13 @@ class Demo(Services):
     def _report(self, storefront) -> dict:
         from plugin.demo import report as reporting
         from plugin.demo.smtp_sink import read
+        from plugin.sms.sink import read as read_texts
 
         dead = {s.shop_id: self.rt.redis.llen(f"{self.rt.handoff.keys(s.shop_id).backlog}:dead") for s in self.stores}
         with self.rt.sessions() as session:
             shops = reporting.gather(session, t0=self.t0, stores=self.stores, sandbox=self.sandbox,
-                                     outbox=read(self.workdir / "mail.jsonl"), storefront=storefront, dead_letters=dead)
+                                     outbox=read(self.workdir / "mail.jsonl"), storefront=storefront, dead_letters=dead,
+                                     texts=read_texts(self.workdir / "sms.jsonl"))
         return {"shops": shops, "days": HORIZON_DAYS, "timers_fired": self.timers_fired, "steps": self.steps,
                 "workdir": str(self.workdir)}
 
@@ -244,7 +270,8 @@ def main(workdir: Path, out: Callable[[str], None] = print, json_path: Path | No
         out(format_report(report))
     t = totals(report)
     out("")
-    out(f"{t['coupons']} coupons created, {t['emails']} emails delivered, {t['suppressed']} decisions suppressed, "
+    out(f"{t['coupons']} coupons created, {t['emails']} emails and {t['texts']} texts delivered, "
+        f"{t['suppressed']} decisions suppressed, "
         f"{t['duplicates']} duplicate deliveries answered \"duplicate\"; demo finished in {report['elapsed_s']} s, "
         f"every process it started is stopped.")
     if not serve:

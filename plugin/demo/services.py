@@ -37,6 +37,7 @@ class Services:
         self.procs = Processes()
         self.sandbox_server = None
         self.smtp = None
+        self.sms = None  # the local SMS sink (Twilio's API)
         self.redis_url = None
         self.shared_redis = False
         self.queue = "keepwell-demo"
@@ -108,6 +109,7 @@ class Services:
             "DATABASE_URL": database.choose(self.workdir, self.database_url),
             "REDIS_URL": self.redis_url,
             "SMTP_URL": self.smtp.url,
+            "KEEPWELL_TWILIO_API_URL": self.sms.url,
             "SHOPIFY_API_KEY": "keepwell-demo",
             "SHOPIFY_API_SECRET": self.shopify_secret,
             "KEEPWELL_SECRET_KEY": secrets.token_hex(32),
@@ -164,6 +166,7 @@ class Services:
         self.out(f"  web app    gunicorn at {self.app_url} (pid {self.app.proc.pid}), log {rel}/app.log")
         self.out(f"  worker     keepwell worker (pid {self.worker.proc.pid}) on demo time, log {rel}/worker.log")
         self.out(f"  smtp sink  {self.smtp.url}, outbox {rel}/mail.jsonl")
+        self.out(f"  sms sink   Twilio's Messages API at {self.sms.url}, outbox {rel}/sms.jsonl")
         self.out(f"  sandbox    Shopify GraphQL + WooCommerce REST at {self.sandbox_server.url}")
         for s in self.stores:
             self.out(f"  shop       {s.platform:<12} {s.domain:<28} {s.shop_id}  webhooks -> {s.webhook_url}")
@@ -175,13 +178,13 @@ class Services:
         try:
             self.procs.stop_all()
         finally:
-            for part in (self.sandbox_server, self.smtp):
+            for part in (self.sandbox_server, self.smtp, self.sms):
                 try:
                     if part is not None:
                         part.stop()
                 except Exception:  # noqa: BLE001 - stopping must go on
                     pass
-            self.sandbox_server = self.smtp = None
+            self.sandbox_server = self.smtp = self.sms = None
             if self.shared_redis:
                 self._forget_redis_keys()
                 self.shared_redis = False
