@@ -21,6 +21,7 @@ REASONS = {
     "cap": "too many messages lately (frequency cap)",
     "cancelled": "no longer applied when it came due",
     "self_referral": "referred themselves",
+    "quiet_hours": "a text due at night: waits for the morning",
     "conditions": "conditions did not hold",
 }
 SEARCH_LIMIT = 500
