@@ -100,7 +100,11 @@ class HistoryNotReady(KeepwellError):
 
 @dataclass(frozen=True)
 class ConsentLookup:
-    """A customer's email marketing consent as the store has it."""
+    """A customer's marketing consent as the store has it: email, and SMS where it says."""
 
     accepts_marketing: bool | None  # None: the store has not decided (e.g. a pending double opt-in)
     updated_at: datetime | None  # when it was given or withdrawn, if the store says
+    #: The customer's phone and SMS marketing consent, when the store's answer has them.
+    sms_consent: bool | None = None
+    sms_consent_at: datetime | None = None
+    phone: str | None = None

@@ -88,6 +88,10 @@ class Outbound(Protocol):
         """Record in the store that the customer unsubscribed from email marketing at ``at``;
         "done" or "skipped: why"; StoreError on failure."""
 
+    def sms_consent_update(self, shop: Shop, customer_id: str, subscribed: bool, at: datetime) -> str:
+        """Record in the store that the customer withdrew (``subscribed`` False) or gave back SMS
+        marketing consent at ``at``; "done" or "skipped: why"; StoreError on failure."""
+
     def discount_link(self, shop: Shop, code: str) -> str:
         """A link that opens the store with ``code`` applied (personal referral links)."""
 

@@ -53,6 +53,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(__import__("webhooks.events_api", fromlist=["bp"]).bp)
     app.register_blueprint(unsubscribe_bp)
     app.register_blueprint(__import__("plugin.pages.views", fromlist=["bp"]).bp)
+    app.register_blueprint(__import__("plugin.sms_consent.twilio", fromlist=["bp"]).bp)
     app.register_blueprint(__import__("plugin.data_requests", fromlist=["bp"]).bp)
     for platform in connectors.platforms():  # each platform's install and connect pages
         if connectors.get(platform).blueprint is not None:

@@ -79,6 +79,10 @@ class CustomerRow(Base):
     customer_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     state: Mapped[dict] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    #: The last digits of the state's ``sms_phone`` (plugin.sms_consent.phones.phone_key): finds the
+    #: customers a text message came from without reading every state.
+    phone_key: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    __table_args__ = (Index("ix_customers_shop_id_phone_key", "shop_id", "phone_key"),)
 
 
 class OrderIndexRow(Base):
@@ -177,6 +181,23 @@ class UnsubscribeRow(Base):
     shop_id: Mapped[str] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True)
     customer_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    store_status: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending", index=True)
+    store_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    store_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    store_tried_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class SmsConsentRow(Base):
+    """The newest SMS consent change Keepwell itself made (a STOP or START texted back, the personal
+    page, Twilio's "unsubscribed recipient" answer): effective at once for sending, before the
+    backlog folds its event, and written back to the store (store_status as for unsubscribes)."""
+
+    __tablename__ = "sms_consent_changes"
+    shop_id: Mapped[str] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    subscribed: Mapped[bool] = mapped_column(Boolean)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    source: Mapped[str] = mapped_column(String(32), default="")  # twilio, page, provider, ...
     store_status: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending", index=True)
     store_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     store_error: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -52,6 +52,13 @@ def write_back_unsubscribe(shop_id: str, customer_id: str) -> str:
     return consent.write_back(runtime(), shop_id, customer_id)
 
 
+def write_back_sms_consent(shop_id: str, customer_id: str) -> str:
+    """Tell the store of a customer's SMS opt-out or re-subscription (retried with backoff on its own)."""
+    from plugin.sms_consent import writeback
+
+    return writeback.write_back(runtime(), shop_id, customer_id)
+
+
 def purge() -> dict:
     """Retention: delete old data request exports, erase customers quiet for the retention period."""
     from plugin.data_requests import purge as run_purge
@@ -116,6 +123,10 @@ def tick() -> dict:
             out["moments"] += _enqueue_moments(rt, shop_id, now)
     with _boundary(out, "sending lost consent write-backs again"):
         out["unsubscribes"] = consent.resend_lost(rt)
+    with _boundary(out, "sending lost SMS consent write-backs again"):
+        from plugin.sms_consent import writeback
+
+        out["unsubscribes"] += writeback.resend_lost(rt)
     with _boundary(out, "resuming history imports"):
         out["imports"] = resume_stopped(rt)
     with _boundary(out, "the daily purge"):

@@ -37,6 +37,8 @@ from plugin.handoff import DRAIN_TTL, Envelope, Handoff, job_id
 from plugin.importing.importer import is_importing
 from plugin.engine.ruleset import for_shop
 from plugin.shops import learn_currency, referral_key, rules_for, to_shop
+from plugin import sms_consent
+from plugin.sms_consent import phones
 from plugin.timers import RQ_TIMER_HORIZON, fire_timer, schedule_timer, sweep_timers
 
 log = logging.getLogger("keepwell.worker")
@@ -216,6 +218,7 @@ def process_event(rt: Runtime, shop_id: str, event: Event) -> list[str]:
             ruleset, crow, state, recorded = _load(rt, session, shop_id, event, looked_up)
             outcome = step(event, state, ruleset, now, recorded)
             touches, timers = _write(session, shop_id, event, crow, outcome)
+    sms_consent.after_event(rt, shop_id, event)  # an SMS opt-out or re-subscription: kept and written back
     for key, at, attempt in timers:
         schedule_timer(rt, shop_id, key, at, attempt)
     for key in touches:
@@ -239,9 +242,13 @@ def _load(rt: Runtime, session, shop_id: str, event: Event, looked_up: ConsentLo
         select(TimerRow.key, TimerRow.wake_at, TimerRow.attempts, TimerRow.status)
         .where(TimerRow.shop_id == shop_id, TimerRow.customer_id == cid))}
     known = looked_up is not None and looked_up.accepts_marketing is not None
+    texts = looked_up is not None and looked_up.sms_consent is not None
     recorded = Recorded(ledger, timers, unsubscribed=session.get(UnsubscribeRow, (shop_id, cid)) is not None,
                         store_consent=looked_up.accepts_marketing if known else None,
-                        store_consent_at=looked_up.updated_at if known else None)
+                        store_consent_at=looked_up.updated_at if known else None,
+                        store_sms_consent=looked_up.sms_consent if texts else None,
+                        store_sms_consent_at=looked_up.sms_consent_at if texts else None,
+                        store_phone=looked_up.phone if texts else None)
     return ruleset, crow, state_from_dict(crow.state) if crow else None, recorded
 
 
@@ -276,9 +283,10 @@ def _write(session, shop_id: str, event: Event, crow: CustomerRow | None, outcom
             schedule.append((t.id, t.wake_at, t.attempts))
     if outcome.state is not None:
         if crow is None:
-            session.add(CustomerRow(shop_id=shop_id, customer_id=event.customer_id, state=state_to_dict(outcome.state)))
-        else:
-            crow.state = state_to_dict(outcome.state)
+            crow = CustomerRow(shop_id=shop_id, customer_id=event.customer_id)
+            session.add(crow)
+        crow.state = state_to_dict(outcome.state)
+        crow.phone_key = phones.state_key(crow.state)  # finds the customer a text message came from
         if event.order is not None and session.get(OrderIndexRow, (shop_id, event.order.id)) is None:
             session.add(OrderIndexRow(shop_id=shop_id, order_id=event.order.id, customer_id=event.customer_id))
         record_attribution(session, shop_id, event)  # order.paid redeeming a Keepwell coupon

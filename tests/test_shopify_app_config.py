@@ -36,6 +36,7 @@ SCOPE_OF_ROOT_FIELD = {
     "codeDiscountNodeByCode": "read_discounts",
     "tagsAdd": "write_customers",  # on Customer ids
     "customerEmailMarketingConsentUpdate": "write_customers",
+    "customerSmsMarketingConsentUpdate": "write_customers",  # "Requires write_customers access scope."
     "customer": "read_customers",
     "shop": None,  # the shop's own name, contact email and address: any app may read them
     "webhookSubscriptionCreate": None,  # each topic needs its resource's scope instead

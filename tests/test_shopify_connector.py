@@ -677,7 +677,8 @@ def test_register_webhooks(store):
                 "webhookSubscription": {"id": "gid://shopify/WebhookSubscription/1"}, "userErrors": []}}))
     topics = connector.register_webhooks(SHOP, "https://keepwell.example.com/")
     assert topics == ["orders/create", "orders/paid", "orders/cancelled", "refunds/create", "customers/create",
-                      "customers/update", "customers_email_marketing_consent/update", "app/uninstalled"]
+                      "customers/update", "customers_email_marketing_consent/update",
+                      "customers_marketing_consent/update", "app/uninstalled"]
     bodies = sent(store)
     assert [b["variables"]["topic"] for b in bodies] == list(subscriptions.TOPICS)
     assert {b["variables"]["uri"] for b in bodies} == {"https://keepwell.example.com/webhooks/shopify"}

@@ -106,6 +106,10 @@ class AcmeConnector:
         _call(shop, "POST", f"customers/{customer_id}/unsubscribe")
         return "done"
 
+    def sms_consent_update(self, shop, customer_id, subscribed, at):
+        _call(shop, "POST", f"customers/{customer_id}/sms", json={"subscribed": subscribed})
+        return "done"
+
     def discount_link(self, shop, code):
         return f"https://{shop.domain}/discount/{code}"
 

@@ -97,7 +97,7 @@ def test_a_classic_checkout_gives_keepwell_the_consent_the_birthday_and_the_occa
               {"do": "classic_checkout", "order": 4310, "post": GIFT_FOR_MOM})
     shown = out["steps"][0]
     assert set(shown["printed"]) == {"keepwell_occasion", "keepwell_occasion_date", "keepwell_occasion_for",
-                                     "keepwell_occasion_remind", "keepwell_marketing_opt_in"}
+                                     "keepwell_occasion_remind", "keepwell_marketing_opt_in", "keepwell_sms_opt_in"}
     assert shown["printed"]["keepwell_marketing_opt_in"]["value"] == 0  # never ticked for the customer
     assert "Is it for a special occasion?" in shown["html"]
     assert shown["checkout_fields"]["order"]["keepwell_birthday"]["required"] is False
@@ -158,7 +158,7 @@ def test_the_block_checkout_copies_its_answers_into_the_same_meta(php):
               "keepwell/occasion-remind": True, "someone-else/field": "x"}
     out = run(php, {"do": "boot"}, {"do": "user", "id": 7}, {"do": "block_checkout", "order": 4313, "fields": fields})
     assert set(out["block_fields"]) == {"keepwell/marketing-opt-in", "keepwell/occasion", "keepwell/occasion-date",
-                                        "keepwell/occasion-for", "keepwell/occasion-remind"}
+                                        "keepwell/occasion-for", "keepwell/occasion-remind", "keepwell/sms-opt-in"}
     order_meta = meta(out["orders"]["4313"])
     assert {k: order_meta[k] for k in ("_keepwell_marketing_opt_in", "_keepwell_occasion", "_keepwell_occasion_date",
                                        "_keepwell_occasion_for", "_keepwell_occasion_remind")} == \
@@ -179,10 +179,10 @@ def test_a_store_that_asks_no_occasion_or_birthday_still_collects_consent(php):
     out = run(php, {"do": "boot", "options": options}, {"do": "user", "id": 7}, {"do": "render_checkout"},
               {"do": "render_account"}, {"do": "classic_checkout", "order": 4315, "post": GIFT_FOR_MOM},
               {"do": "block_checkout", "order": 4316, "fields": {"keepwell/marketing-opt-in": True}})
-    assert set(out["steps"][0]["printed"]) == {"keepwell_marketing_opt_in"}
+    assert set(out["steps"][0]["printed"]) == {"keepwell_marketing_opt_in", "keepwell_sms_opt_in"}
     assert out["steps"][0]["checkout_fields"] == {"order": []}
-    assert set(out["steps"][1]["printed"]) == {"keepwell_marketing_opt_in"}
-    assert set(out["block_fields"]) == {"keepwell/marketing-opt-in"}
+    assert set(out["steps"][1]["printed"]) == {"keepwell_marketing_opt_in", "keepwell_sms_opt_in"}
+    assert set(out["block_fields"]) == {"keepwell/marketing-opt-in", "keepwell/sms-opt-in"}
     assert set(meta(out["orders"]["4315"])) == {"_keepwell_marketing_opt_in", "_keepwell_marketing_opt_in_at",
                                                  "_keepwell_marketing_opt_in_source"}
     assert meta(out["orders"]["4316"])["_keepwell_marketing_opt_in"] == "yes"
@@ -191,6 +191,43 @@ def test_a_store_that_asks_no_occasion_or_birthday_still_collects_consent(php):
               {"do": "render_checkout"})
     assert own["steps"][0]["printed"]["keepwell_occasion"]["args"]["options"] == \
         {"": "—", "bar-mitzvah": "Bar mitzvah", "hanukkah": "Hanukkah", "wedding": "Wedding"}
+
+
+def test_the_sms_opt_in_is_its_own_box_and_keepwell_reads_it_as_sms_consent(php):
+    out = run(php, {"do": "boot"}, {"do": "user", "id": 7}, {"do": "render_checkout"},
+              {"do": "classic_checkout", "order": 4320, "post": {"keepwell_sms_opt_in": "1"}})
+    assert "Reply STOP to unsubscribe" in out["steps"][0]["printed"]["keepwell_sms_opt_in"]["args"]["label"]
+    assert out["steps"][0]["printed"]["keepwell_sms_opt_in"]["value"] == 0
+    order_meta, customer_meta = meta(out["orders"]["4320"]), meta(out["customers"]["7"])
+    assert (order_meta["_keepwell_sms_opt_in"], order_meta["_keepwell_sms_opt_in_source"]) == ("yes", "checkout")
+    assert "_keepwell_marketing_opt_in" not in order_meta  # texts are not email
+    assert customer_meta["_keepwell_sms_opt_in"] == "yes"
+
+    order = as_order(out["orders"]["4320"])
+    order["billing"]["phone"] = "054-123-4567"
+    created = connector.parse(SHOP, "order.created", order)[0]
+    assert (created.customer.sms_consent, created.customer.phone) == (True, "054-123-4567")
+    assert created.customer.accepts_marketing is None
+    (customer,) = connector.parse(SHOP, "customer.updated", as_customer(out["customers"]["7"]))
+    assert customer.customer.sms_consent is True
+
+    # Unticked on the account page: withdrawn; the email opt-in is left as it was.
+    given = {"_keepwell_sms_opt_in": "yes", "_keepwell_marketing_opt_in": "yes"}
+    out = run(php, {"do": "boot"}, {"do": "user", "id": 7, "meta": given}, {"do": "render_account"},
+              {"do": "save_account", "post": {"keepwell_marketing_opt_in": "1"}})
+    assert out["steps"][0]["printed"]["keepwell_sms_opt_in"]["value"] == 1
+    kept = meta(out["customers"]["7"])
+    assert (kept["_keepwell_sms_opt_in"], kept["_keepwell_sms_opt_in_source"], kept["_keepwell_marketing_opt_in"]) == \
+        ("no", "account", "yes")
+    (customer,) = connector.parse(SHOP, "customer.updated", as_customer(out["customers"]["7"]))
+    assert (customer.customer.sms_consent, customer.customer.accepts_marketing) == (False, True)
+
+    block = run(php, {"do": "boot"}, {"do": "user", "id": 9},
+                {"do": "block_checkout", "order": 4321, "fields": {"keepwell/sms-opt-in": True}})
+    assert meta(block["orders"]["4321"])["_keepwell_sms_opt_in"] == "yes"
+    assert meta(block["customers"]["9"])["_keepwell_sms_opt_in"] == "yes"
+    guest = run(php, {"do": "boot"}, {"do": "classic_checkout", "order": 4322, "post": {}})
+    assert guest["orders"]["4322"] == []  # no box ticked: no consent recorded, none withdrawn
 
 
 def test_mailpoet_subscriber_status_becomes_the_customers_consent(php):

@@ -10,7 +10,7 @@ from dataclasses import replace
 from connectors.base import Shop
 from connectors.shopify.api import API_VERSION
 from connectors.shopify.coupons import create_coupon, discount_link
-from connectors.shopify import bulk, consent, inbound, payloads, profile
+from connectors.shopify import bulk, consent, inbound, payloads, profile, sms
 from connectors.shopify.payloads import parse
 from connectors.shopify.reconcile import changes_since
 from connectors.shopify.signature import delivery_key, is_ping, shop_domain, topic, verify
@@ -38,7 +38,8 @@ class ShopifyConnector:
     api_version = API_VERSION
     #: webhook topics parse() turns into events (app/uninstalled and the privacy topics are
     #: handled by ``lifecycle`` and ``unbound``)
-    topics = frozenset({*payloads.ORDER_TOPICS, *payloads.CUSTOMER_TOPICS, payloads.REFUND_TOPIC, *payloads.CONSENT_TOPICS})
+    topics = frozenset({*payloads.ORDER_TOPICS, *payloads.CUSTOMER_TOPICS, payloads.REFUND_TOPIC, *payloads.CONSENT_TOPICS,
+                        sms.TOPIC})
     credentials_schema = CREDENTIALS_SCHEMA
     own_webhook_secret = False  # the app's client secret signs every shop's webhooks
 
@@ -59,6 +60,7 @@ class ShopifyConnector:
     add_tag = staticmethod(add_tag)
     marketing_consent = staticmethod(consent.marketing_consent)
     unsubscribe = staticmethod(consent.unsubscribe)
+    sms_consent_update = staticmethod(sms.update)
     shop_profile = staticmethod(profile.shop_profile)
     # sync
     changes_since = staticmethod(changes_since)

@@ -23,7 +23,7 @@ from typing import Iterator, Mapping
 import requests
 
 from connectors.base import HistoryItem, HistoryNotReady, Shop
-from connectors.shopify import api
+from connectors.shopify import api, sms
 from connectors.shopify.payloads import PAID_STATUSES
 from connectors.shopify.reconcile import LINE_ITEM_FIELDS, ORDER_FIELDS, customer_payload, order_payload
 from plugin.errors import StoreError
@@ -47,11 +47,12 @@ CUSTOMERS_QUERY = """
         updatedAt
         tags
         defaultEmailAddress { emailAddress marketingState marketingUpdatedAt }
+        %s
       }
     }
   }
 }
-"""
+""" % sms.PHONE_FIELDS
 
 ORDERS_QUERY = """
 {

@@ -25,7 +25,7 @@ from decimal import Decimal
 from typing import Callable
 
 from connectors.base import Shop, checkout_fields
-from connectors.shopify import api, products
+from connectors.shopify import api, products, sms
 from plugin import shape
 from plugin.errors import PayloadError
 from plugin.events import Customer, Event, LineItem, Money, Order, address_line, parse_time
@@ -76,6 +76,8 @@ def parse(shop: Shop, topic: str, payload: dict,
         return [_consent_event(shop, topic, payload)]
     if topic == REFUND_TOPIC:
         return _refund_events(shop, payload, customer_of_order)
+    if topic == sms.TOPIC:
+        return [sms.consent_event(shop, payload)]
     return []  # app/uninstalled, compliance and tag topics are handled elsewhere or not needed
 
 
@@ -103,6 +105,8 @@ def _order_events(shop: Shop, topic: str, p: dict) -> list[Event]:
         accepts_marketing=True if p.get("buyer_accepts_marketing") is True else None,
         locale=_text(p, "customer_locale", topic),
         created_at=_time(c, "created_at", topic),
+        phone=_text(c, "phone", f"{topic} customer") or None,
+        sms_consent=sms.consent(c, f"{topic} customer"),
     )
     order = Order(
         id=order_id,
@@ -240,6 +244,8 @@ def _customer_event(shop: Shop, topic: str, p: dict) -> Event:
         tags=None if tags is None else _tags(tags, topic),
         locale=_text(p, "locale", topic),
         created_at=_time(p, "created_at", topic),
+        phone=_text(p, "phone", topic) or None,
+        sms_consent=sms.consent(p, topic),  # absent from webhooks since 2025-01 (customers_marketing_consent/update)
     )
     return Event(
         id=event_id(topic, customer_id, _stamp(p, (stamp_key, "updated_at", "created_at"), topic)),

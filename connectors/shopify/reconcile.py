@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from typing import Iterator
 
 from connectors.base import Shop
-from connectors.shopify import api
+from connectors.shopify import api, sms
 from plugin.events import parse_time
 
 #: Page sizes keep each query's requested cost well under Shopify's 1000-point single-query limit
@@ -39,8 +39,8 @@ ORDER_FIELDS = """
       discountCodes
       totalPriceSet { shopMoney { amount currencyCode } }
       subtotalPriceSet { shopMoney { amount currencyCode } }
-      customer { legacyResourceId firstName lastName createdAt defaultEmailAddress { emailAddress } }
-"""
+      customer { legacyResourceId firstName lastName createdAt defaultEmailAddress { emailAddress } %s }
+""" % sms.PHONE_FIELDS
 LINE_ITEM_FIELDS = """
           quantity
           sku
@@ -76,6 +76,7 @@ query KeepwellCustomersSince($query: String!, $after: String) {{
       updatedAt
       tags
       defaultEmailAddress {{ emailAddress marketingState marketingUpdatedAt }}
+      {sms.PHONE_FIELDS}
     }}
   }}
 }}
@@ -129,6 +130,7 @@ def order_payload(node: dict) -> dict:
             "first_name": c.get("firstName"),
             "last_name": c.get("lastName"),
             "created_at": c.get("createdAt"),
+            **sms.rest_fields(c),
         },
         "line_items": [
             {
@@ -157,6 +159,7 @@ def customer_payload(node: dict) -> dict:
         "updated_at": node.get("updatedAt"),
         "tags": ", ".join(node.get("tags") or ()),
     }
+    payload.update(sms.rest_fields(node))
     if email.get("marketingState"):
         payload["email_marketing_consent"] = {
             "state": email["marketingState"].lower(),

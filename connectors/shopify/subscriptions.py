@@ -18,6 +18,7 @@ TOPICS = {
     "CUSTOMERS_CREATE": "customers/create",
     "CUSTOMERS_UPDATE": "customers/update",
     "CUSTOMERS_EMAIL_MARKETING_CONSENT_UPDATE": "customers_email_marketing_consent/update",
+    "CUSTOMERS_MARKETING_CONSENT_UPDATE": "customers_marketing_consent/update",  # SMS consent
     "APP_UNINSTALLED": "app/uninstalled",
 }
 

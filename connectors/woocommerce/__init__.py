@@ -9,7 +9,7 @@ from typing import Iterator, Mapping
 
 from connectors.base import ConsentLookup, CouponResult, HistoryItem, Shop
 from connectors.interfaces import Answer, ShopRef
-from connectors.woocommerce import consent, coupons, delivery, history, install, profile, reconcile, tags
+from connectors.woocommerce import consent, coupons, delivery, history, install, profile, reconcile, sms, tags
 from connectors.woocommerce import parse as parsing
 from plugin.engine.actions import Coupon, Tag
 from plugin.events import Event
@@ -97,6 +97,10 @@ class WooCommerceConnector:
     def unsubscribe(self, shop: Shop, customer_id: str, at: datetime) -> str:
         """Set the customer's ``consent_meta_key`` meta to "no"; guests are skipped."""
         return consent.unsubscribe(shop, customer_id, at)
+
+    def sms_consent_update(self, shop: Shop, customer_id: str, subscribed: bool, at: datetime) -> str:
+        """Write Keepwell's SMS opt-out or re-subscription into the customer's SMS opt-in meta."""
+        return sms.update(shop, customer_id, subscribed, at)
 
     # --- outbound --------------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from connectors.base import Shop, checkout_fields
-from connectors.woocommerce import products
+from connectors.woocommerce import products, sms
 from plugin import shape
 from plugin.errors import PayloadError
 from plugin.events import Customer, Event, LineItem, Money, Order, address_line, parse_time
@@ -56,9 +56,9 @@ def _order_events(shop: Shop, topic: str, p: dict) -> list[Event]:
     version = p.get("date_modified_gmt") or p.get("date_created_gmt")
     modified = _time(p, "date_modified_gmt") or order.created_at
 
-    # The opt-in stored on the order was given at checkout: a cancellation or refund made later
+    # The opt-ins stored on the order were given at checkout: a cancellation or refund made later
     # (dated by the order's modification) must not repeat it over the customer's choice since.
-    later = replace(customer, accepts_marketing=None)
+    later = replace(customer, accepts_marketing=None, sms_consent=None)
 
     def event(kind: str, at: datetime, order: Order = order, event_id: str | None = None, data=None) -> Event:
         who = customer if kind in ("order.created", "order.paid") else later
@@ -152,6 +152,8 @@ def _order_customer(shop: Shop, p: dict, oid: str) -> Customer | None:
         first_name=shape.text(billing, "first_name", f"order {oid} billing") or None,
         last_name=shape.text(billing, "last_name", f"order {oid} billing") or None,
         accepts_marketing=_consent(shop, p),  # a checkout opt-in is stored on the order
+        phone=sms.phone(p, f"order {oid}"),
+        sms_consent=sms.consent(shop, p),
     )
 
 
@@ -174,6 +176,8 @@ def _customer_event(shop: Shop, topic: str, p: dict) -> Event:
         tags=_tags(p),
         birthday=_birthday(shop, p),
         created_at=created,
+        phone=sms.phone(p, where),
+        sms_consent=sms.consent(shop, p),
     )
     version = p.get("date_modified_gmt") or p.get("date_created_gmt")
     return Event(id=f"wc:{topic}:{cid}:{version}", type=topic, shop=shop.id, customer_id=cid,

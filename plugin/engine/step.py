@@ -63,6 +63,9 @@ class Recorded:
     unsubscribed: bool = False
     store_consent: bool | None = None
     store_consent_at: datetime | None = None
+    store_sms_consent: bool | None = None  # the store's SMS consent, looked up likewise
+    store_sms_consent_at: datetime | None = None
+    store_phone: str | None = None
 
 
 class Write(NamedTuple):
@@ -139,6 +142,9 @@ def step(event: Event, state: CustomerState | None, rules: RuleSet, now: datetim
     if recorded.store_consent is not None and state.consent_at is None:
         # what the store had before this event; the event's own consent, if newer, still wins
         state = replace(state, accepts_marketing=recorded.store_consent, consent_at=recorded.store_consent_at)
+    if recorded.store_sms_consent is not None and state.sms_consent_at is None:
+        state = replace(state, sms_consent=recorded.store_sms_consent, sms_consent_at=recorded.store_sms_consent_at,
+                        sms_phone=state.sms_phone or recorded.store_phone)
     state = apply(state, event, rules.settings)
     if state.accepts_marketing and recorded.unsubscribed:
         # Our one-click unsubscribe outranks an opt-in the store still reports (a checkout

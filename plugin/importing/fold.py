@@ -18,6 +18,7 @@ from plugin.db import CustomerRow, EventSeenRow, OrderIndexRow, utcnow
 from plugin.engine import apply, new_state
 from plugin.engine.state import CustomerState, state_from_dict, state_to_dict
 from plugin.events import Event
+from plugin.sms_consent.phones import state_key
 
 #: SQL parameters per IN list (SQLite's limit is far above; PostgreSQL has none that matters)
 CHUNK = 500
@@ -118,6 +119,7 @@ class Folder:
                 if before is not None and state == before:
                     continue
                 row = {"shop_id": self.shop_id, "customer_id": cid, "state": state_to_dict(state), "updated_at": at}
+                row["phone_key"] = state_key(row["state"])
                 (inserts if before is None else updates).append(row)
             if inserts:
                 session.execute(insert(CustomerRow), inserts)
