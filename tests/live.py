@@ -447,6 +447,8 @@ class FakeShopify:
         self.lose: list[str] = []  # operations whose next answer is lost after the store acted
         #: customer id -> (marketingState, marketingUpdatedAt); a customer not listed has NOT_SUBSCRIBED
         self.consents: dict[str, tuple[str, str | None]] = {}
+        #: customer id -> (phone, SMS marketing state, updated at): defaultPhoneNumber; a customer not listed has none
+        self.phones: dict[str, tuple[str, str, str | None]] = {}
         #: the Shop object (KeepwellShopProfile)
         self.profile = {"name": "Keepwell Coffee", "contactEmail": "hello@keepwell-coffee.example",
                         "email": "owner@keepwell-coffee.example",
@@ -512,8 +514,17 @@ class FakeShopify:
             return gql_ok({"shop": self.profile})
         if op == "KeepwellCustomerConsent":
             state, updated = self.consents.get(v["id"].rsplit("/", 1)[1], ("NOT_SUBSCRIBED", None))
+            phone = self.phones.get(v["id"].rsplit("/", 1)[1])
             return gql_ok({"customer": {"id": v["id"], "defaultEmailAddress": {
-                "marketingState": state, "marketingUpdatedAt": updated}}})
+                "marketingState": state, "marketingUpdatedAt": updated}, "defaultPhoneNumber": phone and {
+                "phoneNumber": phone[0], "smsMarketingConsent": {"state": phone[1], "updatedAt": phone[2]}}}})
+        if op == "KeepwellSmsConsent":
+            i, cid = v["input"], v["input"]["customerId"].rsplit("/", 1)[1]
+            given = i["smsMarketingConsent"]
+            self.phones[cid] = (self.phones[cid][0], given["marketingState"], given.get("consentUpdatedAt"))
+            return gql_ok({"customerSmsMarketingConsentUpdate": {"customer": {"id": i["customerId"], "defaultPhoneNumber": {
+                "phoneNumber": self.phones[cid][0], "smsMarketingConsent": {"state": given["marketingState"]}}},
+                "userErrors": []}})
         if op == "KeepwellUnsubscribe":
             i = v["input"]
             self.consents[i["customerId"].rsplit("/", 1)[1]] = (i["emailMarketingConsent"]["marketingState"],

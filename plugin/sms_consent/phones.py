@@ -32,14 +32,16 @@ def state_key(state: Mapping[str, Any] | None) -> str | None:
 
 
 def e164(raw: str | None, region: str | None = None) -> str | None:
-    """``raw`` in E.164 when it is a valid number (national forms read as numbers of ``region``)."""
+    """``raw`` in E.164 when it can be a number (national forms read as numbers of ``region``).
+    A possible number, not a known-valid one: a number a customer texts from exists, whatever
+    the library's range tables (which lag behind new allocations) say."""
     if not raw:
         return None
     try:
         number = phonenumbers.parse(raw, region)
     except NumberParseException:
         return None
-    return phonenumbers.format_number(number, PhoneNumberFormat.E164) if phonenumbers.is_valid_number(number) else None
+    return phonenumbers.format_number(number, PhoneNumberFormat.E164) if phonenumbers.is_possible_number(number) else None
 
 
 def region_of(number: str) -> str | None:
