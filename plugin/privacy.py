@@ -40,7 +40,7 @@ from rq import Retry
 from sqlalchemy import delete, or_, select
 
 from plugin.db import (Base, CustomerRow, DataExportRow, DecisionRow, EffectRow, OrderIndexRow, PageRow, ShopRow,
-                       TimerRow, UnsubscribeRow, utcnow)
+                       SmsConsentRow, TimerRow, UnsubscribeRow, utcnow)
 from plugin.handoff import entry_id
 
 log = logging.getLogger("keepwell.privacy")
@@ -192,7 +192,8 @@ def redact_customer(session, shop_id: str, customer_id: str, order_ids=(), conta
     order_ids = [str(o) for o in order_ids or ()]
     crow = session.get(CustomerRow, (shop_id, customer_id))
     state = crow.state if crow else {}
-    scrub = _Scrubber([*contact, state.get("email"), state.get("first_name"), state.get("last_name")])
+    scrub = _Scrubber([*contact, state.get("email"), state.get("first_name"), state.get("last_name"),
+                       state.get("sms_phone")])
     counts = {}
 
     decisions = session.scalars(select(DecisionRow).where(DecisionRow.shop_id == shop_id,
@@ -229,7 +230,9 @@ def redact_customer(session, shop_id: str, customer_id: str, order_ids=(), conta
         ("customers", delete(CustomerRow).where(CustomerRow.shop_id == shop_id, CustomerRow.customer_id == customer_id)),
         ("orders", delete(OrderIndexRow).where(OrderIndexRow.shop_id == shop_id, orders)),
         *(() if keep_unsubscribe else [("unsubscribes", delete(UnsubscribeRow).where(
-            UnsubscribeRow.shop_id == shop_id, UnsubscribeRow.customer_id == customer_id))]),
+            UnsubscribeRow.shop_id == shop_id, UnsubscribeRow.customer_id == customer_id)),
+            ("sms_consent_changes", delete(SmsConsentRow).where(
+                SmsConsentRow.shop_id == shop_id, SmsConsentRow.customer_id == customer_id))]),
         ("timers", delete(TimerRow).where(TimerRow.shop_id == shop_id, TimerRow.customer_id == customer_id)),
         ("data_exports", delete(DataExportRow).where(DataExportRow.shop_id == shop_id,
                                                      DataExportRow.customer_id == customer_id)),

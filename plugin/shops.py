@@ -122,8 +122,9 @@ def rotate_webhook_secret(session, config: Config, shop_id: str, new_secret: str
     return row, current
 
 
-def set_consent_meta_key(session, shop_id: str, key: str | None) -> ShopRow:
-    """Read WooCommerce marketing consent from ``key`` first (None: only the known keys)."""
+def set_consent_meta_key(session, shop_id: str, key: str | None, setting: str = "consent_meta_key") -> ShopRow:
+    """Read WooCommerce marketing consent from ``key`` first (None: only the known keys);
+    ``setting="sms_consent_meta_key"``: the SMS consent's key."""
     row = session.get(ShopRow, shop_id)
     if row is None:
         raise LookupError(f"no shop {shop_id!r} (see `keepwell shop list`)")
@@ -131,9 +132,9 @@ def set_consent_meta_key(session, shop_id: str, key: str | None) -> ShopRow:
         raise ValueError(f"shop {shop_id} is a {row.platform} store: Shopify keeps consent on the customer")
     settings = dict(row.settings or {})
     if key:
-        settings["consent_meta_key"] = key
+        settings[setting] = key
     else:
-        settings.pop("consent_meta_key", None)
+        settings.pop(setting, None)
     row.settings = settings
     session.flush()
     return row

@@ -174,6 +174,22 @@ def test_shop_consent_shows_and_changes_where_consent_is_read(cli):
     assert CliRunner().invoke(main, ["shop", "consent", shop_id, "--meta-key", " "]).exit_code == 2
 
 
+def test_shop_consent_shows_and_changes_where_sms_consent_is_read(cli):
+    shop_id = shop_id_of(add(cli))
+    r = cli("shop", "consent", shop_id)
+    assert r.output.splitlines()[-1] == "  _keepwell_sms_opt_in"
+    r = cli("shop", "consent", shop_id, "--sms-meta-key", "sms_ok")
+    assert r.output.splitlines()[-2:] == ["  sms_ok", "  _keepwell_sms_opt_in"]
+    assert r.output.splitlines()[1] == "  _keepwell_marketing_opt_in"  # email's keys unchanged
+    with cli.db() as s:
+        assert s.get(ShopRow, shop_id).settings["sms_consent_meta_key"] == "sms_ok"
+    r = cli("shop", "consent", shop_id, "--no-sms-meta-key")
+    assert r.output.splitlines()[-1] == "  _keepwell_sms_opt_in" and "  sms_ok" not in r.output
+    with cli.db() as s:
+        assert "sms_consent_meta_key" not in s.get(ShopRow, shop_id).settings
+    assert CliRunner().invoke(main, ["shop", "consent", shop_id, "--sms-meta-key", "x", "--no-sms-meta-key"]).exit_code == 2
+
+
 @responses.activate
 def test_register_webhooks_over_http_for_woocommerce_only(cli, monkeypatch):
     monkeypatch.setenv("KEEPWELL_APP_URL", "http://keepwell.example")

@@ -137,24 +137,32 @@ def shop_rotate_secret(shop_id, new_secret, register_webhooks, forget_previous):
 @click.argument("shop_id")
 @click.option("--meta-key", default=None, help="A customer/order meta key of your own that carries marketing opt-in.")
 @click.option("--no-meta-key", is_flag=True, help="Read only the known consent sources.")
-def shop_consent(shop_id, meta_key, no_meta_key):
+@click.option("--sms-meta-key", default=None, help="A customer/order meta key of your own that carries SMS opt-in.")
+@click.option("--no-sms-meta-key", is_flag=True, help="Read SMS consent only from the Keepwell plugin's opt-in.")
+def shop_consent(shop_id, meta_key, no_meta_key, sms_meta_key, no_sms_meta_key):
     """Where a WooCommerce store's marketing consent is read: prints the meta keys in the order
-    they are read; --meta-key puts one of your own first."""
+    they are read; --meta-key puts one of your own first (--sms-meta-key: for SMS consent)."""
     from plugin.db import ShopRow, sessions, upgrade
     from plugin.shops import set_consent_meta_key, to_shop
+    from connectors.woocommerce import sms
     from connectors.woocommerce.parse import consent_keys
 
-    if meta_key is not None and no_meta_key:
-        raise click.UsageError("give --meta-key or --no-meta-key, not both")
-    if meta_key is not None and not meta_key.strip():
-        raise click.UsageError("--meta-key needs a meta key name")
+    for given, none, name in ((meta_key, no_meta_key, "meta-key"), (sms_meta_key, no_sms_meta_key, "sms-meta-key")):
+        if given is not None and none:
+            raise click.UsageError(f"give --{name} or --no-{name}, not both")
+        if given is not None and not given.strip():
+            raise click.UsageError(f"--{name} needs a meta key name")
     config = load_config()
     upgrade(config.database_url)
     with sessions(config.database_url).begin() as session:
         try:
+            row = None
             if meta_key is not None or no_meta_key:
                 row = set_consent_meta_key(session, shop_id, None if no_meta_key else meta_key.strip())
-            else:
+            if sms_meta_key is not None or no_sms_meta_key:
+                row = set_consent_meta_key(session, shop_id, None if no_sms_meta_key else sms_meta_key.strip(),
+                                           "sms_consent_meta_key")
+            if row is None:
                 row = session.get(ShopRow, shop_id)
                 if row is None:
                     raise LookupError(f"no shop {shop_id!r} (see `keepwell shop list`)")
@@ -162,11 +170,14 @@ def shop_consent(shop_id, meta_key, no_meta_key):
                     raise ValueError(f"shop {shop_id} is a {row.platform} store: Shopify keeps consent on the customer")
         except (LookupError, ValueError) as exc:
             raise click.ClickException(str(exc))
-        keys = consent_keys(to_shop(row, config))
+        keys, sms_keys = consent_keys(to_shop(row, config)), sms.keys(to_shop(row, config))
     click.echo(f"{shop_id} reads marketing consent from customer and order meta, first found decides:")
     for key in keys:
         click.echo(f"  {key}")
     click.echo("yes, 1, true, on: consent; no, 0, false, off: none. Without any of these a customer is not marketed to.")
+    click.echo("SMS consent, from customer and order meta, first found decides (no consent without one):")
+    for key in sms_keys:
+        click.echo(f"  {key}")
 
 
 @shop.command("api-key")
