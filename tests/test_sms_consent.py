@@ -408,3 +408,56 @@ def test_woocommerce_reads_the_shops_own_sms_meta_key(live, rsps):
     meta = {m["key"]: m["value"] for m in store.api.customers[cid]["meta_data"]}
     assert meta["sms_marketing"] == "off"  # the form of the "on" stored there
     assert meta["_keepwell_sms_opt_in"] == "no"
+
+
+# --- a text decided before a STOP is not sent after it (with the SMS effect of plugin.effects.sms) ---------
+
+THANKS = {"rules.yaml": """\
+settings:
+  sms: {region: IL, time_zone: Asia/Jerusalem}
+rules:
+  - id: thanks
+    name: Thank you
+    trigger: order.paid
+    holdout: 0%
+    actions:
+      - sms: {template: thanks}
+""", "templates/thanks.sms.txt": "תודה {{ customer.first_name }}! להסרה השיבו STOP\n"}
+
+
+def test_a_text_decided_before_a_stop_is_not_sent_after_it(live, rsps):
+    pytest.importorskip("plugin.effects.sms", reason="the SMS effect (sms action) is not in this tree")
+    from sqlalchemy import select
+
+    from plugin.db import DecisionRow, EffectRow
+    from plugin.pipeline import execute_decision
+    from plugin.shops import install_rules
+
+    store = STORES["shopify"](live, rsps)
+    connect_twilio(live, store.shop_id)
+    with live.rt.sessions.begin() as session:
+        install_rules(session, store.shop_id, THANKS)
+    cid = shopify_sms_customer(store, 8, "+972549876543", T0)
+    work(live)
+    twilio = rsps.post(f"https://api.twilio.com/2010-04-01/Accounts/{TWILIO['account_sid']}/Messages.json", status=429,
+                       json={"code": 20429, "message": "Too Many Requests",
+                             "more_info": "https://www.twilio.com/docs/errors/20429", "status": 429})
+    live.clock.now = T0 + timedelta(minutes=10)  # 14:10 in Jerusalem
+    store.order(91008, cid, live.clock.now, email="c8@example.co.il", first_name="נועה")
+    work(live)  # decided; Twilio is busy: the text waits for its retry
+    with live.rt.sessions() as session:
+        key = session.scalar(select(DecisionRow.key).where(DecisionRow.customer_id == cid, DecisionRow.rule_id == "thanks"))
+        assert session.scalar(select(EffectRow.status).where(EffectRow.decision_key == key, EffectRow.type == "sms")) \
+            == "pending"
+    assert twilio.call_count == 1
+
+    assert text_in(live, store.shop_id, "+972549876543", "STOP").status_code == 200
+    assert state(live, cid)["sms_consent"] is True  # the STOP still waits in the backlog...
+    execute_decision(live.rt, store.shop_id, key)  # ...when the text's retry comes round
+    with live.rt.sessions() as session:
+        eff = session.scalars(select(EffectRow).where(EffectRow.decision_key == key, EffectRow.type == "sms")).one()
+        assert (eff.status, eff.error) == ("skipped", "customer has not opted in to SMS marketing")
+    assert twilio.call_count == 1  # not sent
+    work(live)
+    assert state(live, cid)["sms_consent"] is False
+    assert store.api.phones[cid][1] == "UNSUBSCRIBED"
