@@ -276,6 +276,8 @@ def test_a_forged_or_unsigned_stop_is_refused_and_changes_nothing(live, rsps, ca
     # the genuine request, to a webhook URL with a query string (signed with it)
     assert text_in(live, store.shop_id, "+972547654321", "STOP", query="shop=keepwell").status_code == 200
     assert not allowed(live, store.shop_id, cid)
+    huge = live.client.post(f"/sms/twilio/{store.shop_id}", data={"Body": "x" * (live.config.max_webhook_bytes + 1)})
+    assert huge.status_code == 413
     # a shop without SMS settings has no token to check with
     other = STORES["woocommerce"](live, rsps)
     assert text_in(live, other.shop_id, "+972547654321", "STOP").status_code == 403

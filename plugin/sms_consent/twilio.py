@@ -68,6 +68,8 @@ def _shop_name(shop) -> str:
 @bp.post("/sms/twilio/<shop_id>")
 def inbound(shop_id: str):
     edge = current_app.extensions["keepwell"]
+    if (request.content_length or 0) > edge.config.max_webhook_bytes:
+        return Response("too large", status=413, mimetype="text/plain")  # a text message is small: not read
     shop = next((s for s in (edge.shops.by_id(p, shop_id) for p in _platforms()) if s is not None), None)
     token = str((shop.sms if shop is not None else {}).get("auth_token") or "")
     if not valid(token, _public_url(edge.config.app_url), request.form, request.headers.get("X-Twilio-Signature")):
