@@ -89,3 +89,13 @@ def test_an_unreadable_birthday_falls_back_to_the_plugins():
     assert connector.parse(shop, "customer.updated", customer)[0].customer.birthday == date(1991, 4, 9)
     customer = with_meta(fixture("customer_with_consent.json"), dob="1990-01-02", _keepwell_birthday="1991-04-09")
     assert connector.parse(shop, "customer.updated", customer)[0].customer.birthday == date(1990, 1, 2)
+
+
+def test_the_first_look_up_reads_sms_consent_and_the_phone_from_the_same_record(store):
+    shop = replace(SHOP, settings={"consent_meta_key": "newsletter"})
+    customer = with_meta(fixture("customer_with_consent.json"), newsletter="no", _keepwell_sms_opt_in="yes")
+    customer["billing"]["phone"] = "052-555-1234"
+    store.get("https://shop.example.co.il/wp-json/wc/v3/customers/25", json=customer)
+    found = connector.marketing_consent(shop, "25")
+    assert (found.accepts_marketing, found.sms_consent, found.phone) == (False, True, "052-555-1234")
+    assert len([c for c in store.calls if "/customers/" in c.request.url]) == 1  # one read for both channels

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from connectors.base import ConsentLookup, Shop
-from connectors.woocommerce import client
+from connectors.woocommerce import client, sms
 from connectors.woocommerce.parse import _consent, _meta
 
 #: The "no" that matches the form of the "yes" a plugin stored (``1`` -> ``0``, ``on`` -> ``off``).
@@ -18,12 +18,16 @@ def _writable(shop: Shop, customer_id: str) -> bool:
 
 
 def marketing_consent(shop: Shop, customer_id: str) -> ConsentLookup | None:
-    """The consent the customer's meta holds; None for guests, shops without a consent meta key,
-    and values that say neither yes nor no."""
+    """The consent the customer's meta holds (email, and SMS with the billing phone, from the same
+    record); None for guests, shops without a consent meta key, and values that say neither yes
+    nor no."""
     if not _writable(shop, customer_id):
         return None
-    accepts = _consent(shop, client.call(shop, "GET", f"customers/{customer_id}"))
-    return None if accepts is None else ConsentLookup(accepts, None)
+    customer = client.call(shop, "GET", f"customers/{customer_id}")
+    accepts, texts = _consent(shop, customer), sms.consent(shop, customer)
+    if accepts is None and texts is None:
+        return None
+    return ConsentLookup(accepts, None, sms_consent=texts, phone=sms.phone(customer, f"customer {customer_id}"))
 
 
 def unsubscribe(shop: Shop, customer_id: str, at: datetime) -> str:
