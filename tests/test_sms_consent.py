@@ -111,6 +111,25 @@ def test_shopify_sms_consent_topic_and_rest_shaped_customers():
     assert (told.customer.phone, told.customer.sms_consent) == ("+972549876543", True)
 
 
+@responses.activate
+def test_an_orders_phone_counts_for_texts_only_with_the_sms_opt_in_given_on_it():
+    """A billing phone is where an order ships from, not a consent: texts go to the number the
+    customer opted in with (a START, a checkout box ticked with that phone)."""
+    from connectors.woocommerce import connector as woo
+    from live import woo_order
+
+    shop = Shop(id="wc_sms", platform="woocommerce", domain="https://store.example", api_url="https://store.example",
+                webhook_secrets=("s",))
+    responses.get("https://store.example/wp-json/wc/v3/products", json=[], headers={"X-WP-TotalPages": "1"})
+    order = woo_order(730, 31)
+    order["billing"]["phone"] = "052-555-1234"
+    plain = woo.parse(shop, "order.created", order)[0].customer
+    assert (plain.phone, plain.sms_consent) == (None, None)
+    order["meta_data"].append({"id": 2, "key": "_keepwell_sms_opt_in", "value": "yes"})
+    ticked = woo.parse(shop, "order.created", order)[0].customer
+    assert (ticked.phone, ticked.sms_consent) == ("052-555-1234", True)
+
+
 def test_reconciliation_reads_the_phone_and_its_sms_consent_from_graphql():
     node = {"legacyResourceId": "7421852987654321777", "createdAt": "2026-11-01T00:00:00Z",
             "updatedAt": "2026-11-23T12:02:11Z", "tags": [], "firstName": "נועה", "lastName": "כהן", "locale": "he",

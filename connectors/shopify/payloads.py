@@ -105,8 +105,8 @@ def _order_events(shop: Shop, topic: str, p: dict) -> list[Event]:
         accepts_marketing=True if p.get("buyer_accepts_marketing") is True else None,
         locale=_text(p, "customer_locale", topic),
         created_at=_time(c, "created_at", topic),
-        phone=_text(c, "phone", f"{topic} customer") or None,
-        sms_consent=sms.consent(c, f"{topic} customer"),
+        sms_consent=(texts := sms.consent(c, f"{topic} customer")),
+        phone=(_text(c, "phone", f"{topic} customer") or None) if texts is not None else None,  # the consent's number
     )
     order = Order(
         id=order_id,

@@ -152,8 +152,10 @@ def _order_customer(shop: Shop, p: dict, oid: str) -> Customer | None:
         first_name=shape.text(billing, "first_name", f"order {oid} billing") or None,
         last_name=shape.text(billing, "last_name", f"order {oid} billing") or None,
         accepts_marketing=_consent(shop, p),  # a checkout opt-in is stored on the order
-        phone=sms.phone(p, f"order {oid}"),
-        sms_consent=sms.consent(shop, p),
+        # an SMS opt-in ticked at checkout is for the billing phone typed with it; an order's phone
+        # alone says nothing about the number texts go to
+        sms_consent=(texts := sms.consent(shop, p)),
+        phone=sms.phone(p, f"order {oid}") if texts is not None else None,
     )
 
 
