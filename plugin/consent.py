@@ -111,12 +111,12 @@ def resend_lost(rt) -> int:
 # --- in: the first look-up --------------------------------------------------------------------------
 
 def first_seen(rt, shop, event) -> ConsentLookup | None:
-    """The store's consent (email, and SMS where the store has it) for the event's customer when
-    Keepwell does not know both yet: looked up once per customer. None when the event brings
-    both, both are known, the store cannot say, or the look-up failed (the next event of the
-    customer tries again)."""
+    """The store's consent for the event's customer when Keepwell knows none yet: looked up once
+    per customer (its SMS consent and phone come with the same answer where the store has them).
+    None when the event brings one, it is known, the store cannot say, or the look-up failed (the
+    next event of the customer tries again)."""
     customer = event.customer
-    if customer is not None and customer.accepts_marketing is not None and customer.sms_consent is not None:
+    if customer is not None and customer.accepts_marketing is not None:
         return None
     cid = event.customer_id
     if not cid or cid.startswith("guest:"):
@@ -126,8 +126,8 @@ def first_seen(rt, shop, event) -> ConsentLookup | None:
         return None
     with rt.sessions() as session:
         crow = session.get(CustomerRow, (shop.id, cid))
-        if crow is not None and crow.state.get("consent_at") is not None and crow.state.get("sms_consent_at") is not None:
-            return None  # consent events (or an earlier look-up) already told us, for email and SMS
+        if crow is not None and crow.state.get("consent_at") is not None:
+            return None  # a consent event (or an earlier look-up) already told us
     try:
         found = connectors.get(shop.platform).marketing_consent(shop, cid)
     except StoreError as exc:

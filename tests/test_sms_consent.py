@@ -370,7 +370,7 @@ def test_the_first_look_up_brings_the_stores_sms_consent(live, rsps):
     store = STORES["shopify"](live, rsps)
     cid = store.customer(7)
     store.api.phones[cid] = ("+972545123456", "SUBSCRIBED", "2026-11-01T09:00:00Z")
-    store.order(91001, cid, T0, email="dana@example.co.il", first_name="Dana")
+    store.order(91001, cid, T0, email="dana@example.co.il", first_name="Dana", consent=False)  # the order says nothing
     work(live)
     assert store.api.ops("KeepwellCustomerConsent")
     s = state(live, cid)
