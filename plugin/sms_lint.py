@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from plugin.engine.sms import segments
 from plugin.engine.specs import CouponSpec, MessageSpec, SmsSpec
 from plugin.lint_problem import Problem
-from plugin.mail.preview import SAMPLE_CUSTOMER, SAMPLE_OCCASION, SAMPLE_SHOP, SAMPLE_UNSUBSCRIBE, sample_coupon
+from plugin.mail.preview import SAMPLE_CUSTOMER, SAMPLE_OCCASION, SAMPLE_PAGE, SAMPLE_SHOP, SAMPLE_UNSUBSCRIBE, sample_coupon
 from plugin.rule_yaml import rule_positions
 
 WARN_SEGMENTS, MAX_SEGMENTS = 3, 10
@@ -34,7 +34,7 @@ def sample_text(rule, spec: SmsSpec, templates: dict[str, str], customer: dict |
     coupon = next((a for a in rule.actions if isinstance(a, CouponSpec)), None)
     context = mail.email_context(customer or SAMPLE_CUSTOMER, sample_coupon(coupon) if coupon else None, SAMPLE_SHOP,
                                  SAMPLE_UNSUBSCRIBE, f"{SAMPLE_SHOP['url']}/discount/ANA-REF",
-                                 SAMPLE_OCCASION if rule.trigger.kind == "occasion" else None)
+                                 SAMPLE_OCCASION if rule.trigger.kind == "occasion" else None, SAMPLE_PAGE)
     return render_sms(spec.template, context, templates)
 
 

@@ -20,6 +20,8 @@ from plugin.engine.sms import e164, segments
 from plugin.shops import rules_for
 from plugin.sms import SmsError, provider_for
 from plugin.mail.text import render_sms
+from plugin.page_links import lazy_page_url
+from plugin.sms_consent import allows_sms
 
 log = logging.getLogger("keepwell.effects")
 STOP_PREFIX = "sms-stop:"
@@ -34,7 +36,7 @@ def send(job: Job, action: Sms, eff) -> None:
     settings = ruleset.settings.sms
     raw = customer.get("sms_phone") or action.to
     to = e164(raw, settings.region)
-    why = ("customer has not opted in to SMS marketing" if not customer.get("sms_consent") else
+    why = ("customer has not opted in to SMS marketing" if not allows_sms(session, shop.id, drow.customer_id, customer) else
            "no phone number" if not raw else
            f"{raw!r} is not a valid phone number" if to is None else
            "the shop has no SMS provider (`keepwell shop sms`)" if not shop.sms else None)
@@ -63,8 +65,9 @@ def _context(job: Job, customer: dict, ruleset, action: Sms) -> dict:
     sender = sending.for_shop(rt, shop, ruleset)  # the shop's name as its emails give it
     shop_info = {"name": sender.name, "url": url, "postal_address": sender.postal_address}
     coupon = job.made.get(Coupon.type)
+    page = lazy_page_url(job.session, rt.config, shop.id, drow.customer_id, drow.key, drow.rule_id, "sms", rt.clock())
     return mail.email_context(customer, coupon.to_dict() if coupon else None, shop_info,
-                              f"{rt.config.app_url}/unsubscribe/{token}", referral_link, action.occasion)
+                              f"{rt.config.app_url}/unsubscribe/{token}", referral_link, action.occasion, page)
 
 
 def withdraw_consent(rt, shop_id: str, customer_id: str, phone: str) -> None:

@@ -1,7 +1,7 @@
 """pages: the customers' personal pages (/p/<token>)
 
-Revision ID: 0009_pages
-Revises: 0008
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-08
 """
 from alembic import op
@@ -9,8 +9,8 @@ import sqlalchemy as sa
 import plugin.db
 
 
-revision = '0009_pages'
-down_revision = '0008'
+revision = '0011'
+down_revision = '0010'
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """SMS consent: Keepwell's own changes (STOP, START, ...) and their write-back; customers found by phone
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-08
 """
 from alembic import op
@@ -9,8 +9,8 @@ import sqlalchemy as sa
 import plugin.db
 
 
-revision = '0009'
-down_revision = '0008'
+revision = '0010'
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 
