@@ -25,7 +25,8 @@ from typing import Any, Iterator
 from plugin.engine.state import CustomerState
 
 _FIELDS = tuple(f.name for f in fields(CustomerState))[2:]  # shop and customer id are the key
-_MAPPINGS = frozenset(("orders", "history", "occasions"))  # read-only views: packed as dicts
+#: read-only views (orders, history, occasions, ...): packed as dicts
+_MAPPINGS = frozenset(f.name for f in fields(CustomerState) if "MappingProxyType" in str(f.type))
 _PACKED_AS_DICT = tuple(name in _MAPPINGS for name in _FIELDS)
 
 

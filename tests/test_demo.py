@@ -103,7 +103,8 @@ def test_a_gift_named_at_checkout_brings_a_reminder_a_week_before_next_year(demo
     later, Zoë's second (WooCommerce order meta) one for an anniversary 10 days later; both said
     "remind me". Nothing that year (they just bought for it); a week before next year's date, a
     reminder with its coupon, on both platforms: Ava's by email; Zoë's as a text, since she opted in
-    to texts and chose them on her page (the rule's message goes out on the preferred channel)."""
+    to texts and chose them on her page (the rule's message goes out on the preferred channel); the
+    text links to her personal page, where the offer can be sent on to her email."""
     _, report, _ = demo
     for platform, person, email, day, subject in (
             ("shopify", "Ava Lindqvist", "ava.lindqvist@example.com", 5 + 365, "Birthday for Mum is a week away"),
@@ -120,8 +121,9 @@ def test_a_gift_named_at_checkout_brings_a_reminder_a_week_before_next_year(demo
         else:
             assert emailed == []
             assert [(t["to"], t["number"], t["day"], t["segments"]) for t in texted] == \
-                [(person, "+972525550188", reminders[0]["day"], 1)]
+                [(person, "+972525550188", reminders[0]["day"], 2)]  # "Zoë": UCS-2, 67 characters a part
             assert subject in texted[0]["body"] and reminders[0]["code"].upper() in texted[0]["body"]
+            assert re.search(r"https?://\S+/p/[A-Za-z0-9_-]{30,}", texted[0]["body"]), texted[0]["body"]
     assert report["days"] >= 372
 
 
