@@ -7,14 +7,16 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from plugin import consent, pipeline
+from plugin import consent, effects, pipeline
 from plugin.db import DecisionRow, ShopRow
 from plugin.runtime import runtime
 
 log = logging.getLogger("keepwell.jobs")
 TICK_EVERY = timedelta(seconds=60)
-# A decision still pending after this lost its retry job (longer than the longest backoff,
-# so a retry that honours the store's Retry-After is never run early).
+# A decision still pending after this lost its place in the shop's effect line or its retry job:
+# longer than the longest backoff (an hour; a retry being scheduled refreshes the decision's
+# updated_at, so a retry that honours the store's Retry-After is never run early) and than a
+# flash sale's line. A runner that died is replaced within minutes (plugin.effects.line).
 STALE_PENDING = timedelta(hours=2)
 RECONCILE_EVERY = timedelta(minutes=15)
 #: A tick that has not armed its successor for this long is lost: any drain re-arms it.
@@ -36,8 +38,17 @@ def fire_timer(shop_id: str, key: str) -> bool:
 
 
 def execute(shop_id: str, decision_key: str) -> str:
-    """(Re)try a touch's pending effects."""
-    return pipeline.execute_decision(runtime(), shop_id, decision_key)
+    """(Re)try a touch's pending effects, within the shop's effect slots."""
+    return effects.execute_now(runtime(), shop_id, decision_key)
+
+
+def run_effects(shop_id: str, runner: int = 0) -> int:
+    """One of a shop's effect runners: run the touches waiting in its line."""
+    rt = runtime()
+    try:
+        return effects.run_line(rt, shop_id, runner)
+    finally:
+        ensure_tick(rt)
 
 
 def moments(shop_id: str) -> int:
@@ -97,7 +108,8 @@ def tick() -> dict:
     rt = runtime()
     schedule_tick(rt)
     now = rt.clock()
-    out = {"timers": 0, "moments": 0, "retried": 0, "drains": 0, "reconciling": 0, "imports": 0, "unsubscribes": 0, "errors": 0}
+    out = {"timers": 0, "moments": 0, "retried": 0, "drains": 0, "runners": 0, "reconciling": 0, "imports": 0,
+           "unsubscribes": 0, "errors": 0}
     with _boundary(out, "timer sweep"):
         out["timers"] = pipeline.sweep_timers(rt, grace=timedelta(0))
     stale, shops = [], []
@@ -108,12 +120,13 @@ def tick() -> dict:
             shops = session.execute(select(ShopRow.id, ShopRow.last_sync_at).where(ShopRow.active)).all()
     for shop_id, key in stale:
         with _boundary(out, f"shop {shop_id}: retrying decision {key}"):
-            pipeline.execute_decision(rt, shop_id, key)
+            effects.execute_now(rt, shop_id, key, wait_s=0)  # all the shop's slots busy: it joins the line
             out["retried"] += 1
     slot = now.strftime("%Y%m%d%H") + str(now.minute // 15)
     for shop_id, synced in shops:
-        with _boundary(out, f"shop {shop_id}: drain and reconciliation"):
+        with _boundary(out, f"shop {shop_id}: drain, effect runners and reconciliation"):
             out["drains"] += rt.handoff.ensure_drain(shop_id)
+            out["runners"] += effects.ensure_runners(rt, shop_id)  # one that died left touches behind
             if synced is None or synced < now - RECONCILE_EVERY:
                 job_id = f"{rt.config.queue}-reconcile-{shop_id}-{slot}"  # job ids are global in Redis: namespace them
                 if rt.queue.fetch_job(job_id) is None:

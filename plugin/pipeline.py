@@ -33,7 +33,7 @@ from plugin.engine.state import state_from_dict, state_to_dict
 from plugin.engine.step import Amend, Entry, Outcome, Recorded, TimerEntry, step
 from plugin.errors import DeliveryError, PayloadError, StoreError
 from plugin.events import Event, event_from_dict, event_to_dict
-from plugin.handoff import DRAIN_TTL, Envelope, Handoff, job_id
+from plugin.handoff import DRAIN_TTL, Envelope, Handoff
 from plugin.importing.importer import is_importing
 from plugin.engine.ruleset import for_shop
 from plugin.shops import learn_currency, referral_key, rules_for, to_shop
@@ -221,8 +221,7 @@ def process_event(rt: Runtime, shop_id: str, event: Event) -> list[str]:
     sms_consent.after_event(rt, shop_id, event)  # an SMS opt-out or re-subscription: kept and written back
     for key, at, attempt in timers:
         schedule_timer(rt, shop_id, key, at, attempt)
-    for key in touches:
-        execute_decision(rt, shop_id, key)
+    effects.dispatch(rt, shop_id, touches)  # run by the shop's effect runners: deciding never waits for a store
     return touches
 
 
@@ -314,13 +313,7 @@ def _decision_row(shop_id: str, d: Decision, status: str, error: str | None = No
 
 def execute_decision(rt: Runtime, shop_id: str, key: str) -> str:
     """Run a touch's pending effects in order; returns the decision's status."""
-    lock = rt.redis.lock(f"{rt.config.queue}:{{{shop_id}}}:exec:{job_id(key)}", timeout=300, blocking=False)
-    if not lock.acquire():
-        return "busy"
-    try:
-        return effects.run(rt, shop_id, key)
-    finally:
-        lock.release()
+    return effects.execute(rt, shop_id, key)
 
 
 __all__ = ["Runtime", "RQ_TIMER_HORIZON", "drain", "process_envelope", "process_event", "fire_timer", "sweep_timers",

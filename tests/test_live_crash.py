@@ -8,13 +8,14 @@ machine dies. A second worker then finishes the job. Exactly one coupon exists i
 email was delivered, and the ledger says done.
 
 Recovery runs on timers that the test moves forward instead of waiting for them:
-- RQ sees the job abandoned once its heartbeat is older than the heartbeat TTL (for a worker that
-  runs jobs in its own process: the job's timeout, 180 s by default, plus 60 s) and retries it
-  after the first retry interval (5 s): the test runs StartedJobRegistry.cleanup() with that
-  moment's timestamp and moves the scheduled retry to the queue, which is what RQ's cleanup and
-  scheduler do when the time comes;
-- the dead drain's shop lock, draining flag and the decision's execution lock expire after
-  DRAIN_TTL / 300 s: the test lets them expire (deletes them) rather than wait five minutes.
+- the drain decided and recorded the order before the crash; the touch was in the shop's effect
+  runner's ``running`` list (plugin/effects/line.py). RQ sees the runner job abandoned once its
+  heartbeat is older than the heartbeat TTL (for a worker that runs jobs in its own process: the
+  job's timeout, 180 s by default, plus 60 s): the test runs StartedJobRegistry.cleanup() with
+  that moment's timestamp;
+- the dead runner's lock and armed flag, its slot and the decision's execution lock expire after
+  RUNNER_TTL_S / LEASE_S / 300 s: the test lets them expire (deletes them) rather than wait five
+  minutes, then arms the shop's runners as the tick does every minute.
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ from werkzeug.wrappers import Request, Response
 import children
 from children import WAIT_S
 from plugin.db import DecisionRow, EffectRow
+from plugin.effects import line as effect_line
 from live import backlog, gmt, running, woo_customer, woo_order, woo_stored_coupon
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -184,23 +186,25 @@ def test_worker_killed_mid_coupon_call_gives_one_coupon_and_one_email(live, tmp_
         coupon, email = sorted(live.rows(EffectRow, decision_key=gold.key), key=lambda e: e.id)
         assert (gold.status, coupon.status, email.status) == ("pending", "pending", "pending")
         assert len(store.coupons) == 1 and live.smtp.messages == []  # created in the store, never confirmed
-        assert backlog(live, shop_id) == 1  # the order is still the drain's item in flight
+        # The drain decided and recorded the order and was done; the touch was one of the effect
+        # runner's items in flight (the gold tier's tag touch runs beside it).
+        assert backlog(live, shop_id) == 0
+        line = effect_line.keys(live.rt, shop_id)
+        assert gold.key.encode() in live.rt.redis.lrange(line.running(0), 0, -1)
 
-        # RQ's view once the heartbeat TTL has passed: the drain was abandoned; retry it.
+        # RQ's view once the heartbeat TTL has passed: the runner job was abandoned (it has no retry:
+        # the touch it held is what matters, and the next runner takes it back).
         q = live.rt.queue
         started_reg = StartedJobRegistry(queue=q)
-        assert len(started_reg.get_job_ids(cleanup=False)) == 1
+        (abandoned,) = started_reg.get_job_ids(cleanup=False)
+        assert q.fetch_job(abandoned).func_name == "plugin.jobs.run_effects"
         started_reg.cleanup(timestamp=time.time() + HEARTBEAT_TTL + 1)
-        scheduled_reg = ScheduledJobRegistry(queue=q)
-        # (the others are the tick and the order's timers: icebreaker, referral invite, lapse)
-        (retry,) = [j for j in scheduled_reg.get_job_ids() if q.fetch_job(j).func_name == "plugin.jobs.drain"]
-        scheduled_reg.requeue(retry)  # its 5 s retry interval is over
-        # The dead drain's locks run out (DRAIN_TTL): the shop lock, the draining flag, the exec lock.
-        keys = live.rt.handoff.keys(shop_id)
-        locks = [keys.draining, f"{keys.draining}:lock",
-                 *live.rt.redis.scan_iter(match=f"{live.config.queue}:{{{shop_id}}}:exec:*")]
-        assert all(live.rt.redis.ttl(k) > 0 for k in locks[1:]), locks
-        live.rt.redis.delete(*locks)
+        # The dead runner's locks run out (RUNNER_TTL_S): its lock, its armed flag, the exec lock,
+        # the slot it held (a lease).
+        locks = [line.lock(0), line.armed(0), *live.rt.redis.scan_iter(match=f"{live.config.queue}:{{{shop_id}}}:exec:*")]
+        assert all(live.rt.redis.ttl(k) > 0 for k in locks), locks
+        live.rt.redis.delete(*locks, line.slots)
+        assert effect_line.ensure_runners(live.rt, shop_id) == 1  # what the next tick does for every shop
 
         second = worker(live, tmp_path, "worker-2", "--burst")
         assert second.wait(WAIT_S) == 0, log_of(tmp_path, "worker-2")

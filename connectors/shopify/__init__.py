@@ -10,7 +10,7 @@ from dataclasses import replace
 from connectors.base import Shop
 from connectors.shopify.api import API_VERSION
 from connectors.shopify.coupons import create_coupon, discount_link
-from connectors.shopify import bulk, consent, inbound, payloads, profile, sms
+from connectors.shopify import bulk, consent, inbound, pacing, payloads, profile, sms
 from connectors.shopify.payloads import parse
 from connectors.shopify.reconcile import changes_since
 from connectors.shopify.signature import delivery_key, is_ping, shop_domain, topic, verify
@@ -42,6 +42,7 @@ class ShopifyConnector:
                         sms.TOPIC})
     credentials_schema = CREDENTIALS_SCHEMA
     own_webhook_secret = False  # the app's client secret signs every shop's webhooks
+    effect_slots = pacing.EFFECT_SLOTS  # touches of one shop at once; its cost bucket paces the calls
 
     # inbound
     identify = staticmethod(inbound.identify)

@@ -20,6 +20,10 @@ from connectors import cache
 from connectors.base import Shop
 from plugin.errors import StoreError
 
+#: Touches of one shop running at once (plugin.effects.slots): Shopify limits by cost, which the
+#: bucket below paces, not by connections; this bounds the calls in flight and the database
+#: connections the effect runners hold.
+EFFECT_SLOTS = 16
 #: Longest wait for the bucket spent sleeping in the job; longer ones go back to the worker.
 MAX_PACE_S = 2.0
 #: Cost assumed for an operation Shopify has not priced for this shop yet.

@@ -9,7 +9,7 @@ from typing import Iterator, Mapping
 
 from connectors.base import ConsentLookup, CouponResult, HistoryItem, Shop
 from connectors.interfaces import Answer, ShopRef
-from connectors.woocommerce import consent, coupons, delivery, history, install, profile, reconcile, sms, tags
+from connectors.woocommerce import consent, coupons, delivery, history, install, pacing, profile, reconcile, sms, tags
 from connectors.woocommerce import parse as parsing
 from plugin.engine.actions import Coupon, Tag
 from plugin.events import Event
@@ -32,6 +32,7 @@ class WooCommerceConnector:
     credentials_schema = CREDENTIALS_SCHEMA
     own_webhook_secret = True  # each store signs with a secret Keepwell made for it
     admin_schemes = ()  # merchants sign in with Keepwell's admin links
+    effect_slots = pacing.EFFECT_SLOTS  # touches of one shop at once: its server is the limit
 
     def frame_ancestors(self, request, domain: str | None) -> str | None:
         """None: no WooCommerce page embeds the dashboard."""

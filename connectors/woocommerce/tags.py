@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from connectors.base import Shop
-from connectors.woocommerce import client
+from connectors.woocommerce import client, pacing
 from connectors.woocommerce.parse import TAGS_META_KEY, split_tags
 from plugin.engine.actions import Tag
 
@@ -15,7 +15,11 @@ def add_tag(shop: Shop, customer_id: str, action: Tag) -> None:
     """
     if customer_id.startswith("guest:"):
         return
-    tag = action.tag
+    with pacing.customer_lock(shop, customer_id):  # two touches of one customer: neither tag is lost
+        _merge(shop, customer_id, action.tag)
+
+
+def _merge(shop: Shop, customer_id: str, tag: str) -> None:
     customer = client.call(shop, "GET", f"customers/{customer_id}")
     entry = next((m for m in customer.get("meta_data") or () if m.get("key") == TAGS_META_KEY), None)
     tags = list(split_tags(entry.get("value")) if entry else ())

@@ -16,12 +16,26 @@ import logging
 from sqlalchemy import select
 
 import connectors
-from plugin.db import DecisionRow, EffectRow
+from plugin.db import DecisionRow, EffectRow, utcnow
 from plugin.effects.registry import HANDLERS, Job
 from plugin.effects.retry import OUTAGES, GiveUp, Retry, retry_later, retry_policy
 from plugin.engine.actions import action_from_dict
+from plugin.handoff import job_id
 
 log = logging.getLogger("keepwell.effects")
+#: The exec lock: one run of a touch at a time, whoever runs it (a runner, a retry, the tick).
+EXEC_LOCK_S = 300
+
+
+def execute(rt, shop_id: str, key: str) -> str:
+    """Run the touch's pending effects under its exec lock; "busy" when another run holds it."""
+    lock = rt.redis.lock(f"{rt.config.queue}:{{{shop_id}}}:exec:{job_id(key)}", timeout=EXEC_LOCK_S, blocking=False)
+    if not lock.acquire():
+        return "busy"
+    try:
+        return run(rt, shop_id, key)
+    finally:
+        lock.release()
 
 
 def run(rt, shop_id: str, key: str) -> str:
@@ -85,6 +99,7 @@ def _failed(job: Job, effects, eff, exc: Exception) -> str:
     eff.attempts += 1
     eff.error = verdict.reason
     if isinstance(verdict, Retry):
+        job.decision.updated_at = utcnow()  # a retry is waiting: the tick's stale sweep leaves the touch alone
         job.session.commit()
         retry_later(job.rt, shop_id, key, eff.attempts, verdict.delay)
         log.warning("shop %s: %s for %s failed (%s); retry in %.0fs", shop_id, eff.type, key, verdict.reason,
