@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from rq.registry import ScheduledJobRegistry, StartedJobRegistry
+from rq.registry import StartedJobRegistry
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
