@@ -46,7 +46,8 @@ def gather(session, *, t0: datetime, stores, sandbox, outbox: list[dict], storef
                 "for": ", ".join(who(x.strip()) for x in c["for"].split(",")) if c["for"] != "anyone" else "anyone",
                 "expires": (c["ends_at"] or "")[:10],
             })
-        coupons.sort(key=lambda c: c["day"])
+        # a shop's touches run side by side: within a day, in an order that does not depend on which came first
+        coupons.sort(key=lambda c: (c["day"], c["rule"], c["customer"], c["discount"], c["expires"]))
 
         by_message = {e.message_id: e for e in effects if e.type == "email" and e.message_id}
         emails = []
@@ -56,13 +57,13 @@ def gather(session, *, t0: datetime, stores, sandbox, outbox: list[dict], storef
                 continue
             emails.append({"day": day(eff.decision_key), "to": ", ".join(m["to"]), "subject": m["subject"],
                            "rule": decisions[eff.decision_key].rule_id if eff.decision_key in decisions else "?"})
-        emails.sort(key=lambda e: e["day"])
+        emails.sort(key=lambda e: (e["day"], e["to"], e["subject"], e["rule"]))
         by_sid = {e.message_id: e for e in effects if e.type == "sms" and e.message_id}
         sent_texts = [{"day": day(eff.decision_key), "to": who(eff.customer_id), "number": m["to"], "body": m["body"],
                        "segments": eff.segments, "rule": decisions[eff.decision_key].rule_id
                        if eff.decision_key in decisions else "?"}
                       for m in texts if (eff := by_sid.get(m["sid"])) is not None]
-        sent_texts.sort(key=lambda t: t["day"])
+        sent_texts.sort(key=lambda t: (t["day"], t["to"], t["rule"]))
 
         suppressed = {r: [] for r in REASONS}
         for d in decisions.values():
@@ -97,7 +98,7 @@ def gather(session, *, t0: datetime, stores, sandbox, outbox: list[dict], storef
                          "duplicates": [d.what for d in summary["duplicates"]],
                          "other": [f"{d.topic} {d.what}: {d.status_code} {d.status}" for d in summary["other"]]},
             "coupons": coupons,
-            "tags": {who(cid): tags for cid, tags in sandbox.tags[store.platform].items() if tags},
+            "tags": {who(cid): sorted(tags) for cid, tags in sandbox.tags[store.platform].items() if tags},
             "emails": emails,
             "texts": sent_texts,
             "suppressed": suppressed,

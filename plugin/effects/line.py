@@ -9,8 +9,9 @@ runners, each its own job, so its touches spread over worker processes; the slot
 reaches the store at once, retries included.
 
 Exactly once: a touch moves from the line to its runner's ``running`` list while it runs. A
-runner that died leaves it there; the next runner with that number puts it back first in line
-(its lock and armed flag expire, and the tick arms it again). Running a touch twice is harmless:
+runner whose job failed (our database down) is retried by RQ with backoff, as a drain is; one
+that died leaves its touches there, and the next runner with that number puts them back first in
+line (its lock and armed flag expire, and the tick arms it again). Running a touch twice is harmless:
 the exec lock and the effect rows make the second run skip what is done.
 
 Order: a touch's own effects run in order (the coupon before the email that shows it). Touches
@@ -30,6 +31,7 @@ import connectors
 from plugin.effects.retry import OUTAGES
 from plugin.effects.runner import execute
 from plugin.effects.slots import Slots, slots_of
+from plugin.handoff import RETRY
 
 log = logging.getLogger("keepwell.effects")
 
@@ -105,8 +107,8 @@ def _arm(rt, shop_id: str, touches: list) -> int:
     start = rt.redis.eval(_DISPATCH, 1 + 2 * n, k.line, *map(k.armed, range(n)), *map(k.running, range(n)),
                           n, RUNNER_TTL_S, THREADS, *touches)
     for i in start:
-        rt.queue.enqueue("plugin.jobs.run_effects", shop_id, int(i), result_ttl=60, failure_ttl=7 * 24 * 3600,
-                         description=f"effects {shop_id} #{int(i)}")
+        rt.queue.enqueue("plugin.jobs.run_effects", shop_id, int(i), retry=RETRY, result_ttl=60,
+                         failure_ttl=7 * 24 * 3600, description=f"effects {shop_id} #{int(i)}")
     return len(start)
 
 
@@ -129,9 +131,11 @@ def run(rt, shop_id: str, runner: int = 0, budget_s: float = RUN_BUDGET_S) -> in
     finally:
         if lock.owned():
             lock.release()
-        if ok:  # after a failure (our database down) the flag expires and the tick arms it again
+        if ok:
             rt.redis.delete(k.armed(runner))
             ensure_runners(rt, shop_id)
+        else:  # our database or Redis failed: RQ retries this job with backoff, the flag stays up meanwhile
+            rt.redis.expire(k.armed(runner), RUNNER_TTL_S)
     return done
 
 
