@@ -21,13 +21,14 @@ MAX_DELAYS = 12
 MAX_WAIT_S = 600.0
 
 
-def _key(rt, shop_id: str) -> str:
+def key(rt, shop_id: str) -> str:
+    """The hash of envelope key -> waits so far, for the shop (all its lanes)."""
     return f"{rt.handoff.keys(shop_id).backlog}:delays"
 
 
 def delays_so_far(rt, shop_id: str, env_key: str) -> int:
     """How often the envelope waited already."""
-    return int(rt.redis.hget(_key(rt, shop_id), env_key) or 0)
+    return int(rt.redis.hget(key(rt, shop_id), env_key) or 0)
 
 
 def wait_for(exc: StoreError, delays: int) -> float:
@@ -40,7 +41,7 @@ def wait_for(exc: StoreError, delays: int) -> float:
 
 def delay(rt, shop_id: str, env_key: str, exc: StoreError) -> float:
     """Count one more wait for the envelope and return its length in seconds."""
-    delays = rt.redis.hincrby(_key(rt, shop_id), env_key, 1)
+    delays = rt.redis.hincrby(key(rt, shop_id), env_key, 1)
     wait = wait_for(exc, delays)
     log.warning("shop %s: %s waits %.1f s for the store (%s: %s), delay %d of %d", shop_id, env_key, wait,
                 exc.code, exc.message, delays, MAX_DELAYS)
@@ -48,13 +49,20 @@ def delay(rt, shop_id: str, env_key: str, exc: StoreError) -> float:
 
 
 def done(rt, shop_id: str, env_key: str) -> None:
-    rt.redis.hdel(_key(rt, shop_id), env_key)
+    rt.redis.hdel(key(rt, shop_id), env_key)
 
 
-def resume_later(rt, shop_id: str, wait: float) -> None:
-    """Run the shop's drain again in ``wait`` seconds; until then no other drain starts (the
-    draining flag outlives the wait, so a lost job is picked up by the tick afterwards)."""
+def resume_later(rt, shop_id: str, wait: float, lane: int | None = None) -> None:
+    """Run the drain of the shop's backlog (or of one of its lanes, plugin.lanes) again in
+    ``wait`` seconds; until then no other drain of it starts (the draining flag outlives the
+    wait, so a lost job is picked up by the tick afterwards). Other lanes go on: they meet the
+    store's limit themselves, each pausing at its own entry."""
     keys = rt.handoff.keys(shop_id)
-    rt.redis.set(keys.draining, "1", ex=int(wait) + 60)
-    rt.queue.enqueue_in(timedelta(seconds=wait), "plugin.jobs.drain", shop_id, result_ttl=60,
-                        description=f"drain {shop_id} (after a store wait)")
+    own = keys if lane is None else keys.lane(lane)
+    rt.redis.set(own.draining, "1", ex=int(wait) + 60)
+    if lane is None:
+        rt.queue.enqueue_in(timedelta(seconds=wait), "plugin.jobs.drain", shop_id, result_ttl=60,
+                            description=f"drain {shop_id} (after a store wait)")
+    else:
+        rt.queue.enqueue_in(timedelta(seconds=wait), "plugin.jobs.drain_lane", shop_id, lane, result_ttl=60,
+                            description=f"drain {shop_id} lane {lane} (after a store wait)")

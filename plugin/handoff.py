@@ -70,6 +70,21 @@ class Keys:
         self.processing = f"{base}:processing"
         self.draining = f"{base}:draining"
         self.seen = f"{base}:seen:"
+        self.lanes = f"{base}:lanes"  # how many lanes the shop's backlog is split into (missing: one)
+        self.lane_orders = f"{base}:lanes:orders"  # hash: order id -> customer id, of orders sent to a lane
+        self.base = base
+
+    def lane(self, n: int) -> "LaneKeys":
+        return LaneKeys(f"{self.base}:lane{n}")
+
+
+class LaneKeys:
+    """One lane of a shop's backlog (plugin.lanes): its entries, the entries being processed, its drain's flag."""
+
+    def __init__(self, base: str):
+        self.backlog = f"{base}:backlog"
+        self.processing = f"{base}:processing"
+        self.draining = f"{base}:draining"
 
 
 class Handoff:
@@ -110,10 +125,42 @@ class Handoff:
         self.queue.enqueue("plugin.jobs.drain", shop_id, retry=RETRY, result_ttl=60, failure_ttl=7 * 24 * 3600,
                            description=f"drain {shop_id}")
 
-    def ensure_drain(self, shop_id: str) -> bool:
-        """Enqueue a drain if the shop has a backlog and no drain is running; True if enqueued."""
+    def enqueue_lane(self, shop_id: str, lane: int):
+        self.queue.enqueue("plugin.jobs.drain_lane", shop_id, lane, retry=RETRY, result_ttl=60,
+                           failure_ttl=7 * 24 * 3600, description=f"drain {shop_id} lane {lane}")
+
+    def lane_count(self, shop_id: str) -> int:
+        return int(self.redis.get(self.keys(shop_id).lanes) or 1)
+
+    def lengths(self, shop_id: str) -> tuple[int, list[int]]:
+        """(entries waiting in the shop's backlog or its drain, entries in each lane)."""
         k = self.keys(shop_id)
-        if (self.redis.llen(k.backlog) or self.redis.llen(k.processing)) and self.redis.set(k.draining, "1", nx=True, ex=DRAIN_TTL):
+        lanes = self.lane_count(shop_id)
+        pipe = self.redis.pipeline(transaction=False)
+        for key in (k.backlog, k.processing):
+            pipe.llen(key)
+        for n in range(lanes if lanes > 1 else 0):
+            pipe.llen(k.lane(n).backlog)
+            pipe.llen(k.lane(n).processing)
+        got = pipe.execute()
+        return got[0] + got[1], [got[i] + got[i + 1] for i in range(2, len(got), 2)]
+
+    def pending(self, shop_id: str) -> int:
+        """Entries of the shop not yet processed: its backlog, its lanes, the drains' hands."""
+        shop, lanes = self.lengths(shop_id)
+        return shop + sum(lanes)
+
+    def ensure_drain(self, shop_id: str) -> bool:
+        """Enqueue a drain for the shop's backlog, and for each of its lanes, that has entries and
+        no drain running (a lost drain job); True if one was enqueued."""
+        k = self.keys(shop_id)
+        shop, lanes = self.lengths(shop_id)
+        enqueued = False
+        if shop and self.redis.set(k.draining, "1", nx=True, ex=DRAIN_TTL):
             self.enqueue_drain(shop_id)
-            return True
-        return False
+            enqueued = True
+        for n, waiting in enumerate(lanes):
+            if waiting and self.redis.set(k.lane(n).draining, "1", nx=True, ex=DRAIN_TTL):
+                self.enqueue_lane(shop_id, n)
+                enqueued = True
+        return enqueued

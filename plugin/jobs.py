@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from plugin import consent, effects, pipeline
+from plugin import consent, drain as draining, effects, pipeline
 from plugin.db import DecisionRow, ShopRow
 from plugin.runtime import runtime
 
@@ -27,9 +27,14 @@ def drain(shop_id: str) -> int:
     """Work through a shop's backlog of webhooks, timers and signals."""
     rt = runtime()
     try:
-        return pipeline.drain(rt, shop_id)
+        return draining.drain(rt, shop_id)
     finally:
         ensure_tick(rt)
+
+
+def drain_lane(shop_id: str, lane: int) -> int:
+    """Work through one lane of a busy shop's backlog (plugin.lanes)."""
+    return draining.drain_lane(runtime(), shop_id, lane)
 
 
 def fire_timer(shop_id: str, key: str) -> bool:
