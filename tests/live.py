@@ -232,9 +232,8 @@ def gmt(t: datetime) -> str:
 # --- the queue and the backlog ------------------------------------------------------------------
 
 def backlog(live: Live, shop_id: str) -> int:
-    """Entries waiting in the shop's backlog (and one a drain may hold)."""
-    k = live.rt.handoff.keys(shop_id)
-    return live.rt.redis.llen(k.backlog) + live.rt.redis.llen(k.processing)
+    """Entries waiting in the shop's backlog and its lanes (and those a drain holds)."""
+    return live.rt.handoff.pending(shop_id)
 
 
 def job_ids(live: Live) -> list[str]:

@@ -107,7 +107,7 @@ def test_a_payload_of_the_wrong_shape_is_dead_lettered_at_once_and_the_next_even
 
 
 def test_dead_letters_are_listed_shown_counted_retried_and_dropped(live, rsps):
-    from plugin.pipeline import MAX_ENVELOPE_ATTEMPTS
+    from plugin.drain import MAX_ENVELOPE_ATTEMPTS
 
     store = STORES["shopify"](live, rsps)
     poison(store, live, SHOPIFY_POISON["negative total"][0])

@@ -209,8 +209,7 @@ class Demo(Services):
 
         r, q = self.rt.redis, self.rt.queue
         for store in self.stores:
-            keys = self.rt.handoff.keys(store.shop_id)
-            if r.llen(keys.backlog) or r.llen(keys.processing):
+            if self.rt.handoff.pending(store.shop_id):
                 return False
         if q.count or r.llen(q.intermediate_queue_key) or StartedJobRegistry(queue=q).count:
             return False
