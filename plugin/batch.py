@@ -22,7 +22,7 @@ from sqlalchemy import delete, select, update
 
 import connectors
 from connectors.base import ConsentLookup
-from plugin import consent, shape
+from plugin import consent, crash, shape
 from plugin.attribution import record_attribution
 from plugin.db import (CustomerRow, DecisionRow, EffectRow, EventSeenRow, OrderIndexRow, TimerRow, UnsubscribeRow)
 from plugin.engine import occasions
@@ -187,6 +187,9 @@ def decide(rt, shop_id: str, events: list[Event], looked_up: dict[int, ConsentLo
                 loaded.crows[cid].phone_key = phones.state_key(state)  # finds the customer a text message came from
             else:
                 session.add(CustomerRow(shop_id=shop_id, customer_id=cid, state=state, phone_key=phones.state_key(state)))
+        session.flush()
+        crash.point("decided")
+    crash.point("committed")
     return touches, schedule
 
 

@@ -292,22 +292,26 @@ def _sqlite_pragmas(dbapi_conn, _record):
     cur.close()
 
 
-def get_engine(url: str) -> Engine:
-    """One pooled engine per database URL in this process."""
-    eng = _engines.get(url)
+def get_engine(url: str, pre_ping: bool = True) -> Engine:
+    """One pooled engine per database URL in this process. ``pre_ping``: test each connection
+    with a round trip when it is checked out (the web app and the CLI); the worker goes without
+    it (a connection the server dropped fails the job, and RQ's retry gets a fresh one)."""
+    sqlite = url.startswith("sqlite:///")
+    key = url if pre_ping or sqlite else f"{url} (no pre-ping)"
+    eng = _engines.get(key)
     if eng is None:
-        if url.startswith("sqlite:///"):
+        if sqlite:
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
             eng = create_engine(url, connect_args={"timeout": 10})
             event.listen(eng, "connect", _sqlite_pragmas)
         else:
-            eng = create_engine(url, pool_pre_ping=True)
-        _engines[url] = eng
+            eng = create_engine(url, pool_pre_ping=pre_ping)
+        _engines[key] = eng
     return eng
 
 
-def sessions(url: str) -> sessionmaker:
-    return sessionmaker(get_engine(url), expire_on_commit=False)
+def sessions(url: str, pre_ping: bool = True) -> sessionmaker:
+    return sessionmaker(get_engine(url, pre_ping), expire_on_commit=False)
 
 
 def alembic_config(url: str, secret_keys: tuple[str, ...] | None = None):

@@ -20,7 +20,7 @@ import time
 from datetime import timedelta
 
 from connectors.products import fallback_allowed
-from plugin import delays, lanes
+from plugin import crash, delays, lanes
 from plugin.errors import PayloadError, StoreError
 from plugin.handoff import DRAIN_TTL, Envelope
 from plugin.importing.importer import is_importing
@@ -116,6 +116,7 @@ def _batch(rt, shop_id: str, own: _List) -> tuple[int, float | None]:
     raws = _take(rt, own)
     if not raws:
         return 0, None
+    crash.point("taken")
     envs: list[Envelope] = []
     for raw in raws:
         try:
@@ -130,10 +131,12 @@ def _batch(rt, shop_id: str, own: _List) -> tuple[int, float | None]:
             log.warning("shop %s: a batch of %d failed (%s: %s); one at a time", shop_id, len(envs),
                         type(exc).__name__, exc)
         else:
+            crash.point("acted")
             pipe = rt.redis.pipeline(transaction=False)
             pipe.ltrim(own.processing, len(raws), -1)
             pipe.expire(own.draining, DRAIN_TTL)
             pipe.execute()
+            crash.point("trimmed")
             return len(raws), None
     for n, raw in enumerate(raws):
         wait = _process_safely(rt, shop_id, raw)

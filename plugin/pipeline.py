@@ -20,7 +20,7 @@ from sqlalchemy.orm import sessionmaker
 
 import connectors.cache
 from connectors.base import Shop
-from plugin import batch, effects, sms_consent
+from plugin import batch, crash, effects, sms_consent
 from plugin.config import Config
 from plugin.db import ShopRow, utcnow
 from plugin.errors import DeliveryError, StoreError
@@ -106,6 +106,7 @@ def process_event(rt: Runtime, shop_id: str, event: Event) -> list[str]:
 def act(rt: Runtime, shop_id: str, touches: list[str]) -> None:
     """Hand the touches a batch decided to the shop's effect runners: deciding never waits for a store."""
     effects.dispatch(rt, shop_id, touches)
+    crash.point("acting")
 
 
 # --- acting -------------------------------------------------------------------------------------

@@ -23,7 +23,9 @@ def redis_client(url: str, timeout: float | None = None) -> Redis:
 def _runtime(config: Config):
     from plugin.pipeline import Runtime
 
-    return Runtime(config=config, sessions=sessions(config.database_url), redis=redis_client(config.redis_url))
+    # no pre-ping per checkout: a dropped connection fails the job, which RQ retries on a fresh one
+    return Runtime(config=config, sessions=sessions(config.database_url, pre_ping=False),
+                   redis=redis_client(config.redis_url))
 
 
 _installed = None

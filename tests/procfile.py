@@ -101,8 +101,7 @@ def idle(live: Live, shop_ids) -> bool:
 
     r, q = live.rt.redis, live.rt.queue
     for shop_id in shop_ids:
-        keys = live.rt.handoff.keys(shop_id)
-        if r.llen(keys.backlog) or r.llen(keys.processing):
+        if live.rt.handoff.pending(shop_id):  # the backlog, its lanes, the drains' hands
             return False
     if q.count or r.llen(q.intermediate_queue_key) or StartedJobRegistry(queue=q).count:
         return False
