@@ -24,7 +24,8 @@ import connectors
 from connectors.base import ConsentLookup
 from plugin import consent, crash, shape
 from plugin.attribution import record_attribution
-from plugin.db import (CustomerRow, DecisionRow, EffectRow, EventSeenRow, OrderIndexRow, TimerRow, UnsubscribeRow)
+from plugin.db import (CustomerRow, DecisionRow, EffectRow, EventSeenRow, OrderIndexRow, ShopRow, TimerRow,
+                       UnsubscribeRow)
 from plugin.engine import occasions
 from plugin.engine.actions import Coupon
 from plugin.engine.ruleset import RuleSet, for_shop
@@ -69,22 +70,17 @@ def parse_envelopes(rt, shop, envelopes: list[Envelope]) -> list[Event]:
 
 def consent_lookups(rt, shop, events: list[Event]) -> dict[int, ConsentLookup | None]:
     """The store's consent, by position in ``events``, for the first event of each customer that
-    Keepwell meets without one (``plugin.consent.first_seen``: store I/O, so before the
+    Keepwell meets without one (``plugin.consent.first_seen_many``: store I/O, so before the
     transaction). A customer whose consent an earlier event of the batch brings is not looked up."""
-    out: dict[int, ConsentLookup | None] = {}
-    settled: set[str] = set()
+    first: dict[str, int] = {}
     for i, event in enumerate(events):
         cid = event.customer_id
-        if cid in settled:
-            continue
-        if event.customer is not None and event.customer.accepts_marketing is not None:
-            settled.add(cid)
-            continue
-        found = consent.first_seen(rt, shop, event) if shop is not None else None
-        if found is not None:
-            out[i] = found
-        settled.add(cid)
-    return out
+        if cid not in first:
+            first[cid] = i
+    wanted = [i for i in first.values()
+              if events[i].customer is None or events[i].customer.accepts_marketing is None]
+    found = consent.first_seen_many(rt, shop, [events[i] for i in wanted])
+    return {i: f for i, f in zip(wanted, found) if f is not None}
 
 
 @dataclass
@@ -139,6 +135,9 @@ class _Rules:
 
     def __init__(self, rt, session, shop_id: str):
         self.rt, self.session, self.shop_id = rt, session, shop_id
+        # held for the batch: the session's identity map holds rows weakly, and learn_currency
+        # and shop_currency look the row up for every event
+        self.shop_row = session.get(ShopRow, shop_id)
         self._key: str | None = None
         self._memo: dict[tuple, RuleSet] = {}
 

@@ -137,5 +137,35 @@ def first_seen(rt, shop, event) -> ConsentLookup | None:
     return found
 
 
+def first_seen_many(rt, shop, events: list) -> list[ConsentLookup | None]:
+    """``first_seen`` for the events of several customers at once (a drain's batch): one Redis
+    round trip and one query for all, then the look-ups the store still has to answer."""
+    todo = [e for e in events if not (e.customer is not None and e.customer.accepts_marketing is not None)
+            and e.customer_id and not e.customer_id.startswith("guest:")]
+    if not todo:
+        return [None] * len(events)
+    marks = [f"{rt.config.queue}:{{{shop.id}}}:consent-looked-up:{_digest(e.customer_id)}" for e in todo]
+    pipe = rt.redis.pipeline(transaction=False)
+    for mark in marks:
+        pipe.exists(mark)
+    todo = [(e, mark) for e, mark, done in zip(todo, marks, pipe.execute()) if not done]
+    if todo:
+        with rt.sessions() as session:
+            known = {cid for cid, state in session.execute(select(CustomerRow.customer_id, CustomerRow.state).where(
+                CustomerRow.shop_id == shop.id, CustomerRow.customer_id.in_({e.customer_id for e, _ in todo})))
+                if state.get("consent_at") is not None}  # a consent event (or an earlier look-up) told us
+    found = {}
+    for e, mark in todo:
+        if e.customer_id in known:
+            continue
+        try:
+            found[e.customer_id] = connectors.get(shop.platform).marketing_consent(shop, e.customer_id)
+        except StoreError as exc:
+            log.warning("shop %s: consent of customer %s not looked up: %s", shop.id, e.customer_id, exc.message)
+            continue
+        rt.redis.set(mark, "1", ex=LOOKED_UP_TTL_S)
+    return [found.get(e.customer_id) for e in events]
+
+
 def _digest(*parts: str) -> str:
     return hashlib.sha256(":".join(parts).encode()).hexdigest()[:24]
