@@ -33,8 +33,8 @@ from plugin.handoff import DRAIN_TTL, Envelope
 
 log = logging.getLogger("keepwell.worker")
 
-#: Waiting backlog entries per lane: a backlog of 2 x this gets 2 lanes, and so on.
-LANE_SHARE = 100
+#: Waiting backlog entries per lane (one batch each): a backlog of 2 x this gets 2 lanes, and so on.
+LANE_SHARE = 50
 #: Lanes per shop at most (more lanes than workers gain nothing).
 MAX_LANES = 8
 #: Entries the splitter moves per Redis transaction.
