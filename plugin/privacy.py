@@ -287,12 +287,43 @@ def erase_shop_keys(redis, prefix: str, shop_id: str) -> int:
 
 # --- RQ jobs -----------------------------------------------------------------------------------
 
-def _shop_lock(rt, shop_id: str):
-    # The drain's own lock (plugin.pipeline.drain): no event is folded into the customer's
-    # state while it is being erased, so an erased row cannot come back from a drain in flight.
-    from plugin.handoff import DRAIN_TTL
+class _ShopLock:
+    """The drain's own locks (plugin.drain): the shop's, then (the lane count cannot change while
+    it is held: plugin.lanes) each lane's. No event is folded into a customer's state while it is
+    being erased, so an erased row cannot come back from a drain in flight."""
 
-    return rt.redis.lock(f"{rt.handoff.keys(shop_id).draining}:lock", timeout=DRAIN_TTL, blocking_timeout=LOCK_WAIT_S)
+    def __init__(self, rt, shop_id: str):
+        from plugin.handoff import DRAIN_TTL
+
+        self.rt, self.shop_id, self.ttl = rt, shop_id, DRAIN_TTL
+        self.held: list = []
+
+    def _lock(self, draining: str):
+        return self.rt.redis.lock(f"{draining}:lock", timeout=self.ttl, blocking_timeout=LOCK_WAIT_S)
+
+    def acquire(self) -> bool:
+        keys = self.rt.handoff.keys(self.shop_id)
+        locks = [self._lock(keys.draining)]
+        if locks[0].acquire():
+            self.held.append(locks[0])
+            lanes = self.rt.handoff.lane_count(self.shop_id)
+            for n in range(lanes if lanes > 1 else 0):
+                lock = self._lock(keys.lane(n).draining)
+                if not lock.acquire():
+                    break
+                self.held.append(lock)
+            else:
+                return True
+        self.release()
+        return False
+
+    def release(self) -> None:
+        while self.held:
+            self.held.pop().release()
+
+
+def _shop_lock(rt, shop_id: str) -> _ShopLock:
+    return _ShopLock(rt, shop_id)
 
 
 def export_job(shop_id: str, customer_id: str, request_id: str = "") -> int | None:
