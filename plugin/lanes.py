@@ -29,6 +29,7 @@ from dataclasses import replace
 import connectors
 from plugin import shape
 from plugin.db import OrderIndexRow
+from plugin.errors import KeepwellError
 from plugin.handoff import DRAIN_TTL, Envelope
 
 log = logging.getLogger("keepwell.worker")
@@ -71,7 +72,7 @@ def settle(rt, shop_id: str) -> int:
     return want
 
 
-class _Unknown(Exception):
+class _Unknown(KeepwellError, LookupError):
     """An order the splitter cannot place."""
 
 
