@@ -46,6 +46,7 @@ def parse_envelopes(rt, shop, envelopes: list[Envelope]) -> list[Event]:
     shop_id = shop.id
     events: list[Event] = []
     orders: dict[str, str] = {}  # orders earlier in the batch: their customers
+    fields = None  # the rule set's occasion fields, read once per batch
     with rt.sessions() as session:
         def customer_of_order(order_id):
             if str(order_id) in orders:
@@ -60,7 +61,9 @@ def parse_envelopes(rt, shop, envelopes: list[Envelope]) -> list[Event]:
             else:
                 found = connectors.get(env.platform).parse(shop, env.topic, payload, customer_of_order)
             if any(e.order is not None for e in found):  # as simulate does: checkout fields may capture an occasion
-                found = occasions.expand(found, rules_for(session, shop_id)[0].settings.occasion_fields)
+                if fields is None:
+                    fields = rules_for(session, shop_id)[0].settings.occasion_fields
+                found = occasions.expand(found, fields)
             for e in found:
                 if e.order is not None and e.customer_id:
                     orders.setdefault(str(e.order.id), e.customer_id)
