@@ -100,6 +100,7 @@ class _Loaded:
     orders: set[str]
     new_decisions: dict[str, DecisionRow] = field(default_factory=dict)
     new_timers: dict[str, TimerRow] = field(default_factory=dict)
+    timer_updates: dict[str, dict] = field(default_factory=dict)  # stored timers' new fields, written at the end
     dirty: set[str] = field(default_factory=set)
 
 
@@ -182,6 +183,8 @@ def decide(rt, shop_id: str, events: list[Event], looked_up: dict[int, ConsentLo
                                 store_phone=found.phone if texts else None)
             outcome = step(event, loaded.states.get(cid), rules.get(event), rt.clock(), recorded)
             touches.extend(_write(session, shop_id, event, outcome, loaded, schedule))
+        if loaded.timer_updates:
+            session.execute(update(TimerRow), list(loaded.timer_updates.values()))  # by primary key, executemany
         for cid in loaded.dirty:
             state = state_to_dict(loaded.states[cid])
             if cid in loaded.crows:
@@ -252,9 +255,9 @@ def _timer(session, shop_id: str, t: TimerWrite, loaded: _Loaded) -> None:
     row = loaded.new_timers.get(t.id)
     if row is not None:
         row.status, row.attempts, row.error = t.status, t.attempts, t.error
-    else:
-        session.execute(update(TimerRow).where(TimerRow.shop_id == shop_id, TimerRow.key == t.id)
-                        .values(status=t.status, attempts=t.attempts, error=t.error))
+    else:  # one UPDATE for all of them when the batch is decided (nothing in it reads them back)
+        loaded.timer_updates[t.id] = {"shop_id": shop_id, "key": t.id, "status": t.status, "attempts": t.attempts,
+                                      "error": t.error}
     old = timers.get(t.id)
     timers[t.id] = TimerEntry(old.wake_at if old else t.wake_at, t.attempts, t.status)
 
