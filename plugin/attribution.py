@@ -1,7 +1,7 @@
 """Attribution: a paid order that redeemed a Keepwell coupon is credited to the touch that issued it.
 
 The worker calls ``record_attribution`` inside the transaction that folds an ``order.paid`` event
-(plugin/pipeline.py), so the attribution commits with the state or not at all. Codes match
+(plugin/batch.py), so the attribution commits with the state or not at all. Codes match
 case-insensitively: WooCommerce lower-cases them, Keepwell issues them in capitals. One row per
 (shop, order, decision): a re-delivered or reconciled order.paid adds nothing. Refunds and
 cancellations are not copied here; they live in the customer's state, where reports read them.
