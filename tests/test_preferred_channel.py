@@ -1,6 +1,7 @@
 """The preferred channel: a ``message`` action picks, at decision time and in the pure engine, the
 channel among those the customer consented to and can be reached on: the one they stated, else
-the one whose messages they opened most (page.opened data.channel), else the shop's default
+the one whose messages they answered most (a personal page opened from them, page.opened
+data.channel, or their coupon redeemed in a paid order), else the shop's default
 order; ``channel: [sms, email]`` is an explicit fallback order. The cap counts touches across
 channels, and lint reports a message that names a channel it says nothing for."""
 from __future__ import annotations
@@ -97,6 +98,27 @@ def test_the_learned_counts_survive_the_stored_state():
     state = shell.state("1")
     assert dict(state.channel_opens) == {"sms": 2}
     assert state_from_dict(state_to_dict(state)) == state
+
+
+def test_a_channel_whose_coupons_the_customer_redeems_is_learned():
+    """An order paying with a text's coupon counts for texts; the shop's default (email first) gives
+    way to it for the next message on the preferred channel. Without the redemption: email."""
+    rules = rules_from([rule("sms", "by_text", trigger="customer.updated"), rule("preferred")])
+    for redeem in (True, False):
+        shell = Shell(rules)
+        shell.handle(customer("1"))
+        (text,) = shell.handle(_event("customer.updated", "cu-1", "1", NOON - timedelta(hours=2),
+                                      customer={"id": "1", "first_name": "דנה"}))
+        code = next(a.code for a in text.actions if a.type == "coupon")
+        assert channel_of(text) == "sms"
+        (d,) = [d for d in shell.handle(order_paid("1", "9001", NOON, codes=(code,) if redeem else ()))
+                if d.kind == Kind.TOUCH]
+        assert channel_of(d) == ("sms" if redeem else "email")
+        state = shell.state("1")
+        assert (code.lower() in state.redeemed_codes) is redeem and state.coupon_channels[code.lower()] == "sms"
+        assert state_from_dict(state_to_dict(state)) == state
+        shell.handle(order_paid("1", "9001", NOON, codes=(code,) if redeem else (), event_id="op-9001-again"))
+        assert shell.state("1").redeemed_codes == state.redeemed_codes  # a re-delivery counts once
 
 
 @pytest.mark.parametrize("message, problem", [

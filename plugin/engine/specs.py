@@ -17,6 +17,7 @@ from plugin.engine.conditions import Path, did_you_mean
 from plugin.engine.fields import Context
 from plugin.engine.occasions import template_vars
 from plugin.engine.sms import SmsSettings
+from plugin.engine.channels import engagement
 from plugin.engine.state import CustomerState
 from plugin.engine.values import parse_discount, parse_duration, parse_money
 from plugin.events import Money
@@ -230,8 +231,8 @@ class SmsSpec:
 class MessageSpec:
     """A message on the channel chosen for the customer at decision time, among those they
     consented to and can be reached on: ``channel: preferred`` (the one they stated, else the one
-    whose messages they opened most, else the shop's default order), a list (an explicit fallback
-    order) or one channel. ``email:`` and ``sms:`` say what each channel sends."""
+    whose messages they answered most: pages opened, coupons redeemed; else the shop's default
+    order), a list (an explicit fallback order) or one channel. ``email:`` and ``sms:`` say what each channel sends."""
 
     type: ClassVar[str] = "message"
     marketing: ClassVar[bool] = True
@@ -265,8 +266,9 @@ class MessageSpec:
         if self.order:
             ranked = list(self.order)
         else:
-            opened = sorted((c for c, n in state.channel_opens.items() if n > 0), key=lambda c: -state.channel_opens[c])
-            ranked = [c for c in (state.preferred_channel, *opened, *default, *have) if c is not None]
+            engaged = engagement(state)
+            answered = sorted((c for c, n in engaged.items() if n > 0), key=lambda c: -engaged[c])
+            ranked = [c for c in (state.preferred_channel, *answered, *default, *have) if c is not None]
         reachable = {"email": bool(state.accepts_marketing and state.email),
                      "sms": bool(state.sms_consent and state.sms_phone)}
         return next((c for c in dict.fromkeys(ranked) if c in have and reachable.get(c)), None)

@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import Any
 
 from plugin.engine import occasions as occ
+from plugin.engine.channels import coupon_channels
 from plugin.engine.referral import decode_referral_code, referral_code
 from plugin.events import CHANNELS, Event, Money
 
@@ -89,6 +90,9 @@ class CustomerState:
     preferred_channel: str | None = None  # stated by the customer on their personal page
     #: how often they opened their page from a message on each channel (page.opened data.channel)
     channel_opens: MappingProxyType[str, int] = field(default_factory=lambda: _EMPTY)
+    #: the personal coupon codes of the customer's touches -> the channel the touch went out on
+    coupon_channels: MappingProxyType[str, str] = field(default_factory=lambda: _EMPTY)
+    redeemed_codes: frozenset[str] = frozenset()  # those of them a paid order used
     currency: str | None = None
     orders: MappingProxyType[str, OrderSummary] = field(default_factory=lambda: _EMPTY)  # order id -> OrderSummary
     orders_count: int = 0
@@ -204,6 +208,26 @@ def _channels(state: CustomerState, event: Event) -> CustomerState:
     return _evolve(state, {"channel_opens": MappingProxyType(opens)})
 
 
+def _paid(state: CustomerState, o: Any, shop: str, at: datetime, settings: Any) -> dict[str, Any]:
+    """What a paid order teaches: products, contact, the coupons of ours it redeemed, a referrer."""
+    changes: dict[str, Any] = {
+        "products_bought": state.products_bought.union(li.product_id for li in o.line_items if li.product_id),
+        "collections_bought": state.collections_bought.union(*(li.collections for li in o.line_items)),
+        "phone": o.phone or state.phone,
+        "shipping_address": o.shipping_address or state.shipping_address,
+    }
+    redeemed = {c for c in o.discount_codes if c in state.coupon_channels} - state.redeemed_codes
+    if redeemed:
+        changes["redeemed_codes"] = state.redeemed_codes | redeemed
+    if state.referred_by is None:
+        for code in o.discount_codes:
+            referrer = decode_referral_code(settings, shop, code, at)
+            if referrer is not None and referrer != state.customer_id:
+                changes["referred_by"] = referrer
+                break
+    return changes
+
+
 def apply(state: CustomerState, event: Event, settings: Any = None) -> CustomerState:
     """The customer's state after ``event`` (``settings``: the rule set's, for referral codes).
     Pure and idempotent."""
@@ -228,18 +252,7 @@ def apply(state: CustomerState, event: Event, settings: Any = None) -> CustomerS
     if event.type == "order.paid":
         summary = OrderSummary(o.id, at, o.total.amount, o.total.currency, True, prev.cancelled, prev.refunds,
                                prev.reported_refunded)
-        changes = {
-            "products_bought": state.products_bought.union(li.product_id for li in o.line_items if li.product_id),
-            "collections_bought": state.collections_bought.union(*(li.collections for li in o.line_items)),
-            "phone": o.phone or state.phone,
-            "shipping_address": o.shipping_address or state.shipping_address,
-        }
-        if state.referred_by is None:
-            for code in o.discount_codes:
-                referrer = decode_referral_code(settings, event.shop, code, at)
-                if referrer is not None and referrer != state.customer_id:
-                    changes["referred_by"] = referrer
-                    break
+        changes = _paid(state, o, event.shop, at, settings)
     elif event.type == "order.refunded":
         refund_id = str(event.data.get("refund_id", event.id))
         if any(rid == refund_id for rid, _ in prev.refunds):
@@ -280,6 +293,9 @@ def record(state: CustomerState, decision: Any) -> CustomerState:
         changes["touches"] = tuple(touches)
     for action in decision.actions:
         changes.update(action.state_changes(changes, state))
+    codes = coupon_channels(decision.actions)
+    if codes:
+        changes["coupon_channels"] = MappingProxyType({**state.coupon_channels, **codes})
     return _evolve(state, changes)
 
 
@@ -311,6 +327,8 @@ def state_to_dict(s: CustomerState) -> dict[str, Any]:
         "sms_consent_at": _t(s.sms_consent_at),
         "preferred_channel": s.preferred_channel,
         "channel_opens": dict(s.channel_opens),
+        "coupon_channels": dict(s.coupon_channels),
+        "redeemed_codes": sorted(s.redeemed_codes),
         "currency": s.currency,
         "orders": [
             {"id": o.id, "at": o.at.isoformat(), "total": str(o.total), "currency": o.currency, "paid": o.paid, "cancelled": o.cancelled,
@@ -353,6 +371,8 @@ def state_from_dict(d: dict[str, Any]) -> CustomerState:
         sms_consent_at=parse_time(d.get("sms_consent_at")),
         preferred_channel=d.get("preferred_channel"),
         channel_opens=MappingProxyType(dict(d.get("channel_opens") or {})),
+        coupon_channels=MappingProxyType(dict(d.get("coupon_channels") or {})),
+        redeemed_codes=frozenset(d.get("redeemed_codes") or ()),
         currency=d.get("currency"),
         products_bought=frozenset(d.get("products_bought", ())),
         collections_bought=frozenset(d.get("collections_bought", ())),
