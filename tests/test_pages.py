@@ -11,6 +11,7 @@ import responses
 
 from plugin.db import CustomerRow, DecisionRow, PageRow, UnsubscribeRow
 from plugin import page_links as links
+from plugin.sms_consent import allows_sms
 from live import backlog, load_json, running, woo_customer
 
 STORE = "https://store.example"
@@ -224,6 +225,8 @@ def test_channel_occasion_and_unsubscribes_change_the_customers_state(live):
     assert {o["id"]: (o["kind"], o["date"]) for o in state(live, shop_id)["occasions"]}["o9"] == ("graduation", "2027-06-21")
 
     assert post(live, token, "unsubscribe", channel="sms").status_code == 303
+    with live.rt.sessions() as session:  # at once, before the worker folds the stop: no text goes out
+        assert allows_sms(session, shop_id, "25") is False and state(live, shop_id)["sms_consent"] is True
     live.work()
     assert state(live, shop_id)["sms_consent"] is False
     assert post(live, token, "unsubscribe", channel="email").status_code == 303

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy.orm import object_session
+
+from plugin import sms_consent
 from plugin.db import PageRow
 from plugin.engine import occasions as occ
 from plugin.engine import survey as surveys
@@ -100,5 +103,7 @@ def stop_sms(handoff, row: PageRow, now: datetime) -> None:
     event = _event(row, "sms", now, type="customer.consent_changed",
                    customer={"id": row.customer_id, "sms_consent": False})
     event["id"] = f"{SMS_STOP_PREFIX}page:{row.nonce}:{int(now.timestamp())}"
+    # at once, as a texted STOP: a text about to go out checks it before its event is folded
+    sms_consent.record(object_session(row), row.shop_id, row.customer_id, False, now, "page")
     handoff.push_event(row.shop_id, event)
     record(row, "customer.consent_changed", now, "sms: stop")
