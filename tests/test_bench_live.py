@@ -40,7 +40,7 @@ def test_bench_worker_prints_json_figures(redis_server):
                        "--redis-url", _db14(redis_server))
     for key in ("keepwell_events_per_s", "noop_jobs_per_s", "ratio", "events", "decisions", "emails", "targets", "pass"):
         assert key in figures
-    assert figures["targets"] == {"ratio": 0.5}
+    assert figures["targets"] == {"ratio": 1.0}
     # 6 signups, 3 paid first orders (order.created + order.paid), 6 welcome timers
     assert figures["events"] == 18 and figures["timers_fired"] == 6
     assert figures["emails"] > 0 and "pending" not in figures["decisions"] and "failed" not in figures["decisions"]
