@@ -250,8 +250,11 @@ def test_poisoned_records_fail_alone_and_the_tick_and_the_next_event_go_on(live,
                 updated_at=datetime.now(timezone.utc) - timedelta(hours=3)))
         wait_for(lambda: all(settled(live, cid) for cid, _ in stranded.values()), "the tick to retry the touches",
                  check=worker.check, every_s=0.5)
-        (poisoned_tick,) = [j for j, out in ticks(live).items() if j not in before and out and out["retried"] == 3]
-        assert ticks(live)[poisoned_tick]["errors"] == 0  # every failure was the touch's own
+        # the ticks since then retried them (a tick and a restarted effect runner may share the work)
+        after = {j: out for j, out in ticks(live).items() if j not in before and out}
+        assert sum(out["retried"] for out in after.values()) >= 1, after
+        assert all(out["errors"] == 0 for out in after.values()), after  # every failure was the touch's own
+        poisoned_tick = max(j for j, out in after.items() if out["retried"])
         for kind, problem in (("crlf", "not one valid email address"), ("comma", "not one valid email address"),
                               ("bomb", "limited to")):
             d, eff = touch(live, stranded[kind][0])

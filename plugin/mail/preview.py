@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 from plugin.engine.actions import Coupon, Email, Sms
 from plugin.engine.sms import segments
-from plugin.engine.specs import CouponSpec, EmailSpec
+from plugin.engine.specs import CouponSpec, EmailSpec, MessageSpec
 
 from plugin.mail.context import email_context
 from plugin.mail.render import Rendered, TemplateError, render
@@ -47,7 +47,7 @@ def preview(rule, customer=None, templates: dict[str, str] | None = None, *, sho
     (file name -> text) are the shop's; None reads the shipped folder. LookupError when the rule
     sends no email; TemplateError when it cannot render."""
     actions = _actions(rule, variant)
-    email = next((a for a in actions if isinstance(a, EmailSpec)), None)
+    email = next((a for a in _emails(actions)), None)
     if email is None:
         raise LookupError(f"rule {rule.id} sends no email")
     coupon = next((a for a in actions if isinstance(a, CouponSpec)), None)
@@ -57,6 +57,15 @@ def preview(rule, customer=None, templates: dict[str, str] | None = None, *, sho
                             sample_coupon(coupon) if coupon else None, shop or SAMPLE_SHOP, SAMPLE_UNSUBSCRIBE,
                             f"{(shop or SAMPLE_SHOP).get('url')}/discount/ANA-REF", occasion, SAMPLE_PAGE)
     return render(email.template, email.subject, context, templates=templates)
+
+
+def _emails(actions):
+    """The emails among a rule's actions: its ``email`` actions and its messages' email parts."""
+    for a in actions:
+        if isinstance(a, EmailSpec):
+            yield a
+        elif isinstance(a, MessageSpec):
+            yield from (spec for channel, spec in a.parts if channel == "email")
 
 
 def touch_renderer(templates: dict[str, str] | None, shop: dict | None = None):
