@@ -3,8 +3,9 @@
 For a batch of canonical events (plugin.drain takes up to a batch of a shop's backlog), one
 database transaction loads the customers' state, folds the events in one by one, asks the pure
 engine for decisions and writes them to the ledger (with one effect row per action) before
-anything touches the outside world (plugin.batch). Effects then run one by one and are marked
-done; a retried job finds them done and skips them (DESIGN.md principle 3).
+anything touches the outside world (plugin.batch). The new touches then go to the shop's effect
+line (plugin.effects.dispatch), whose runner jobs carry out each touch's effects in order and
+mark them done; a retried job finds them done and skips them (DESIGN.md principle 3).
 """
 from __future__ import annotations
 
