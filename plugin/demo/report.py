@@ -88,8 +88,8 @@ def gather(session, *, t0: datetime, stores, sandbox, outbox: list[dict], storef
                 "key": key, "rule": d.rule_id, "customer": who(d.customer_id), "day": wake,
                 "detail": f"frequency cap reached; deferred to day {wake}" + (", then sent" if went_out else ""),
             })
-        for items in suppressed.values():
-            items.sort(key=lambda s: s["day"])
+        for items in suppressed.values():  # an order that does not depend on the database's or the lanes'
+            items.sort(key=lambda s: (s["day"], s["rule"], s["customer"], str(s.get("detail"))))
 
         summary = storefront.summary(store.platform)
         shops.append({
@@ -102,8 +102,9 @@ def gather(session, *, t0: datetime, stores, sandbox, outbox: list[dict], storef
             "emails": emails,
             "texts": sent_texts,
             "suppressed": suppressed,
-            "failed": [{"rule": d.rule_id, "customer": who(d.customer_id), "error": d.error}
-                       for d in decisions.values() if d.status == "failed"],
+            "failed": sorted(({"rule": d.rule_id, "customer": who(d.customer_id), "error": d.error}
+                              for d in decisions.values() if d.status == "failed"),
+                             key=lambda f: (f["rule"], f["customer"], str(f["error"]))),
             "pending": sum(d.status == "pending" for d in decisions.values()),
             "store_calls": {op: n for (platform, op), n in sorted(sandbox.calls.items()) if platform == store.platform},
             "codes_asked_twice": sum(r["platform"] == store.platform for r in sandbox.refused),
